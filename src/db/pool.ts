@@ -1,0 +1,50 @@
+import pg from 'pg';
+import type { DatabaseConnection, HubsinkConfig } from '../config.js';
+import { requireDatabase } from '../config.js';
+
+const ENTRA_SCOPE = 'https://ossrdbms-aad.database.windows.net/.default';
+
+export type TokenProvider = () => Promise<string>;
+
+/** Lazily builds a DefaultAzureCredential; it caches and refreshes tokens itself. */
+export async function defaultEntraTokenProvider(): Promise<TokenProvider> {
+  const { DefaultAzureCredential } = await import('@azure/identity');
+  const credential = new DefaultAzureCredential();
+  return async () => {
+    const token = await credential.getToken(ENTRA_SCOPE);
+    if (!token) throw new Error('Entra ID returned no token for Azure Database for PostgreSQL');
+    return token.token;
+  };
+}
+
+/** Pure: the pg pool options for a database connection setting. */
+export function poolOptions(db: DatabaseConnection, max: number, tokenProvider?: TokenProvider): pg.PoolConfig {
+  const base: pg.PoolConfig = { max, idleTimeoutMillis: 30_000, connectionTimeoutMillis: 10_000, application_name: 'hubsink' };
+  const opts: pg.PoolConfig =
+    db.kind === 'url'
+      ? { ...base, connectionString: db.url }
+      : {
+          ...base,
+          host: db.host,
+          port: db.port,
+          ...(db.user ? { user: db.user } : {}),
+          ...(db.database ? { database: db.database } : {}),
+          ...(db.password ? { password: db.password } : {}),
+          ...(db.ssl ? { ssl: { rejectUnauthorized: true } } : {}),
+        };
+  // pg calls a password function once per new physical connection, so tokens stay fresh.
+  if (db.entraAuth) {
+    if (!tokenProvider) throw new Error('PG_ENTRA_AUTH=true needs a token provider');
+    opts.password = tokenProvider;
+  }
+  return opts;
+}
+
+export async function createPool(cfg: HubsinkConfig, tokenProvider?: TokenProvider): Promise<pg.Pool> {
+  const db = requireDatabase(cfg);
+  const tp = db.entraAuth ? (tokenProvider ?? (await defaultEntraTokenProvider())) : undefined;
+  const pool = new pg.Pool(poolOptions(db, cfg.poolMax, tp));
+  // An idle client's error (server restart) must not crash the process; the next query reconnects.
+  pool.on('error', () => undefined);
+  return pool;
+}
