@@ -1,0 +1,20 @@
+import { Command } from 'commander';
+import { runCli } from './program.js';
+import { readFileSync } from 'node:fs';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('hubsink')
+    .description('Event Hubs → Citus/PostgreSQL stream processor: exact ingest, dead letters, rollups')
+    .version(pkg.version);
+  // Each command module adds its subcommand(s). Keep this list sorted.
+  const registrations: ((p: Command) => void)[] = [];
+  for (const register of registrations) register(program);
+  return program;
+}
+
+/** Entry point used by bin/hubsink.js. */
+export async function main(argv: string[] = process.argv): Promise<void> {
+  process.exitCode = await runCli(buildProgram(), argv);
+}

@@ -1,0 +1,80 @@
+/**
+ * Shared CLI plumbing. Commands live in their own modules and register themselves here; they get
+ * configuration through `loadConfig` (parsed once per process) and report usage errors with exit
+ * code 2, runtime failures with 1, as Unix tools do.
+ */
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+/** Parses a positive integer option, or fails with a usage error naming the option. */
+export function parsePositiveInt(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) <= 0 || !Number.isSafeInteger(Number(value))) {
+    throw new InvalidArgumentError('expected a positive whole number');
+  }
+  return Number(value);
+}
+
+export function parseNonNegativeInt(value: string): number {
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) throw new InvalidArgumentError('expected a whole number');
+  return Number(value);
+}
+
+/** ISO-8601 timestamp, or a relative age such as 15m, 2h, 3d ("that long ago"). */
+export function parseTime(value: string, now: () => Date = () => new Date()): Date {
+  const rel = /^(\d+)(s|m|h|d)$/.exec(value);
+  if (rel) {
+    const n = Number(rel[1]);
+    const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[rel[2] as 's' | 'm' | 'h' | 'd'];
+    return new Date(now().getTime() - n * unit);
+  }
+  const d = new Date(value);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(d.getTime())) {
+    throw new InvalidArgumentError('expected an ISO-8601 time (2026-01-31T12:00:00Z) or an age such as 30m, 6h, 2d');
+  }
+  return d;
+}
+
+/** Applies exit codes and stream conventions to a command tree. */
+export function configureCommand(cmd: Command): Command {
+  return cmd
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+}
+
+export async function runCli(program: Command, argv: string[]): Promise<number> {
+  const applyAll = (c: Command): void => {
+    configureCommand(c);
+    c.commands.forEach(applyAll);
+  };
+  applyAll(program);
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version arrive here too, with exit code 0.
+      if (err.exitCode === 0) return EXIT_OK;
+      return EXIT_USAGE;
+    }
+    if (err instanceof UsageError) {
+      process.stderr.write(`hubsink: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    const { ConfigError } = await import('../config.js');
+    if (err instanceof ConfigError) {
+      process.stderr.write(`hubsink: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    process.stderr.write(`hubsink: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (process.env.HUBSINK_DEBUG) console.error(err);
+    return EXIT_FAILURE;
+  }
+}
