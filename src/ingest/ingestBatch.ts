@@ -1,0 +1,88 @@
+/**
+ * The ingest path shared by the `ingest` function, the standalone runner and dead-letter replays:
+ * validate → write exactly once → hand everything that could not be written to the dead-letter sink.
+ * The guarantee "no event is lost" rests on the order here: rows are written first, then every
+ * failure is handed to the sink, and any error from the sink propagates so the caller does not
+ * checkpoint past the batch.
+ */
+import type pg from 'pg';
+import type { HubsinkConfig } from '../config.js';
+import { prepareBatch } from '../pipeline/batch.js';
+import { deadLetterFromRow } from '../pipeline/deadletter.js';
+import type { BatchCounts, DeadLetterRecord, DeadLetterSink, FailureReason, RawEvent } from '../pipeline/types.js';
+import { writeEvents } from '../db/events.js';
+import type { TenantRegistry } from '../db/tenants.js';
+
+export interface IngestDeps {
+  pool: pg.Pool;
+  config: Pick<HubsinkConfig, 'schema' | 'retentionDays' | 'partitionsAheadDays' | 'maxBodyBytes' | 'transientRetryMs' | 'upsertChunkSize'>;
+  sink: DeadLetterSink;
+  tenants?: TenantRegistry;
+  clock?: () => Date;
+  sleep?: (ms: number) => Promise<void>;
+  onRetry?: (attempt: number, err: unknown) => void;
+}
+
+export interface IngestResult extends BatchCounts {
+  /** Records handed to the sink, for callers that report or test them. */
+  deadLetters: DeadLetterRecord[];
+}
+
+export function emptyReasonCounts(): Record<FailureReason, number> {
+  return { invalid: 0, rejected: 0, transient: 0 };
+}
+
+export async function ingestBatch(deps: IngestDeps, raws: readonly RawEvent[]): Promise<IngestResult> {
+  const clock = deps.clock ?? (() => new Date());
+  const started = Date.now();
+  const now = clock();
+  const { config } = deps;
+  const prepared = prepareBatch(
+    [...raws],
+    { now, retentionDays: config.retentionDays, aheadDays: config.partitionsAheadDays, maxBodyBytes: config.maxBodyBytes },
+    now,
+  );
+  const outcome = await writeEvents(deps.pool, config.schema, prepared.rows, {
+    chunkSize: config.upsertChunkSize,
+    transientRetryMs: config.transientRetryMs,
+    ...(deps.sleep ? { sleep: deps.sleep } : {}),
+    ...(deps.onRetry ? { onRetry: deps.onRetry } : {}),
+    ...(deps.tenants ? { tenants: deps.tenants } : {}),
+  });
+  const failedAt = clock();
+  const deadLetters: DeadLetterRecord[] = [...prepared.invalid];
+  for (const r of outcome.rejected) deadLetters.push(deadLetterFromRow(r.row, 'rejected', r.error, failedAt));
+  if (outcome.transient) {
+    for (const row of outcome.transient.rows) {
+      deadLetters.push({ ...deadLetterFromRow(row, 'transient', outcome.transient.error, failedAt), attempts: outcome.transient.attempts, firstFailureAt: now });
+    }
+  }
+  if (deadLetters.length > 0) await deps.sink.send(deadLetters);
+  const deadLettered = emptyReasonCounts();
+  for (const d of deadLetters) deadLettered[d.reason] += 1;
+  return {
+    received: raws.length,
+    inserted: outcome.inserted,
+    duplicates: outcome.duplicates + prepared.duplicatesInBatch,
+    deadLettered,
+    latencyMs: Date.now() - started,
+    deadLetters,
+  };
+}
+
+/** One log line per batch, stable keys so it can be queried in Application Insights. */
+export function formatCounts(c: BatchCounts, extra: Record<string, string | number> = {}): string {
+  const parts: Record<string, string | number> = {
+    received: c.received,
+    inserted: c.inserted,
+    duplicates: c.duplicates,
+    dl_invalid: c.deadLettered.invalid,
+    dl_rejected: c.deadLettered.rejected,
+    dl_transient: c.deadLettered.transient,
+    latency_ms: c.latencyMs,
+    ...extra,
+  };
+  return Object.entries(parts)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
+}

@@ -1,0 +1,64 @@
+/**
+ * What the Functions host would be told at start-up: trigger types, cardinality, data type,
+ * connection names, hubs, consumer groups, retry policies and schedules. `func start` cannot run
+ * here, so this metadata is the contract with the host.
+ */
+import { captured, triggerOf, type CapturedFunction } from '../support/functions-capture.js';
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const functionsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/functions');
+
+function fn(name: string): CapturedFunction {
+  const f = captured.find((c) => c.name === name);
+  assert.ok(f, `function ${name} was not registered (registered: ${captured.map((c) => c.name).join(', ')})`);
+  return f;
+}
+
+before(async () => {
+  process.env.INGEST_EVENTHUB_NAME = 'clicks-under-test';
+  process.env.DEADLETTER_EVENTHUB_NAME = 'clicks-dl-under-test';
+  process.env.INGEST_CONSUMER_GROUP = 'hubsink-ingest';
+  // Load every registration module the way the host does: each file in the functions folder.
+  for (const file of (await readdir(functionsDir)).filter((f) => f.endsWith('.js')).sort()) {
+    await import(path.join(functionsDir, file));
+  }
+});
+
+test('ingest: Event Hub trigger, many, binary bodies, configured hub and consumer group', () => {
+  const t = triggerOf(fn('ingest'));
+  assert.equal(t.type, 'eventHubTrigger');
+  assert.equal(t.direction, 'in');
+  assert.equal(t.cardinality, 'many');
+  assert.equal(t.dataType, 'binary');
+  assert.equal(t.connection, 'EventHubConnection');
+  assert.equal(t.eventHubName, 'clicks-under-test');
+  assert.equal(t.consumerGroup, 'hubsink-ingest');
+});
+
+test('ingest: retries forever with capped exponential backoff, so a failed batch is never checkpointed past', () => {
+  const r = fn('ingest').retryOptions;
+  assert.ok(r, 'ingest has no retry policy');
+  assert.equal(r.retryStrategy, 'exponentialBackoff');
+  assert.equal(r.maxRetryCount, -1);
+  assert.deepEqual(r.minimumInterval, { seconds: 2, nanos: 0 });
+  assert.deepEqual(r.maximumInterval, { seconds: 300, nanos: 0 });
+});
+
+test('partitions: daily timer that also runs at start-up', () => {
+  const t = triggerOf(fn('partitions'));
+  assert.equal(t.type, 'timerTrigger');
+  assert.equal(t.schedule, '0 5 0 * * *');
+  assert.equal(t.runOnStartup, true);
+  assert.equal(t.useMonitor, true);
+});
+
+test('every registered handler is a function and names are unique', () => {
+  assert.ok(captured.length >= 2);
+  const names = captured.map((c) => c.name);
+  assert.equal(new Set(names).size, names.length);
+  for (const c of captured) assert.equal(typeof c.handler, 'function');
+});
