@@ -1,0 +1,173 @@
+/**
+ * Applies the numbered SQL files in `sql/` (NNN_name.sql) in order, each in its own transaction,
+ * and records them in `<schema>.hubsink_migrations`. Safe to run from several processes at once:
+ * every transaction first takes one database-wide advisory lock, because extensions and Citus
+ * metadata are database-wide, so migrations of different schemas must serialize too.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type pg from 'pg';
+import { ident } from './ident.js';
+
+/** Arbitrary constant ("hubsink" in ASCII) shared by every hubsink migrator on a database. */
+export const MIGRATION_LOCK_KEY = 0x6875_6273_696e_6bn;
+
+export interface MigrationFile {
+  version: number;
+  name: string;
+  file: string;
+  sql: string;
+  checksum: string;
+}
+
+export interface MigrateOptions {
+  log?: (msg: string) => void;
+  /** Directory holding the NNN_name.sql files; defaults to the package's `sql/`. */
+  dir?: string;
+}
+
+export class MigrationError extends Error {
+  override name = 'MigrationError';
+}
+
+const FILE_NAME = /^(\d{3})_([a-z0-9_]+)\.sql$/;
+
+/** Pure: checksum of a migration's text. Line endings are normalized so a CRLF checkout is not "changed". */
+export function migrationChecksum(sql: string): string {
+  return createHash('sha256').update(sql.replace(/\r\n/g, '\n'), 'utf8').digest('hex');
+}
+
+/** Pure: parses and orders file names; anything not NNN_name.sql is ignored, duplicate versions refused. */
+export function orderMigrationFiles(names: readonly string[]): { version: number; name: string; file: string }[] {
+  const out: { version: number; name: string; file: string }[] = [];
+  const seen = new Map<number, string>();
+  for (const file of names) {
+    const m = FILE_NAME.exec(file);
+    if (!m?.[1] || !m[2]) continue;
+    const version = Number(m[1]);
+    const prior = seen.get(version);
+    if (prior !== undefined) throw new MigrationError(`two migrations share version ${m[1]}: ${prior} and ${file}`);
+    seen.set(version, file);
+    out.push({ version, name: m[2], file });
+  }
+  return out.sort((a, b) => a.version - b.version);
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The package's `sql/` directory. The compiled module lives in dist/src/db and the source in
+ * src/db, so walk up from here to the first directory that has both package.json and sql/.
+ */
+export async function defaultMigrationsDir(): Promise<string> {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 8; i++) {
+    const candidate = path.join(dir, 'sql');
+    if ((await isDir(candidate)) && (await stat(path.join(dir, 'package.json')).then(() => true, () => false))) return candidate;
+    const parent = path.dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  throw new MigrationError('cannot find the sql/ directory next to package.json above the hubsink modules');
+}
+
+export async function loadMigrations(dir: string): Promise<MigrationFile[]> {
+  const files = orderMigrationFiles(await readdir(dir));
+  if (files.length === 0) throw new MigrationError(`no NNN_name.sql migrations in ${dir}`);
+  return Promise.all(
+    files.map(async (f) => {
+      const sql = await readFile(path.join(dir, f.file), 'utf8');
+      return { ...f, sql, checksum: migrationChecksum(sql) };
+    }),
+  );
+}
+
+/** Pure: the statements the migrator itself runs, for one schema. */
+export function migrationStatements(schema: string) {
+  const s = ident(schema);
+  return {
+    lock: 'SELECT pg_advisory_xact_lock($1::bigint)',
+    createSchema: `CREATE SCHEMA IF NOT EXISTS ${s}`,
+    createTable: `CREATE TABLE IF NOT EXISTS ${s}.hubsink_migrations (
+  version    int PRIMARY KEY,
+  name       text NOT NULL,
+  checksum   text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()
+)`,
+    searchPath: `SET LOCAL search_path = ${s}, public`,
+    applied: `SELECT version, name, checksum FROM ${s}.hubsink_migrations ORDER BY version`,
+    record: `INSERT INTO ${s}.hubsink_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
+  };
+}
+
+interface AppliedRow {
+  version: number;
+  name: string;
+  checksum: string;
+}
+
+export async function migrate(pool: pg.Pool, schema: string, opts: MigrateOptions = {}): Promise<{ applied: string[] }> {
+  const log = opts.log ?? (() => undefined);
+  const files = await loadMigrations(opts.dir ?? (await defaultMigrationsDir()));
+  const st = migrationStatements(schema);
+  const applied: string[] = [];
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    for (const m of files) {
+      const label = `${String(m.version).padStart(3, '0')}_${m.name}`;
+      await client.query('BEGIN');
+      try {
+        await client.query(st.lock, [MIGRATION_LOCK_KEY.toString()]);
+        await client.query(st.createSchema);
+        await client.query(st.createTable);
+        // Read under the lock: another migrator may have applied this file while we waited.
+        const { rows } = await client.query<AppliedRow>(st.applied);
+        const done = rows.find((r) => r.version === m.version);
+        if (done) {
+          if (done.checksum !== m.checksum) {
+            throw new MigrationError(
+              `migration ${label} was already applied to schema ${schema} but its file has changed since ` +
+                `(checksum ${done.checksum.slice(0, 12)}… in the database, ${m.checksum.slice(0, 12)}… on disk). ` +
+                'Applied migrations must never be edited: restore the file and add a new numbered migration instead.',
+            );
+          }
+          await client.query('COMMIT');
+          continue;
+        }
+        await client.query(st.searchPath);
+        await client.query(m.sql);
+        await client.query(st.record, [m.version, m.name, m.checksum]);
+        await client.query('COMMIT');
+        applied.push(label);
+        log(`applied ${label} to schema ${schema}`);
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {
+          broken = true;
+        });
+        if (err instanceof MigrationError) throw err;
+        throw new MigrationError(`migration ${label} failed in schema ${schema}: ${err instanceof Error ? err.message : String(err)}`, {
+          cause: err,
+        });
+      }
+    }
+    const last = files[files.length - 1];
+    const { rows } = await client.query<AppliedRow>(st.applied);
+    const unknown = rows.filter((r) => !files.some((f) => f.version === r.version));
+    if (unknown.length > 0 && last) {
+      // A newer hubsink migrated this schema; this one keeps working on what it knows.
+      log(`schema ${schema} has migrations newer than this hubsink knows (${unknown.map((r) => r.version).join(', ')}); last known is ${last.version}`);
+    }
+  } finally {
+    client.release(broken);
+  }
+  return { applied };
+}

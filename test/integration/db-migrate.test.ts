@@ -1,0 +1,154 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cp, mkdtemp, readdir, rm, appendFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createTestSchema, uniqueName } from '../support/services.js';
+import { defaultMigrationsDir, migrate, MigrationError } from '../../src/db/migrate.js';
+import { detectCapabilities } from '../../src/db/capabilities.js';
+
+async function tables(pool: import('pg').Pool, schema: string): Promise<string[]> {
+  const { rows } = await pool.query<{ relname: string }>(
+    `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY 1`,
+    [schema],
+  );
+  return rows.map((r) => r.relname);
+}
+
+async function sqlFiles(): Promise<string[]> {
+  return (await readdir(await defaultMigrationsDir())).filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f)).sort();
+}
+
+test('migrate from empty applies every file in order and records it', async () => {
+  const s = await createTestSchema('dbm_');
+  try {
+    const files = await sqlFiles();
+    const logged: string[] = [];
+    const { applied } = await migrate(s.pool, s.schema, { log: (m) => logged.push(m) });
+    assert.deepEqual(applied, files.map((f) => f.replace(/\.sql$/, '')));
+    assert.equal(logged.length, files.length);
+    const { rows } = await s.pool.query<{ version: number; name: string; checksum: string }>(
+      `SELECT version, name, checksum FROM "${s.schema}".hubsink_migrations ORDER BY version`,
+    );
+    assert.deepEqual(rows.map((r) => `${String(r.version).padStart(3, '0')}_${r.name}`), applied);
+    for (const r of rows) assert.match(r.checksum, /^[0-9a-f]{64}$/);
+    const t = await tables(s.pool, s.schema);
+    for (const name of ['events', 'hubsink_migrations', 'tenants']) assert.ok(t.includes(name), `${name} in ${t.join(',')}`);
+    // events is range-partitioned on occurred_at with the agreed key.
+    const { rows: part } = await s.pool.query<{ def: string; pkey: string }>(
+      `SELECT pg_get_partkeydef(c.oid) AS def, pg_get_constraintdef(k.oid) AS pkey
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       JOIN pg_constraint k ON k.conrelid = c.oid AND k.contype = 'p'
+       WHERE n.nspname = $1 AND c.relname = 'events'`,
+      [s.schema],
+    );
+    assert.equal(part[0]?.def, 'RANGE (occurred_at)');
+    assert.equal(part[0]?.pkey, 'PRIMARY KEY (tenant_id, event_id, occurred_at)');
+    const caps = await detectCapabilities(s.pool);
+    if (caps.citus) {
+      const { rows: dist } = await s.pool.query<{ name: string; kind: string; col: string | null }>(
+        `SELECT logicalrelid::regclass::text AS name, partmethod AS kind, column_to_column_name(logicalrelid, partkey) AS col
+         FROM pg_dist_partition WHERE logicalrelid IN ($1::regclass, $2::regclass) ORDER BY 1`,
+        [`"${s.schema}".events`, `"${s.schema}".tenants`],
+      );
+      assert.deepEqual(
+        dist.map((d) => [d.name.replace(/^.*\./, ''), d.kind, d.col]),
+        [
+          ['events', 'h', 'tenant_id'],
+          ['tenants', 'n', null],
+        ],
+      );
+    }
+  } finally {
+    await s.drop();
+  }
+});
+
+test('migrate twice: the second run applies nothing', async () => {
+  const s = await createTestSchema('dbm_');
+  try {
+    const first = await migrate(s.pool, s.schema);
+    assert.ok(first.applied.length >= 1);
+    const second = await migrate(s.pool, s.schema);
+    assert.deepEqual(second.applied, []);
+    const { rows } = await s.pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${s.schema}".hubsink_migrations`);
+    assert.equal(Number(rows[0]?.n), first.applied.length);
+  } finally {
+    await s.drop();
+  }
+});
+
+test('three concurrent migrations of one schema create one set of tables without error', async () => {
+  const s = await createTestSchema('dbm_');
+  try {
+    const results = await Promise.all([migrate(s.pool, s.schema), migrate(s.pool, s.schema), migrate(s.pool, s.schema)]);
+    const files = await sqlFiles();
+    // Each file was applied by exactly one of them.
+    const all = results.flatMap((r) => r.applied).sort();
+    assert.deepEqual(all, files.map((f) => f.replace(/\.sql$/, '')).sort());
+    const t = await tables(s.pool, s.schema);
+    assert.equal(t.filter((n) => n === 'events').length, 1);
+    const { rows } = await s.pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${s.schema}".hubsink_migrations`);
+    assert.equal(Number(rows[0]?.n), files.length);
+  } finally {
+    await s.drop();
+  }
+});
+
+test('migrate creates a missing schema', async () => {
+  const s = await createTestSchema('dbm_');
+  const fresh = uniqueName('dbm_new_');
+  try {
+    const { applied } = await migrate(s.pool, fresh);
+    assert.ok(applied.length >= 1);
+    assert.ok((await tables(s.pool, fresh)).includes('events'));
+  } finally {
+    await s.pool.query(`DROP SCHEMA IF EXISTS "${fresh}" CASCADE`);
+    await s.drop();
+  }
+});
+
+test('a changed applied migration is refused; a new numbered file is applied', async () => {
+  const s = await createTestSchema('dbm_');
+  const dir = await mkdtemp(path.join(tmpdir(), 'hubsink-mig-'));
+  try {
+    await cp(await defaultMigrationsDir(), dir, { recursive: true });
+    await migrate(s.pool, s.schema, { dir });
+    // Adding a migration is how the schema evolves.
+    await writeFile(path.join(dir, '900_extra.sql'), 'CREATE TABLE extra_table (id int PRIMARY KEY);\n');
+    const next = await migrate(s.pool, s.schema, { dir });
+    assert.deepEqual(next.applied, ['900_extra']);
+    assert.ok((await tables(s.pool, s.schema)).includes('extra_table'));
+    // Editing one that was applied is not.
+    await appendFile(path.join(dir, '001_core.sql'), '\n-- edited after the fact\n');
+    await assert.rejects(migrate(s.pool, s.schema, { dir }), (err: unknown) => {
+      assert.ok(err instanceof MigrationError);
+      assert.match(err.message, /001_core was already applied .* has changed/);
+      return true;
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+    await s.drop();
+  }
+});
+
+test('a failing migration rolls back entirely and is not recorded', async () => {
+  const s = await createTestSchema('dbm_');
+  const dir = await mkdtemp(path.join(tmpdir(), 'hubsink-mig-'));
+  try {
+    await cp(await defaultMigrationsDir(), dir, { recursive: true });
+    await writeFile(path.join(dir, '901_broken.sql'), 'CREATE TABLE half_done (id int);\nSELECT * FROM no_such_table;\n');
+    await assert.rejects(migrate(s.pool, s.schema, { dir }), (err: unknown) => {
+      assert.ok(err instanceof MigrationError);
+      assert.match(err.message, /901_broken failed/);
+      return true;
+    });
+    assert.ok(!(await tables(s.pool, s.schema)).includes('half_done'));
+    const { rows } = await s.pool.query<{ v: number }>(`SELECT max(version) AS v FROM "${s.schema}".hubsink_migrations`);
+    assert.ok((rows[0]?.v ?? 0) < 901);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+    await s.drop();
+  }
+});
