@@ -1,0 +1,163 @@
+/**
+ * The idempotent upsert of events. One statement per chunk: the rows travel as one array per
+ * column through `unnest`, and `ON CONFLICT ... DO NOTHING` makes redelivery a no-op. Inserted rows
+ * are counted with RETURNING because Citus reports rows attempted, not inserted (notes/citus.md).
+ */
+import type pg from 'pg';
+import { classifyError, describeError } from '../pipeline/classify.js';
+import type { EventRow } from '../pipeline/types.js';
+import { ident } from './ident.js';
+import type { TenantRegistry } from './tenants.js';
+
+/** Column, array type of its parameter, and how a row supplies the value. Order is the parameter order. */
+const COLUMNS: readonly (readonly [column: string, arrayType: string, value: (r: EventRow) => unknown])[] = [
+  ['tenant_id', 'bigint[]', (r) => r.tenantId],
+  ['event_id', 'uuid[]', (r) => r.eventId],
+  ['occurred_at', 'timestamptz[]', (r) => r.occurredAt.toISOString()],
+  ['type', 'text[]', (r) => r.type],
+  ['session_id', 'text[]', (r) => r.sessionId],
+  ['user_id', 'text[]', (r) => r.userId],
+  ['device_id', 'text[]', (r) => r.deviceId],
+  ['url', 'text[]', (r) => r.url],
+  ['referrer', 'text[]', (r) => r.referrer],
+  ['campaign_id', 'text[]', (r) => r.campaignId],
+  ['country', 'text[]', (r) => r.country],
+  ['browser', 'text[]', (r) => r.browser],
+  // As text so no digit is lost between JavaScript and numeric.
+  ['revenue', 'numeric[]', (r) => (r.revenue === null ? null : String(r.revenue))],
+  // JSON text per element: pg would otherwise serialize a nested object as a PostgreSQL array/record.
+  ['properties', 'jsonb[]', (r) => (r.properties === null ? null : JSON.stringify(r.properties))],
+  ['source_partition', 'text[]', (r) => r.raw.source.partitionId],
+  ['source_sequence', 'bigint[]', (r) => r.raw.source.sequenceNumber],
+  ['source_offset', 'text[]', (r) => r.raw.source.offset],
+  ['source_enqueued_at', 'timestamptz[]', (r) => r.raw.source.enqueuedTime.toISOString()],
+];
+
+/** Pure: the insert statement for a schema. Same text for every batch, so it can be prepared. */
+export function insertEventsSql(schema: string): string {
+  const cols = COLUMNS.map(([c]) => c).join(', ');
+  const params = COLUMNS.map(([, t], i) => `$${i + 1}::${t}`).join(', ');
+  return (
+    `INSERT INTO ${ident(schema)}.events (${cols}) ` +
+    `SELECT * FROM unnest(${params}) ` +
+    'ON CONFLICT (tenant_id, event_id, occurred_at) DO NOTHING RETURNING 1'
+  );
+}
+
+/** Pure: one array per column, in parameter order. */
+export function insertEventsParams(rows: readonly EventRow[]): unknown[][] {
+  return COLUMNS.map(([, , value]) => rows.map(value));
+}
+
+export async function insertEventRows(
+  client: pg.Pool | pg.PoolClient,
+  schema: string,
+  rows: readonly EventRow[],
+): Promise<{ inserted: number; duplicates: number }> {
+  if (rows.length === 0) return { inserted: 0, duplicates: 0 };
+  const res = await client.query(insertEventsSql(schema), insertEventsParams(rows));
+  // res.rows, not res.rowCount: on Citus the command tag counts rows attempted.
+  const inserted = res.rows.length;
+  return { inserted, duplicates: rows.length - inserted };
+}
+
+export interface WriteOptions {
+  chunkSize: number;
+  /** How long transient failures are retried, counted from the first one in this call. */
+  transientRetryMs: number;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+  /** In [0, 1); jitter for the backoff. */
+  random?: () => number;
+  onRetry?: (attempt: number, err: unknown) => void;
+  tenants?: TenantRegistry;
+}
+
+export interface WriteOutcome {
+  inserted: number;
+  duplicates: number;
+  /** Rows the database refused, each isolated by bisection, with the reason. */
+  rejected: { row: EventRow; error: string }[];
+  /** Set when transient failures outlasted the retry budget: these rows were not written. */
+  transient?: { error: string; attempts: number; rows: EventRow[] };
+  retries: number;
+}
+
+export const BACKOFF_BASE_MS = 100;
+export const BACKOFF_CAP_MS = 5_000;
+/** A bound on attempts per statement even if the clock does not move (an injected clock, say). */
+export const MAX_ATTEMPTS = 200;
+
+/** Pure: delay before retry number `attempt` (1-based): exponential, capped, half of it jittered. */
+export function backoffDelay(attempt: number, random: number): number {
+  const exp = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt - 1, 20));
+  return Math.round(exp / 2 + (exp / 2) * random);
+}
+
+/** Pure: consecutive slices of at most `size`. */
+export function chunk<T>(rows: readonly T[], size: number): T[][] {
+  if (!Number.isSafeInteger(size) || size < 1) throw new RangeError(`chunk size must be a positive integer, got ${String(size)}`);
+  const out: T[][] = [];
+  for (let i = 0; i < rows.length; i += size) out.push(rows.slice(i, i + size));
+  return out;
+}
+
+const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Writes rows chunk by chunk. Transient failures are retried with backoff until the budget runs
+ * out; then the failing slice and everything after it is handed back in `transient`. A chunk the
+ * database refuses is halved until the refused rows stand alone; those go to `rejected` and the
+ * rest is written. Anything else (missing table, permissions) is thrown: retrying rows cannot fix it.
+ */
+export async function writeEvents(pool: pg.Pool, schema: string, rows: readonly EventRow[], opts: WriteOptions): Promise<WriteOutcome> {
+  const sleep = opts.sleep ?? realSleep;
+  const now = opts.now ?? Date.now;
+  const random = opts.random ?? Math.random;
+  const out: WriteOutcome = { inserted: 0, duplicates: 0, rejected: [], retries: 0 };
+  // A work list rather than recursion: when the budget runs out, what is left is exactly the
+  // current slice plus the list, in order.
+  const pending: EventRow[][] = chunk(rows, opts.chunkSize);
+  let firstFailureAt: number | undefined;
+
+  const attemptOnce = async (slice: readonly EventRow[]): Promise<{ inserted: number; duplicates: number }> => {
+    if (opts.tenants) await opts.tenants.ensure(pool, schema, slice.map((r) => r.tenantId));
+    return insertEventRows(pool, schema, slice);
+  };
+
+  for (let slice = pending.shift(); slice !== undefined; slice = pending.shift()) {
+    let attempts = 0;
+    for (;;) {
+      attempts++;
+      try {
+        const r = await attemptOnce(slice);
+        out.inserted += r.inserted;
+        out.duplicates += r.duplicates;
+        break;
+      } catch (err) {
+        const cls = classifyError(err);
+        if (cls === 'fatal') throw err;
+        if (cls === 'rejected') {
+          const [only] = slice;
+          if (slice.length === 1 && only) out.rejected.push({ row: only, error: describeError(err) });
+          else {
+            const mid = Math.ceil(slice.length / 2);
+            pending.unshift(slice.slice(0, mid), slice.slice(mid));
+          }
+          break;
+        }
+        const t = now();
+        firstFailureAt ??= t;
+        const left = opts.transientRetryMs - (t - firstFailureAt);
+        if (left <= 0 || attempts >= MAX_ATTEMPTS) {
+          out.transient = { error: describeError(err), attempts, rows: [slice, ...pending].flat() };
+          return out;
+        }
+        out.retries++;
+        opts.onRetry?.(attempts, err);
+        await sleep(Math.min(left, backoffDelay(attempts, random())));
+      }
+    }
+  }
+  return out;
+}

@@ -1,0 +1,255 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { createTestSchema, type TestSchema } from '../support/services.js';
+import { makeRow, makeRows } from '../support/rows.js';
+import { migrate } from '../../src/db/migrate.js';
+import { maintainPartitions } from '../../src/db/partitions.js';
+import { detectCapabilities, type Capabilities } from '../../src/db/capabilities.js';
+import { insertEventRows, writeEvents, type WriteOptions } from '../../src/db/events.js';
+import { TenantRegistry } from '../../src/db/tenants.js';
+import { configureSession } from '../../src/db/session.js';
+import { startEmbeddedPostgres } from '../../src/local/postgres.js';
+import type { EventRow } from '../../src/pipeline/types.js';
+
+let s: TestSchema;
+let caps: Capabilities;
+
+before(async () => {
+  s = await createTestSchema('dbe_');
+  caps = await detectCapabilities(s.pool);
+  configureSession(s.pool, caps, { citusCachedConnsPerWorker: 8 });
+  await migrate(s.pool, s.schema);
+  await maintainPartitions(s.pool, s.schema, { now: new Date(), aheadDays: 3, retentionDays: 30, caps });
+});
+
+after(async () => {
+  await s.drop();
+});
+
+async function countEvents(ids: readonly EventRow[]): Promise<number> {
+  const { rows } = await s.pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${s.schema}".events WHERE event_id = ANY($1::uuid[])`, [
+    ids.map((r) => r.eventId),
+  ]);
+  return Number(rows[0]?.n);
+}
+
+/** A clock that only moves when the code under test sleeps, so backoff is observable without waiting. */
+function fakeClock() {
+  let t = 1_000_000;
+  const sleeps: number[] = [];
+  return {
+    sleeps,
+    now: () => t,
+    sleep: (ms: number) => {
+      sleeps.push(ms);
+      t += ms;
+      return Promise.resolve();
+    },
+  };
+}
+
+test('1,000 rows across 50 tenants insert 1,000; the same rows again insert 0 and report 1,000 duplicates', async () => {
+  const rows = makeRows(1000, 50);
+  const first = await insertEventRows(s.pool, s.schema, rows);
+  assert.deepEqual(first, { inserted: 1000, duplicates: 0 });
+  assert.equal(await countEvents(rows), 1000);
+  const { rows: tenants } = await s.pool.query<{ n: string }>(
+    `SELECT count(DISTINCT tenant_id) AS n FROM "${s.schema}".events WHERE event_id = ANY($1::uuid[])`,
+    [rows.map((r) => r.eventId)],
+  );
+  assert.equal(Number(tenants[0]?.n), 50);
+  const again = await insertEventRows(s.pool, s.schema, rows);
+  assert.deepEqual(again, { inserted: 0, duplicates: 1000 });
+  assert.equal(await countEvents(rows), 1000);
+});
+
+test('overlapping batches count exactly what is new', async () => {
+  const rows = makeRows(300, 7);
+  const a = await insertEventRows(s.pool, s.schema, rows.slice(0, 200));
+  const b = await insertEventRows(s.pool, s.schema, rows.slice(100, 300));
+  assert.deepEqual(a, { inserted: 200, duplicates: 0 });
+  assert.deepEqual(b, { inserted: 100, duplicates: 100 });
+  // Concurrent overlapping batches: every row lands once, counts add up.
+  const more = makeRows(200, 13);
+  const [c, d] = await Promise.all([insertEventRows(s.pool, s.schema, more.slice(0, 150)), insertEventRows(s.pool, s.schema, more.slice(50))]);
+  assert.equal(c.inserted + d.inserted, 200);
+  assert.equal(c.duplicates + d.duplicates, 100);
+  assert.equal(await countEvents([...rows, ...more]), 500);
+});
+
+test('every column round-trips, including hostile strings, numeric revenue and jsonb properties', async () => {
+  const hostile = "'); drop table events; --";
+  const row = makeRow({
+    tenantId: 4242,
+    type: 'purchase',
+    sessionId: hostile,
+    userId: 'NULL',
+    deviceId: 'a"b\\c{d}',
+    url: 'https://shop.example/ä?q=1,2',
+    referrer: '',
+    campaignId: 'spring',
+    country: 'FR',
+    browser: 'safari',
+    revenue: 1234.5678,
+    properties: { nested: { list: [1, 'two', null] }, quote: '"', hostile },
+  });
+  assert.deepEqual(await insertEventRows(s.pool, s.schema, [row]), { inserted: 1, duplicates: 0 });
+  const { rows } = await s.pool.query<Record<string, unknown>>(
+    `SELECT tenant_id::text, event_id::text, occurred_at, type, session_id, user_id, device_id, url, referrer, campaign_id,
+            country, browser, revenue::text, properties, ingest_seq::text, ingested_at, source_partition, source_sequence::text,
+            source_offset, source_enqueued_at
+     FROM "${s.schema}".events WHERE event_id = $1`,
+    [row.eventId],
+  );
+  const got = rows[0];
+  assert.ok(got);
+  assert.equal(got.tenant_id, '4242');
+  assert.equal(got.event_id, row.eventId);
+  assert.equal((got.occurred_at as Date).toISOString(), row.occurredAt.toISOString());
+  assert.equal(got.type, 'purchase');
+  assert.equal(got.session_id, hostile);
+  assert.equal(got.user_id, 'NULL');
+  assert.equal(got.device_id, 'a"b\\c{d}');
+  assert.equal(got.url, 'https://shop.example/ä?q=1,2');
+  assert.equal(got.referrer, '');
+  assert.equal(got.campaign_id, 'spring');
+  assert.equal(got.country, 'FR');
+  assert.equal(got.browser, 'safari');
+  assert.equal(got.revenue, '1234.5678');
+  assert.deepEqual(got.properties, row.properties);
+  assert.match(String(got.ingest_seq), /^\d+$/);
+  assert.ok(got.ingested_at instanceof Date);
+  assert.equal(got.source_partition, row.raw.source.partitionId);
+  assert.equal(got.source_sequence, String(row.raw.source.sequenceNumber));
+  assert.equal(got.source_offset, row.raw.source.offset);
+  assert.equal((got.source_enqueued_at as Date).toISOString(), row.raw.source.enqueuedTime.toISOString());
+  const { rows: t } = await s.pool.query(`SELECT 1 FROM "${s.schema}".events LIMIT 1`);
+  assert.equal(t.length, 1, 'the hostile string did not drop the table');
+});
+
+test('writeEvents isolates the rows the database refuses by bisection and writes the rest', async () => {
+  const rows = makeRows(100, 10);
+  const tooLongType = makeRow({ type: 'x'.repeat(65) });
+  const outsidePartitions = makeRow({ occurredAt: new Date('2001-01-01T00:00:00Z') });
+  const nulByte = makeRow({ url: 'bad\u0000byte' });
+  const all = [...rows.slice(0, 17), tooLongType, ...rows.slice(17, 60), outsidePartitions, ...rows.slice(60), nulByte];
+  const out = await writeEvents(s.pool, s.schema, all, { chunkSize: 40, transientRetryMs: 1000 });
+  assert.equal(out.inserted, 100);
+  assert.equal(out.duplicates, 0);
+  assert.equal(out.transient, undefined);
+  assert.equal(out.retries, 0);
+  assert.deepEqual(
+    out.rejected.map((r) => r.row.eventId),
+    [tooLongType.eventId, outsidePartitions.eventId, nulByte.eventId],
+  );
+  assert.match(out.rejected[0]?.error ?? '', /^23514 .*events_type_length/);
+  assert.match(out.rejected[1]?.error ?? '', /^23514 no partition of relation/);
+  assert.match(out.rejected[2]?.error ?? '', /^22021 /);
+  assert.equal(await countEvents(all), 100);
+  // Replaying the same input: the good rows are duplicates now, the bad ones still refused.
+  const replay = await writeEvents(s.pool, s.schema, all, { chunkSize: 40, transientRetryMs: 1000 });
+  assert.deepEqual([replay.inserted, replay.duplicates, replay.rejected.length], [0, 100, 3]);
+});
+
+test('writeEvents registers unseen tenants and counts across chunks', async () => {
+  const registry = new TenantRegistry(1000);
+  const base = 900_000 + Math.floor(Math.random() * 1000) * 100;
+  const rows = makeRows(250, 20).map((r) => ({ ...r, tenantId: base + r.tenantId }));
+  const out = await writeEvents(s.pool, s.schema, rows, { chunkSize: 64, transientRetryMs: 1000, tenants: registry });
+  assert.deepEqual([out.inserted, out.duplicates, out.rejected.length], [250, 0, 0]);
+  const { rows: t } = await s.pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${s.schema}".tenants WHERE tenant_id BETWEEN $1 AND $2`, [
+    base + 1,
+    base + 20,
+  ]);
+  assert.equal(Number(t[0]?.n), 20);
+  assert.equal(registry.size, 20);
+});
+
+test('writeEvents throws on a fatal error (a schema without tables)', async () => {
+  const empty = await createTestSchema('dbe_empty_');
+  try {
+    await assert.rejects(writeEvents(empty.pool, empty.schema, makeRows(3, 1), { chunkSize: 10, transientRetryMs: 1000 }), (err: unknown) => {
+      assert.equal((err as { code?: string }).code, '42P01');
+      return true;
+    });
+  } finally {
+    await empty.drop();
+  }
+});
+
+test('writeEvents against a stopped server retries within the budget, then hands back every row as transient', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'hubsink-stopped-'));
+  const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data') });
+  let stopped = false;
+  const pool = new pg.Pool({ connectionString: server.url, max: 2, connectionTimeoutMillis: 2000 });
+  pool.on('error', () => undefined);
+  try {
+    await migrate(pool, 'public');
+    const c = await detectCapabilities(pool);
+    await maintainPartitions(pool, 'public', { now: new Date(), aheadDays: 1, retentionDays: 2, caps: c });
+    const warm = makeRows(10, 2);
+    assert.equal((await writeEvents(pool, 'public', warm, { chunkSize: 5, transientRetryMs: 1000 })).inserted, 10);
+    await server.stop();
+    stopped = true;
+
+    const rows = makeRows(30, 3);
+    const clock = fakeClock();
+    const retried: number[] = [];
+    const opts: WriteOptions = { chunkSize: 10, transientRetryMs: 2_000, sleep: clock.sleep, now: clock.now, random: () => 0.5, onRetry: (n) => retried.push(n) };
+    const out = await writeEvents(pool, 'public', rows, opts);
+    assert.equal(out.inserted, 0);
+    assert.equal(out.rejected.length, 0);
+    assert.ok(out.transient);
+    assert.deepEqual(out.transient.rows.map((r) => r.eventId), rows.map((r) => r.eventId));
+    assert.match(out.transient.error, /ECONNREFUSED|connect|terminat/i);
+    // 100, 200, 400, 800 ms (jitter at mid-range gives 3/4 of each), then the budget's remainder.
+    assert.deepEqual(clock.sleeps, [75, 150, 300, 600, 875]);
+    assert.equal(out.retries, clock.sleeps.length);
+    assert.equal(out.transient.attempts, clock.sleeps.length + 1);
+    assert.deepEqual(retried, [1, 2, 3, 4, 5]);
+  } finally {
+    await pool.end();
+    if (!stopped) await server.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a server that comes back during the retries: rows are written once and counted exactly', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'hubsink-restart-'));
+  const dataDir = path.join(dir, 'data');
+  let server = await startEmbeddedPostgres({ dataDir, persistent: true });
+  const port = server.port;
+  const pool = new pg.Pool({ connectionString: server.url, max: 2, connectionTimeoutMillis: 2000 });
+  pool.on('error', () => undefined);
+  try {
+    await migrate(pool, 'public');
+    await maintainPartitions(pool, 'public', { now: new Date(), aheadDays: 1, retentionDays: 2, caps: await detectCapabilities(pool) });
+    const rows = makeRows(40, 4);
+    // The first chunk is written, then the server goes away before the second.
+    assert.equal((await insertEventRows(pool, 'public', rows.slice(0, 20))).inserted, 20);
+    await server.stop();
+    let restarts = 0;
+    const out = await writeEvents(pool, 'public', rows, {
+      chunkSize: 20,
+      transientRetryMs: 60_000,
+      random: () => 0,
+      sleep: async () => {
+        if (restarts++ === 0) server = await startEmbeddedPostgres({ dataDir, port, persistent: true });
+      },
+    });
+    assert.equal(out.transient, undefined);
+    assert.equal(out.inserted, 20);
+    assert.equal(out.duplicates, 20);
+    assert.ok(out.retries >= 1);
+    const { rows: n } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM public.events');
+    assert.equal(Number(n[0]?.n), 40);
+  } finally {
+    await pool.end();
+    await server.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
