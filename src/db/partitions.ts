@@ -1,0 +1,153 @@
+/**
+ * Daily partitions of `events`: created ahead of time, dropped past retention. On Citus its own
+ * create_time_partitions / drop_old_time_partitions (they distribute new partitions too); on plain
+ * PostgreSQL the same names and bounds by our own DDL, so data and tooling look identical on both.
+ * All dates are UTC day boundaries: the transaction pins TimeZone because Citus truncates days and
+ * formats partition names in the session's time zone.
+ */
+import type pg from 'pg';
+import type { Capabilities } from './capabilities.js';
+import { ident } from './ident.js';
+
+const DAY_MS = 86_400_000;
+/** Partition maintenance of one schema serializes on (this, hashtext(schema)). */
+export const PARTITION_LOCK_CLASS = 0x68_62_70_74; // "hbpt"
+
+export interface PartitionOptions {
+  now: Date;
+  aheadDays: number;
+  retentionDays: number;
+  caps: Capabilities;
+}
+
+export interface PartitionInfo {
+  name: string;
+  from: Date;
+  to: Date;
+}
+
+export function startOfUtcDay(d: Date): Date {
+  return new Date(Math.floor(d.getTime() / DAY_MS) * DAY_MS);
+}
+
+function addDays(d: Date, n: number): Date {
+  return new Date(d.getTime() + n * DAY_MS);
+}
+
+function checkDays(name: string, n: number): void {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${name} must be a non-negative whole number of days, got ${String(n)}`);
+}
+
+/**
+ * Pure: the occurredAt range ingest accepts, inclusive: [now − retention, now + ahead]. Validation
+ * uses exactly this, so an accepted event always finds a partition (see partitionPlan).
+ */
+export function partitionWindow(now: Date, aheadDays: number, retentionDays: number): { from: Date; to: Date } {
+  checkDays('aheadDays', aheadDays);
+  checkDays('retentionDays', retentionDays);
+  return { from: addDays(now, -retentionDays), to: addDays(now, aheadDays) };
+}
+
+/** Pure: `events_pYYYY_MM_DD`, the name Citus's create_time_partitions gives a daily partition. */
+export function partitionName(day: Date): string {
+  const iso = startOfUtcDay(day).toISOString();
+  return `events_p${iso.slice(0, 4)}_${iso.slice(5, 7)}_${iso.slice(8, 10)}`;
+}
+
+/**
+ * Pure: which days must exist and what may go. Days from the one holding the window's start
+ * through the day after the one holding its end: the spare day keeps the window covered when the
+ * daily maintenance runs late, since the window's end moves with the clock between runs.
+ * Partitions whose upper bound is at or before the window's start hold only events nobody
+ * accepts any more, and are dropped.
+ */
+export function partitionPlan(now: Date, aheadDays: number, retentionDays: number): { days: PartitionInfo[]; createFrom: Date; createTo: Date; dropBefore: Date } {
+  const w = partitionWindow(now, aheadDays, retentionDays);
+  const createFrom = startOfUtcDay(w.from);
+  const createTo = addDays(startOfUtcDay(w.to), 2);
+  const days: PartitionInfo[] = [];
+  for (let d = createFrom; d < createTo; d = addDays(d, 1)) days.push({ name: partitionName(d), from: d, to: addDays(d, 1) });
+  return { days, createFrom, createTo, dropBefore: w.from };
+}
+
+/** Pure: the statements, for one schema. Bounds and names are bind parameters or server-side format(). */
+export function partitionStatements(schema: string) {
+  const s = ident(schema);
+  return {
+    lock: 'SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))',
+    utc: "SET LOCAL TimeZone = 'UTC'",
+    // Bounds are read back from the catalog with the same TimeZone/DateStyle that printed them.
+    list: `SELECT c.relname AS name,
+  (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz AS from_value,
+  (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']+)''\\)'))[1]::timestamptz AS to_value
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = to_regclass($1::text)
+ORDER BY 2 NULLS FIRST, 1`,
+    parent: `${s}.events`,
+    citusCreate: "SELECT create_time_partitions($1::regclass, INTERVAL '1 day', $2::timestamptz, $3::timestamptz)",
+    citusDrop: 'CALL drop_old_time_partitions($1::regclass, $2::timestamptz)',
+    // DDL takes no bind parameters: format() quotes the name and bounds on the server.
+    formatCreate:
+      "SELECT format('CREATE TABLE %I.%I PARTITION OF %I.events FOR VALUES FROM (%L) TO (%L)', $1::text, $2::text, $1::text, $3::timestamptz, $4::timestamptz) AS ddl",
+    formatDrop: "SELECT format('DROP TABLE %I.%I', $1::text, $2::text) AS ddl",
+  };
+}
+
+interface ListRow {
+  name: string;
+  from_value: Date | null;
+  to_value: Date | null;
+}
+
+/** Partitions of `<schema>.events` with their bounds, oldest first (a DEFAULT partition has none). */
+export async function listPartitions(client: pg.Pool | pg.PoolClient, schema: string): Promise<{ name: string; from: Date | null; to: Date | null }[]> {
+  const st = partitionStatements(schema);
+  const { rows } = await client.query<ListRow>(st.list, [st.parent]);
+  return rows.map((r) => ({ name: r.name, from: r.from_value, to: r.to_value }));
+}
+
+export async function maintainPartitions(pool: pg.Pool, schema: string, opts: PartitionOptions): Promise<{ created: string[]; dropped: string[] }> {
+  const st = partitionStatements(schema);
+  const plan = partitionPlan(opts.now, opts.aheadDays, opts.retentionDays);
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    try {
+      await client.query(st.lock, [PARTITION_LOCK_CLASS, schema]);
+      await client.query(st.utc);
+      const before = await listPartitions(client, schema);
+      if (opts.caps.citus) {
+        await client.query(st.citusCreate, [st.parent, plan.createTo.toISOString(), plan.createFrom.toISOString()]);
+        await client.query(st.citusDrop, [st.parent, plan.dropBefore.toISOString()]);
+      } else {
+        const existing = new Set(before.map((p) => p.name));
+        for (const day of plan.days) {
+          if (existing.has(day.name)) continue;
+          const { rows } = await client.query<{ ddl: string }>(st.formatCreate, [schema, day.name, day.from.toISOString(), day.to.toISOString()]);
+          if (rows[0]) await client.query(rows[0].ddl);
+        }
+        for (const p of before) {
+          if (p.to === null || p.to.getTime() > plan.dropBefore.getTime()) continue;
+          const { rows } = await client.query<{ ddl: string }>(st.formatDrop, [schema, p.name]);
+          if (rows[0]) await client.query(rows[0].ddl);
+        }
+      }
+      const after = await listPartitions(client, schema);
+      await client.query('COMMIT');
+      const beforeNames = new Set(before.map((p) => p.name));
+      const afterNames = new Set(after.map((p) => p.name));
+      return {
+        created: after.filter((p) => !beforeNames.has(p.name)).map((p) => p.name),
+        dropped: before.filter((p) => !afterNames.has(p.name)).map((p) => p.name),
+      };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw err;
+    }
+  } finally {
+    client.release(broken);
+  }
+}
