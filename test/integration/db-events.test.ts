@@ -253,3 +253,20 @@ test('a server that comes back during the retries: rows are written once and cou
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('TenantRegistry inserts each unseen tenant once, keeps existing names, and bounds its cache', async () => {
+  const base = 700_000 + Math.floor(Math.random() * 1000) * 100;
+  await s.pool.query(`INSERT INTO "${s.schema}".tenants (tenant_id, name) VALUES ($1, 'named shop')`, [base + 1]);
+  const registry = new TenantRegistry(3);
+  await registry.ensure(s.pool, s.schema, [base + 3, base + 1, base + 2, base + 3, base + 4, base + 5]);
+  const { rows } = await s.pool.query<{ tenant_id: string; name: string | null }>(
+    `SELECT tenant_id::text, name FROM "${s.schema}".tenants WHERE tenant_id BETWEEN $1 AND $2 ORDER BY 1`,
+    [base + 1, base + 5],
+  );
+  assert.deepEqual(rows.map((r) => [Number(r.tenant_id) - base, r.name]), [[1, 'named shop'], [2, null], [3, null], [4, null], [5, null]]);
+  // Only the three most recently registered ids are remembered; the others would be sent again.
+  assert.equal(registry.size, 3);
+  assert.deepEqual(registry.unseen(s.schema, [base + 1, base + 2, base + 3, base + 4, base + 5]), [base + 1, base + 2]);
+  // The cache is per schema.
+  assert.deepEqual(registry.unseen('other_schema', [base + 5]), [base + 5]);
+});
