@@ -1,0 +1,49 @@
+/**
+ * A received batch → rows to write and dead letters for what is invalid (pure).
+ */
+import { deadLetterFromRaw } from './deadletter.js';
+import type { DeadLetterRecord, EventRow, RawEvent } from './types.js';
+import { validateEvent, type ValidateOptions } from './validate.js';
+
+export interface PreparedBatch {
+  rows: EventRow[];
+  invalid: DeadLetterRecord[];
+  /** Valid rows dropped because an earlier row of the same batch has the same key. */
+  duplicatesInBatch: number;
+}
+
+/** The events key, (tenant_id, event_id, occurred_at), as one string. */
+export function rowKey(row: EventRow): string {
+  return `${row.tenantId}|${row.eventId}|${row.occurredAt.getTime()}`;
+}
+
+/**
+ * Validates every event; invalid ones become dead letters (reason `invalid`, attempt 1). Valid rows are
+ * de-duplicated by the events key, keeping the first: the database would ignore the repeats anyway,
+ * but one statement must not propose the same key twice (an ON CONFLICT DO UPDATE refuses to touch a
+ * row twice, and with DO NOTHING in-batch repeats would be counted as redeliveries).
+ */
+export function prepareBatch(raws: RawEvent[], opts: ValidateOptions, now: Date): PreparedBatch {
+  const rows: EventRow[] = [];
+  const invalid: DeadLetterRecord[] = [];
+  const seen = new Set<string>();
+  let duplicatesInBatch = 0;
+  for (const raw of raws) {
+    const result = validateEvent(raw, opts);
+    if (!result.ok) {
+      const extra: { tenantId?: number; eventId?: string } = {};
+      if (result.tenantId !== undefined) extra.tenantId = result.tenantId;
+      if (result.eventId !== undefined) extra.eventId = result.eventId;
+      invalid.push(deadLetterFromRaw(raw, 'invalid', result.error, now, extra));
+      continue;
+    }
+    const key = rowKey(result.row);
+    if (seen.has(key)) {
+      duplicatesInBatch++;
+      continue;
+    }
+    seen.add(key);
+    rows.push(result.row);
+  }
+  return { rows, invalid, duplicatesInBatch };
+}
