@@ -1,0 +1,354 @@
+/**
+ * Rollup I/O: the incremental step, rebuild, retention and status. Statement text comes from
+ * src/rollups/sql.ts; this module owns transactions and the order of steps.
+ *
+ * Exactly-once: a run claims the window (last_seq, high_water] of one rollup in one transaction that
+ * (1) locks the rollup's state row FOR UPDATE, so concurrent runs of the same rollup serialize and
+ * the second sees the first's advanced last_seq; (2) reads the sequence's high-water mark; (3) takes
+ * and at once releases an EXCLUSIVE lock on events, which waits until every writer that could hold a
+ * sequence value at or below the high-water mark has committed or aborted; (4) aggregates the window
+ * into the rollup; (5) advances last_seq. All or nothing: a failed run leaves the state unchanged.
+ * Ingest inserts with ON CONFLICT DO NOTHING, so a redelivered event never gets a row (or a
+ * sequence value that reaches a rollup) of its own.
+ */
+import type pg from 'pg';
+import { qualified } from './ident.js';
+import {
+  ROLLUPS,
+  bucketCeil,
+  bucketStart,
+  retentionCutoff,
+  type Grain,
+  type RollupDefinition,
+  type RollupRetention,
+} from '../rollups/definitions.js';
+import { RollupSetupError, resolveSketchProfile, type RollupCapabilities, type SketchProfile } from '../rollups/sketches.js';
+import {
+  EVENTS_TABLE,
+  advanceStateSql,
+  aggregateSql,
+  countRebuildSql,
+  countWindowSql,
+  deleteBucketsSql,
+  ensureStateSql,
+  hllSchemaSql,
+  highWaterSql,
+  lockStateSql,
+  oldestPendingSql,
+  pendingCountSql,
+  pruneSql,
+  sketchColumnsSql,
+  stateSql,
+  waitForWritersSql,
+} from '../rollups/sql.js';
+
+export type Queryable = pg.Pool | pg.PoolClient;
+
+/** The events lock could not be had within the lock timeout; the next run tries again. */
+export class RollupBusyError extends Error {
+  override name = 'RollupBusyError';
+}
+
+export interface RollupRunOptions {
+  caps: RollupCapabilities;
+  /** Upper bound of sequence values (hence rows) one run folds into one rollup. */
+  maxWindowRows: number;
+  now?: () => Date;
+  /** How long a run waits for in-flight writers before giving up until the next run. */
+  lockTimeoutMs?: number;
+  rollups?: readonly RollupDefinition[];
+}
+
+export interface RollupRunResult {
+  name: string;
+  /** Exclusive lower bound of the window (the previous last_seq). */
+  fromSeq: number;
+  /** Inclusive upper bound (the new last_seq). */
+  toSeq: number;
+  /** Events folded in. */
+  rows: number;
+  durationMs: number;
+  /** True when the window reached the high-water mark seen by this run. */
+  caughtUp: boolean;
+}
+
+const DEFAULT_LOCK_TIMEOUT_MS = 10_000;
+
+function toSafeInt(text: string | null | undefined, what: string): number {
+  const n = Number(text ?? '0');
+  if (!Number.isSafeInteger(n)) throw new Error(`${what} out of range: ${String(text)}`);
+  return n;
+}
+
+async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query('BEGIN');
+    const out = await fn(client);
+    await client.query('COMMIT');
+    return out;
+  } catch (err) {
+    try {
+      await client.query('ROLLBACK');
+    } catch (rollbackErr) {
+      broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
+    }
+    throw err;
+  } finally {
+    // A client whose ROLLBACK failed is in an unknown state: destroy it rather than reuse it.
+    client.release(broken);
+  }
+}
+
+/** Reads how the rollup tables encode distinct counts and returns the matching profile. */
+export async function loadSketchProfile(
+  db: Queryable,
+  schema: string,
+  caps: RollupCapabilities,
+  rollups: readonly RollupDefinition[] = ROLLUPS,
+): Promise<SketchProfile> {
+  const sketchCols = [...new Set(rollups.flatMap((r) => r.measures.filter((m) => m.kind === 'distinct').map((m) => m.column)))];
+  const cols = await db.query<{ table_name: string; column_name: string; typname: string }>(sketchColumnsSql(), [
+    schema,
+    rollups.map((r) => r.table),
+    sketchCols,
+  ]);
+  const hll = caps.hllInstalled ? await db.query<{ nspname: string }>(hllSchemaSql()) : undefined;
+  const hllSchema = hll?.rows[0]?.nspname;
+  return resolveSketchProfile({ sketchTypnames: cols.rows.map((r) => r.typname), ...(hllSchema ? { hllSchema } : {}) }, caps);
+}
+
+async function readHighWater(db: Queryable, schema: string): Promise<number> {
+  const { rows } = await db.query<{ high_water: string; cache: string }>(highWaterSql(), [qualified(schema, EVENTS_TABLE)]);
+  const row = rows[0];
+  if (!row) throw new RollupSetupError(`${schema}.${EVENTS_TABLE}.ingest_seq has no sequence`);
+  // With a cache, sessions hold preallocated values below the last value the catalog reports,
+  // and could insert them after a run has moved past them.
+  if (row.cache !== '1') throw new RollupSetupError(`the ingest_seq sequence has CACHE ${row.cache}; rollups need CACHE 1`);
+  return toSafeInt(row.high_water, 'ingest_seq high-water mark');
+}
+
+async function waitForWriters(client: pg.PoolClient, schema: string, lockTimeoutMs: number): Promise<void> {
+  const s = waitForWritersSql(schema);
+  await client.query(s.savepoint);
+  try {
+    await client.query(s.timeout, [String(lockTimeoutMs)]);
+    await client.query(s.lock);
+  } catch (err) {
+    await client.query(s.release);
+    if ((err as { code?: unknown }).code === '55P03') {
+      throw new RollupBusyError(`writers held ${schema}.${EVENTS_TABLE} for more than ${lockTimeoutMs} ms; the next run will try again`);
+    }
+    throw err;
+  }
+  await client.query(s.release);
+  await client.query(s.drop);
+}
+
+/** One incremental step of one rollup, in one transaction. */
+export async function runRollup(
+  pool: pg.Pool,
+  schema: string,
+  def: RollupDefinition,
+  sketch: SketchProfile,
+  opts: Omit<RollupRunOptions, 'caps' | 'rollups'>,
+): Promise<RollupRunResult> {
+  const now = opts.now ?? (() => new Date());
+  if (!Number.isSafeInteger(opts.maxWindowRows) || opts.maxWindowRows < 1) throw new Error('maxWindowRows must be a positive integer');
+  const started = now();
+  return inTransaction(pool, async (client) => {
+    const state = await client.query<{ name: string; last_seq: string }>(lockStateSql(schema), [[def.name]]);
+    const lastSeqText = state.rows[0]?.last_seq;
+    if (lastSeqText === undefined) throw new RollupSetupError(`no rollup_state row for ${def.name}`);
+    const fromSeq = toSafeInt(lastSeqText, 'last_seq');
+    // Read before the lock: every value up to it was handed to a transaction that held ROW
+    // EXCLUSIVE on events then, so the lock below waits for all of them.
+    const highWater = await readHighWater(client, schema);
+    const toSeq = Math.min(highWater, fromSeq + opts.maxWindowRows);
+    let rows = 0;
+    if (toSeq > fromSeq) {
+      await waitForWriters(client, schema, opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
+      const counted = await client.query<{ n: string }>(countWindowSql(schema), [fromSeq, toSeq]);
+      rows = toSafeInt(counted.rows[0]?.n, 'row count');
+      // Sequence values burnt by duplicates (ON CONFLICT DO NOTHING) or aborted inserts leave
+      // windows without rows; only the state moves then.
+      if (rows > 0) await client.query(aggregateSql(def, sketch, schema, 'window'), [fromSeq, toSeq]);
+    }
+    const finished = now();
+    const durationMs = Math.max(0, finished.getTime() - started.getTime());
+    await client.query(advanceStateSql(schema), [def.name, Math.max(fromSeq, toSeq), finished, rows, durationMs]);
+    return { name: def.name, fromSeq, toSeq: Math.max(fromSeq, toSeq), rows, durationMs, caughtUp: toSeq >= highWater };
+  });
+}
+
+/**
+ * One incremental step of every rollup. Each rollup has its own state and transaction, so a new
+ * definition catches up on its own and one failing rollup does not hold back the others.
+ */
+export async function runRollups(pool: pg.Pool, schema: string, opts: RollupRunOptions): Promise<RollupRunResult[]> {
+  const rollups = opts.rollups ?? ROLLUPS;
+  await pool.query(ensureStateSql(schema), [rollups.map((r) => r.name)]);
+  const sketch = await loadSketchProfile(pool, schema, opts.caps, rollups);
+  const out: RollupRunResult[] = [];
+  for (const def of rollups) out.push(await runRollup(pool, schema, def, sketch, opts));
+  return out;
+}
+
+export interface RebuildOptions {
+  tenantId: number;
+  from: Date;
+  to: Date;
+  caps: RollupCapabilities;
+  /**
+   * Raw events before this instant may already be dropped by partition retention; rebuilding
+   * buckets there would replace good rollups with nothing, so it is refused.
+   */
+  notBefore?: Date;
+  rollups?: readonly RollupDefinition[];
+}
+
+export interface RebuildResult {
+  name: string;
+  grain: Grain;
+  /** The whole buckets rebuilt: [from, to). */
+  from: Date;
+  to: Date;
+  /** Rollup rows removed before re-aggregating. */
+  deletedRows: number;
+  /** Events re-aggregated (those with ingest_seq <= watermark). */
+  rows: number;
+  watermark: number;
+}
+
+export class RebuildRangeError extends Error {
+  override name = 'RebuildRangeError';
+}
+
+/** Pure: checks a rebuild request; returns problems (empty when fine). */
+export function rebuildProblems(opts: Pick<RebuildOptions, 'tenantId' | 'from' | 'to' | 'notBefore'>): string[] {
+  const problems: string[] = [];
+  if (!Number.isSafeInteger(opts.tenantId) || opts.tenantId <= 0) problems.push('tenant must be a positive whole number');
+  if (Number.isNaN(opts.from.getTime())) problems.push('from is not a valid time');
+  if (Number.isNaN(opts.to.getTime())) problems.push('to is not a valid time');
+  if (problems.length === 0 && opts.from.getTime() >= opts.to.getTime()) problems.push('from must be before to');
+  if (problems.length === 0 && opts.notBefore && opts.from.getTime() < opts.notBefore.getTime()) {
+    problems.push(`from is before ${opts.notBefore.toISOString()}: raw events that old may already be dropped, so a rebuild could lose rollup data`);
+  }
+  return problems;
+}
+
+/**
+ * Recomputes a tenant's buckets overlapping [from, to) from raw events, in one transaction holding
+ * every rollup's state lock: whole buckets are deleted and re-aggregated from the events at or
+ * below each rollup's own watermark, which is exactly what the incremental path has folded in;
+ * later events arrive through the next incremental run. Needed because sketches cannot subtract.
+ */
+export async function rebuildRollups(pool: pg.Pool, schema: string, opts: RebuildOptions): Promise<RebuildResult[]> {
+  const problems = rebuildProblems(opts);
+  if (problems.length > 0) throw new RebuildRangeError(problems.join('; '));
+  const rollups = opts.rollups ?? ROLLUPS;
+  await pool.query(ensureStateSql(schema), [rollups.map((r) => r.name)]);
+  const sketch = await loadSketchProfile(pool, schema, opts.caps, rollups);
+  return inTransaction(pool, async (client) => {
+    const state = await client.query<{ name: string; last_seq: string }>(lockStateSql(schema), [rollups.map((r) => r.name)]);
+    const watermarks = new Map(state.rows.map((r) => [r.name, toSafeInt(r.last_seq, 'last_seq')]));
+    const out: RebuildResult[] = [];
+    for (const def of rollups) {
+      const watermark = watermarks.get(def.name);
+      if (watermark === undefined) throw new RollupSetupError(`no rollup_state row for ${def.name}`);
+      const from = bucketStart(opts.from, def.grain);
+      const to = bucketCeil(opts.to, def.grain);
+      const deleted = await client.query(deleteBucketsSql(def, schema), [opts.tenantId, from, to]);
+      const counted = await client.query<{ n: string }>(
+        countRebuildSql(schema),
+        [opts.tenantId, from, to, watermark],
+      );
+      const rows = toSafeInt(counted.rows[0]?.n, 'row count');
+      if (rows > 0) await client.query(aggregateSql(def, sketch, schema, 'rebuild'), [opts.tenantId, from, to, watermark]);
+      out.push({ name: def.name, grain: def.grain, from, to, deletedRows: deleted.rowCount ?? 0, rows, watermark });
+    }
+    return out;
+  });
+}
+
+export interface PruneResult {
+  name: string;
+  cutoff: Date;
+  deletedRows: number;
+}
+
+/**
+ * Rollup retention, independent of raw partition retention: dropping raw partitions never touches
+ * rollups, and rollups keep coarse history long after the raw rows are gone.
+ */
+export async function pruneRollups(
+  pool: pg.Pool,
+  schema: string,
+  now: Date,
+  retention: RollupRetention,
+  rollups: readonly RollupDefinition[] = ROLLUPS,
+): Promise<PruneResult[]> {
+  const out: PruneResult[] = [];
+  for (const def of rollups) {
+    const cutoff = retentionCutoff(now, def.grain, retention);
+    const r = await pool.query(pruneSql(def, schema), [cutoff]);
+    out.push({ name: def.name, cutoff, deletedRows: r.rowCount ?? 0 });
+  }
+  return out;
+}
+
+export interface RollupStatus {
+  name: string;
+  grain: Grain;
+  table: string;
+  lastSeq: number;
+  highWater: number;
+  /** Events not yet folded in, counted up to `pendingBound`. */
+  pendingRows: number;
+  pendingCapped: boolean;
+  /** Age of the oldest event not yet folded in; 0 when caught up. */
+  lagSeconds: number;
+  lastRunAt: Date | null;
+  lastRows: number;
+  lastDurationMs: number | null;
+}
+
+export async function rollupStatus(
+  pool: pg.Pool,
+  schema: string,
+  opts: { now?: () => Date; pendingBound?: number; rollups?: readonly RollupDefinition[] } = {},
+): Promise<RollupStatus[]> {
+  const rollups = opts.rollups ?? ROLLUPS;
+  const bound = opts.pendingBound ?? 10_000_000;
+  const now = opts.now ?? (() => new Date());
+  const highWater = await readHighWater(pool, schema);
+  const state = await pool.query<{ name: string; last_seq: string; last_run_at: Date | null; last_rows: string; last_duration_ms: number | null }>(
+    stateSql(schema),
+    [rollups.map((r) => r.name)],
+  );
+  const byName = new Map(state.rows.map((r) => [r.name, r]));
+  const out: RollupStatus[] = [];
+  for (const def of rollups) {
+    const s = byName.get(def.name);
+    const lastSeq = toSafeInt(s?.last_seq, 'last_seq');
+    const pending = await pool.query<{ n: string }>(pendingCountSql(schema), [lastSeq, bound]);
+    const pendingRows = toSafeInt(pending.rows[0]?.n, 'pending count');
+    const oldest = pendingRows > 0 ? await pool.query<{ ingested_at: Date }>(oldestPendingSql(schema), [lastSeq]) : undefined;
+    const oldestAt = oldest?.rows[0]?.ingested_at;
+    out.push({
+      name: def.name,
+      grain: def.grain,
+      table: def.table,
+      lastSeq,
+      highWater,
+      pendingRows,
+      pendingCapped: pendingRows >= bound,
+      lagSeconds: oldestAt ? Math.max(0, (now().getTime() - oldestAt.getTime()) / 1000) : 0,
+      lastRunAt: s?.last_run_at ?? null,
+      lastRows: toSafeInt(s?.last_rows, 'last_rows'),
+      lastDurationMs: s?.last_duration_ms ?? null,
+    });
+  }
+  return out;
+}
