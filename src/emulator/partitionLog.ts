@@ -1,0 +1,187 @@
+/**
+ * One partition's event log: sequence numbers from 0, opaque offsets, non-decreasing enqueued
+ * times, and retention by count and/or bytes so a long local run stays bounded. Pure: the clock is
+ * injected and no I/O happens here.
+ */
+import { type PreparedEvent, stampEvent } from './eventCodec.js';
+
+export interface LogEntry {
+  readonly sequenceNumber: number;
+  readonly offset: string;
+  readonly enqueuedTimeMs: number;
+  readonly partitionKey: string | undefined;
+  /** Header section (may be empty). */
+  readonly head: Buffer;
+  /** Message annotations (with the service's stamps) and every later section. */
+  readonly tail: Buffer;
+  /** Byte position in the partition's stream, used for numeric offsets. */
+  readonly position: number;
+}
+
+export interface RetentionLimits {
+  maxEventsPerPartition?: number;
+  maxBytesPerPartition?: number;
+}
+
+export interface PartitionLogOptions {
+  partitionId: string;
+  /** Non-numeric offsets, so code that parses offsets as numbers fails in tests. */
+  opaqueOffsets?: boolean;
+  retention?: RetentionLimits;
+  now?: () => number;
+}
+
+const OPAQUE_PREFIX = 'eo.';
+
+export class PartitionLog {
+  readonly partitionId: string;
+  private readonly opaque: boolean;
+  private readonly maxEvents: number;
+  private readonly maxBytes: number;
+  private readonly now: () => number;
+  private entries: LogEntry[] = [];
+  /** Index in `entries` of the oldest retained entry (entries before it are dropped lazily). */
+  private first = 0;
+  private nextSequence = 0;
+  private nextPosition = 0;
+  private lastTime = 0;
+  private retainedBytes = 0;
+
+  constructor(opts: PartitionLogOptions) {
+    this.partitionId = opts.partitionId;
+    this.opaque = opts.opaqueOffsets ?? false;
+    this.maxEvents = opts.retention?.maxEventsPerPartition ?? Number.POSITIVE_INFINITY;
+    this.maxBytes = opts.retention?.maxBytesPerPartition ?? Number.POSITIVE_INFINITY;
+    if (!(this.maxEvents >= 1) || !(this.maxBytes >= 1)) throw new RangeError('retention limits must be at least 1');
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Sequence number the next event will get. */
+  get endSequenceNumber(): number {
+    return this.nextSequence;
+  }
+
+  /** Oldest retained sequence number (equals endSequenceNumber when empty). */
+  get beginSequenceNumber(): number {
+    return this.entries[this.first]?.sequenceNumber ?? this.nextSequence;
+  }
+
+  get size(): number {
+    return this.entries.length - this.first;
+  }
+
+  get bytes(): number {
+    return this.retainedBytes;
+  }
+
+  last(): LogEntry | undefined {
+    return this.entries[this.entries.length - 1];
+  }
+
+  /** Retained entries, oldest first. */
+  all(): readonly LogEntry[] {
+    return this.entries.slice(this.first);
+  }
+
+  formatOffset(sequenceNumber: number, position: number): string {
+    return this.opaque ? `${OPAQUE_PREFIX}${sequenceNumber.toString(36)}.p${this.partitionId}` : String(position);
+  }
+
+  /** Appends a whole batch; all its events share one enqueued time, as on the service. */
+  append(events: readonly PreparedEvent[], partitionKey: string | undefined): LogEntry[] {
+    const time = Math.max(this.now(), this.lastTime);
+    this.lastTime = time;
+    const added: LogEntry[] = [];
+    for (const ev of events) {
+      const sequenceNumber = this.nextSequence++;
+      const position = this.nextPosition;
+      const offset = this.formatOffset(sequenceNumber, position);
+      const { head, tail } = stampEvent(ev, { sequenceNumber, offset, enqueuedTimeMs: time, partitionKey });
+      const entry: LogEntry = {
+        sequenceNumber,
+        offset,
+        enqueuedTimeMs: time,
+        partitionKey: ev.partitionKey ?? partitionKey,
+        head,
+        tail,
+        position,
+      };
+      this.nextPosition += head.length + tail.length;
+      this.retainedBytes += head.length + tail.length;
+      this.entries.push(entry);
+      added.push(entry);
+    }
+    this.enforceRetention();
+    return added;
+  }
+
+  private enforceRetention(): void {
+    // The newest event is always kept so the partition's "last enqueued" facts stay true.
+    while (this.size > 1 && (this.size > this.maxEvents || this.retainedBytes > this.maxBytes)) {
+      const e = this.entries[this.first] as LogEntry;
+      this.retainedBytes -= e.head.length + e.tail.length;
+      this.first++;
+    }
+    // Compact now and then instead of shifting the array on every drop.
+    if (this.first > 1024 && this.first * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.first);
+      this.first = 0;
+    }
+  }
+
+  /** The retained entry with this sequence number, if any. */
+  get(sequenceNumber: number): LogEntry | undefined {
+    const idx = this.first + (sequenceNumber - this.beginSequenceNumber);
+    if (idx < this.first || idx >= this.entries.length) return undefined;
+    return this.entries[idx];
+  }
+
+  /** First retained sequence number whose entry satisfies `pred`, which must be monotonic. */
+  private firstWhere(pred: (e: LogEntry) => boolean): number {
+    let lo = this.first;
+    let hi = this.entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (pred(this.entries[mid] as LogEntry)) hi = mid;
+      else lo = mid + 1;
+    }
+    return this.entries[lo]?.sequenceNumber ?? this.nextSequence;
+  }
+
+  /** First sequence number to deliver for an enqueued-time filter `> ms`. */
+  startAfterTime(ms: number): number {
+    return this.firstWhere((e) => e.enqueuedTimeMs > ms);
+  }
+
+  /**
+   * Sequence number an offset denotes, or undefined when this log never issued it. Offsets are
+   * opaque to clients; only the log that issued them interprets them.
+   */
+  sequenceOfOffset(offset: string): number | undefined {
+    if (this.opaque) {
+      const m = /^eo\.([0-9a-z]+)\.p(.+)$/.exec(offset);
+      if (!m || m[2] !== this.partitionId) return undefined;
+      const seq = parseInt(m[1] as string, 36);
+      return Number.isSafeInteger(seq) && seq < this.nextSequence ? seq : undefined;
+    }
+    if (!/^\d+$/.test(offset)) return undefined;
+    const pos = Number(offset);
+    if (pos >= this.nextPosition) return undefined;
+    if (pos < (this.entries[this.first]?.position ?? this.nextPosition)) {
+      // Dropped by retention; earlier than anything retained.
+      return this.beginSequenceNumber - 1;
+    }
+    const seq = this.firstWhere((e) => e.position >= pos);
+    return this.get(seq)?.position === pos ? seq : undefined;
+  }
+
+  /** Drops every event; numbering restarts at 0. */
+  clear(): void {
+    this.entries = [];
+    this.first = 0;
+    this.nextSequence = 0;
+    this.nextPosition = 0;
+    this.retainedBytes = 0;
+    this.lastTime = 0;
+  }
+}
