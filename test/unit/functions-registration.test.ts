@@ -22,6 +22,7 @@ before(async () => {
   process.env.INGEST_EVENTHUB_NAME = 'clicks-under-test';
   process.env.DEADLETTER_EVENTHUB_NAME = 'clicks-dl-under-test';
   process.env.INGEST_CONSUMER_GROUP = 'hubsink-ingest';
+  process.env.DEADLETTER_CONSUMER_GROUP = 'hubsink-deadletter';
   // Load every registration module the way the host does: each file in the functions folder.
   for (const file of (await readdir(functionsDir)).filter((f) => f.endsWith('.js')).sort()) {
     await import(path.join(functionsDir, file));
@@ -46,6 +47,27 @@ test('ingest: retries forever with capped exponential backoff, so a failed batch
   assert.equal(r.maxRetryCount, -1);
   assert.deepEqual(r.minimumInterval, { seconds: 2, nanos: 0 });
   assert.deepEqual(r.maximumInterval, { seconds: 300, nanos: 0 });
+});
+
+test('deadletter: Event Hub trigger on the dead-letter hub, many, binary bodies, its own consumer group', () => {
+  const t = triggerOf(fn('deadletter'));
+  assert.equal(t.type, 'eventHubTrigger');
+  assert.equal(t.direction, 'in');
+  assert.equal(t.cardinality, 'many');
+  assert.equal(t.dataType, 'binary');
+  assert.equal(t.connection, 'EventHubConnection');
+  assert.equal(t.eventHubName, 'clicks-dl-under-test');
+  assert.equal(t.consumerGroup, 'hubsink-deadletter');
+});
+
+test('deadletter: retries forever with capped exponential backoff, so transient dead letters wait for the database', () => {
+  const r = fn('deadletter').retryOptions;
+  assert.ok(r, 'deadletter has no retry policy');
+  assert.equal(r.retryStrategy, 'exponentialBackoff');
+  assert.equal(r.maxRetryCount, -1);
+  // The library sends durations to the host as whole seconds.
+  assert.deepEqual(r.minimumInterval, { seconds: 5 });
+  assert.deepEqual(r.maximumInterval, { seconds: 300 });
 });
 
 test('partitions: daily timer that also runs at start-up', () => {
