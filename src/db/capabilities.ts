@@ -37,8 +37,19 @@ export function capabilitiesFromRow(row: Row): Capabilities {
   };
 }
 
+/**
+ * Given a pool, the probe's connection is closed afterwards rather than returned: the session
+ * settings chosen from the answer (configureSession) apply to new connections only, and none
+ * should stay in the pool without them.
+ */
 export async function detectCapabilities(pool: pg.Pool | pg.PoolClient): Promise<Capabilities> {
-  const { rows } = await pool.query<Row>(CAPABILITIES_SQL);
+  const client = 'release' in pool ? pool : await pool.connect();
+  let rows: Row[];
+  try {
+    ({ rows } = await client.query<Row>(CAPABILITIES_SQL));
+  } finally {
+    if (client !== pool) client.release(true);
+  }
   const row = rows[0];
   if (!row) throw new Error('capability query returned no row');
   return capabilitiesFromRow(row);

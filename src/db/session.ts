@@ -15,20 +15,28 @@ export function citusSessionSql(cachedConnsPerWorker: number): string {
 
 export interface SessionOptions {
   citusCachedConnsPerWorker: number;
-  /** Told when a new connection could not be configured; it still works, only slower. */
-  onError?: (err: unknown) => void;
 }
 
+/** pg-pool's hook, run on each new connection before the pool hands it out (not in @types/pg yet). */
+type ConnectHook = (client: pg.PoolClient) => Promise<void>;
+
 /**
- * Makes every new connection of the pool run the session settings. pg queues a client's queries in
- * order, so the SET issued in the 'connect' event runs before the first query of whoever got the
- * client.
+ * Runs `sql` on every new connection of the pool before anyone gets the connection. The pool's
+ * onConnect hook is used rather than the 'connect' event: the event cannot delay the caller's
+ * first query (pg deprecates queueing on a busy client), and a hook's failure reaches the caller
+ * as the connection's error instead of leaving an unconfigured connection in the pool.
  */
+export function onNewConnection(pool: pg.Pool, sql: string): void {
+  const options = pool.options as pg.PoolOptions & { onConnect?: ConnectHook };
+  const previous = options.onConnect;
+  options.onConnect = async (client) => {
+    if (previous) await previous(client);
+    await client.query(sql);
+  };
+}
+
+/** Applies the session settings the server's capabilities call for. Call once per pool. */
 export function configureSession(pool: pg.Pool, caps: Capabilities, opts: SessionOptions): void {
   if (!caps.citus) return;
-  const sql = citusSessionSql(opts.citusCachedConnsPerWorker);
-  const onError = opts.onError ?? (() => undefined);
-  pool.on('connect', (client: pg.PoolClient) => {
-    client.query(sql).catch(onError);
-  });
+  onNewConnection(pool, citusSessionSql(opts.citusCachedConnsPerWorker));
 }
