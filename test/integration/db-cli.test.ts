@@ -1,0 +1,62 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createTestSchema, testDatabaseUrl } from '../support/services.js';
+import { partitionPlan } from '../../src/db/partitions.js';
+
+const BIN = fileURLToPath(new URL('../../../bin/hubsink.js', import.meta.url));
+
+function hubsink(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+test('hubsink migrate and hubsink partitions against a schema from HUBSINK_SCHEMA and --schema', async () => {
+  const s = await createTestSchema('dbc_');
+  const env = { DATABASE_URL: testDatabaseUrl(), HUBSINK_SCHEMA: s.schema };
+  try {
+    const first = await hubsink(['migrate'], env);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, /^001_core$/m);
+    const again = await hubsink(['migrate', '--json'], env);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(JSON.parse(again.stdout), { schema: s.schema, applied: [] });
+
+    const parts = await hubsink(['partitions', '--ahead', '2', '--retention', '3', '--json', '--schema', s.schema], { DATABASE_URL: testDatabaseUrl() });
+    assert.equal(parts.code, 0, parts.stderr);
+    const out = JSON.parse(parts.stdout) as { schema: string; created: string[]; dropped: string[] };
+    assert.equal(out.schema, s.schema);
+    assert.deepEqual(out.dropped, []);
+    // The run used the wall clock; the plan for "now" may differ only if a UTC midnight passed in between.
+    const plan = partitionPlan(new Date(), 2, 3).days.map((d) => d.name);
+    assert.ok(out.created.length >= 7);
+    assert.ok(out.created.every((n) => /^events_p\d{4}_\d{2}_\d{2}$/.test(n)));
+    assert.ok(plan.filter((n) => out.created.includes(n)).length >= plan.length - 1);
+
+    const text = await hubsink(['partitions', '--ahead', '2', '--retention', '3'], env);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stderr, /up to date/);
+  } finally {
+    await s.drop();
+  }
+});
+
+test('usage errors exit 2 with a message; a missing DATABASE_URL is named', async () => {
+  const bad = await hubsink(['partitions', '--ahead', 'soon'], { DATABASE_URL: testDatabaseUrl() });
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--ahead.*positive whole number/);
+  const schema = await hubsink(['migrate', '--schema', 'Bad-Name'], { DATABASE_URL: testDatabaseUrl() });
+  assert.equal(schema.code, 2);
+  assert.match(schema.stderr, /--schema "Bad-Name"/);
+  const nodb = await hubsink(['migrate'], {});
+  assert.equal(nodb.code, 2);
+  assert.match(nodb.stderr, /DATABASE_URL is not set/);
+  const help = await hubsink(['migrate', '--help'], {});
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /--schema <name>/);
+});
