@@ -22,6 +22,7 @@ import type { TenantRegistry } from '../db/tenants.js';
 import { deadLetterFromRaw, fromDeadLetterMessage, nextAttempt } from '../pipeline/deadletter.js';
 import type { DeadLetterRecord, EventRow, RawEvent } from '../pipeline/types.js';
 import { validateEvent } from '../pipeline/validate.js';
+import { classifyError, describeError } from '../pipeline/classify.js';
 
 export type DeadLetterMode = 'retry' | 'replay';
 
@@ -56,8 +57,9 @@ export class TransientDatabaseError extends Error {
   constructor(
     message: string,
     readonly pending: number,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
   }
 }
 
@@ -158,7 +160,13 @@ export async function processDeadLetters(deps: DeadLetterDeps, raws: readonly Ra
   }
 
   if (toPark.length > 0) {
-    const p = await parkDeadLetters(deps.pool, config.schema, toPark);
+    let p: Awaited<ReturnType<typeof parkDeadLetters>>;
+    try {
+      p = await parkDeadLetters(deps.pool, config.schema, toPark);
+    } catch (err) {
+      if (classifyError(err) !== 'transient') throw err;
+      throw new TransientDatabaseError(`database unavailable, ${toPark.length} dead letter(s) not yet parked: ${describeError(err)}`, toPark.length, { cause: err });
+    }
     counts.parked = p.byReason;
     counts.alreadyParked = p.alreadyParked;
   }
