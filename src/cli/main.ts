@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { runCli } from './program.js';
 import { register as registerDb } from './db.js';
+import { register as registerRun } from './run.js';
 import { readFileSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -10,7 +11,7 @@ export function buildProgram(): Command {
     .description('Event Hubs → Citus/PostgreSQL stream processor: exact ingest, dead letters, rollups')
     .version(pkg.version);
   // Each command module adds its subcommand(s). Keep this list sorted.
-  const registrations: ((p: Command) => void)[] = [registerDb];
+  const registrations: ((p: Command) => void)[] = [registerDb, registerRun];
   for (const register of registrations) register(program);
   return program;
 }

@@ -1,0 +1,188 @@
+/**
+ * One Event Hub consumed with a checkpoint store: partitions are balanced between every process that
+ * uses the same store, hub and consumer group, and a partition's checkpoint moves only after its
+ * batch was handled (written, or dead-lettered). A failing batch is retried in-process for as long
+ * as this process owns the partition; it is never skipped.
+ *
+ * Why the order of shutdown matters: the SDK's subscription.close() stops the partition pumps
+ * without waiting for a processEvents call in progress, then gives up ownership. So stop() first
+ * lets the attempts in progress finish (and checkpoint), then closes the subscription.
+ */
+import {
+  earliestEventPosition,
+  latestEventPosition,
+  type CloseReason,
+  type EventHubConsumerClient,
+  type EventPosition,
+  type PartitionContext,
+  type ReceivedEventData,
+  type Subscription,
+} from '@azure/event-hubs';
+import { describeError } from '../pipeline/classify.js';
+import { retryForever } from './retry.js';
+
+export type LogLevel = 'info' | 'warn' | 'error' | 'debug';
+export type Logger = (level: LogLevel, message: string) => void;
+
+export interface CheckpointingConsumerOptions<R> {
+  client: EventHubConsumerClient;
+  /** For log lines: 'ingest', 'deadletter'. */
+  name: string;
+  /** Handles one batch; resolves when it is safe to checkpoint past it, throws otherwise. */
+  handle: (events: ReceivedEventData[], partitionId: string) => Promise<R>;
+  /** Called after a batch was handled and its checkpoint written (or the write failed harmlessly). */
+  onHandled?: (result: R, partitionId: string, events: readonly ReceivedEventData[], attempts: number) => void;
+  onRetry?: (partitionId: string, attempt: number, err: unknown) => void;
+  log: Logger;
+  maxBatchSize?: number;
+  maxWaitTimeInSeconds?: number;
+  /** Where to start on partitions without a checkpoint. */
+  startFrom?: 'earliest' | 'latest';
+  retryBaseMs?: number;
+  retryCapMs?: number;
+}
+
+export class CheckpointingConsumer<R> {
+  private subscription: Subscription | undefined;
+  private readonly stopController = new AbortController();
+  private readonly partitions = new Map<string, AbortController>();
+  private readonly inFlight = new Set<Promise<void>>();
+  /** SDK-level errors (receive failures, checkpoint store errors), for status lines. */
+  errors = 0;
+
+  constructor(private readonly opts: CheckpointingConsumerOptions<R>) {}
+
+  get ownedPartitions(): string[] {
+    return [...this.partitions.keys()].sort((a, b) => Number(a) - Number(b) || a.localeCompare(b));
+  }
+
+  get busy(): number {
+    return this.inFlight.size;
+  }
+
+  start(): void {
+    if (this.subscription) throw new Error(`${this.opts.name} consumer already started`);
+    const startPosition: EventPosition = this.opts.startFrom === 'latest' ? latestEventPosition : earliestEventPosition;
+    this.subscription = this.opts.client.subscribe(
+      {
+        processInitialize: (ctx) => {
+          this.partitions.get(ctx.partitionId)?.abort();
+          this.partitions.set(ctx.partitionId, new AbortController());
+          this.opts.log('info', `${this.opts.name}: claimed partition ${ctx.partitionId}`);
+          return Promise.resolve();
+        },
+        processClose: (reason: CloseReason, ctx) => {
+          // The pump is gone (ownership lost, or a receive error the SDK does not retry): a batch still
+          // retrying here belongs to whoever owns the partition next, which starts from the checkpoint.
+          const ctl = this.partitions.get(ctx.partitionId);
+          if (ctl && !this.stopController.signal.aborted) ctl.abort();
+          this.partitions.delete(ctx.partitionId);
+          this.opts.log('info', `${this.opts.name}: released partition ${ctx.partitionId} (${String(reason)})`);
+          return Promise.resolve();
+        },
+        processEvents: (events, ctx) => this.processEvents(events, ctx),
+        processError: (err, ctx) => {
+          this.errors++;
+          this.opts.log('warn', `${this.opts.name}: partition ${ctx.partitionId || '-'}: ${describeError(err)}`);
+          return Promise.resolve();
+        },
+      },
+      {
+        startPosition,
+        maxBatchSize: this.opts.maxBatchSize ?? 300,
+        maxWaitTimeInSeconds: this.opts.maxWaitTimeInSeconds ?? 1,
+        // Keep the exact body bytes: the SDK would otherwise JSON-parse bodies, and a dead letter or a
+        // derived eventId must see what the producer sent.
+        skipParsingBodyAsJson: true,
+      },
+    );
+  }
+
+  private processEvents(events: ReceivedEventData[], ctx: PartitionContext): Promise<void> {
+    if (events.length === 0 || this.stopController.signal.aborted) return Promise.resolve();
+    const p = this.handleWithRetry(events, ctx).finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+    return p;
+  }
+
+  private async handleWithRetry(events: ReceivedEventData[], ctx: PartitionContext): Promise<void> {
+    const partitionSignal = this.partitions.get(ctx.partitionId)?.signal;
+    const combined = anySignal([this.stopController.signal, ...(partitionSignal ? [partitionSignal] : [])]);
+    try {
+      await this.handleUntil(events, ctx, combined.signal);
+    } finally {
+      combined.dispose();
+    }
+  }
+
+  private async handleUntil(events: ReceivedEventData[], ctx: PartitionContext, signal: AbortSignal): Promise<void> {
+    const first = events[0];
+    const last = events[events.length - 1];
+    const range = `${first?.sequenceNumber ?? '?'}..${last?.sequenceNumber ?? '?'}`;
+    const outcome = await retryForever(() => this.opts.handle(events, ctx.partitionId), {
+      signal,
+      ...(this.opts.retryBaseMs !== undefined ? { baseMs: this.opts.retryBaseMs } : {}),
+      ...(this.opts.retryCapMs !== undefined ? { capMs: this.opts.retryCapMs } : {}),
+      onFailure: (attempt, err, delay) => {
+        this.opts.onRetry?.(ctx.partitionId, attempt, err);
+        this.opts.log(
+          'error',
+          `${this.opts.name}: partition ${ctx.partitionId} events ${range} (${events.length}) attempt ${attempt} failed, not checkpointing; retrying in ${delay} ms: ${describeError(err)}`,
+        );
+      },
+    });
+    if (!outcome.ok) {
+      this.opts.log('warn', `${this.opts.name}: partition ${ctx.partitionId} events ${range} left unacknowledged (${this.stopController.signal.aborted ? 'shutting down' : 'partition released'}); they will be delivered again`);
+      return;
+    }
+    if (last) {
+      try {
+        await ctx.updateCheckpoint(last);
+      } catch (err) {
+        // The batch is safe in the database; a missed checkpoint only means it is delivered again.
+        this.errors++;
+        this.opts.log('warn', `${this.opts.name}: partition ${ctx.partitionId} checkpoint at ${last.sequenceNumber} failed (the batch will be redelivered, harmlessly): ${describeError(err)}`);
+      }
+    }
+    this.opts.onHandled?.(outcome.value, ctx.partitionId, events, outcome.attempts);
+  }
+
+  /**
+   * Lets attempts in progress finish (no new attempts start), then closes the subscription, which
+   * gives up ownership so another instance takes the partitions at once. Bounded by `timeoutMs`.
+   */
+  async stop(timeoutMs = 60_000): Promise<void> {
+    this.stopController.abort();
+    const pending = [...this.inFlight];
+    if (pending.length > 0) {
+      this.opts.log('info', `${this.opts.name}: finishing ${pending.length} batch(es) in flight`);
+      const settled = await Promise.race([
+        Promise.allSettled(pending).then(() => true),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), timeoutMs).unref()),
+      ]);
+      if (!settled) this.opts.log('warn', `${this.opts.name}: batches still in flight after ${timeoutMs} ms; closing anyway (they were not checkpointed)`);
+    }
+    if (this.subscription) {
+      try {
+        await this.subscription.close();
+      } catch (err) {
+        this.opts.log('warn', `${this.opts.name}: closing the subscription failed: ${describeError(err)}`);
+      }
+    }
+    this.partitions.clear();
+  }
+}
+
+/**
+ * An AbortSignal that aborts when any of `signals` does (AbortSignal.any needs Node 20.3). dispose()
+ * removes its listeners: the stop signal outlives millions of batches.
+ */
+export function anySignal(signals: readonly AbortSignal[]): { signal: AbortSignal; dispose(): void } {
+  const ctl = new AbortController();
+  const abort = (): void => ctl.abort();
+  for (const s of signals) {
+    if (s.aborted) ctl.abort();
+    else s.addEventListener('abort', abort, { once: true });
+  }
+  return { signal: ctl.signal, dispose: () => signals.forEach((s) => s.removeEventListener('abort', abort)) };
+}

@@ -1,0 +1,45 @@
+/**
+ * Process plumbing shared by the long-running commands (`run`, `local`, `generate`): a logger that
+ * writes to stderr, and graceful shutdown on SIGINT/SIGTERM with a hard bound.
+ */
+import type { Logger, LogLevel } from './checkpointingConsumer.js';
+
+export function stderrLogger(opts: { verbose?: boolean; write?: (s: string) => void } = {}): Logger {
+  const write = opts.write ?? ((s: string) => void process.stderr.write(s));
+  return (level: LogLevel, message: string) => {
+    if (level === 'debug' && !opts.verbose) return;
+    write(`${new Date().toISOString()} ${level.padEnd(5)} ${message}\n`);
+  };
+}
+
+/**
+ * Resolves when SIGINT or SIGTERM arrives (or `signal` aborts). A second signal while shutting down
+ * exits at once with 130; if the shutdown itself takes longer than `hardLimitMs`, the process exits
+ * with 1 so nothing hangs forever.
+ */
+export function waitForShutdown(opts: { log: Logger; hardLimitMs: number; signal?: AbortSignal }): Promise<string> {
+  return new Promise((resolve) => {
+    let received = false;
+    const onSignal = (name: string): void => {
+      if (received) {
+        opts.log('warn', `${name} again: exiting now`);
+        process.exit(130);
+      }
+      received = true;
+      opts.log('info', `${name}: shutting down (again to force)`);
+      setTimeout(() => {
+        opts.log('error', `shutdown took longer than ${opts.hardLimitMs} ms; exiting`);
+        process.exit(1);
+      }, opts.hardLimitMs).unref();
+      resolve(name);
+    };
+    process.on('SIGINT', () => onSignal('SIGINT'));
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+    const sig = opts.signal;
+    if (sig) {
+      const onAbort = (): void => onSignal(typeof sig.reason === 'string' ? sig.reason : 'stop requested');
+      if (sig.aborted) onAbort();
+      else sig.addEventListener('abort', onAbort, { once: true });
+    }
+  });
+}

@@ -1,0 +1,220 @@
+/**
+ * The standalone runner (`hubsink run`): the ingest pipeline outside the Functions host, for
+ * containers and local use. EventHubConsumerClient + BlobCheckpointStore, the same ingestBatch and
+ * dead-letter sink as the `ingest` function, optionally the dead-letter consumer (the `deadletter`
+ * function's work) and the rollup timer. Checkpoints use the Functions host's container and blob
+ * layout by default, so `hubsink checkpoints` reads and rewinds both alike.
+ */
+import { BlobCheckpointStore } from '@azure/eventhubs-checkpointstore-blob';
+import type { CheckpointStore, EventHubConsumerClient } from '@azure/event-hubs';
+import type pg from 'pg';
+import { ConfigError, requireDatabase, requireEventHubs, requireStorage, type HubsinkConfig } from '../config.js';
+import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
+import { createPool } from '../db/pool.js';
+import { runRollups } from '../db/rollups.js';
+import { configureSession } from '../db/session.js';
+import { TenantRegistry } from '../db/tenants.js';
+import { ident } from '../db/ident.js';
+import { processDeadLetters } from '../deadletters/process.js';
+import { blobContainer, createConsumer, createProducer, FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
+import { EventHubDeadLetterSink } from '../hubs/deadLetterSink.js';
+import { ingestBatch } from '../ingest/ingestBatch.js';
+import { describeError } from '../pipeline/classify.js';
+import { normalizeReceivedEvents } from '../pipeline/normalize.js';
+import { CheckpointingConsumer, type Logger } from './checkpointingConsumer.js';
+import { addDeadLetters, addIngest, emptyStats, snapshot, type RunnerStats } from './stats.js';
+
+export interface RunnerOptions {
+  config: HubsinkConfig;
+  log: Logger;
+  /** Also consume the dead-letter hub: retry transient records, park poison. */
+  deadletter?: boolean;
+  /** Also run the rollups every `rollupIntervalMs`. */
+  rollups?: boolean;
+  rollupIntervalMs?: number;
+  checkpointContainer?: string;
+  /** How often each instance balances partitions (the SDK's default is 10 s; tests use ~500 ms). */
+  loadBalancingIntervalMs?: number;
+  /** After how long a silent owner's partitions may be claimed by others (SDK default 60 s). */
+  ownershipExpirationMs?: number;
+  maxBatchSize?: number;
+  maxWaitTimeInSeconds?: number;
+  startFrom?: 'earliest' | 'latest';
+  /** Backoff between failed attempts of one batch. */
+  retryBaseMs?: number;
+  retryCapMs?: number;
+  /** A pool to use instead of one built from the config (the caller then ends it). */
+  pool?: pg.Pool;
+  clock?: () => Date;
+}
+
+export interface Runner {
+  readonly pool: pg.Pool;
+  readonly caps: Capabilities;
+  stats(): RunnerStats;
+  /** Finishes batches in flight, gives up partition ownership, closes clients and the pool. */
+  stop(): Promise<void>;
+}
+
+/** Every setting the runner needs, checked at once so one error names all that are missing. */
+export function requireRunnerSettings(cfg: HubsinkConfig): void {
+  const problems: string[] = [];
+  for (const check of [requireEventHubs, requireStorage, requireDatabase]) {
+    try {
+      check(cfg);
+    } catch (err) {
+      if (err instanceof ConfigError) problems.push(...err.problems);
+      else throw err;
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+}
+
+const CONTAINER_NAME = /^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/;
+
+export async function startRunner(opts: RunnerOptions): Promise<Runner> {
+  const cfg = opts.config;
+  requireRunnerSettings(cfg);
+  const eventHubs = requireEventHubs(cfg);
+  const storage = requireStorage(cfg);
+  const containerName = opts.checkpointContainer ?? FUNCTIONS_CHECKPOINT_CONTAINER;
+  if (!CONTAINER_NAME.test(containerName)) throw new ConfigError([`checkpoint container ${JSON.stringify(containerName)}: 3-63 lower-case letters, digits and single hyphens`]);
+  const log = opts.log;
+  const clock = opts.clock ?? (() => new Date());
+  const cleanups: (() => Promise<void>)[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const c of cleanups.reverse()) await c().catch((err: unknown) => log('warn', `shutdown: ${describeError(err)}`));
+    cleanups.length = 0;
+  };
+
+  try {
+    const pool = opts.pool ?? (await createPool(cfg));
+    if (!opts.pool) cleanups.push(() => pool.end());
+    const caps = await detectCapabilities(pool);
+    if (!opts.pool) configureSession(pool, caps, { citusCachedConnsPerWorker: cfg.citusCachedConnsPerWorker });
+    // Fail at start-up, not with a batch retried forever, when the schema was never migrated.
+    const found = await pool.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [`${ident(cfg.schema)}.events`]);
+    if (!found.rows[0]?.t) throw new ConfigError([`table ${cfg.schema}.events does not exist: run \`hubsink migrate\` first (HUBSINK_SCHEMA=${cfg.schema})`]);
+
+    const container = await blobContainer(storage, containerName);
+    // The checkpoint store package pins its own copy of the Event Hubs types; the shapes are the same.
+    const store = new BlobCheckpointStore(container) as unknown as CheckpointStore;
+    const consumerOptions = {
+      loadBalancingOptions: {
+        strategy: 'balanced' as const,
+        updateIntervalInMs: opts.loadBalancingIntervalMs ?? 10_000,
+        partitionOwnershipExpirationIntervalInMs: opts.ownershipExpirationMs ?? 60_000,
+      },
+    };
+    const producer = await createProducer(eventHubs, cfg.deadLetterHub);
+    const sink = new EventHubDeadLetterSink(producer);
+    cleanups.push(() => sink.close());
+    const tenants = new TenantRegistry();
+    const stats = emptyStats(Date.now(), { deadletter: opts.deadletter === true, rollups: opts.rollups === true });
+    const ingestDeps = {
+      pool,
+      config: cfg,
+      sink,
+      tenants,
+      clock,
+      onRetry: (attempt: number, err: unknown) => log('warn', `ingest: transient database error, attempt ${attempt}: ${describeError(err)}`),
+    };
+    const common = {
+      log,
+      ...(opts.maxBatchSize !== undefined ? { maxBatchSize: opts.maxBatchSize } : {}),
+      ...(opts.maxWaitTimeInSeconds !== undefined ? { maxWaitTimeInSeconds: opts.maxWaitTimeInSeconds } : {}),
+      ...(opts.startFrom !== undefined ? { startFrom: opts.startFrom } : {}),
+      ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}),
+      ...(opts.retryCapMs !== undefined ? { retryCapMs: opts.retryCapMs } : {}),
+    };
+
+    const clients: EventHubConsumerClient[] = [];
+    const ingestClient = await createConsumer(eventHubs, cfg.consumerGroup, cfg.ingestHub, store, consumerOptions);
+    clients.push(ingestClient);
+    cleanups.push(() => ingestClient.close());
+    const ingest = new CheckpointingConsumer({
+      ...common,
+      client: ingestClient,
+      name: 'ingest',
+      handle: (events, partitionId) =>
+        ingestBatch(ingestDeps, normalizeReceivedEvents(events, { hub: cfg.ingestHub, consumerGroup: cfg.consumerGroup, partitionId })),
+      onHandled: (r) => addIngest(stats, r, Date.now()),
+      onRetry: () => stats.ingest.failedAttempts++,
+    });
+
+    let deadletter: CheckpointingConsumer<unknown> | undefined;
+    if (opts.deadletter) {
+      const dlClient = await createConsumer(eventHubs, cfg.deadLetterConsumerGroup, cfg.deadLetterHub, store, consumerOptions);
+      clients.push(dlClient);
+      cleanups.push(() => dlClient.close());
+      const dlDeps = { pool, config: cfg, tenants, clock };
+      const dl = new CheckpointingConsumer({
+        ...common,
+        client: dlClient,
+        name: 'deadletter',
+        handle: (events, partitionId) =>
+          processDeadLetters(dlDeps, normalizeReceivedEvents(events, { hub: cfg.deadLetterHub, consumerGroup: cfg.deadLetterConsumerGroup, partitionId }), 'retry'),
+        onHandled: (c) => addDeadLetters(stats, c),
+        onRetry: () => stats.deadletter.failedAttempts++,
+      });
+      deadletter = dl as CheckpointingConsumer<unknown>;
+    }
+
+    // Rollups: one run at start, then every interval; a run catches up in a few bounded steps.
+    let rollupTimer: NodeJS.Timeout | undefined;
+    let rollupRun: Promise<void> = Promise.resolve();
+    let stopped = false;
+    const rollupOnce = async (): Promise<void> => {
+      try {
+        for (let step = 0; step < 20 && !stopped; step++) {
+          const results = await runRollups(pool, cfg.schema, { caps, maxWindowRows: cfg.rollupMaxWindowRows, now: clock });
+          stats.rollups.runs++;
+          stats.rollups.folded += results.reduce((n, r) => n + r.rows, 0);
+          stats.rollups.lastRunAt = Date.now();
+          stats.rollups.lastError = null;
+          if (results.every((r) => r.caughtUp)) break;
+        }
+      } catch (err) {
+        stats.rollups.failures++;
+        stats.rollups.lastError = describeError(err);
+        log('warn', `rollups: ${describeError(err)} (the next run tries again)`);
+      }
+    };
+    const scheduleRollups = (delay: number): void => {
+      rollupTimer = setTimeout(() => {
+        rollupRun = rollupOnce().finally(() => {
+          if (!stopped) scheduleRollups(opts.rollupIntervalMs ?? 60_000);
+        });
+      }, delay);
+    };
+
+    ingest.start();
+    deadletter?.start();
+    if (opts.rollups) scheduleRollups(0);
+    log('info', `runner started: hub ${cfg.ingestHub} (${cfg.consumerGroup})${opts.deadletter ? `, dead letters ${cfg.deadLetterHub} (${cfg.deadLetterConsumerGroup})` : ''}${opts.rollups ? ', rollups' : ''}; checkpoints in container ${containerName}`);
+
+    let stopping: Promise<void> | undefined;
+    return {
+      pool,
+      caps,
+      stats() {
+        stats.ingest.partitions = ingest.ownedPartitions;
+        stats.deadletter.partitions = deadletter?.ownedPartitions ?? [];
+        return snapshot(stats);
+      },
+      stop() {
+        stopping ??= (async () => {
+          stopped = true;
+          clearTimeout(rollupTimer);
+          await Promise.all([ingest.stop(), deadletter?.stop(), rollupRun]);
+          await cleanup();
+          log('info', 'runner stopped');
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}
