@@ -79,6 +79,11 @@ test('overlapping batches count exactly what is new', async () => {
   assert.equal(c.inserted + d.inserted, 200);
   assert.equal(c.duplicates + d.duplicates, 100);
   assert.equal(await countEvents([...rows, ...more]), 500);
+  // The same key twice in one statement: DO NOTHING keeps the first, the second counts as a duplicate.
+  const twin = makeRow({ tenantId: 3 });
+  assert.deepEqual(await insertEventRows(s.pool, s.schema, [twin, makeRow({ tenantId: 4 }), { ...twin, type: 'click' }]), { inserted: 2, duplicates: 1 });
+  const { rows: kept } = await s.pool.query<{ type: string }>(`SELECT type FROM "${s.schema}".events WHERE event_id = $1`, [twin.eventId]);
+  assert.deepEqual(kept.map((r) => r.type), ['page_view']);
 });
 
 test('every column round-trips, including hostile strings, numeric revenue and jsonb properties', async () => {
