@@ -114,9 +114,14 @@ export async function loadSketchProfile(
     rollups.map((r) => r.table),
     sketchCols,
   ]);
-  const hll = caps.hllInstalled ? await db.query<{ nspname: string }>(hllSchemaSql()) : undefined;
-  const hllSchema = hll?.rows[0]?.nspname;
-  return resolveSketchProfile({ sketchTypnames: cols.rows.map((r) => r.typname), ...(hllSchema ? { hllSchema } : {}) }, caps);
+  // Read the extension from the catalog too: capabilities detected at start-up may predate the
+  // migration that installed it.
+  const hll = await db.query<{ nspname: string }>(hllSchemaSql());
+  const hllSchema = hll.rows[0]?.nspname;
+  return resolveSketchProfile(
+    { sketchTypnames: cols.rows.map((r) => r.typname), ...(hllSchema ? { hllSchema } : {}) },
+    { ...caps, hllInstalled: caps.hllInstalled || hllSchema !== undefined },
+  );
 }
 
 async function readHighWater(db: Queryable, schema: string): Promise<number> {
@@ -351,4 +356,30 @@ export async function rollupStatus(
     });
   }
   return out;
+}
+
+export interface RollupCycleOptions extends RollupRunOptions {
+  retentionDays: RollupRetention;
+}
+
+export interface RollupCycleResult {
+  runs: RollupRunResult[];
+  pruned: PruneResult[];
+}
+
+/**
+ * What the timer does every minute (and `hubsink rollup` once): one incremental step of every
+ * rollup, then retention. Pruning each minute keeps every delete small.
+ */
+export async function rollupCycle(pool: pg.Pool, schema: string, opts: RollupCycleOptions): Promise<RollupCycleResult> {
+  const runs = await runRollups(pool, schema, opts);
+  const pruned = await pruneRollups(pool, schema, (opts.now ?? (() => new Date()))(), opts.retentionDays, opts.rollups);
+  return { runs, pruned };
+}
+
+/** Pure: one log line for a cycle. */
+export function describeCycle(r: RollupCycleResult): string {
+  const runs = r.runs.map((x) => `${x.name} (${x.fromSeq},${x.toSeq}] rows=${x.rows} ${x.durationMs}ms${x.caughtUp ? '' : ' behind'}`);
+  const pruned = r.pruned.filter((p) => p.deletedRows > 0).map((p) => `${p.name} pruned=${p.deletedRows}`);
+  return [...runs, ...pruned].join('; ');
 }

@@ -1,0 +1,72 @@
+/**
+ * The metrics HTTP handler: validate, query the coarsest fitting rollup, shape JSON. The Functions
+ * registration (src/functions/metrics.ts) passes the app context; tests pass their own pool.
+ */
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import type pg from 'pg';
+import { loadSketchProfile } from '../db/rollups.js';
+import { rollupForGrain, type RollupRetention } from '../rollups/definitions.js';
+import { RollupSetupError, type RollupCapabilities, type SketchProfile } from '../rollups/sketches.js';
+import { parseMetricsParams } from './params.js';
+import { lastRunSql, metricsSql, shapeMetrics, type MetricsRow } from './query.js';
+
+export interface MetricsDeps {
+  pool: pg.Pool;
+  schema: string;
+  caps: RollupCapabilities;
+  retentionDays: RollupRetention;
+  now?: () => Date;
+}
+
+export type MetricsHandler = (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
+
+const NO_STORE = { 'cache-control': 'no-store' };
+
+function errorResponse(status: number, message: string, parameter?: string): HttpResponseInit {
+  return { status, headers: NO_STORE, jsonBody: { error: { ...(parameter ? { parameter } : {}), message } } };
+}
+
+export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): MetricsHandler {
+  // The encoding of the rollup tables does not change while a process runs; read it once.
+  let profile: { pool: pg.Pool; schema: string; sketch: Promise<SketchProfile> } | undefined;
+  const sketchFor = (deps: MetricsDeps): Promise<SketchProfile> => {
+    if (!profile || profile.pool !== deps.pool || profile.schema !== deps.schema) {
+      const sketch = loadSketchProfile(deps.pool, deps.schema, deps.caps);
+      profile = { pool: deps.pool, schema: deps.schema, sketch };
+      void sketch.catch(() => {
+        profile = undefined;
+      });
+    }
+    return profile.sketch;
+  };
+
+  return async (request, context) => {
+    let deps: MetricsDeps;
+    try {
+      deps = await getDeps();
+    } catch (err) {
+      context.error('metrics: cannot initialise:', err);
+      return errorResponse(503, 'the service is not configured or cannot reach its database');
+    }
+    const now = (deps.now ?? (() => new Date()))();
+    const parsed = parseMetricsParams(request.params.tenantId, request.query, { now, retentionDays: deps.retentionDays });
+    if (!parsed.ok) return errorResponse(400, `${parsed.error.parameter}: ${parsed.error.message}`, parsed.error.parameter);
+    const q = parsed.query;
+    try {
+      const sketch = await sketchFor(deps);
+      const sql = metricsSql(q, sketch, deps.schema);
+      const [rows, state] = await Promise.all([
+        deps.pool.query<MetricsRow>(sql.text, sql.values),
+        deps.pool.query<{ last_run_at: Date | null }>(lastRunSql(deps.schema), [rollupForGrain(q.grain).name]),
+      ]);
+      return { status: 200, headers: NO_STORE, jsonBody: shapeMetrics(q, sketch.kind, state.rows[0]?.last_run_at ?? null, rows.rows) };
+    } catch (err) {
+      if (err instanceof RollupSetupError) {
+        context.error('metrics:', err.message);
+        return errorResponse(503, err.message);
+      }
+      context.error('metrics: query failed:', err);
+      return errorResponse(500, 'internal error (logged)');
+    }
+  };
+}

@@ -1,0 +1,163 @@
+/**
+ * Validation of the metrics API's parameters. Pure: input strings in, a typed query or a 400 with
+ * a message naming the parameter out. Nothing from the request reaches SQL text: the tenant and
+ * times become bind parameters, and `grain` and `by` select entries of fixed tables.
+ */
+import {
+  DIMENSIONS,
+  GRAIN_MS,
+  isAligned,
+  retentionCutoff,
+  type Dimension,
+  type Grain,
+  type RollupRetention,
+} from '../rollups/definitions.js';
+
+export type GrainParam = Grain | 'auto';
+
+export interface MetricsQuery {
+  tenantId: number;
+  from: Date;
+  to: Date;
+  grain: Grain;
+  by: Dimension | null;
+}
+
+export interface ParamError {
+  parameter: string;
+  message: string;
+}
+
+export type ParamResult = { ok: true; query: MetricsQuery } | { ok: false; error: ParamError };
+
+/** Largest number of buckets one response may span, per grain. */
+export const MAX_BUCKETS: Readonly<Record<Grain, number>> = { minute: 2 * 1440, hour: 92 * 24, day: 3660 };
+
+const KNOWN = ['from', 'to', 'grain', 'by'] as const;
+/** Coarsest first: `auto` takes the first grain that tiles the range exactly. */
+const COARSEST_FIRST: readonly Grain[] = ['day', 'hour', 'minute'];
+
+const ISO =
+  /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:\d{2}))?$/;
+
+/**
+ * Strict ISO-8601: a date (midnight UTC) or a date-time with seconds optional and an explicit
+ * offset. Every field is range-checked (2026-02-30 is refused, not rolled over into March).
+ */
+export function parseIsoTime(value: string): Date | undefined {
+  const m = ISO.exec(value);
+  if (!m) return undefined;
+  const [, y, mo, d, h = '00', mi = '00', s = '00', frac = '', zone = 'Z'] = m;
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h);
+  const minute = Number(mi);
+  const second = Number(s);
+  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return undefined;
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (day > daysInMonth) return undefined;
+  let offsetMin = 0;
+  if (zone !== 'Z') {
+    const oh = Number(zone.slice(1, 3));
+    const om = Number(zone.slice(4, 6));
+    if (oh > 23 || om > 59) return undefined;
+    offsetMin = (zone.startsWith('-') ? -1 : 1) * (oh * 60 + om);
+  }
+  const ms = Number(frac.padEnd(3, '0').slice(0, 3));
+  const t = Date.UTC(year, month - 1, day, hour, minute, second, ms) - offsetMin * 60_000;
+  const out = new Date(t);
+  return Number.isNaN(out.getTime()) ? undefined : out;
+}
+
+function fail(parameter: string, message: string): ParamResult {
+  return { ok: false, error: { parameter, message } };
+}
+
+export interface ParamOptions {
+  now: Date;
+  retentionDays: RollupRetention;
+  maxBuckets?: Readonly<Record<Grain, number>>;
+}
+
+/**
+ * Chooses the grain for [from, to): explicit grains must tile the range exactly; `auto` takes the
+ * coarsest grain that does. Then checks retention and the bucket count.
+ */
+function chooseGrain(requested: GrainParam, from: Date, to: Date, opts: ParamOptions): { grain: Grain } | { error: ParamError } {
+  const maxBuckets = opts.maxBuckets ?? MAX_BUCKETS;
+  let grain: Grain;
+  if (requested === 'auto') {
+    const found = COARSEST_FIRST.find((g) => isAligned(from, g) && isAligned(to, g));
+    if (!found) return { error: { parameter: isAligned(from, 'minute') ? 'to' : 'from', message: 'must fall on a whole minute (no seconds) so a rollup answers the range exactly' } };
+    grain = found;
+  } else {
+    grain = requested;
+    for (const [name, t] of [['from', from], ['to', to]] as const) {
+      if (!isAligned(t, grain)) return { error: { parameter: name, message: `must fall on a ${grain} boundary (UTC) for grain=${grain}` } };
+    }
+  }
+  const cutoff = retentionCutoff(opts.now, grain, opts.retentionDays);
+  if (from.getTime() < cutoff.getTime()) {
+    return {
+      error: {
+        parameter: 'from',
+        message: `${grain} rollups are kept for ${opts.retentionDays[grain]} days (from ${cutoff.toISOString()}); use a coarser grain for older data`,
+      },
+    };
+  }
+  const buckets = (to.getTime() - from.getTime()) / GRAIN_MS[grain];
+  if (buckets > maxBuckets[grain]) {
+    return {
+      error: {
+        parameter: 'to',
+        message: `range too large for grain=${grain}: ${buckets} buckets, at most ${maxBuckets[grain]}; narrow the range or use a coarser grain`,
+      },
+    };
+  }
+  return { grain };
+}
+
+export function parseMetricsParams(tenantIdParam: string | undefined, query: URLSearchParams, opts: ParamOptions): ParamResult {
+  const t = tenantIdParam ?? '';
+  if (!/^[1-9][0-9]{0,15}$/.test(t) || !Number.isSafeInteger(Number(t))) {
+    return fail('tenantId', 'must be a positive whole number (at most 2^53-1)');
+  }
+  const tenantId = Number(t);
+
+  const seen = new Set<string>();
+  for (const key of query.keys()) {
+    if (!(KNOWN as readonly string[]).includes(key)) return fail(key, `unknown parameter; allowed: ${KNOWN.join(', ')}`);
+    if (seen.has(key)) return fail(key, 'given more than once');
+    seen.add(key);
+  }
+
+  const times: Partial<Record<'from' | 'to', Date>> = {};
+  for (const name of ['from', 'to'] as const) {
+    const raw = query.get(name);
+    if (raw === null || raw === '') return fail(name, 'required: an ISO-8601 time with offset, e.g. 2026-01-31T00:00:00Z');
+    const parsed = parseIsoTime(raw);
+    if (!parsed) return fail(name, 'not an ISO-8601 time with offset, e.g. 2026-01-31T00:00:00Z or 2026-01-31');
+    times[name] = parsed;
+  }
+  const { from, to } = times;
+  if (!from || !to) return fail('from', 'required');
+  if (to.getTime() <= from.getTime()) return fail('to', 'must be after from');
+
+  const grainRaw = query.get('grain') ?? 'auto';
+  const grains: readonly GrainParam[] = ['minute', 'hour', 'day', 'auto'];
+  const requested = grains.find((g) => g === grainRaw);
+  if (!requested) return fail('grain', `must be one of ${grains.join(', ')}`);
+
+  const byRaw = query.get('by');
+  let by: Dimension | null = null;
+  if (byRaw !== null) {
+    const dim = DIMENSIONS.find((d) => d.name === byRaw);
+    if (!dim) return fail('by', `must be one of ${DIMENSIONS.map((d) => d.name).join(', ')}`);
+    by = dim;
+  }
+
+  const chosen = chooseGrain(requested, from, to, opts);
+  if ('error' in chosen) return { ok: false, error: chosen.error };
+  return { ok: true, query: { tenantId, from, to, grain: chosen.grain, by } };
+}
