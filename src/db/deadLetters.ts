@@ -489,3 +489,31 @@ export async function markReplayFailed(
 export async function discardDeadLetters(db: Queryable, schema: string, f: Omit<DeadLetterFilter, 'status'>, note = 'discarded by operator'): Promise<number[]> {
   return idsOf(db, discardSql(schema, f, note));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Replays
+
+/**
+ * Pure: which of these events keys are already in `events` (a replay reports them as already
+ * present instead of inserted). The keys travel as three arrays, as the upsert's do.
+ */
+export function existingEventKeysSql(schema: string, keys: readonly { tenantId: number; eventId: string; occurredAt: Date }[]): Statement {
+  return {
+    text:
+      `SELECT tenant_id::text AS tenant_id, event_id::text AS event_id, occurred_at FROM ${ident(schema)}.events ` +
+      'WHERE (tenant_id, event_id, occurred_at) IN (SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[]))',
+    values: [keys.map((k) => k.tenantId), keys.map((k) => k.eventId), keys.map((k) => k.occurredAt.toISOString())],
+  };
+}
+
+/** Pure: the events key as one comparable string. */
+export function eventKey(k: { tenantId: number; eventId: string; occurredAt: Date }): string {
+  return `${k.tenantId}|${k.eventId.toLowerCase()}|${k.occurredAt.getTime()}`;
+}
+
+export async function existingEventKeys(db: Queryable, schema: string, keys: readonly { tenantId: number; eventId: string; occurredAt: Date }[]): Promise<Set<string>> {
+  if (keys.length === 0) return new Set();
+  const st = existingEventKeysSql(schema, keys);
+  const { rows } = await db.query<{ tenant_id: string; event_id: string; occurred_at: Date }>(st.text, st.values);
+  return new Set(rows.map((r) => eventKey({ tenantId: Number(r.tenant_id), eventId: r.event_id, occurredAt: r.occurred_at })));
+}
