@@ -68,6 +68,7 @@ const optionalText = (max: number) =>
 const requiredString = z.string({ error: (iss) => (iss.input === undefined ? 'required' : 'must be a string') });
 
 const EventFields = z.object({
+  // null counts as absent here, as for the optional strings: the id is then derived from the body.
   eventId: z
     .string({ error: 'must be a UUID string' })
     .regex(UUID_RE, { error: 'must be a UUID such as 0190b6a4-5c3e-7cc1-9d2e-3f4a5b6c7d8e' })
