@@ -47,7 +47,8 @@ export interface SketchProfile {
 
 function hllProfile(hllSchema: string): SketchProfile {
   // Qualified, so statements work whatever the session's search_path is.
-  const fn = (name: string) => `${ident(hllSchema)}.${name}`;
+  const schema = ident(hllSchema);
+  const fn = (name: string) => `${schema}.${name}`;
   return {
     kind: 'hll',
     typname: 'hll',

@@ -136,7 +136,8 @@ export function parseMetricsParams(tenantIdParam: string | undefined, query: URL
   for (const name of ['from', 'to'] as const) {
     const raw = query.get(name);
     if (raw === null || raw === '') return fail(name, 'required: an ISO-8601 time with offset, e.g. 2026-01-31T00:00:00Z');
-    const parsed = parseIsoTime(raw);
+    // An unencoded '+' of an offset arrives as a space in a query string.
+    const parsed = parseIsoTime(raw.replace(/ (\d{2}:\d{2})$/, '+$1'));
     if (!parsed) return fail(name, 'not an ISO-8601 time with offset, e.g. 2026-01-31T00:00:00Z or 2026-01-31');
     times[name] = parsed;
   }

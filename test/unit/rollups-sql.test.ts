@@ -1,0 +1,151 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  DIMENSIONS,
+  GRAINS,
+  ROLLUPS,
+  bucketCeil,
+  bucketStart,
+  dimensionByName,
+  isAligned,
+  retentionCutoff,
+  rollupForGrain,
+} from '../../src/rollups/definitions.js';
+import { KMV_K, RollupSetupError, resolveSketchProfile, sketchProfile } from '../../src/rollups/sketches.js';
+import { aggregateSql, bucketExpr, expectedColumnTypes, keyColumns, waitForWritersSql } from '../../src/rollups/sql.js';
+import { describeCycle, rebuildProblems } from '../../src/db/rollups.js';
+
+describe('definitions', () => {
+  test('one rollup per grain, finest first, each with the four dashboard dimensions and four measures', () => {
+    assert.deepEqual(ROLLUPS.map((r) => [r.name, r.table, r.grain]), [
+      ['minute', 'rollup_minute', 'minute'],
+      ['hour', 'rollup_hour', 'hour'],
+      ['day', 'rollup_day', 'day'],
+    ]);
+    for (const r of ROLLUPS) {
+      assert.deepEqual(r.dimensions.map((d) => d.name), ['type', 'country', 'browser', 'campaign']);
+      assert.deepEqual(r.measures.map((m) => `${m.kind}:${m.column}`), ['count:events', 'sum:revenue', 'distinct:sessions', 'distinct:users']);
+    }
+    assert.equal(dimensionByName('campaign')?.column, 'campaign_id');
+    assert.equal(dimensionByName('campaign_id'), undefined);
+    assert.equal(rollupForGrain('hour').table, 'rollup_hour');
+  });
+
+  test('bucket arithmetic is UTC', () => {
+    const t = new Date('2026-03-14T23:59:30.500Z');
+    assert.equal(bucketStart(t, 'minute').toISOString(), '2026-03-14T23:59:00.000Z');
+    assert.equal(bucketStart(t, 'hour').toISOString(), '2026-03-14T23:00:00.000Z');
+    assert.equal(bucketStart(t, 'day').toISOString(), '2026-03-14T00:00:00.000Z');
+    assert.equal(bucketCeil(t, 'minute').toISOString(), '2026-03-15T00:00:00.000Z');
+    assert.equal(bucketCeil(new Date('2026-03-14T00:00:00Z'), 'day').toISOString(), '2026-03-14T00:00:00.000Z');
+    assert.equal(isAligned(new Date('2026-03-14T10:00:00Z'), 'hour'), true);
+    assert.equal(isAligned(new Date('2026-03-14T10:01:00Z'), 'hour'), false);
+    assert.equal(retentionCutoff(t, 'minute', { minute: 7, hour: 90, day: 3650 }).toISOString(), '2026-03-07T23:59:00.000Z');
+    assert.equal(retentionCutoff(t, 'day', { minute: 7, hour: 90, day: 1 }).toISOString(), '2026-03-13T00:00:00.000Z');
+  });
+});
+
+describe('sketch profiles: the capability difference as data', () => {
+  test('the catalog decides: hll columns need the extension; bigint[] columns are the KMV fallback', () => {
+    assert.equal(resolveSketchProfile({ sketchTypnames: ['hll', 'hll'], hllSchema: 'public' }, { citus: false, hllInstalled: true }).kind, 'hll');
+    // Installing hll later does not switch tables that were created with the fallback.
+    assert.equal(resolveSketchProfile({ sketchTypnames: ['_int8'], hllSchema: 'public' }, { citus: true, hllInstalled: true }).kind, 'kmv');
+    assert.equal(resolveSketchProfile({ sketchTypnames: ['_int8', '_int8'] }, { citus: false, hllInstalled: false }).kind, 'kmv');
+    assert.throws(() => resolveSketchProfile({ sketchTypnames: ['hll'] }, { citus: false, hllInstalled: false }), RollupSetupError);
+    assert.throws(() => resolveSketchProfile({ sketchTypnames: [] }, { citus: false, hllInstalled: true }), /hubsink migrate/);
+    assert.throws(() => resolveSketchProfile({ sketchTypnames: ['hll', '_int8'], hllSchema: 'public' }, { citus: false, hllInstalled: true }), /disagree/);
+    assert.throws(() => resolveSketchProfile({ sketchTypnames: ['text'] }, { citus: false, hllInstalled: false }), /unexpected/);
+  });
+
+  test('hll functions are qualified with the extension schema; errors are the published ones', () => {
+    const hll = sketchProfile('hll', { hllSchema: 'ext' });
+    assert.equal(hll.build('"session_id"'), 'coalesce("ext".hll_add_agg("ext".hll_hash_text("session_id")), "ext".hll_empty())');
+    assert.equal(hll.merge('r.s', 'EXCLUDED.s'), '"ext".hll_union(r.s, EXCLUDED.s)');
+    assert.ok(Math.abs(hll.relativeError - 0.023) < 0.001);
+    const kmv = sketchProfile('kmv');
+    assert.match(kmv.build('"user_id"'), new RegExp(`\\[1:${KMV_K}\\]`));
+    assert.match(kmv.merge('r.s', 'EXCLUDED.s'), new RegExp(`ORDER BY h LIMIT ${KMV_K}\\)$`));
+    assert.ok(Math.abs(kmv.relativeError - 1 / Math.sqrt(KMV_K - 2)) < 1e-12);
+    assert.throws(() => sketchProfile('kmv', { k: 4 }), /KMV size/);
+    assert.throws(() => sketchProfile('hll', { hllSchema: 'Bad-Schema' }), /identifier/);
+  });
+});
+
+describe('SQL builders', () => {
+  test('bucket expression is immutable UTC truncation for every grain', () => {
+    for (const g of GRAINS) assert.equal(bucketExpr(g), `timezone('UTC', date_trunc('${g}', timezone('UTC', "occurred_at")))`);
+    assert.throws(() => bucketExpr('week' as never), /unknown grain/);
+  });
+
+  test('the aggregate groups by tenant_id (Citus pushdown), conflicts on the full key and adds measures', () => {
+    for (const kind of ['hll', 'kmv'] as const) {
+      const sketch = sketchProfile(kind);
+      for (const def of ROLLUPS) {
+        const sql = aggregateSql(def, sketch, 'app', 'window');
+        assert.match(sql, new RegExp(`^INSERT INTO "app"\\."${def.table}" AS r`));
+        assert.match(sql, /FROM "app"\."events"\nWHERE ingest_seq > \$1 AND ingest_seq <= \$2\nGROUP BY tenant_id, /);
+        assert.match(sql, new RegExp(`ON CONFLICT \\(${keyColumns(def).map((c) => `"${c}"`).join(', ')}\\) DO UPDATE SET`));
+        assert.match(sql, /"events" = r\."events" \+ EXCLUDED\."events", "revenue" = r\."revenue" \+ EXCLUDED\."revenue"/);
+        assert.ok(sql.includes(sketch.merge('r."sessions"', 'EXCLUDED."sessions"')));
+        for (const d of DIMENSIONS) assert.ok(sql.includes(`coalesce("${d.source}", '')`), d.name);
+        assert.doesNotMatch(sql, /nextval|now\(\)|random\(\)/);
+        const rebuild = aggregateSql(def, sketch, 'app', 'rebuild');
+        assert.match(rebuild, /WHERE tenant_id = \$1 AND occurred_at >= \$2 AND occurred_at < \$3 AND ingest_seq <= \$4/);
+      }
+    }
+  });
+
+  test('expected column types follow the sketch kind', () => {
+    const def = rollupForGrain('day');
+    assert.deepEqual(expectedColumnTypes(def, sketchProfile('kmv')), {
+      tenant_id: 'int8',
+      bucket: 'timestamptz',
+      type: 'text',
+      country: 'text',
+      browser: 'text',
+      campaign_id: 'text',
+      events: 'int8',
+      revenue: 'numeric',
+      sessions: '_int8',
+      users: '_int8',
+    });
+    assert.equal(expectedColumnTypes(def, sketchProfile('hll')).sessions, 'hll');
+  });
+
+  test('the writer wait takes the lock inside a savepoint and rolls back to it', () => {
+    const w = waitForWritersSql('app');
+    assert.equal(w.lock, 'LOCK TABLE "app"."events" IN EXCLUSIVE MODE');
+    assert.equal(w.release, 'ROLLBACK TO SAVEPOINT hubsink_wait_for_writers');
+    assert.match(w.timeout, /set_config\('lock_timeout', \$1, true\)/);
+    assert.throws(() => waitForWritersSql('app; DROP'), /identifier/);
+  });
+});
+
+describe('rebuild requests and cycle log lines', () => {
+  const now = new Date('2026-03-14T12:00:00Z');
+  test('rebuildProblems names each problem', () => {
+    assert.deepEqual(rebuildProblems({ tenantId: 3, from: new Date('2026-03-14T10:00:00Z'), to: now }), []);
+    assert.deepEqual(rebuildProblems({ tenantId: 0, from: now, to: now }), ['tenant must be a positive whole number']);
+    assert.match(rebuildProblems({ tenantId: 1, from: now, to: new Date('2026-03-14T11:00:00Z') }).join(), /before to/);
+    assert.match(rebuildProblems({ tenantId: 1, from: new Date('x'), to: now }).join(), /from is not a valid time/);
+    assert.match(
+      rebuildProblems({ tenantId: 1, from: new Date('2026-01-01T00:00:00Z'), to: now, notBefore: new Date('2026-02-12T00:00:00Z') }).join(),
+      /may already be dropped/,
+    );
+  });
+  test('describeCycle', () => {
+    assert.equal(
+      describeCycle({
+        runs: [
+          { name: 'minute', fromSeq: 10, toSeq: 20, rows: 9, durationMs: 5, caughtUp: true },
+          { name: 'hour', fromSeq: 0, toSeq: 20, rows: 19, durationMs: 7, caughtUp: false },
+        ],
+        pruned: [
+          { name: 'minute', cutoff: now, deletedRows: 3 },
+          { name: 'day', cutoff: now, deletedRows: 0 },
+        ],
+      }),
+      'minute (10,20] rows=9 5ms; hour (0,20] rows=19 7ms behind; minute pruned=3',
+    );
+  });
+});
