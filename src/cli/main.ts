@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { runCli } from './program.js';
+import { register as registerCheckpoints } from './checkpoints.js';
 import { register as registerDb } from './db.js';
+import { register as registerDlq } from './dlq.js';
 import { register as registerRun } from './run.js';
 import { readFileSync } from 'node:fs';
 
@@ -11,7 +13,7 @@ export function buildProgram(): Command {
     .description('Event Hubs → Citus/PostgreSQL stream processor: exact ingest, dead letters, rollups')
     .version(pkg.version);
   // Each command module adds its subcommand(s). Keep this list sorted.
-  const registrations: ((p: Command) => void)[] = [registerDb, registerRun];
+  const registrations: ((p: Command) => void)[] = [registerCheckpoints, registerDb, registerDlq, registerRun];
   for (const register of registrations) register(program);
   return program;
 }

@@ -1,0 +1,227 @@
+/**
+ * `hubsink checkpoints show | rewind`: the Event Hubs checkpoints of a consumer group, as the
+ * Functions host and BlobCheckpointStore keep them in blob storage (layout in src/hubs/checkpoints.ts).
+ * Data to stdout (a table, or --json), explanations and refusals to stderr.
+ */
+import { InvalidArgumentError, type Command } from 'commander';
+import type { EventHubConsumerClient } from '@azure/event-hubs';
+import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import { loadConfig, requireEventHubs, requireStorage, type HubsinkConfig, type StorageConnection } from '../config.js';
+import { createConsumer, FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
+import {
+  blobPrefix,
+  lagOf,
+  liveOwnership,
+  partitionStates,
+  planRewind,
+  readCheckpoints,
+  readOwnership,
+  rewindTargetAt,
+  writeCheckpoint,
+  type CheckpointScope,
+  type LagRow,
+  type RewindAction,
+  type RewindTarget,
+  type StoredOwnership,
+} from '../hubs/checkpoints.js';
+import { ago, formatTable, isoSeconds, jsonSafe } from '../deadletters/format.js';
+import { parsePositiveInt, parseTime, UsageError } from './program.js';
+
+const HUB_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,254}[A-Za-z0-9])?$/;
+const CONSUMER_GROUP = /^(\$Default|[A-Za-z0-9](?:[A-Za-z0-9._-]{0,48}[A-Za-z0-9])?)$/;
+/** Storage container names: 3-63 lower-case letters, digits and single hyphens. */
+const CONTAINER = /^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/;
+
+export function parseHub(value: string): string {
+  if (!HUB_NAME.test(value)) throw new InvalidArgumentError('not a valid Event Hub name (letters, digits, . _ -; starts and ends with a letter or digit)');
+  return value;
+}
+
+export function parseConsumerGroup(value: string): string {
+  if (!CONSUMER_GROUP.test(value)) throw new InvalidArgumentError('not a valid consumer group name ($Default, or letters, digits, . _ -)');
+  return value;
+}
+
+export function parseContainer(value: string): string {
+  if (!CONTAINER.test(value)) throw new InvalidArgumentError('not a valid blob container name (3-63 lower-case letters, digits and hyphens)');
+  return value;
+}
+
+export function parseTimeOption(value: string): Date {
+  return parseTime(value);
+}
+
+/** The container as it is: a read-only command must not need the right to create one. */
+export async function openContainer(storage: StorageConnection, name: string): Promise<ContainerClient> {
+  if (storage.kind === 'connectionString') return BlobServiceClient.fromConnectionString(storage.connectionString).getContainerClient(name);
+  const { DefaultAzureCredential } = await import('@azure/identity');
+  const url = storage.blobServiceUri ?? `https://${storage.accountName ?? ''}.blob.core.windows.net`;
+  return new BlobServiceClient(url, new DefaultAzureCredential()).getContainerClient(name);
+}
+
+export async function openConsumer(cfg: HubsinkConfig, hub: string, group: string): Promise<EventHubConsumerClient> {
+  // Few quick retries: an operator waiting on a wrong connection string wants the error soon.
+  return createConsumer(requireEventHubs(cfg), group, hub, undefined, { retryOptions: { maxRetries: 2, retryDelayInMs: 500, timeoutInMs: 20_000 } });
+}
+
+export interface ShowResult {
+  namespace: string;
+  hub: string;
+  consumerGroup: string;
+  container: string;
+  blobPrefix: string;
+  partitions: (LagRow & { owner?: StoredOwnership })[];
+  totalLag: number | null;
+}
+
+export async function checkpointLag(consumer: EventHubConsumerClient, container: ContainerClient, scope: CheckpointScope): Promise<ShowResult> {
+  const [states, checkpoints, ownership] = await Promise.all([partitionStates(consumer), readCheckpoints(container, scope), readOwnership(container, scope)]);
+  const owners = new Map(ownership.map((o) => [o.partitionId, o]));
+  const partitions = states.map((p) => {
+    const row: LagRow & { owner?: StoredOwnership } = lagOf(p, checkpoints.get(p.partitionId));
+    const o = owners.get(p.partitionId);
+    if (o) row.owner = o;
+    return row;
+  });
+  const totalLag = partitions.every((p) => p.lag !== null) ? partitions.reduce((n, p) => n + (p.lag ?? 0), 0) : null;
+  return {
+    namespace: scope.fullyQualifiedNamespace,
+    hub: scope.eventHubName,
+    consumerGroup: scope.consumerGroup,
+    container: container.containerName,
+    blobPrefix: blobPrefix(scope, 'checkpoint'),
+    partitions,
+    totalLag,
+  };
+}
+
+/** Pure: the `show` table. */
+export function lagTable(r: ShowResult, now: Date): string {
+  const rows = r.partitions.map((p) => [
+    p.partitionId,
+    p.checkpoint?.sequenceNumber?.toString() ?? '-',
+    p.checkpoint?.offset ?? '-',
+    isoSeconds(p.checkpoint?.lastModified),
+    p.lastEnqueuedSequenceNumber?.toString() ?? '-',
+    isoSeconds(p.lastEnqueuedOnUtc),
+    p.lag?.toString() ?? '?',
+    p.owner ? (p.owner.ownerId === '' ? `released${p.owner.lastModified ? ` ${ago(p.owner.lastModified, now)}` : ''}` : `${p.owner.ownerId}${p.owner.lastModified ? ` (${ago(p.owner.lastModified, now)})` : ''}`) : '-',
+    p.note ?? '',
+  ]);
+  return formatTable(['PARTITION', 'CHECKPOINT SEQ', 'OFFSET', 'CHECKPOINTED AT', 'LAST ENQUEUED SEQ', 'LAST ENQUEUED AT', 'LAG', 'OWNER', 'NOTE'], rows);
+}
+
+interface CommonOpts {
+  hub: string;
+  consumerGroup: string;
+  container: string;
+  namespace?: string;
+  json?: boolean;
+}
+
+function scopeFor(consumer: EventHubConsumerClient, o: CommonOpts): CheckpointScope {
+  return { fullyQualifiedNamespace: o.namespace ?? consumer.fullyQualifiedNamespace, eventHubName: o.hub, consumerGroup: o.consumerGroup };
+}
+
+function addCommon(cmd: Command): Command {
+  return cmd
+    .requiredOption('--hub <name>', 'Event Hub name', parseHub)
+    .requiredOption('--consumer-group <name>', 'consumer group whose checkpoints these are', parseConsumerGroup)
+    .option('--container <name>', 'blob container of the checkpoints', parseContainer, FUNCTIONS_CHECKPOINT_CONTAINER)
+    .option('--namespace <host>', 'namespace as written in the blob names (default: the connection\'s host)')
+    .option('--json', 'print JSON instead of a table');
+}
+
+const SETTINGS_HELP = '\nSettings (environment): EventHubConnection (or __fullyQualifiedNamespace), AzureWebJobsStorage (or __accountName).\n';
+
+export function register(program: Command): void {
+  const cp = program
+    .command('checkpoints')
+    .description('show and rewind Event Hubs checkpoints (the Functions host\'s layout in blob storage)');
+
+  addCommon(cp.command('show').description('each partition\'s checkpoint next to its last enqueued event, i.e. the lag'))
+    .addHelpText('after', SETTINGS_HELP)
+    .action(async (o: CommonOpts) => {
+      const cfg = loadConfig();
+      const container = await openContainer(requireStorage(cfg), o.container);
+      const consumer = await openConsumer(cfg, o.hub, o.consumerGroup);
+      try {
+        const r = await checkpointLag(consumer, container, scopeFor(consumer, o));
+        if (o.json) process.stdout.write(`${JSON.stringify(jsonSafe(r))}\n`);
+        else {
+          process.stdout.write(`${lagTable(r, new Date())}\n`);
+          process.stderr.write(`hub ${r.hub}, consumer group ${r.consumerGroup}, blobs ${r.container}/${r.blobPrefix}; total lag ${r.totalLag ?? 'unknown'}\n`);
+        }
+      } finally {
+        await consumer.close();
+      }
+    });
+
+  addCommon(
+    cp
+      .command('rewind')
+      .description('rewrite the checkpoints so the consumer reprocesses from a time (or the start); safe because ingest is idempotent'),
+  )
+    .option('--to <time>', 'reprocess from the first event enqueued at or after TIME (ISO-8601, or an age such as 2h)', parseTimeOption)
+    .option('--to-start', 'reprocess everything the hub still holds')
+    .option('--force', 'rewind even while a consumer holds fresh ownership of the consumer group')
+    .option('--stale-after <seconds>', 'ownership renewed within this many seconds counts as a running consumer', parsePositiveInt, 60)
+    .option('--read-consumer-group <name>', 'consumer group used to find positions (default: --consumer-group); must not be held by an owner-level reader', parseConsumerGroup)
+    .option('--dry-run', 'show what would be written, write nothing')
+    .addHelpText(
+      'after',
+      '\nStop the consumers first (the Function App, or `hubsink run`): a running consumer keeps its position in memory and would\n' +
+        'overwrite the rewound checkpoints. A rewind never moves a checkpoint forward.' +
+        SETTINGS_HELP,
+    )
+    .action(async (o: CommonOpts & { to?: Date; toStart?: boolean; force?: boolean; staleAfter: number; readConsumerGroup?: string; dryRun?: boolean }) => {
+      if ((o.to === undefined) === (o.toStart !== true)) throw new UsageError('give exactly one of --to TIME or --to-start');
+      const cfg = loadConfig();
+      const container = await openContainer(requireStorage(cfg), o.container);
+      const reader = await openConsumer(cfg, o.hub, o.readConsumerGroup ?? o.consumerGroup);
+      try {
+        const scope = scopeFor(reader, o);
+        const now = new Date();
+        const live = liveOwnership(await readOwnership(container, scope), now, o.staleAfter * 1000);
+        if (live.length > 0 && o.force !== true) {
+          const who = live.map((l) => `partition ${l.partitionId} by ${l.ownerId} (renewed ${l.lastModified ? ago(l.lastModified, now) : 'recently'})`).join(', ');
+          process.stderr.write(
+            `hubsink: refusing to rewind ${o.hub}/${o.consumerGroup}: a consumer is running (ownership held: ${who}).\n` +
+              'A running consumer keeps its position in memory and would overwrite the rewound checkpoints with its next one.\n' +
+              `Stop the Function App or runner, wait until ownership is older than ${o.staleAfter} s, then run this again (or pass --force).\n`,
+          );
+          process.exitCode = 1;
+          return;
+        }
+        const states = await partitionStates(reader);
+        const checkpoints = await readCheckpoints(container, scope);
+        const actions: RewindAction[] = [];
+        for (const p of states) {
+          const target: RewindTarget = o.to ? await rewindTargetAt(reader, p, o.to) : { kind: 'start' };
+          actions.push(planRewind(p, target, checkpoints.get(p.partitionId)));
+        }
+        if (o.dryRun !== true) {
+          for (const a of actions) if (a.action === 'write') await writeCheckpoint(container, scope, a.partitionId, { sequenceNumber: a.sequenceNumber, offset: a.offset });
+        }
+        const written = actions.filter((a) => a.action === 'write').length;
+        if (o.json) process.stdout.write(`${JSON.stringify(jsonSafe({ hub: o.hub, consumerGroup: o.consumerGroup, container: o.container, dryRun: o.dryRun === true, actions }))}\n`);
+        else {
+          const rows = actions.map((a) => [
+            a.partitionId,
+            a.previous?.sequenceNumber?.toString() ?? '-',
+            a.action === 'write' ? String(a.sequenceNumber) : '-',
+            a.action === 'write' ? a.offset : '-',
+            a.action === 'write' ? (a.reprocess?.toString() ?? '?') : '0',
+            a.action === 'write' ? (o.dryRun ? 'would write' : 'written') : `kept: ${a.reason}`,
+          ]);
+          process.stdout.write(`${formatTable(['PARTITION', 'OLD SEQ', 'NEW SEQ', 'NEW OFFSET', 'REPROCESS', 'ACTION'], rows)}\n`);
+          process.stderr.write(
+            `${o.dryRun ? 'dry run: would rewrite' : 'rewrote'} ${written} of ${actions.length} checkpoint(s) of ${o.hub}/${o.consumerGroup}` +
+              `${o.to ? ` to ${o.to.toISOString()}` : ' to the start'}${live.length > 0 ? ' (--force: ownership was fresh)' : ''}\n`,
+          );
+        }
+      } finally {
+        await reader.close();
+      }
+    });
+}
