@@ -21,7 +21,7 @@ export function metricsSql(q: MetricsQuery, sketch: SketchProfile, schema: strin
   const def = rollupForGrain(q.grain, rollups);
   const key = q.by ? ident(q.by.column) : `''::text`;
   const text = [
-    `SELECT g.bucket, g.key, g.events::text AS events, g.revenue::text AS revenue,`,
+    `SELECT g.bucket, g.key, g.events::text AS events, round(g.revenue, 4)::text AS revenue,`,
     `       ${sketch.estimate('g.s')}::text AS sessions, ${sketch.estimate('g.u')}::text AS users`,
     `FROM (`,
     `  SELECT bucket, ${key} AS key, sum(events) AS events, sum(revenue) AS revenue,`,
@@ -52,7 +52,7 @@ export interface MetricsRow {
 export interface MetricsPoint {
   t: string;
   events: number;
-  /** Decimal string: exact, unlike a JSON number. */
+  /** Decimal string with 4 places (the scale of events.revenue): exact, unlike a JSON number. */
   revenue: string;
   sessions: number;
   users: number;

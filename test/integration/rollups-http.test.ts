@@ -1,0 +1,158 @@
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import functions, { type HttpResponseInit, type InvocationContext } from '@azure/functions';
+import { insertEventRows } from '../../src/db/events.js';
+import { makeMetricsHandler, type MetricsDeps } from '../../src/serving/handler.js';
+import type { MetricsResponse } from '../../src/serving/query.js';
+import { GRAIN_MS, bucketStart } from '../../src/rollups/definitions.js';
+import { makeRow } from '../support/rows.js';
+import { rollupSchema, runUntilCaughtUp, uuidFor, type RollupFixture } from './rollups-fixture.js';
+
+// A CommonJS package: its classes are reachable through the default export only.
+const { HttpRequest, InvocationContext: Context } = functions;
+
+let f: RollupFixture;
+let deps: MetricsDeps;
+const logged: string[] = [];
+// Yesterday (UTC): inside raw, minute, hour and day retention.
+const day0 = new Date(bucketStart(new Date(), 'day').getTime() - GRAIN_MS.day);
+const at = (h: number, m: number, s = 0) => new Date(day0.getTime() + h * GRAIN_MS.hour + m * 60_000 + s * 1000);
+const iso = (d: Date) => d.toISOString();
+
+before(async () => {
+  f = await rollupSchema('rh_');
+  deps = { pool: f.s.pool, schema: f.s.schema, caps: f.caps, retentionDays: { minute: 7, hour: 90, day: 3650 } };
+  const ev = (i: number, o: Parameters<typeof makeRow>[0]) => makeRow({ eventId: uuidFor(`http/${i}`), tenantId: 301, ...o });
+  await insertEventRows(f.s.pool, f.s.schema, [
+    ev(1, { occurredAt: at(10, 5, 10), type: 'page_view', country: 'DE', sessionId: 's1', userId: 'u1' }),
+    ev(2, { occurredAt: at(10, 5, 50), type: 'purchase', country: 'DE', sessionId: 's1', userId: 'u1', revenue: 19.99, campaignId: 'spring' }),
+    ev(3, { occurredAt: at(10, 20), type: 'page_view', country: 'FR', sessionId: 's2', userId: 'u2' }),
+    ev(4, { occurredAt: at(11, 40), type: 'page_view', country: null, sessionId: 's3', userId: 'u1' }),
+    ev(5, { occurredAt: at(11, 41), type: 'purchase', country: 'FR', sessionId: 's2', userId: 'u2', revenue: 5.01, campaignId: 'spring' }),
+    // Another tenant's event in the same buckets must never show.
+    makeRow({ eventId: uuidFor('http/other'), tenantId: 302, occurredAt: at(10, 5), type: 'page_view', country: 'DE' }),
+  ]);
+  await runUntilCaughtUp(f);
+});
+
+after(async () => {
+  await f.s.drop();
+});
+
+function context(): InvocationContext {
+  return new Context({
+    invocationId: 'test',
+    functionName: 'metrics',
+    logHandler: (_level, ...args) => logged.push(args.map(String).join(' ')),
+  });
+}
+
+async function get(tenantId: string, qs: string, d: MetricsDeps = deps): Promise<HttpResponseInit> {
+  const handler = makeMetricsHandler(() => Promise.resolve(d));
+  const req = new HttpRequest({ url: `http://127.0.0.1/api/tenants/${encodeURIComponent(tenantId)}/metrics?${qs}`, method: 'GET', params: { tenantId } });
+  return handler(req, context());
+}
+
+function body(r: HttpResponseInit): MetricsResponse {
+  assert.equal(r.status, 200, JSON.stringify(r.jsonBody));
+  return r.jsonBody as MetricsResponse;
+}
+
+test('auto on a day-aligned range answers from the day rollup: totals, revenue, distinct sessions and users', async () => {
+  const r = body(await get('301', `from=${iso(day0)}&to=${iso(new Date(day0.getTime() + GRAIN_MS.day))}`));
+  assert.equal(r.grain, 'day');
+  assert.equal(r.tenantId, 301);
+  assert.equal(r.by, null);
+  assert.equal(r.distinct, f.sketch.kind);
+  assert.ok(r.rollupRunAt !== null && !Number.isNaN(Date.parse(r.rollupRunAt)));
+  assert.deepEqual(r.series, [{ key: null, points: [{ t: iso(day0), events: 5, revenue: '25.0000', sessions: 3, users: 2 }] }]);
+});
+
+test('grain=hour by country: one series per country, missing country as ""', async () => {
+  const r = body(await get('301', `from=${iso(at(10, 0))}&to=${iso(at(12, 0))}&grain=hour&by=country`));
+  assert.equal(r.grain, 'hour');
+  assert.equal(r.by, 'country');
+  assert.deepEqual(r.series, [
+    { key: '', points: [{ t: iso(at(11, 0)), events: 1, revenue: '0.0000', sessions: 1, users: 1 }] },
+    { key: 'DE', points: [{ t: iso(at(10, 0)), events: 2, revenue: '19.9900', sessions: 1, users: 1 }] },
+    {
+      key: 'FR',
+      points: [
+        { t: iso(at(10, 0)), events: 1, revenue: '0.0000', sessions: 1, users: 1 },
+        { t: iso(at(11, 0)), events: 1, revenue: '5.0100', sessions: 1, users: 1 },
+      ],
+    },
+  ]);
+});
+
+test('auto on an hour-aligned range → hour buckets; on a minute-aligned one → minute buckets, by type and campaign', async () => {
+  const hours = body(await get('301', `from=${iso(at(9, 0))}&to=${iso(at(12, 0))}`));
+  assert.equal(hours.grain, 'hour');
+  assert.deepEqual(hours.series[0]?.points.map((p) => [p.t, p.events, p.sessions]), [
+    [iso(at(10, 0)), 3, 2],
+    [iso(at(11, 0)), 2, 2],
+  ]);
+  const minutes = body(await get('301', `from=${iso(at(10, 5))}&to=${iso(at(10, 21))}&by=type`));
+  assert.equal(minutes.grain, 'minute');
+  assert.deepEqual(minutes.series.map((s) => [s.key, s.points.map((p) => [p.t, p.events])]), [
+    ['page_view', [[iso(at(10, 5)), 1], [iso(at(10, 20)), 1]]],
+    ['purchase', [[iso(at(10, 5)), 1]]],
+  ]);
+  const campaigns = body(await get('301', `from=${iso(day0)}&to=${iso(new Date(day0.getTime() + GRAIN_MS.day))}&by=campaign`));
+  assert.deepEqual(campaigns.series.map((s) => [s.key, s.points[0]?.events, s.points[0]?.revenue]), [
+    ['', 3, '0.0000'],
+    ['spring', 2, '25.0000'],
+  ]);
+});
+
+test('a tenant with no data: 200 with an empty series', async () => {
+  const r = body(await get('999999', `from=${iso(day0)}&to=${iso(new Date(day0.getTime() + GRAIN_MS.day))}&by=browser`));
+  assert.deepEqual(r.series, []);
+  assert.equal(r.tenantId, 999999);
+});
+
+test('every kind of bad parameter: 400 with a message naming it, and nothing reaches the database', async () => {
+  const ok = `from=${iso(at(10, 0))}&to=${iso(at(12, 0))}`;
+  const cases: [string, string, string][] = [
+    ['abc', ok, 'tenantId'],
+    ['0', ok, 'tenantId'],
+    ["1' OR '1'='1", ok, 'tenantId'],
+    ['301', `${ok}&grain=week`, 'grain'],
+    ['301', `${ok}&by=country%3B%20DROP%20TABLE%20events`, 'by'],
+    ['301', `${ok}&limit=5`, 'limit'],
+    ['301', `${ok}&by=type&by=country`, 'by'],
+    ['301', `to=${iso(at(12, 0))}`, 'from'],
+    ['301', `from=${iso(at(10, 0))}`, 'to'],
+    ['301', `from=last-tuesday&to=${iso(at(12, 0))}`, 'from'],
+    ['301', `from=${iso(at(12, 0))}&to=${iso(at(10, 0))}`, 'to'],
+    ['301', `from=${iso(at(10, 30))}&to=${iso(at(12, 0))}&grain=hour`, 'from'],
+    ['301', `from=${iso(at(10, 0, 30))}&to=${iso(at(12, 0))}`, 'from'],
+    ['301', `from=${iso(new Date(day0.getTime() - 20 * GRAIN_MS.day))}&to=${iso(day0)}&grain=minute`, 'from'],
+    ['301', `from=${iso(new Date(day0.getTime() - 4 * GRAIN_MS.day))}&to=${iso(day0)}&grain=minute`, 'to'],
+  ];
+  const dbCalls: string[] = [];
+  const watchedPool = new Proxy(deps.pool, {
+    get(target, prop, receiver) {
+      if (prop === 'query' || prop === 'connect') dbCalls.push(String(prop));
+      return Reflect.get(target, prop, receiver) as unknown;
+    },
+  });
+  const watched = { ...deps, pool: watchedPool };
+  for (const [tenant, qs, parameter] of cases) {
+    const r = await get(tenant, qs, watched);
+    assert.equal(r.status, 400, `${tenant} ${qs}: ${JSON.stringify(r.jsonBody)}`);
+    const err = (r.jsonBody as { error: { parameter: string; message: string } }).error;
+    assert.equal(err.parameter, parameter, qs);
+    assert.ok(err.message.startsWith(`${parameter}: `), err.message);
+  }
+  assert.deepEqual(dbCalls, []);
+  // The tables are intact after the hostile inputs.
+  const { rows } = await f.s.pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM "${f.s.schema}".events`);
+  assert.equal(rows[0]?.n, '6');
+});
+
+test('rollup tables missing (schema not migrated): 503 naming the fix, not a crash', async () => {
+  const r = await get('301', `from=${iso(at(10, 0))}&to=${iso(at(12, 0))}`, { ...deps, schema: 'no_such_schema_here' });
+  assert.equal(r.status, 503);
+  assert.match((r.jsonBody as { error: { message: string } }).error.message, /hubsink migrate/);
+});
