@@ -3,36 +3,90 @@
  * a tenant's dead letters stay ordered on one partition; each group is packed into as few batches
  * as the hub's size limit allows. Any send failure propagates: the ingest function must then fail
  * so the host re-invokes the batch instead of checkpointing past events nobody has.
+ *
+ * Groups are sent a few at a time: a batch of a thousand tenants dead-lettered while the database is
+ * down would otherwise cost a thousand sequential round trips. A failure part way re-sends some
+ * records on the host's retry, which the idempotent consumers of the dead-letter hub absorb.
+ *
+ * A record too large for any batch (an event close to the hub's limit, plus the dead-letter
+ * properties) would fail the ingest batch forever. It is first re-tried with its error text cut
+ * short; if it still does not fit it goes to `onOversize` when given (e.g. parked directly), else the
+ * send fails with a message that says so.
  */
 import type { EventHubProducerClient } from '@azure/event-hubs';
-import { toDeadLetterMessage } from '../pipeline/deadletter.js';
+import { toDeadLetterMessage, truncateUtf8, type DeadLetterMessage } from '../pipeline/deadletter.js';
 import type { DeadLetterRecord, DeadLetterSink } from '../pipeline/types.js';
 
+export interface DeadLetterSinkOptions {
+  /** Groups (partition keys) sent concurrently. */
+  concurrency?: number;
+  /** Receives records that fit in no batch; must throw if it cannot keep them. */
+  onOversize?: (records: readonly DeadLetterRecord[]) => Promise<void>;
+}
+
+/** Error text kept when a record must shrink to fit. */
+export const SHORT_ERROR_BYTES = 256;
+
+export class OversizeDeadLetterError extends Error {
+  override name = 'OversizeDeadLetterError';
+}
+
+type Item = { rec: DeadLetterRecord; msg: DeadLetterMessage };
+
+function eventOf(m: DeadLetterMessage) {
+  return { body: m.body, properties: m.properties, contentType: 'application/octet-stream' };
+}
+
 export class EventHubDeadLetterSink implements DeadLetterSink {
-  constructor(private readonly producer: EventHubProducerClient) {}
+  private readonly concurrency: number;
+
+  constructor(
+    private readonly producer: EventHubProducerClient,
+    private readonly options: DeadLetterSinkOptions = {},
+  ) {
+    this.concurrency = Math.max(1, Math.floor(options.concurrency ?? 8));
+  }
 
   async send(records: readonly DeadLetterRecord[]): Promise<void> {
-    const groups = new Map<string, ReturnType<typeof toDeadLetterMessage>[]>();
+    const groups = new Map<string, Item[]>();
     for (const rec of records) {
       const msg = toDeadLetterMessage(rec);
       const key = msg.partitionKey ?? '';
       let g = groups.get(key);
       if (!g) groups.set(key, (g = []));
-      g.push(msg);
+      g.push({ rec, msg });
     }
-    for (const [key, msgs] of groups) {
-      const options = key ? { partitionKey: key } : {};
-      let batch = await this.producer.createBatch(options);
-      for (const m of msgs) {
-        const event = { body: m.body, properties: m.properties, contentType: 'application/octet-stream' };
-        if (batch.tryAdd(event)) continue;
-        if (batch.count === 0) throw new Error(`dead-letter record of ${m.body.length} bytes exceeds the hub's maximum message size`);
+    const oversize: DeadLetterRecord[] = [];
+    const queue = [...groups];
+    const worker = async (): Promise<void> => {
+      for (let next = queue.shift(); next; next = queue.shift()) await this.sendGroup(next[0], next[1], oversize);
+    };
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, queue.length) }, worker));
+    if (oversize.length > 0) {
+      if (!this.options.onOversize) {
+        throw new OversizeDeadLetterError(
+          `${oversize.length} dead-letter record(s) exceed the dead-letter hub's maximum message size (largest body ${Math.max(...oversize.map((r) => r.body.length))} bytes)`,
+        );
+      }
+      await this.options.onOversize(oversize);
+    }
+  }
+
+  private async sendGroup(key: string, items: readonly Item[], oversize: DeadLetterRecord[]): Promise<void> {
+    const options = key ? { partitionKey: key } : {};
+    let batch = await this.producer.createBatch(options);
+    for (const { rec, msg } of items) {
+      if (batch.tryAdd(eventOf(msg))) continue;
+      if (batch.count > 0) {
         await this.producer.sendBatch(batch);
         batch = await this.producer.createBatch(options);
-        if (!batch.tryAdd(event)) throw new Error(`dead-letter record of ${m.body.length} bytes exceeds the hub's maximum message size`);
+        if (batch.tryAdd(eventOf(msg))) continue;
       }
-      if (batch.count > 0) await this.producer.sendBatch(batch);
+      const short = toDeadLetterMessage({ ...rec, error: truncateUtf8(rec.error, SHORT_ERROR_BYTES) });
+      if (batch.tryAdd(eventOf(short))) continue;
+      oversize.push(rec);
     }
+    if (batch.count > 0) await this.producer.sendBatch(batch);
   }
 
   close(): Promise<void> {
