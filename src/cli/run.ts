@@ -4,7 +4,7 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig } from '../config.js';
-import { stderrLogger, waitForShutdown } from '../runner/process.js';
+import { exitSoonAfterShutdown, stderrLogger, waitForShutdown } from '../runner/process.js';
 import { startRunner } from '../runner/runner.js';
 import { snapshot, statusLine, type RunnerStats } from '../runner/stats.js';
 import { parseNonNegativeInt, parsePositiveInt } from './program.js';
@@ -86,5 +86,6 @@ export function register(program: Command): void {
       clearInterval(timer);
       await runner.stop();
       report();
+      exitSoonAfterShutdown();
     });
 }

@@ -43,3 +43,13 @@ export function waitForShutdown(opts: { log: Logger; hardLimitMs: number; signal
     }
   });
 }
+
+/**
+ * Called once everything was closed in order. The Event Hubs SDK can leave a token-renewal timer
+ * behind when a partition receiver is closed while it is still connecting (seen after ownership
+ * moved to another instance), which would keep the process alive for an hour. The timer here is
+ * unref'd: when nothing else is left, the process ends on its own before it fires.
+ */
+export function exitSoonAfterShutdown(graceMs = 2000): void {
+  setTimeout(() => process.exit(), graceMs).unref();
+}
