@@ -5,6 +5,8 @@
  */
 // A CommonJS package: its classes are reachable from ESM only through the default export.
 import functions, { type InvocationContext } from '@azure/functions';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { loadConfig, type HubsinkConfig } from '../../src/config.js';
 import { detectCapabilities } from '../../src/db/capabilities.js';
@@ -136,4 +138,38 @@ export const fastSleep = (ms: number): Promise<void> => new Promise((r) => setTi
 export async function countRows(pool: pg.Pool, schema: string, table: 'events' | 'dead_letters', where = '', values: unknown[] = []): Promise<number> {
   const { rows } = await pool.query<{ n: string }>(`SELECT count(*)::bigint AS n FROM "${schema}".${table} ${where}`, values);
   return Number(rows[0]?.n ?? 0);
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const binPath = fileURLToPath(new URL('../../../bin/hubsink.js', import.meta.url));
+
+/**
+ * Runs `node bin/hubsink.js ...args` with only the given settings (plus PATH), bounded in time.
+ * `onStderr` sees stderr as it arrives, and may signal the child (to interrupt it).
+ */
+export function runCli(args: readonly string[], env: Record<string, string>, opts: { timeoutMs?: number; onStderr?: (text: string, child: ChildProcess) => void } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [binPath, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString('utf8');
+      opts.onStderr?.(stderr, child);
+    });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`hubsink ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 60_000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, opts.timeoutMs ?? 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
