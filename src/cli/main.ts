@@ -3,6 +3,8 @@ import { runCli } from './program.js';
 import { register as registerCheckpoints } from './checkpoints.js';
 import { register as registerDb } from './db.js';
 import { register as registerDlq } from './dlq.js';
+import { register as registerGenerate } from './generate.js';
+import { register as registerRollup } from './rollup.js';
 import { register as registerRun } from './run.js';
 import { readFileSync } from 'node:fs';
 
@@ -13,7 +15,7 @@ export function buildProgram(): Command {
     .description('Event Hubs → Citus/PostgreSQL stream processor: exact ingest, dead letters, rollups')
     .version(pkg.version);
   // Each command module adds its subcommand(s). Keep this list sorted.
-  const registrations: ((p: Command) => void)[] = [registerCheckpoints, registerDb, registerDlq, registerRun];
+  const registrations: ((p: Command) => void)[] = [registerCheckpoints, registerDb, registerDlq, registerGenerate, registerRun];
   for (const register of registrations) register(program);
   return program;
 }
