@@ -15,7 +15,7 @@ export function buildProgram(): Command {
     .description('Event Hubs → Citus/PostgreSQL stream processor: exact ingest, dead letters, rollups')
     .version(pkg.version);
   // Each command module adds its subcommand(s). Keep this list sorted.
-  const registrations: ((p: Command) => void)[] = [registerCheckpoints, registerDb, registerDlq, registerGenerate, registerRun];
+  const registrations: ((p: Command) => void)[] = [registerCheckpoints, registerDb, registerDlq, registerGenerate, registerRollup, registerRun];
   for (const register of registrations) register(program);
   return program;
 }

@@ -1,0 +1,172 @@
+/**
+ * `hubsink rollup`: one incremental step of every rollup plus retention (what the timer does each
+ * minute), `--status` for watermarks and lag, and `rollup rebuild` to recompute a tenant's buckets
+ * from raw events. Data goes to stdout (tables, or JSON with --json); progress to stderr.
+ */
+import type { Command } from 'commander';
+import { IDENTIFIER, loadConfig, type HubsinkConfig } from '../config.js';
+import { detectCapabilities } from '../db/capabilities.js';
+import { createPool } from '../db/pool.js';
+import {
+  RebuildRangeError,
+  describeCycle,
+  pruneRollups,
+  rebuildRollups,
+  rollupCycle,
+  rollupStatus,
+  runRollups,
+  type RollupRunResult,
+  type RollupStatus,
+} from '../db/rollups.js';
+import { GRAIN_MS } from '../rollups/definitions.js';
+import { parsePositiveInt, parseTime, UsageError } from './program.js';
+
+function schemaOption(value: string | undefined, cfg: HubsinkConfig): string {
+  const schema = value ?? cfg.schema;
+  if (!IDENTIFIER.test(schema)) throw new UsageError(`--schema ${JSON.stringify(schema)}: must be a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters)`);
+  return schema;
+}
+
+function out(text: string): void {
+  process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+/** Pure: a plain-text table, columns padded to their widest cell. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+/** Pure: the human form of `--status`. */
+export function formatStatus(status: readonly RollupStatus[]): string {
+  return formatTable(
+    ['rollup', 'watermark', 'high-water', 'pending', 'lag', 'last run', 'last rows', 'last ms'],
+    status.map((s) => [
+      s.name,
+      String(s.lastSeq),
+      String(s.highWater),
+      `${s.pendingRows}${s.pendingCapped ? '+' : ''}`,
+      `${s.lagSeconds.toFixed(1)}s`,
+      s.lastRunAt ? s.lastRunAt.toISOString() : 'never',
+      String(s.lastRows),
+      s.lastDurationMs === null ? '-' : String(s.lastDurationMs),
+    ]),
+  );
+}
+
+function runLine(r: RollupRunResult): string {
+  return `${r.name}\t(${r.fromSeq}, ${r.toSeq}]\trows=${r.rows}\t${r.durationMs}ms\t${r.caughtUp ? 'caught up' : 'behind'}`;
+}
+
+interface RollupOpts {
+  status?: boolean;
+  json?: boolean;
+  catchUp?: boolean;
+  maxRuns: number;
+  maxRows?: number;
+  schema?: string;
+}
+
+interface RebuildOpts {
+  tenant: number;
+  from: Date;
+  to: Date;
+  json?: boolean;
+  schema?: string;
+}
+
+export function register(program: Command): void {
+  const rollup = program
+    .command('rollup')
+    .description('fold new events into the minute/hour/day rollups once (what the timer does every minute), or show their status')
+    .option('--status', 'show each rollup\'s watermark, lag in rows and seconds, and last run instead of running')
+    .option('--json', 'print JSON on stdout')
+    .option('--catch-up', 'repeat bounded runs until every rollup has caught up (after an outage)')
+    .option('--max-runs <n>', 'with --catch-up: give up after this many runs', parsePositiveInt, 1000)
+    .option('--max-rows <n>', 'most events one run folds into one rollup (default: HUBSINK_ROLLUP_MAX_ROWS, else 1000000)', parsePositiveInt)
+    .option('--schema <name>', 'schema holding events and rollups (default: HUBSINK_SCHEMA, else public)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  hubsink rollup                 one step of every rollup, then rollup retention\n' +
+        '  hubsink rollup --catch-up      repeat until caught up\n  hubsink rollup --status --json\n' +
+        '  hubsink rollup rebuild --tenant 42 --from 2026-01-31T00:00:00Z --to 2026-02-01T00:00:00Z',
+    )
+    .action(async (opts: RollupOpts) => {
+      if (opts.status && opts.catchUp) throw new UsageError('--status and --catch-up do not go together');
+      const cfg = loadConfig();
+      const schema = schemaOption(opts.schema, cfg);
+      const pool = await createPool(cfg);
+      try {
+        if (opts.status) {
+          const status = await rollupStatus(pool, schema);
+          out(opts.json ? JSON.stringify(status) : formatStatus(status));
+          return;
+        }
+        const caps = await detectCapabilities(pool);
+        const maxWindowRows = opts.maxRows ?? cfg.rollupMaxWindowRows;
+        if (!opts.catchUp) {
+          const r = await rollupCycle(pool, schema, { caps, maxWindowRows, retentionDays: cfg.rollupRetentionDays });
+          out(opts.json ? JSON.stringify(r) : [...r.runs.map(runLine), ...r.pruned.map((p) => `${p.name}\tpruned=${p.deletedRows}\tbefore ${p.cutoff.toISOString()}`)].join('\n'));
+          return;
+        }
+        const runs: RollupRunResult[][] = [];
+        for (let i = 0; i < opts.maxRuns; i++) {
+          const r = await runRollups(pool, schema, { caps, maxWindowRows });
+          runs.push(r);
+          process.stderr.write(`run ${i + 1}: ${describeCycle({ runs: r, pruned: [] })}\n`);
+          if (r.every((x) => x.caughtUp)) break;
+        }
+        const pruned = await pruneRollups(pool, schema, new Date(), cfg.rollupRetentionDays);
+        const caughtUp = runs[runs.length - 1]?.every((x) => x.caughtUp) ?? false;
+        const totals = (runs[0] ?? []).map((first) => ({
+          name: first.name,
+          fromSeq: first.fromSeq,
+          toSeq: runs[runs.length - 1]?.find((x) => x.name === first.name)?.toSeq ?? first.toSeq,
+          rows: runs.flat().filter((x) => x.name === first.name).reduce((a, x) => a + x.rows, 0),
+        }));
+        if (opts.json) out(JSON.stringify({ runs: runs.length, caughtUp, rollups: totals, pruned }));
+        else out(totals.map((t) => `${t.name}\t(${t.fromSeq}, ${t.toSeq}]\trows=${t.rows}\truns=${runs.length}\t${caughtUp ? 'caught up' : 'behind'}`).join('\n'));
+        if (!caughtUp) {
+          process.stderr.write(`hubsink: not caught up after ${runs.length} runs (raise --max-runs or --max-rows)\n`);
+          process.exitCode = 1;
+        }
+      } finally {
+        await pool.end();
+      }
+    });
+
+  rollup
+    .command('rebuild')
+    .description('recompute a tenant\'s rollup buckets in a time range from raw events (whole buckets; consistent with the incremental runs)')
+    .requiredOption('--tenant <id>', 'tenant id', parsePositiveInt)
+    .requiredOption('--from <time>', 'start: ISO-8601 time, or an age such as 6h or 2d', (v) => parseTime(v))
+    .requiredOption('--to <time>', 'end (exclusive): ISO-8601 time, or an age', (v) => parseTime(v))
+    .option('--json', 'print JSON on stdout')
+    .option('--schema <name>', 'schema holding events and rollups (default: HUBSINK_SCHEMA, else public)')
+    .action(async (opts: RebuildOpts) => {
+      const cfg = loadConfig();
+      const schema = schemaOption(opts.schema, cfg);
+      if (opts.from.getTime() >= opts.to.getTime()) throw new UsageError('--from must be before --to');
+      // Raw partitions older than the retention may be gone: rebuilding there would erase rollups.
+      const notBefore = new Date(Date.now() - cfg.retentionDays * GRAIN_MS.day);
+      const pool = await createPool(cfg);
+      try {
+        const caps = await detectCapabilities(pool);
+        const results = await rebuildRollups(pool, schema, { tenantId: opts.tenant, from: opts.from, to: opts.to, caps, notBefore }).catch((err: unknown) => {
+          throw err instanceof RebuildRangeError ? new UsageError(err.message) : err;
+        });
+        if (opts.json) out(JSON.stringify({ tenantId: opts.tenant, rollups: results }));
+        else {
+          out(
+            formatTable(
+              ['rollup', 'from', 'to', 'deleted rows', 'events', 'watermark'],
+              results.map((r) => [r.name, r.from.toISOString(), r.to.toISOString(), String(r.deletedRows), String(r.rows), String(r.watermark)]),
+            ),
+          );
+        }
+      } finally {
+        await pool.end();
+      }
+    });
+}
