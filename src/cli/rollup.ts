@@ -8,9 +8,9 @@ import { IDENTIFIER, loadConfig, type HubsinkConfig } from '../config.js';
 import { detectCapabilities } from '../db/capabilities.js';
 import { createPool } from '../db/pool.js';
 import {
-  RebuildRangeError,
   describeCycle,
   pruneRollups,
+  rebuildProblems,
   rebuildRollups,
   rollupCycle,
   rollupStatus,
@@ -144,18 +144,22 @@ export function register(program: Command): void {
     .requiredOption('--to <time>', 'end (exclusive): ISO-8601 time, or an age', (v) => parseTime(v))
     .option('--json', 'print JSON on stdout')
     .option('--schema <name>', 'schema holding events and rollups (default: HUBSINK_SCHEMA, else public)')
-    .action(async (opts: RebuildOpts) => {
+    .action(async (_opts: RebuildOpts, cmd: Command) => {
+      // --json and --schema exist on `rollup` too, and commander gives a parent's options to the
+      // parent wherever they appear; read both levels.
+      const opts = cmd.optsWithGlobals<RebuildOpts>();
       const cfg = loadConfig();
       const schema = schemaOption(opts.schema, cfg);
       if (opts.from.getTime() >= opts.to.getTime()) throw new UsageError('--from must be before --to');
       // Raw partitions older than the retention may be gone: rebuilding there would erase rollups.
       const notBefore = new Date(Date.now() - cfg.retentionDays * GRAIN_MS.day);
+      const request = { tenantId: opts.tenant, from: opts.from, to: opts.to, notBefore };
+      const problems = rebuildProblems(request);
+      if (problems.length > 0) throw new UsageError(problems.join('; '));
       const pool = await createPool(cfg);
       try {
         const caps = await detectCapabilities(pool);
-        const results = await rebuildRollups(pool, schema, { tenantId: opts.tenant, from: opts.from, to: opts.to, caps, notBefore }).catch((err: unknown) => {
-          throw err instanceof RebuildRangeError ? new UsageError(err.message) : err;
-        });
+        const results = await rebuildRollups(pool, schema, { ...request, caps });
         if (opts.json) out(JSON.stringify({ tenantId: opts.tenant, rollups: results }));
         else {
           out(
