@@ -190,7 +190,7 @@ export async function replayHub(opts: ReplayHubOptions): Promise<ReplayHubSummar
       };
       const handleBatch = async (events: ReceivedEventData[]): Promise<void> => {
         if (settled) return;
-        if (stop.signal.aborted) return finish(false);
+        if (stop.signal.aborted || budget <= 0) return finish(false);
         const mine = events.filter((e) => e.sequenceNumber <= pp.endSequence);
         if (mine.length === 0) {
           if (events.length > 0) return finish(true);
