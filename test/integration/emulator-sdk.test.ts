@@ -15,6 +15,7 @@ import {
   type Subscription,
 } from '@azure/event-hubs';
 import { startEmulator, partitionForKey, type Emulator } from '../../src/emulator/index.js';
+import { createSasToken } from '../../src/emulator/sas.js';
 import { uniqueName } from '../support/services.js';
 
 const retryOptions = { maxRetries: 3, retryDelayInMs: 100, maxRetryDelayInMs: 200, timeoutInMs: 10_000 };
@@ -278,6 +279,51 @@ describe('emulator with the real Event Hubs SDK', () => {
       return true;
     });
     assert.equal(emu.partitionEvents(hub, '0').length, 0);
+  });
+
+  test('SharedAccessSignature connection strings: a valid token works, an expired one is refused', async () => {
+    const hub = freshHub(1);
+    const endpoint = `sb://127.0.0.1:${emu.port}`;
+    const nowSec = Math.floor(Date.now() / 1000);
+    const withToken = (token: string): string => `Endpoint=${endpoint};SharedAccessSignature=${token};EntityPath=${hub};UseDevelopmentEmulator=true`;
+    const valid = track(new EventHubProducerClient(withToken(createSasToken(`${endpoint}/${hub}`, 'RootManageSharedAccessKey', 'SAS_KEY_VALUE', nowSec + 600)), { retryOptions }));
+    await valid.sendBatch([{ body: 'signed' }]);
+    assert.equal(emu.partitionEvents(hub, '0').length, 1);
+    const expired = track(new EventHubProducerClient(withToken(createSasToken(`${endpoint}/${hub}`, 'RootManageSharedAccessKey', 'SAS_KEY_VALUE', nowSec - 1)), { retryOptions }));
+    await assert.rejects(expired.sendBatch([{ body: 'late' }]), (err) => {
+      assert.equal(errorCode(err), 'UnauthorizedError');
+      return true;
+    });
+    // A token for another hub does not grant this one.
+    const other = track(new EventHubProducerClient(withToken(createSasToken(`${endpoint}/other-hub`, 'RootManageSharedAccessKey', 'SAS_KEY_VALUE', nowSec + 600)), { retryOptions }));
+    await assert.rejects(other.sendBatch([{ body: 'elsewhere' }]), (err) => {
+      assert.equal(errorCode(err), 'UnauthorizedError');
+      return true;
+    });
+    assert.equal(emu.partitionEvents(hub, '0').length, 1);
+  });
+
+  test('reset clears events and numbering; deleteHub makes the hub unknown', async () => {
+    const hub = freshHub(2);
+    const producer = track(new EventHubProducerClient(emu.connectionString(hub), { retryOptions }));
+    await producer.sendBatch([{ body: 1 }, { body: 2 }], { partitionId: '1' });
+    emu.reset();
+    assert.equal(emu.partitionEvents(hub, '1').length, 0);
+    const props = await producer.getPartitionProperties('1');
+    assert.equal(props.isEmpty, true);
+    await producer.sendBatch([{ body: 3 }], { partitionId: '1' });
+    assert.deepEqual(
+      emu.partitionEvents(hub, '1').map((e) => e.sequenceNumber),
+      [0],
+    );
+    assert.throws(() => emu.createHub({ name: hub.toUpperCase(), partitions: 1 }), /already exists/);
+    emu.deleteHub(hub);
+    assert.throws(() => emu.partitionEvents(hub, '0'), /no event hub/);
+    const late = track(new EventHubProducerClient(`Endpoint=sb://127.0.0.1:${emu.port};SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;EntityPath=${hub};UseDevelopmentEmulator=true`, { retryOptions }));
+    await assert.rejects(late.getEventHubProperties(), (err) => {
+      assert.equal(errorCode(err), 'MessagingEntityNotFoundError');
+      return true;
+    });
   });
 
   test('an unknown partition is ArgumentOutOfRangeError', async () => {
