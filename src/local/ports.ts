@@ -13,3 +13,22 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
     });
   });
 }
+
+/** Whether `port` can be bound on `host` right now. */
+export function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
+/**
+ * The preferred port when it is free (stable URLs between runs of the local stack), else any free
+ * one; 0 means any free port.
+ */
+export async function preferredOrFreePort(preferred: number, host = '127.0.0.1'): Promise<number> {
+  if (preferred > 0 && (await portIsFree(preferred, host))) return preferred;
+  return freePort(host);
+}

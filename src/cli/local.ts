@@ -1,0 +1,187 @@
+/**
+ * `hubsink local` (the README's `npm start`): the whole pipeline on one machine with no Azure
+ * subscription. How to connect goes to stdout; the live status to stderr (a block redrawn in place
+ * on a terminal, plain lines otherwise). Ctrl-C or SIGTERM stops everything in order.
+ */
+import { InvalidArgumentError, type Command } from 'commander';
+import { loadConfig } from '../config.js';
+import { renderStatusBlock, renderStatusLine, type LocalStatus } from '../local/status.js';
+import { isStackChild, superviseStack, TTY_ENV } from '../local/supervise.js';
+import type { LocalInfo, LocalStack } from '../local/stack.js';
+import type { Logger, LogLevel } from '../runner/checkpointingConsumer.js';
+import { exitSoonAfterShutdown, waitForShutdown } from '../runner/process.js';
+import { describeError } from '../pipeline/classify.js';
+import { parseProbability } from './generate.js';
+import { parseNonNegativeInt, parsePositiveInt, UsageError } from './program.js';
+import { parseSeconds } from './run.js';
+
+function parsePort(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65535) throw new InvalidArgumentError('expected a port number (0: any free port)');
+  return n;
+}
+
+interface LocalCliOptions {
+  dataDir: string;
+  databaseUrl?: string;
+  eventhubConnection?: string;
+  rate: number;
+  generate: boolean;
+  tenants: number;
+  duplicates: number;
+  malformed: number;
+  seed?: string;
+  duration?: number;
+  rollupInterval: number;
+  pgPort: number;
+  emulatorPort: number;
+  azuritePort: number;
+  httpPort: number;
+  statusInterval?: number;
+  verbose?: boolean;
+}
+
+/** Pure: the connection help printed at start. */
+export function formatBanner(info: LocalInfo, now: Date = new Date()): string {
+  const from = new Date(Math.floor(now.getTime() / 3600_000) * 3600_000).toISOString().replace('.000Z', 'Z');
+  const to = new Date(Math.floor(now.getTime() / 3600_000) * 3600_000 + 3600_000).toISOString().replace('.000Z', 'Z');
+  const table = info.schema === 'public' ? 'events' : `${info.schema}.events`;
+  return [
+    'hubsink local is running',
+    `  PostgreSQL   ${info.databaseUrl}${info.pgDataDir ? `  (embedded; data kept in ${info.pgDataDir})` : ''}`,
+    `               psql '${info.databaseUrl}' -c 'SELECT type, count(*) FROM ${table} GROUP BY 1'`,
+    `  Event Hubs   ${info.emulator ? `emulator on 127.0.0.1:${info.emulator.port}: ${info.emulator.hubs.join(', ')}` : `external: ${info.ingestHub}, ${info.deadLetterHub}`}`,
+    `               EventHubConnection='${redact(info.eventHubConnection)}'`,
+    `  Checkpoints  Azurite on 127.0.0.1:${info.storage.port} (${info.storage.persistent ? 'kept in the data folder' : 'in memory'})`,
+    `  Metrics      curl '${info.metricsUrl}/api/tenants/${info.firstTenant}/metrics?from=${from}&to=${to}&grain=minute&by=type'`,
+    `  Generator    ${info.generator ? `${info.generator.rate} events/s over ${info.generator.tenants} storefronts (seed ${info.generator.seed})` : 'off'}`,
+    '',
+  ].join('\n');
+}
+
+/** Keys of a real namespace must not end up in logs; the emulator's well-known key is harmless. */
+function redact(cs: string): string {
+  return /UseDevelopmentEmulator=true/i.test(cs) ? cs : cs.replace(/(SharedAccessKey\s*=\s*)[^;]+/i, '$1***');
+}
+
+export function register(program: Command): void {
+  program
+    .command('local')
+    .description('run everything locally: embedded PostgreSQL, Azurite, the Event Hubs emulator, the runner with dead letters and rollups, the generator and the metrics endpoint')
+    .option('--data-dir <dir>', 'folder for PostgreSQL data kept between runs', '.hubsink')
+    .option('--database-url <url>', 'use this PostgreSQL instead of the embedded one')
+    .option('--eventhub-connection <string>', 'use these Event Hubs (connection string) instead of the emulator; checkpoints are then kept in the data folder')
+    .option('--rate <per-second>', 'generator events per second (0: no generator)', parseNonNegativeInt, 200)
+    .option('--no-generate', 'do not run the generator')
+    .option('--tenants <n>', 'generator storefronts', parsePositiveInt, 20)
+    .option('--duplicates <p>', 'generator share of exact re-sends', parseProbability, 0.01)
+    .option('--malformed <p>', 'generator share of malformed bodies', parseProbability, 0.002)
+    .option('--seed <text>', 'generator seed')
+    .option('--duration <seconds>', 'stop by itself after this long', parseSeconds)
+    .option('--rollup-interval <seconds>', 'seconds between rollup runs', parseSeconds, 10)
+    .option('--pg-port <port>', 'embedded PostgreSQL port, if free (0: any)', parsePort, 54320)
+    .option('--emulator-port <port>', 'Event Hubs emulator port, if free (0: any)', parsePort, 5672)
+    .option('--azurite-port <port>', 'Azurite blob port, if free (0: any)', parsePort, 10000)
+    .option('--http-port <port>', 'metrics endpoint port, if free (0: any)', parsePort, 7071)
+    .option('--status-interval <seconds>', 'seconds between status refreshes (default: 1 on a terminal, 2 otherwise)', parseSeconds)
+    .option('--verbose', 'more log lines')
+    .action(async (opts: LocalCliOptions) => {
+      if (opts.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(opts.databaseUrl)) throw new UsageError('--database-url: expected postgres://user:password@host:port/database');
+      if (opts.eventhubConnection !== undefined && !/(^|;)\s*Endpoint\s*=\s*sb:\/\//i.test(opts.eventhubConnection)) {
+        throw new UsageError('--eventhub-connection: not an Event Hubs connection string (Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...)');
+      }
+      if (opts.duplicates + opts.malformed >= 1) throw new UsageError('--duplicates plus --malformed must stay below 1');
+      // Settings problems are reported before anything starts.
+      loadConfig();
+      if (!isStackChild()) {
+        process.exitCode = await superviseStack({ hardLimitMs: 90_000, write: (s) => void process.stderr.write(s) });
+        return;
+      }
+      await runStackChild(opts);
+    });
+}
+
+async function runStackChild(opts: LocalCliOptions): Promise<void> {
+  const ttyColumns = Number(process.env[TTY_ENV] ?? (process.stderr.isTTY ? process.stderr.columns : 0));
+  const tty = ttyColumns > 0;
+  const recent: string[] = [];
+  // On a terminal, log lines live in the status block until shutdown; then they are written as they come.
+  let direct = !tty;
+  const log: Logger = (level: LogLevel, message: string) => {
+    if (level === 'debug' && !opts.verbose) return;
+    const line = `${new Date().toISOString().slice(11, 19)} ${level.padEnd(5)} ${message}`;
+    if (!direct) {
+      recent.push(line);
+      if (recent.length > 6) recent.shift();
+    } else process.stderr.write(`${line}\n`);
+  };
+  const stop = new AbortController();
+  // The parent (or whoever started us) went away: nobody is left to press Ctrl-C.
+  process.once('disconnect', () => stop.abort('the supervising process went away'));
+  const shutdown = waitForShutdown({ log, hardLimitMs: 85_000, signal: stop.signal });
+
+  if (tty) process.stderr.write('starting PostgreSQL, Azurite, the Event Hubs emulator, the runner…\n');
+  let stack: LocalStack;
+  try {
+    // Loaded here: the stack pulls in the Functions library and the emulator, which other commands never need.
+    const { startLocalStack } = await import('../local/stack.js');
+    stack = await startLocalStack({
+    dataDir: opts.dataDir,
+    ...(opts.databaseUrl ? { databaseUrl: opts.databaseUrl } : {}),
+    ...(opts.eventhubConnection ? { eventHubConnection: opts.eventhubConnection } : {}),
+    rate: opts.generate ? opts.rate : 0,
+    tenants: opts.tenants,
+    duplicates: opts.duplicates,
+    malformed: opts.malformed,
+    ...(opts.seed ? { seed: opts.seed } : {}),
+    ports: { postgres: opts.pgPort, emulator: opts.emulatorPort, azurite: opts.azuritePort, http: opts.httpPort },
+    rollupIntervalMs: Math.max(1000, opts.rollupInterval * 1000),
+    env: process.env,
+    log,
+    });
+  } catch (err) {
+    for (const l of recent) process.stderr.write(`${l}\n`);
+    // The IPC channel to the supervisor would keep this process alive.
+    if (process.connected) process.disconnect();
+    throw err;
+  }
+  process.stdout.write(formatBanner(stack.info));
+  // Counted from when everything runs, so a short --duration still sees events flow.
+  const durationTimer = opts.duration !== undefined ? setTimeout(() => stop.abort(`--duration ${opts.duration} s reached`), opts.duration * 1000) : undefined;
+
+  let prev: LocalStatus | undefined;
+  let drawn = 0;
+  let refreshing = false;
+  const refresh = async (): Promise<void> => {
+    if (refreshing) return;
+    refreshing = true;
+    try {
+      const cur = { ...(await stack.status()), recent: tty ? [...recent] : [] };
+      if (tty) {
+        const block = renderStatusBlock(cur, prev, Math.max(40, ttyColumns));
+        // Move up over the previous block and clear it, then draw the new one.
+        process.stderr.write(`${drawn > 0 ? `\x1b[${drawn}F\x1b[J` : ''}${block.join('\n')}\n`);
+        drawn = block.length;
+      } else process.stderr.write(`${renderStatusLine(cur, prev)}\n`);
+      prev = cur;
+    } catch (err) {
+      log('warn', `status: ${describeError(err)}`);
+    } finally {
+      refreshing = false;
+    }
+  };
+  const intervalMs = Math.max(250, (opts.statusInterval ?? (tty ? 1 : 2)) * 1000);
+  const statusTimer = setInterval(() => void refresh(), intervalMs);
+
+  const reason = await shutdown;
+  clearInterval(statusTimer);
+  clearTimeout(durationTimer);
+  await refresh();
+  direct = true;
+  process.stderr.write(`stopping (${reason}): generator, runner (finishing batches in flight), metrics endpoint, emulator, Azurite, PostgreSQL…\n`);
+  await stack.stop();
+  // The last word on what was done, now that batches in flight have finished.
+  process.stderr.write(`${renderStatusLine(await stack.status(), undefined).replace(/^status /, 'final ')}\n`);
+  process.stderr.write('hubsink local stopped\n');
+  exitSoonAfterShutdown();
+}

@@ -1,0 +1,270 @@
+/**
+ * The one-command local stack: embedded PostgreSQL (data kept between runs), Azurite, the Event
+ * Hubs emulator with both hubs, migrations and partitions, the runner with its dead-letter consumer
+ * and rollups, the generator at a modest rate, and the metrics endpoint. External PostgreSQL or
+ * Event Hubs replace the embedded ones when given. Everything started is stopped in reverse order.
+ */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import type pg from 'pg';
+import { loadConfig, type HubsinkConfig } from '../config.js';
+import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
+import { migrate } from '../db/migrate.js';
+import { maintainPartitions } from '../db/partitions.js';
+import { createPool } from '../db/pool.js';
+import { rollupStatus } from '../db/rollups.js';
+import { configureSession } from '../db/session.js';
+import { startEmulator } from '../emulator/index.js';
+import { createGenerator } from '../generator/generator.js';
+import { sendGenerated } from '../generator/send.js';
+import { createProducer } from '../hubs/clients.js';
+import { describeError } from '../pipeline/classify.js';
+import type { Logger } from '../runner/checkpointingConsumer.js';
+import { startRunner, type Runner } from '../runner/runner.js';
+import { makeMetricsHandler } from '../serving/handler.js';
+import { startAzurite } from './azurite.js';
+import { loadEmbeddedPostgres } from './embedded.js';
+import { serveMetrics } from './http.js';
+import { preferredOrFreePort } from './ports.js';
+import type { LocalStatus } from './status.js';
+
+export interface LocalOptions {
+  /** Project-local folder for PostgreSQL's data (and Azurite's, with external Event Hubs). */
+  dataDir: string;
+  /** External PostgreSQL instead of the embedded one. */
+  databaseUrl?: string;
+  /** External Event Hubs (a connection string) instead of the emulator. */
+  eventHubConnection?: string;
+  /** Generator events per second; 0 turns it off. */
+  rate: number;
+  tenants: number;
+  duplicates: number;
+  malformed: number;
+  seed?: string;
+  /** Preferred ports (0: any free one); a taken preferred port falls back to a free one. */
+  ports: { postgres: number; emulator: number; azurite: number; http: number };
+  rollupIntervalMs: number;
+  /** The environment settings are read from (schema, hub names, limits). */
+  env: Record<string, string | undefined>;
+  log: Logger;
+}
+
+export interface LocalInfo {
+  databaseUrl: string;
+  embeddedPostgres: boolean;
+  pgDataDir: string | null;
+  eventHubConnection: string;
+  emulator: { port: number; hubs: string[] } | null;
+  storage: { port: number; persistent: boolean };
+  metricsUrl: string;
+  schema: string;
+  ingestHub: string;
+  deadLetterHub: string;
+  generator: { rate: number; tenants: number; seed: string } | null;
+  firstTenant: number;
+}
+
+export interface LocalStack {
+  info: LocalInfo;
+  config: HubsinkConfig;
+  status(): Promise<LocalStatus>;
+  stop(): Promise<void>;
+}
+
+/** Runs `fn`, giving up (with a log line) after `ms`: shutdown must not hang on one piece. */
+async function bounded(what: string, ms: number, log: Logger, fn: () => Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
+  try {
+    const r = await Promise.race([fn().then(() => 'done' as const), timeout]);
+    if (r === 'timeout') log('warn', `stopping ${what} took longer than ${ms} ms; going on`);
+  } catch (err) {
+    log('warn', `stopping ${what}: ${describeError(err)}`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * As root, embedded PostgreSQL runs as the `postgres` user, which must be able to walk down to its
+ * data folder. initdb's own error ("Permission denied") does not say what to do; this does.
+ */
+export async function checkReachableByPostgresUser(dataDir: string): Promise<void> {
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return;
+  for (let dir = path.dirname(dataDir); ; dir = path.dirname(dir)) {
+    const st = await stat(dir).catch(() => undefined);
+    if (st && (st.mode & 0o001) === 0) {
+      throw new Error(
+        `as root, PostgreSQL runs as the "postgres" user, which cannot enter ${dir} (mode ${(st.mode & 0o777).toString(8)}); ` +
+          'pick a --data-dir below a folder others may enter (e.g. /tmp/hubsink), run as a normal user, or use --database-url',
+      );
+    }
+    if (path.dirname(dir) === dir) return;
+  }
+}
+
+export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
+  const log = opts.log;
+  const stops: { what: string; ms: number; fn: () => Promise<unknown> }[] = [];
+  const stopAll = async (): Promise<void> => {
+    while (stops.length > 0) {
+      const s = stops.pop();
+      if (s) await bounded(s.what, s.ms, log, s.fn);
+    }
+  };
+  const base = loadConfig(opts.env);
+  const dataDir = path.resolve(opts.dataDir);
+
+  try {
+    // PostgreSQL
+    let databaseUrl = opts.databaseUrl;
+    let pgDataDir: string | null = null;
+    if (!databaseUrl) {
+      pgDataDir = path.join(dataDir, 'pg');
+      await checkReachableByPostgresUser(dataDir);
+      log('info', `starting embedded PostgreSQL (data in ${pgDataDir})`);
+      const startEmbeddedPostgres = await loadEmbeddedPostgres();
+      const port = await preferredOrFreePort(opts.ports.postgres);
+      const pgServer = await startEmbeddedPostgres({ dataDir: pgDataDir, port, persistent: true });
+      stops.push({ what: 'PostgreSQL', ms: 30_000, fn: () => pgServer.stop() });
+      databaseUrl = pgServer.url;
+    }
+
+    // Checkpoint storage. With the emulator, hubs start empty on every run, so checkpoints must too.
+    const persistentStorage = opts.eventHubConnection !== undefined;
+    const azurite = await startAzurite({
+      port: await preferredOrFreePort(opts.ports.azurite),
+      ...(persistentStorage ? { location: path.join(dataDir, 'azurite') } : {}),
+    });
+    stops.push({ what: 'Azurite', ms: 10_000, fn: () => azurite.stop() });
+
+    // Event Hubs
+    let eventHubConnection = opts.eventHubConnection;
+    let emulatorInfo: LocalInfo['emulator'] = null;
+    if (!eventHubConnection) {
+      const port = await preferredOrFreePort(opts.ports.emulator);
+      const groups = [base.replayConsumerGroup, base.consumerGroup, base.deadLetterConsumerGroup].filter((g, i, a) => g !== '$Default' && a.indexOf(g) === i);
+      const emulator = await startEmulator({
+        port,
+        hubs: [
+          { name: base.ingestHub, partitions: 4, consumerGroups: groups },
+          { name: base.deadLetterHub, partitions: 2, consumerGroups: groups },
+        ],
+        // A long local run must not grow without bound.
+        retention: { maxEventsPerPartition: 250_000 },
+      });
+      stops.push({ what: 'the Event Hubs emulator', ms: 10_000, fn: () => emulator.stop() });
+      eventHubConnection = emulator.connectionString();
+      emulatorInfo = { port: emulator.port, hubs: [`${base.ingestHub} (4 partitions)`, `${base.deadLetterHub} (2 partitions)`] };
+    }
+
+    const config = loadConfig({
+      ...opts.env,
+      [base.eventHubConnectionSetting]: eventHubConnection,
+      AzureWebJobsStorage: azurite.connectionString,
+      DATABASE_URL: databaseUrl,
+      // Locally a database that went away is better reported soon than retried for long.
+      HUBSINK_TRANSIENT_RETRY_MS: opts.env.HUBSINK_TRANSIENT_RETRY_MS ?? '5000',
+    });
+
+    const pool: pg.Pool = await createPool(config);
+    stops.push({ what: 'the database pool', ms: 10_000, fn: () => pool.end() });
+    const caps: Capabilities = await detectCapabilities(pool);
+    configureSession(pool, caps, { citusCachedConnsPerWorker: config.citusCachedConnsPerWorker });
+    const { applied } = await migrate(pool, config.schema, { log: (m) => log('info', m) });
+    if (applied.length === 0) log('info', `schema ${config.schema} is up to date`);
+    const maintain = async (): Promise<void> => {
+      const r = await maintainPartitions(pool, config.schema, { now: new Date(), aheadDays: config.partitionsAheadDays, retentionDays: config.retentionDays, caps });
+      if (r.created.length + r.dropped.length > 0) log('info', `partitions: created ${r.created.length}, dropped ${r.dropped.length}`);
+    };
+    await maintain();
+    // The Function App runs this daily; a local stack may well run past midnight.
+    const partitionTimer = setInterval(() => void maintain().catch((err: unknown) => log('warn', `partitions: ${describeError(err)}`)), 6 * 3600_000);
+    partitionTimer.unref();
+    stops.push({ what: 'the partition timer', ms: 1000, fn: () => Promise.resolve(clearInterval(partitionTimer)) });
+
+    const runner: Runner = await startRunner({
+      config,
+      pool,
+      log,
+      deadletter: true,
+      rollups: true,
+      rollupIntervalMs: opts.rollupIntervalMs,
+      // One instance: claim the partitions quickly at start.
+      loadBalancingIntervalMs: 1000,
+      ownershipExpirationMs: 15_000,
+    });
+    stops.push({ what: 'the runner', ms: 60_000, fn: () => runner.stop() });
+
+    const handler = makeMetricsHandler(() => Promise.resolve({ pool, schema: config.schema, caps, retentionDays: config.rollupRetentionDays }));
+    const http = await serveMetrics(handler, { port: await preferredOrFreePort(opts.ports.http), log: (l) => log('warn', l) });
+    stops.push({ what: 'the metrics endpoint', ms: 5000, fn: () => http.close() });
+
+    // Generator
+    const seed = opts.seed ?? `local-${Date.now().toString(36)}`;
+    const gen = { enabled: opts.rate > 0, sent: 0, error: null as string | null };
+    if (opts.rate > 0) {
+      const producer = await createProducer({ kind: 'connectionString', connectionString: eventHubConnection }, config.ingestHub);
+      const generator = createGenerator({ seed, tenants: opts.tenants, duplicates: opts.duplicates, malformed: opts.malformed });
+      const abort = new AbortController();
+      const sending = sendGenerated(producer, generator, { rate: opts.rate, signal: abort.signal, onProgress: (n) => (gen.sent = n) }).catch((err: unknown) => {
+        gen.error = describeError(err);
+        log('error', `generator stopped: ${gen.error}`);
+      });
+      stops.push({
+        what: 'the generator',
+        ms: 15_000,
+        fn: async () => {
+          abort.abort();
+          await sending;
+          await producer.close();
+        },
+      });
+    }
+
+    const info: LocalInfo = {
+      databaseUrl,
+      embeddedPostgres: pgDataDir !== null,
+      pgDataDir,
+      eventHubConnection,
+      emulator: emulatorInfo,
+      storage: { port: azurite.port, persistent: persistentStorage },
+      metricsUrl: http.url,
+      schema: config.schema,
+      ingestHub: config.ingestHub,
+      deadLetterHub: config.deadLetterHub,
+      generator: opts.rate > 0 ? { rate: opts.rate, tenants: opts.tenants, seed } : null,
+      firstTenant: 1,
+    };
+
+    const startedAt = Date.now();
+    let lag: LocalStatus['rollupLag'] = null;
+    let lagAt = 0;
+    let stopping: Promise<void> | undefined;
+    return {
+      info,
+      config,
+      async status() {
+        // Rollup lag costs a few queries; refresh it every few seconds only.
+        if (Date.now() - lagAt > 4000 && !stopping) {
+          lagAt = Date.now();
+          try {
+            const st = await rollupStatus(pool, config.schema, { pendingBound: 100_000 });
+            lag = st.length === 0 ? null : { seconds: Math.max(...st.map((s) => s.lagSeconds)), pendingRows: Math.max(...st.map((s) => s.pendingRows)), capped: st.some((s) => s.pendingCapped) };
+          } catch (err) {
+            log('debug', `rollup status: ${describeError(err)}`);
+          }
+        }
+        return { now: Date.now(), startedAt, generator: { enabled: gen.enabled, sent: gen.sent, rate: opts.rate, error: gen.error }, runner: runner.stats(), rollupLag: lag, recent: [] };
+      },
+      stop() {
+        stopping ??= stopAll();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    log('error', `start-up failed: ${describeError(err)}; stopping what was started`);
+    await stopAll();
+    throw err;
+  }
+}
