@@ -183,7 +183,7 @@ describe('ingest handler with the database going away', () => {
         assert.equal(rec.reason, 'transient');
         assert.ok(rec.attempts >= 2);
       }
-      assert.deepEqual(sink.records.map((d) => d.body).sort(Buffer.compare), [...batch.messages].sort(Buffer.compare));
+      assert.deepEqual(sink.records.map((d) => d.body).sort((a, b) => Buffer.compare(a, b)), [...batch.messages].sort((a, b) => Buffer.compare(a, b)));
     } finally {
       await pool.end().catch(() => undefined);
       await server.stop().catch(() => undefined);
