@@ -151,10 +151,8 @@ async function runStackChild(opts: LocalCliOptions): Promise<void> {
 
   let prev: LocalStatus | undefined;
   let drawn = 0;
-  let refreshing = false;
-  const refresh = async (): Promise<void> => {
-    if (refreshing) return;
-    refreshing = true;
+  let inFlight: Promise<void> | undefined;
+  const draw = async (): Promise<void> => {
     try {
       const cur = { ...(await stack.status()), recent: tty ? [...recent] : [] };
       if (tty) {
@@ -166,16 +164,17 @@ async function runStackChild(opts: LocalCliOptions): Promise<void> {
       prev = cur;
     } catch (err) {
       log('warn', `status: ${describeError(err)}`);
-    } finally {
-      refreshing = false;
     }
   };
+  // One refresh at a time: a slow status query must not interleave two redraws.
+  const refresh = (): Promise<void> => (inFlight ??= draw().finally(() => (inFlight = undefined)));
   const intervalMs = Math.max(250, (opts.statusInterval ?? (tty ? 1 : 2)) * 1000);
   const statusTimer = setInterval(() => void refresh(), intervalMs);
 
   const reason = await shutdown;
   clearInterval(statusTimer);
   clearTimeout(durationTimer);
+  await inFlight;
   await refresh();
   direct = true;
   process.stderr.write(`stopping (${reason}): generator, runner (finishing batches in flight), metrics endpoint, emulator, Azurite, PostgreSQL…\n`);
