@@ -163,7 +163,7 @@ export function register(program: Command): void {
         else {
           out(
             formatTable(
-              ['ID', 'PARKED AT', 'STATUS', 'REASON', 'TENANT', 'SOURCE', 'BYTES', 'ERROR'],
+              ['ID', 'PARKED AT', 'STATUS', 'REASON', 'TENANT', 'SOURCE', 'BYTES', 'OUTCOME', 'ERROR'],
               rows.map((r) => [
                 String(r.id),
                 isoSeconds(r.parkedAt),
@@ -172,6 +172,7 @@ export function register(program: Command): void {
                 r.tenantId === null ? '-' : String(r.tenantId),
                 `${r.source.hub}/${r.source.partitionId}/${r.source.sequenceNumber}`,
                 String(r.bodyBytes),
+                r.outcome ?? '-',
                 oneLine(r.error, 80),
               ]),
             ),

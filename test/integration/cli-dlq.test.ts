@@ -69,9 +69,9 @@ describe('hubsink dlq', () => {
     const list = await runCli(['dlq', 'list', '--tenant', '203'], env);
     assert.equal(list.code, 0, list.stderr);
     const lines = list.stdout.trim().split('\n');
-    assert.match(lines[0] ?? '', /^ID\s+PARKED AT\s+STATUS\s+REASON\s+TENANT\s+SOURCE\s+BYTES\s+ERROR$/);
+    assert.match(lines[0] ?? '', /^ID\s+PARKED AT\s+STATUS\s+REASON\s+TENANT\s+SOURCE\s+BYTES\s+OUTCOME\s+ERROR$/);
     assert.equal(lines.length, 3);
-    assert.match(lines[1] ?? '', /parked\s+invalid\s+203\s+clickstream\/0\/7\s+\d+\s+occurredAt: not an ISO-8601/);
+    assert.match(lines[1] ?? '', /parked\s+invalid\s+203\s+clickstream\/0\/7\s+\d+\s+-\s+occurredAt: not an ISO-8601/);
     const limited = await runCli(['dlq', 'list', '--limit', '2'], env);
     assert.equal(limited.stdout.trim().split('\n').length, 3);
     assert.match(limited.stderr, /showing 2 of 9; use --limit or filters for more/);
