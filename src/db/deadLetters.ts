@@ -494,15 +494,16 @@ export async function discardDeadLetters(db: Queryable, schema: string, f: Omit<
 // Replays
 
 /**
- * Pure: which of these events keys are already in `events` (a replay reports them as already
- * present instead of inserted). The keys travel as three arrays, as the upsert's do.
+ * Pure: the rows of `events` that may match these keys. The filter is a superset (tenant in the
+ * list and event id in the list), which prunes to the tenants' shards on Citus without a join
+ * against a function; existingEventKeys keeps the exact matches.
  */
 export function existingEventKeysSql(schema: string, keys: readonly { tenantId: number; eventId: string; occurredAt: Date }[]): Statement {
   return {
     text:
       `SELECT tenant_id::text AS tenant_id, event_id::text AS event_id, occurred_at FROM ${ident(schema)}.events ` +
-      'WHERE (tenant_id, event_id, occurred_at) IN (SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[]))',
-    values: [keys.map((k) => k.tenantId), keys.map((k) => k.eventId), keys.map((k) => k.occurredAt.toISOString())],
+      'WHERE tenant_id = ANY($1::bigint[]) AND event_id = ANY($2::uuid[])',
+    values: [[...new Set(keys.map((k) => k.tenantId))], [...new Set(keys.map((k) => k.eventId.toLowerCase()))]],
   };
 }
 
@@ -513,7 +514,13 @@ export function eventKey(k: { tenantId: number; eventId: string; occurredAt: Dat
 
 export async function existingEventKeys(db: Queryable, schema: string, keys: readonly { tenantId: number; eventId: string; occurredAt: Date }[]): Promise<Set<string>> {
   if (keys.length === 0) return new Set();
+  const wanted = new Set(keys.map(eventKey));
   const st = existingEventKeysSql(schema, keys);
   const { rows } = await db.query<{ tenant_id: string; event_id: string; occurred_at: Date }>(st.text, st.values);
-  return new Set(rows.map((r) => eventKey({ tenantId: Number(r.tenant_id), eventId: r.event_id, occurredAt: r.occurred_at })));
+  const found = new Set<string>();
+  for (const r of rows) {
+    const k = eventKey({ tenantId: Number(r.tenant_id), eventId: r.event_id, occurredAt: r.occurred_at });
+    if (wanted.has(k)) found.add(k);
+  }
+  return found;
 }
