@@ -11,6 +11,7 @@ import { configureSession } from '../db/session.js';
 import { TenantRegistry } from '../db/tenants.js';
 import { createProducer } from '../hubs/clients.js';
 import { EventHubDeadLetterSink } from '../hubs/deadLetterSink.js';
+import { parkOversize } from '../deadletters/oversize.js';
 import type { DeadLetterSink } from '../pipeline/types.js';
 
 export interface AppContext {
@@ -43,7 +44,11 @@ async function build(): Promise<AppContext> {
     caps,
     tenants: new TenantRegistry(),
     deadLetterSink() {
-      sink ??= createProducer(requireEventHubs(config), config.deadLetterHub).then((p) => new EventHubDeadLetterSink(p));
+      // Poison too large for any dead-letter message is parked directly, where the deadletter
+      // function would have put it; otherwise one huge invalid event would hold its partition forever.
+      sink ??= createProducer(requireEventHubs(config), config.deadLetterHub).then(
+        (p) => new EventHubDeadLetterSink(p, { onOversize: parkOversize(pool, config.schema) }),
+      );
       return sink;
     },
   };
