@@ -1,0 +1,261 @@
+/**
+ * `npm run bench`: hubsink's figures next to their limits, measured in one run on one machine.
+ * Starts its own embedded PostgreSQL and Azurite; also measures ingest on the server named by
+ * TEST_DATABASE_URL (e.g. a Citus coordinator) when set. Prints a table and writes
+ * bench/results/latest.json. Not a test: nothing here passes or fails on timing.
+ *
+ *   npm run bench                               # everything, ~5 minutes on 2 cores
+ *   npm run bench -- --only ingest,rollups      # some sections
+ *   TEST_DATABASE_URL=postgres://… npm run bench  # plus ingest on that server
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { detectCapabilities, type Capabilities } from '../src/db/capabilities.js';
+import { ident } from '../src/db/ident.js';
+import { migrate } from '../src/db/migrate.js';
+import { maintainPartitions } from '../src/db/partitions.js';
+import { configureSession } from '../src/db/session.js';
+import { startAzurite } from '../src/local/azurite.js';
+import { loadEmbeddedPostgres } from '../src/local/embedded.js';
+import { benchE2e, type E2eFigure } from './e2e.js';
+import { benchIngest, type IngestFigure } from './ingest.js';
+import { benchDashboard, benchRollups, type DashboardFigure, type RollupFigure } from './rollups.js';
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const SECTIONS = ['ingest', 'rollups', 'dashboard', 'e2e'] as const;
+type Section = (typeof SECTIONS)[number];
+
+interface ServerInfo {
+  label: string;
+  version: string;
+  citus: string | null;
+  settings: Record<string, string>;
+}
+
+interface Results {
+  generatedAt: string;
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; os: string };
+  servers: ServerInfo[];
+  ingest: { server: string; settings: string; figures: IngestFigure[] }[];
+  rollups?: RollupFigure & { server: string };
+  dashboard?: DashboardFigure & { server: string; rollupsOver: string };
+  e2e?: E2eFigure & { server: string };
+  seconds: number;
+}
+
+const log = (s: string): void => void process.stderr.write(`${s}\n`);
+
+function parseArgs(argv: readonly string[]): { only: Set<Section>; out: string } {
+  let only = new Set<Section>(SECTIONS);
+  let out = path.join(REPO_ROOT, 'bench', 'results', 'latest.json');
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--only') {
+      const list = (argv[++i] ?? '').split(',').filter(Boolean);
+      const bad = list.filter((s) => !(SECTIONS as readonly string[]).includes(s));
+      if (bad.length > 0 || list.length === 0) throw new Error(`--only takes a comma-separated list of ${SECTIONS.join(', ')}`);
+      only = new Set(list as Section[]);
+    } else if (a === '--out') {
+      out = path.resolve(argv[++i] ?? out);
+    } else if (a === '--help' || a === '-h') {
+      process.stdout.write('usage: npm run bench [-- --only ingest,rollups,dashboard,e2e] [--out FILE]\n');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${String(a)}`);
+  }
+  return { only, out };
+}
+
+async function serverInfo(pool: pg.Pool, label: string, caps: Capabilities): Promise<ServerInfo> {
+  const settings: Record<string, string> = {};
+  for (const name of ['shared_buffers', 'fsync', 'synchronous_commit', 'max_connections']) {
+    const r = await pool.query<Record<string, string>>(`SHOW ${name}`);
+    settings[name] = String(Object.values(r.rows[0] ?? {})[0] ?? '');
+  }
+  if (caps.citus) {
+    const w = await pool.query<{ n: string }>("SELECT count(*)::text AS n FROM pg_dist_node WHERE noderole = 'primary' AND groupid > 0");
+    settings['citus workers'] = w.rows[0]?.n ?? '?';
+    const s = await pool.query<Record<string, string>>('SHOW citus.shard_count');
+    settings['citus.shard_count'] = String(Object.values(s.rows[0] ?? {})[0] ?? '?');
+  }
+  const v = await pool.query<{ server_version: string }>('SHOW server_version');
+  return { label, version: v.rows[0]?.server_version ?? '?', citus: caps.citusVersion ?? null, settings };
+}
+
+/** An empty migrated schema with today's partitions; remembered for the final clean-up. */
+function schemaFactory(pool: pg.Pool, caps: Capabilities, created: string[]): () => Promise<string> {
+  return async () => {
+    const schema = `bench_${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+    await pool.query(`CREATE SCHEMA ${ident(schema)}`);
+    created.push(schema);
+    await migrate(pool, schema);
+    await maintainPartitions(pool, schema, { now: new Date(), aheadDays: 3, retentionDays: 30, caps });
+    return schema;
+  };
+}
+
+const n0 = (x: number): string => Math.round(x).toLocaleString('en-US');
+
+function table(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('   ')).join('\n');
+}
+
+export function report(r: Results): string {
+  const m = r.machine;
+  const out: string[] = [
+    `hubsink benchmarks, ${r.generatedAt} (${r.seconds.toFixed(0)} s)`,
+    `machine: ${m.cpus} cores (${m.cpuModel}), ${m.memoryGiB.toFixed(1)} GiB, Node ${m.node}, ${m.os}; generator, emulator, runner and servers all on it`,
+    ...r.servers.map((s) => `server ${s.label}: PostgreSQL ${s.version}${s.citus ? `, Citus ${s.citus}` : ''}; ${Object.entries(s.settings).map(([k, v]) => `${k}=${v}`).join(', ')}`),
+    '',
+  ];
+  for (const g of r.ingest) {
+    out.push(`Ingest into ${g.server} (${g.settings}): events/s, hubsink write path (decode + validate + upsert) vs COPY of the same rows;`);
+    out.push('streams = batches written at once (4 = one per partition, as the runner does); upsert only = the same statement on rows validated beforehand');
+    out.push(
+      table([
+        ['batch', 'streams', 'storefronts/batch', 'hubsink', 'upsert only', 'COPY', 'hubsink/COPY (target >= 0.85)', 'upsert/COPY'],
+        ...g.figures.map((f) => [
+          String(f.batchSize),
+          String(f.streams),
+          String(f.tenantsPerBatch),
+          n0(f.pipelinePerSec),
+          n0(f.upsertPerSec),
+          n0(f.copyPerSec),
+          f.ratio.toFixed(2),
+          f.upsertRatio.toFixed(2),
+        ]),
+      ]),
+      '',
+    );
+  }
+  if (r.rollups) {
+    const x = r.rollups;
+    out.push(`Rollups on ${x.server}: time to fold ${n0(x.newEvents)} new events into minute, hour and day rollups (median of ${x.emptySeconds.length})`);
+    out.push(
+      table([
+        ['history', 'seconds', 'events/s'],
+        ['empty', x.emptyMedian.toFixed(2), n0(x.newEvents / x.emptyMedian)],
+        [`${n0(x.history)}+ events`, x.historyMedian.toFixed(2), n0(x.newEvents / x.historyMedian)],
+        ['ratio (target <= 1.2)', x.ratio.toFixed(2), ''],
+      ]),
+      '',
+    );
+  }
+  if (r.dashboard) {
+    const d = r.dashboard;
+    out.push(`Dashboard queries on ${d.server} (metrics handler over ${d.rollupsOver}; ${d.queries} queries: ${d.mix.join('; ')})`);
+    out.push(table([['median ms', 'p99 ms'], [d.medianMs.toFixed(1), d.p99Ms.toFixed(1)]]), '');
+  }
+  if (r.e2e) {
+    const e = r.e2e;
+    out.push(`End to end on ${e.server}: generator -> emulator (${e.partitions} partitions) -> hubsink run (batches of ${e.runnerBatchSize}, dead-letter consumer on) -> PostgreSQL`);
+    out.push(
+      table([
+        ['events', 'generator events/s', 'end-to-end events/s', 'runner peak RSS MiB'],
+        [n0(e.events), n0(e.sendPerSec), n0(e.endToEndPerSec), e.runnerPeakRssMiB.toFixed(0)],
+      ]),
+      '',
+    );
+  }
+  return out.join('\n');
+}
+
+async function main(): Promise<void> {
+  const { only, out } = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const cpus = os.cpus();
+  const results: Results = {
+    generatedAt: new Date().toISOString(),
+    machine: { cpus: cpus.length, cpuModel: cpus[0]?.model.trim() ?? '?', memoryGiB: os.totalmem() / 2 ** 30, node: process.version, os: `${os.type()} ${os.release()}` },
+    servers: [],
+    ingest: [],
+    seconds: 0,
+  };
+  try {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'hubsink-bench-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    log('starting embedded PostgreSQL and Azurite…');
+    const startEmbeddedPostgres = await loadEmbeddedPostgres();
+    const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg') });
+    cleanups.push(() => server.stop());
+    const azurite = only.has('e2e') ? await startAzurite() : undefined;
+    if (azurite) cleanups.push(() => azurite.stop());
+
+    const pool = new pg.Pool({ connectionString: server.url, max: 10 });
+    // An idle connection dropped at shutdown must not crash the run.
+    pool.on('error', () => undefined);
+    cleanups.push(() => pool.end());
+    const caps = await detectCapabilities(pool);
+    const schemas: string[] = [];
+    cleanups.push(async () => {
+      for (const s of schemas) await pool.query(`DROP SCHEMA IF EXISTS ${ident(s)} CASCADE`);
+    });
+    const fresh = schemaFactory(pool, caps, schemas);
+    const label = 'embedded PostgreSQL';
+    results.servers.push(await serverInfo(pool, label, caps));
+
+    if (only.has('ingest')) {
+      log(`ingest on ${label}`);
+      const figures = await benchIngest(pool, await fresh(), { events: 60_000, batchSizes: [100, 500, 1000], streams: [1, 4], reps: 3, log });
+      results.ingest.push({ server: label, settings: '60,000 events, 500 storefronts, median of 3 alternating runs', figures });
+    }
+
+    const other = process.env.TEST_DATABASE_URL;
+    if (other && only.has('ingest')) {
+      const opool = new pg.Pool({ connectionString: other, max: 10 });
+      opool.on('error', () => undefined);
+      cleanups.push(() => opool.end());
+      const ocaps = await detectCapabilities(opool);
+      configureSession(opool, ocaps, { citusCachedConnsPerWorker: 32 });
+      const olabel = ocaps.citus ? 'Citus (TEST_DATABASE_URL)' : 'PostgreSQL (TEST_DATABASE_URL)';
+      results.servers.push(await serverInfo(opool, olabel, ocaps));
+      const oschemas: string[] = [];
+      cleanups.push(async () => {
+        for (const s of oschemas) await opool.query(`DROP SCHEMA IF EXISTS ${ident(s)} CASCADE`);
+      });
+      log(`ingest on ${olabel}`);
+      const figures = await benchIngest(opool, await schemaFactory(opool, ocaps, oschemas)(), { events: 20_000, batchSizes: [100, 500, 1000], streams: [1, 4], reps: 2, log });
+      results.ingest.push({
+        server: olabel,
+        settings: `20,000 events, 500 storefronts, median of 2 alternating runs${ocaps.citus ? ', citus.max_cached_conns_per_worker=32' : ''}`,
+        figures,
+      });
+    }
+
+    if (only.has('rollups') || only.has('dashboard')) {
+      log(`rollups on ${label}`);
+      const { figure, historySchema } = await benchRollups(pool, caps, fresh, { newEvents: 100_000, history: 1_000_000, reps: 3, log });
+      if (only.has('rollups')) results.rollups = { ...figure, server: label };
+      if (only.has('dashboard')) {
+        log(`dashboard queries on ${label}`);
+        const d = await benchDashboard(pool, historySchema, caps, { queries: 400, log });
+        results.dashboard = { ...d, server: label, rollupsOver: `${n0(figure.history + figure.newEvents * figure.historySeconds.length)} events, 200 storefronts, 7 days` };
+      }
+    }
+
+    if (only.has('e2e') && azurite) {
+      log(`end to end on ${label}`);
+      const e = await benchE2e(pool, { schema: await fresh(), databaseUrl: server.url, azurite: azurite.connectionString, events: 60_000, repoRoot: REPO_ROOT, log });
+      results.e2e = { ...e, server: label };
+    }
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch((err: unknown) => log(`clean-up: ${err instanceof Error ? err.message : String(err)}`));
+  }
+  results.seconds = (Date.now() - started) / 1000;
+  process.stdout.write(`\n${report(results)}\n`);
+  await mkdir(path.dirname(out), { recursive: true });
+  await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
+  log(`wrote ${path.relative(process.cwd(), out) || out}`);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    log(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);
