@@ -19,12 +19,21 @@ after(async () => {
   await stack.close();
 });
 
-test('20,000 events with 2% duplicates and 0.5% malformed: events holds exactly the distinct valid ones, malformed are parked', async () => {
+async function rolledUp(pool: import('pg').Pool, schema: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const grain of ['minute', 'hour', 'day']) {
+    const { rows } = await pool.query<{ n: string }>(`SELECT coalesce(sum(events), 0)::text AS n FROM "${schema}".rollup_${grain}`);
+    out.push(Number(rows[0]?.n ?? 0));
+  }
+  return out;
+}
+
+test('20,000 events with 2% duplicates and 0.5% malformed: events holds exactly the distinct valid ones, malformed are parked, rollups count each once', async () => {
   const load = await sendLoad(stack, { count: 20_000, duplicates: 0.02, malformed: 0.005, seed: 'runner-exact' });
   assert.equal(load.events.length, 20_000);
   assert.ok(load.malformed > 50 && load.expected.size < 20_000 - load.malformed, 'the load has malformed events and duplicates');
 
-  const runner = spawnHubsink([...runnerArgs(stack, ['--deadletter', '--json'])], stack.env());
+  const runner = spawnHubsink([...runnerArgs(stack, ['--deadletter', '--rollups', '--rollup-interval', '1', '--json'])], stack.env());
   children.push(runner);
   const { pool, schema } = stack.db;
   await waitFor(
@@ -33,6 +42,9 @@ test('20,000 events with 2% duplicates and 0.5% malformed: events holds exactly 
     (c) => (c.events >= load.expected.size && c.parked >= load.malformed) || runner.child.exitCode !== null,
     120_000,
   );
+  // The rollup timer folds every written event into each grain exactly once.
+  const sums = await waitFor('rollups to catch up', () => rolledUp(pool, schema), (s) => s.every((n) => n >= load.expected.size) || runner.child.exitCode !== null, 60_000);
+  assert.deepEqual(sums, [load.expected.size, load.expected.size, load.expected.size]);
   runner.child.kill('SIGTERM');
   const exit = await runner.exited;
   assert.equal(exit.code, 0, `runner exit ${JSON.stringify(exit)}\n${runner.stderr().slice(-3000)}`);
@@ -59,6 +71,8 @@ test('20,000 events with 2% duplicates and 0.5% malformed: events holds exactly 
   assert.equal(stats.ingest.deadLettered.invalid, load.malformed);
   assert.equal(stats.ingest.inserted + stats.ingest.duplicates + stats.ingest.deadLettered.invalid, 20_000);
   assert.equal(stats.deadletter.parked.invalid, load.malformed);
+  assert.ok(stats.rollups.runs > 0);
+  assert.equal(stats.rollups.folded, 3 * load.expected.size);
   assert.match(runner.stderr(), /runner stopped/);
 });
 
