@@ -40,9 +40,11 @@ interface EmulatorCliOptions {
   key: string;
   opaqueOffsets?: boolean;
   retentionEvents?: number;
-  retentionBytes?: number;
+  retentionBytes: number;
   json?: boolean;
 }
+
+const DEFAULT_RETENTION_BYTES = 64 * 1024 * 1024;
 
 const DEFAULT_HUBS: EmulatorHubSpec[] = [
   { name: 'clickstream', partitions: 4 },
@@ -60,7 +62,7 @@ export function register(program: Command): void {
     .option('--key <key>', 'shared access key clients must sign with (a fixed development key by default)', DEFAULT_KEY)
     .option('--opaque-offsets', 'hand out non-numeric offsets, so code that parses offsets as numbers fails early')
     .option('--retention-events <n>', 'keep at most this many events per partition (oldest dropped first)', parsePositiveInt)
-    .option('--retention-bytes <n>', 'keep at most this many bytes of events per partition', parsePositiveInt)
+    .option('--retention-bytes <n>', 'keep at most this many bytes of events per partition (default 64 MiB, so long runs stay bounded)', parsePositiveInt, DEFAULT_RETENTION_BYTES)
     .option('--json', 'print {host, port, hubs: [{name, partitions, consumerGroups, connectionString}]} instead of plain connection strings')
     .addHelpText(
       'after',
@@ -77,10 +79,7 @@ export function register(program: Command): void {
         }
       }
       if (opts.key.length === 0 || opts.keyName.length === 0) throw new UsageError('--key and --key-name must not be empty');
-      const retention =
-        opts.retentionEvents !== undefined || opts.retentionBytes !== undefined
-          ? { maxEventsPerPartition: opts.retentionEvents, maxBytesPerPartition: opts.retentionBytes }
-          : undefined;
+      const retention = { maxEventsPerPartition: opts.retentionEvents, maxBytesPerPartition: opts.retentionBytes };
       let emulator;
       try {
         emulator = await startEmulator({ port: opts.port, hubs, keyName: opts.keyName, key: opts.key, opaqueOffsets: opts.opaqueOffsets, retention });

@@ -192,14 +192,26 @@ class EmulatorServer implements Emulator {
 
   async start(port: number): Promise<void> {
     const c = this.container;
-    c.on('connection_open', (ctx: EventContext) => this.onConnectionOpen(ctx));
-    c.on('connection_close', (ctx: EventContext) => this.onConnectionGone(ctx.connection));
-    c.on('disconnected', (ctx: EventContext) => this.onConnectionGone(ctx.connection));
-    c.on('receiver_open', (ctx: EventContext) => this.onReceiverOpen(ctx));
-    c.on('sender_open', (ctx: EventContext) => this.onSenderOpen(ctx));
-    c.on('message', (ctx: EventContext) => this.onMessage(ctx));
-    c.on('sendable', (ctx: EventContext) => this.onSendable(ctx));
-    c.on('sender_close', (ctx: EventContext) => this.onSenderClosed(ctx));
+    // A bug or a peer's odd frame must cost one link, not the process hosting the emulator.
+    const guard =
+      (handler: (ctx: EventContext) => void) =>
+      (ctx: EventContext): void => {
+        try {
+          handler(ctx);
+        } catch (err) {
+          process.stderr.write(`event hubs emulator: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+          const link = ctx.sender ?? ctx.receiver;
+          if (link && !link.is_closed()) link.close(amqpError('amqp:internal-error', 'the emulator failed to handle this request'));
+        }
+      };
+    c.on('connection_open', guard((ctx) => this.onConnectionOpen(ctx)));
+    c.on('connection_close', guard((ctx) => this.onConnectionGone(ctx.connection)));
+    c.on('disconnected', guard((ctx) => this.onConnectionGone(ctx.connection)));
+    c.on('receiver_open', guard((ctx) => this.onReceiverOpen(ctx)));
+    c.on('sender_open', guard((ctx) => this.onSenderOpen(ctx)));
+    c.on('message', guard((ctx) => this.onMessage(ctx)));
+    c.on('sendable', guard((ctx) => this.onSendable(ctx)));
+    c.on('sender_close', guard((ctx) => this.onSenderClosed(ctx)));
     // Peers' link and session errors are expected (clients detach as they like); handling the
     // events keeps rhea from raising them as container errors.
     for (const ev of ['receiver_close', 'sender_error', 'receiver_error', 'session_error', 'session_close', 'connection_error', 'error', 'protocol_error']) {
@@ -230,7 +242,7 @@ class EmulatorServer implements Emulator {
     this.server = undefined;
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const s of this.sockets) s.destroy();
+    this.destroySockets('the emulator stopped');
     this.sockets.clear();
     this.conns.clear();
     await closed;
@@ -315,10 +327,18 @@ class EmulatorServer implements Emulator {
 
   private dropConnections(): number {
     const n = this.sockets.size;
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
+    this.destroySockets('connection dropped by the emulator (fault injection)');
     for (const connection of [...this.conns.keys()]) this.onConnectionGone(connection);
     return n;
+  }
+
+  /**
+   * Destroys client sockets with an error: rhea learns of a dead socket only through 'error' or
+   * 'end', and a server connection that never hears of it keeps its heartbeat timer going forever.
+   */
+  private destroySockets(reason: string): void {
+    for (const s of this.sockets) s.destroy(new Error(reason));
+    this.sockets.clear();
   }
 
   /** Whether the connection holds an unexpired claim covering `path`. */
@@ -710,8 +730,17 @@ class EmulatorServer implements Emulator {
     const delay = this.plan.deliveryDelayMs;
     c.timer = setTimeout(() => {
       c.timer = undefined;
-      this.pump(c);
+      this.safePump(c);
     }, delay);
+  }
+
+  private safePump(c: Consumer): void {
+    try {
+      this.pump(c);
+    } catch (err) {
+      process.stderr.write(`event hubs emulator: delivery failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      this.closeConsumer(c, amqpError('amqp:internal-error', 'the emulator failed to deliver'));
+    }
   }
 
   private pump(c: Consumer): void {
@@ -729,7 +758,7 @@ class EmulatorServer implements Emulator {
     if (c.next < log.endSequenceNumber && (c.link as unknown as LinkInternals).credit > 0) {
       c.timer = setTimeout(() => {
         c.timer = undefined;
-        this.pump(c);
+        this.safePump(c);
       }, sent > 0 ? 0 : 5);
     }
   }
