@@ -37,6 +37,7 @@ export interface EmulatorOptions {
 
 /** An event as stored in a partition, for tests and tools. */
 export interface StoredEvent {
+  /** Data-section bytes (concatenated); for amqp-value or amqp-sequence bodies, their JSON rendering. */
   body: Buffer;
   bodyType: 'data' | 'value' | 'sequence';
   properties: Record<string, unknown> | undefined;
