@@ -37,7 +37,7 @@ interface ServerInfo {
 
 interface Results {
   generatedAt: string;
-  machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; os: string };
+  machine: { cpus: number; cpuModel: string; memoryGiB: number; node: string; os: string; loadAverageAtStart: number[]; loadAverageAtEnd?: number[] };
   servers: ServerInfo[];
   ingest: { server: string; settings: string; figures: IngestFigure[] }[];
   rollups?: RollupFigure & { server: string };
@@ -108,6 +108,7 @@ export function report(r: Results): string {
   const out: string[] = [
     `hubsink benchmarks, ${r.generatedAt} (${r.seconds.toFixed(0)} s)`,
     `machine: ${m.cpus} cores (${m.cpuModel}), ${m.memoryGiB.toFixed(1)} GiB, Node ${m.node}, ${m.os}; generator, emulator, runner and servers all on it`,
+    `load average (1/5/15 min) at start ${m.loadAverageAtStart.join(' / ')}, at end ${(m.loadAverageAtEnd ?? []).join(' / ')}: other work on the machine shows up in the absolute figures; compare the ratios`,
     ...r.servers.map((s) => `server ${s.label}: PostgreSQL ${s.version}${s.citus ? `, Citus ${s.citus}` : ''}; ${Object.entries(s.settings).map(([k, v]) => `${k}=${v}`).join(', ')}`),
     '',
   ];
@@ -170,7 +171,7 @@ async function main(): Promise<void> {
   const cpus = os.cpus();
   const results: Results = {
     generatedAt: new Date().toISOString(),
-    machine: { cpus: cpus.length, cpuModel: cpus[0]?.model.trim() ?? '?', memoryGiB: os.totalmem() / 2 ** 30, node: process.version, os: `${os.type()} ${os.release()}` },
+    machine: { cpus: cpus.length, cpuModel: cpus[0]?.model.trim() ?? '?', memoryGiB: os.totalmem() / 2 ** 30, node: process.version, os: `${os.type()} ${os.release()}`, loadAverageAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100) },
     servers: [],
     ingest: [],
     seconds: 0,
@@ -246,6 +247,7 @@ async function main(): Promise<void> {
     for (const c of cleanups.reverse()) await c().catch((err: unknown) => log(`clean-up: ${err instanceof Error ? err.message : String(err)}`));
   }
   results.seconds = (Date.now() - started) / 1000;
+  results.machine.loadAverageAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
   process.stdout.write(`\n${report(results)}\n`);
   await mkdir(path.dirname(out), { recursive: true });
   await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
