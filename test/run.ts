@@ -53,10 +53,17 @@ async function main(): Promise<number> {
       console.log(`# Azurite blob service at 127.0.0.1:${az.port}`);
     }
     const concurrency = env.TEST_CONCURRENCY ?? '2';
-    const child = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
-      env,
-      stdio: 'inherit',
-    });
+    // --test-force-exit: a test file whose SDK clients leave timers behind (the Event Hubs client's
+    // token refresh) must not keep the run alive; --test-timeout bounds any single test.
+    const child = spawn(
+      process.execPath,
+      ['--test', `--test-concurrency=${concurrency}`, '--test-force-exit', '--test-timeout=300000', '--test-reporter=spec', ...files],
+      { env, stdio: 'inherit' },
+    );
+    // Ctrl-C or a CI timeout: stop the tests, then the services (finally below), leaving no orphans.
+    const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
+    process.once('SIGINT', forward('SIGINT'));
+    process.once('SIGTERM', forward('SIGTERM'));
     return await new Promise<number>((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0))));
   } finally {
     for (const c of cleanups) await c().catch((e: unknown) => console.error('cleanup failed:', e));
