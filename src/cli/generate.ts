@@ -91,8 +91,8 @@ export function register(program: Command): void {
       const stop = new AbortController();
       void waitForShutdown({ log, hardLimitMs: 30_000, signal: stop.signal }).then(() => stop.abort());
       const durationTimer = opts.duration !== undefined ? setTimeout(() => stop.abort('duration reached'), opts.duration * 1000) : undefined;
-      const progress = opts.progress ? progressReporter(opts.count) : undefined;
       log('info', `sending to ${hub}: seed ${seed}, ${opts.tenants} storefronts${opts.rate ? `, ${opts.rate} events/s` : ''}${opts.count ? `, ${opts.count} events` : ''}`);
+      const progress = opts.progress ? progressReporter(opts.count) : undefined;
       let result;
       try {
         result = await sendGenerated(producer, gen, {
