@@ -11,13 +11,14 @@ import type pg from 'pg';
 import { ConfigError, requireDatabase, requireEventHubs, requireStorage, type HubsinkConfig } from '../config.js';
 import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { createPool } from '../db/pool.js';
-import { runRollups } from '../db/rollups.js';
+import { pruneRollups, runRollups } from '../db/rollups.js';
 import { configureSession } from '../db/session.js';
 import { TenantRegistry } from '../db/tenants.js';
 import { ident } from '../db/ident.js';
 import { processDeadLetters } from '../deadletters/process.js';
 import { blobContainer, createConsumer, createProducer, FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
 import { EventHubDeadLetterSink } from '../hubs/deadLetterSink.js';
+import { parkOversize } from '../deadletters/oversize.js';
 import { ingestBatch } from '../ingest/ingestBatch.js';
 import { describeError } from '../pipeline/classify.js';
 import { normalizeReceivedEvents } from '../pipeline/normalize.js';
@@ -107,7 +108,8 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
       },
     };
     const producer = await createProducer(eventHubs, cfg.deadLetterHub);
-    const sink = new EventHubDeadLetterSink(producer);
+    // Poison too large for a dead-letter message is parked directly instead of holding the partition.
+    const sink = new EventHubDeadLetterSink(producer, { onOversize: parkOversize(pool, cfg.schema) });
     cleanups.push(() => sink.close());
     const tenants = new TenantRegistry();
     const stats = emptyStats(Date.now(), { deadletter: opts.deadletter === true, rollups: opts.rollups === true });
@@ -174,6 +176,8 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
           stats.rollups.lastError = null;
           if (results.every((r) => r.caughtUp)) break;
         }
+        // Rollups keep their own retention, independent of raw partitions (as the rollup timer does).
+        if (!stopped) await pruneRollups(pool, cfg.schema, clock(), cfg.rollupRetentionDays);
       } catch (err) {
         stats.rollups.failures++;
         stats.rollups.lastError = describeError(err);
