@@ -4,7 +4,6 @@
  * writes, and a pool that cannot reach any database.
  */
 // A CommonJS package: its classes are reachable from ESM only through the default export.
-import functions, { type InvocationContext } from '@azure/functions';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -102,15 +101,7 @@ export function asDeadLetterEvents(records: readonly DeadLetterRecord[], firstSe
   });
 }
 
-export function invocation(functionName: string, triggerMetadata: Record<string, unknown>, logs: string[] = [], retryCount?: number): InvocationContext {
-  return new functions.InvocationContext({
-    invocationId: `test-${Math.random().toString(16).slice(2)}`,
-    functionName,
-    triggerMetadata,
-    ...(retryCount !== undefined ? { retryContext: { retryCount, maxRetryCount: -1 } } : {}),
-    logHandler: (_level, ...args) => logs.push(args.map(String).join(' ')),
-  });
-}
+export { invocationContext as invocation } from '../support/functions-batch.js';
 
 /** A migrated schema with partitions for [now − partitionDays, now + 3 days]. */
 export async function readySchema(prefix: string, partitionDays = 30): Promise<TestSchema> {
