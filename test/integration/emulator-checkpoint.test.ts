@@ -9,17 +9,11 @@ import { BlobCheckpointStore } from '@azure/eventhubs-checkpointstore-blob';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
 import { testAzuriteConnection, uniqueName } from '../support/services.js';
+import { waitFor } from '../support/wait.js';
 
 const retryOptions = { maxRetries: 3, retryDelayInMs: 100, maxRetryDelayInMs: 200, timeoutInMs: 10_000 };
 const loadBalancingOptions = { updateIntervalInMs: 500, partitionOwnershipExpirationIntervalInMs: 3000 };
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function freshContainer(): Promise<ContainerClient> {
   const container = BlobServiceClient.fromConnectionString(testAzuriteConnection()).getContainerClient(uniqueName('ckpt'));

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition } from '@azure/event-hubs';
+import { waitFor } from '../support/wait.js';
 
 const bin = fileURLToPath(new URL('../../../bin/hubsink.js', import.meta.url));
 const retryOptions = { maxRetries: 2, retryDelayInMs: 100, timeoutInMs: 10_000 };
@@ -28,13 +29,6 @@ function run(args: string[]): Run {
   return { child, stdout: () => out, stderr: () => err, exit };
 }
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 20_000, detail?: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${detail ? `: ${detail()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('hubsink emulator', () => {
   test('prints one connection string per hub, serves them, and stops on SIGTERM', async () => {

@@ -15,16 +15,10 @@ import {
 } from '@azure/event-hubs';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
 import { uniqueName } from '../support/services.js';
+import { waitFor } from '../support/wait.js';
 
 const retryOptions = { maxRetries: 3, retryDelayInMs: 100, maxRetryDelayInMs: 200, timeoutInMs: 10_000 };
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 function codeOf(err: unknown): string | undefined {
   return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;

@@ -17,16 +17,10 @@ import {
 import { startEmulator, partitionForKey, type Emulator } from '../../src/emulator/index.js';
 import { createSasToken } from '../../src/emulator/sas.js';
 import { uniqueName } from '../support/services.js';
+import { waitFor } from '../support/wait.js';
 
 const retryOptions = { maxRetries: 3, retryDelayInMs: 100, maxRetryDelayInMs: 200, timeoutInMs: 10_000 };
 
-async function waitFor(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** The SDK's error code; after retries the SDK throws an AggregateError of the attempts' errors. */
 function errorCode(err: unknown): string | undefined {
