@@ -6,7 +6,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { startEmulator, DEFAULT_KEY, DEFAULT_KEY_NAME, type EmulatorHubSpec } from '../emulator/index.js';
 import { validateHubSpec } from '../emulator/hubs.js';
-import { parsePositiveInt, UsageError } from './program.js';
+import { parsePort, parsePositiveInt, UsageError } from './program.js';
 
 /** `name:partitions`, e.g. `clickstream:4`. */
 export function parseHub(value: string, previous: EmulatorHubSpec[] = []): EmulatorHubSpec[] {
@@ -22,11 +22,6 @@ export function parseHub(value: string, previous: EmulatorHubSpec[] = []): Emula
   return [...previous, spec];
 }
 
-export function parsePort(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n > 65535) throw new InvalidArgumentError('expected a TCP port from 0 (any free port) to 65535');
-  return n;
-}
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];

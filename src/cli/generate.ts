@@ -11,14 +11,8 @@ import { createGenerator, type GeneratorStats } from '../generator/generator.js'
 import { sendGenerated } from '../generator/send.js';
 import { createProducer } from '../hubs/clients.js';
 import { stderrLogger, waitForShutdown } from '../runner/process.js';
-import { parsePositiveInt, UsageError } from './program.js';
-import { parseSeconds } from './run.js';
+import { parsePositiveInt, parseProbability, parseSeconds, UsageError } from './program.js';
 
-export function parseProbability(value: string): number {
-  const n = Number(value);
-  if (!/^(\d+\.?\d*|\.\d+)(e-?\d+)?$/i.test(value.trim()) || !(n >= 0 && n < 1)) throw new InvalidArgumentError('expected a probability such as 0.01 (at least 0, below 1)');
-  return n;
-}
 
 function parsePositiveNumber(value: string): number {
   const n = Number(value);

@@ -3,7 +3,7 @@
  * subscription. How to connect goes to stdout; the live status to stderr (a block redrawn in place
  * on a terminal, plain lines otherwise). Ctrl-C or SIGTERM stops everything in order.
  */
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
 import { renderStatusBlock, renderStatusLine, type LocalStatus } from '../local/status.js';
 import { isStackChild, superviseStack, TTY_ENV } from '../local/supervise.js';
@@ -11,15 +11,8 @@ import type { LocalInfo, LocalStack } from '../local/stack.js';
 import type { Logger, LogLevel } from '../runner/checkpointingConsumer.js';
 import { exitSoonAfterShutdown, waitForShutdown } from '../runner/process.js';
 import { describeError } from '../pipeline/classify.js';
-import { parseProbability } from './generate.js';
-import { parseNonNegativeInt, parsePositiveInt, UsageError } from './program.js';
-import { parseSeconds } from './run.js';
+import { parseNonNegativeInt, parsePort, parsePositiveInt, parseProbability, parseSeconds, UsageError } from './program.js';
 
-function parsePort(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n > 65535) throw new InvalidArgumentError('expected a port number (0: any free port)');
-  return n;
-}
 
 interface LocalCliOptions {
   dataDir: string;

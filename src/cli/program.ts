@@ -26,6 +26,24 @@ export function parseNonNegativeInt(value: string): number {
   return Number(value);
 }
 
+/** A TCP port; 0 asks for any free port. */
+export function parsePort(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n > 65535) throw new InvalidArgumentError('expected a TCP port from 0 (any free port) to 65535');
+  return n;
+}
+
+export function parseSeconds(value: string): number {
+  if (!/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(Number(value))) throw new InvalidArgumentError('expected a number of seconds');
+  return Number(value);
+}
+
+export function parseProbability(value: string): number {
+  const n = Number(value);
+  if (!/^(\d+\.?\d*|\.\d+)(e-?\d+)?$/i.test(value.trim()) || !(n >= 0 && n < 1)) throw new InvalidArgumentError('expected a probability such as 0.01 (at least 0, below 1)');
+  return n;
+}
+
 /** ISO-8601 timestamp, or a relative age such as 15m, 2h, 3d ("that long ago"). */
 export function parseTime(value: string, now: () => Date = () => new Date()): Date {
   const rel = /^(\d+)(s|m|h|d)$/.exec(value);

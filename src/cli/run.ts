@@ -7,12 +7,8 @@ import { loadConfig } from '../config.js';
 import { exitSoonAfterShutdown, stderrLogger, waitForShutdown } from '../runner/process.js';
 import { startRunner } from '../runner/runner.js';
 import { snapshot, statusLine, type RunnerStats } from '../runner/stats.js';
-import { parseNonNegativeInt, parsePositiveInt } from './program.js';
+import { parseNonNegativeInt, parsePositiveInt, parseSeconds } from './program.js';
 
-export function parseSeconds(value: string): number {
-  if (!/^\d+(\.\d+)?$/.test(value) || !Number.isFinite(Number(value))) throw new InvalidArgumentError('expected a number of seconds');
-  return Number(value);
-}
 
 function parseStart(value: string): 'earliest' | 'latest' {
   if (value !== 'earliest' && value !== 'latest') throw new InvalidArgumentError('expected earliest or latest');
