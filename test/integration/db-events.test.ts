@@ -1,4 +1,4 @@
-import { test, before, after } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,7 +18,7 @@ import type { EventRow } from '../../src/pipeline/types.js';
 let s: TestSchema;
 let caps: Capabilities;
 
-before(async () => {
+beforeAll(async () => {
   s = await createTestSchema('dbe_');
   caps = await detectCapabilities(s.pool);
   configureSession(s.pool, caps, { citusCachedConnsPerWorker: 8 });
@@ -26,7 +26,7 @@ before(async () => {
   await maintainPartitions(s.pool, s.schema, { now: new Date(), aheadDays: 3, retentionDays: 30, caps });
 });
 
-after(async () => {
+afterAll(async () => {
   await s.drop();
 });
 
