@@ -22,7 +22,7 @@ export interface SessionOptions {
  * Pure: the search_path of every hubsink session: pg_catalog first, so no schema's function can
  * replace a built-in of the same signature, then the hubsink schema. `public` is left out: any
  * role with CREATE there could plant a function that matches a call more exactly than the
- * built-in (say `unnest(uuid[])` against the built-in `unnest(anyarray)`) and run it as hubsink.
+ * built-in (say `unnest(bigint[])` against the built-in `unnest(anyarray)`) and run it as hubsink.
  * Extensions the code calls (hll) are schema-qualified where they are used.
  */
 export function searchPathSql(schema: string): { text: string; values: string[] } {

@@ -1,8 +1,8 @@
 /**
  * search_path is pinned (issue: a role with CREATE on `public` could plant a function that matches a
  * call more exactly than the built-in, and hubsink would run it). Functions planted in `public`
- * here shadow built-ins that hubsink calls: `unnest(uuid[])` beats the built-in `unnest(anyarray)`
- * of every event insert, `format(text, name)` the `format(text, VARIADIC "any")` of migration 003,
+ * here shadow built-ins that hubsink calls: `unnest(bigint[])` beats the built-in `unnest(anyarray)`
+ * of ingest's tenant registration, `format(text, name)` the `format(text, VARIADIC "any")` of migration 003,
  * `hashtextextended(text, integer)` the `(text, bigint)` one of the KMV sketch. Each plant returns
  * what the built-in would (so a concurrent test that does call it still gets the right answer)
  * and raises a NOTICE, which the connections of hubsink's own pools must never receive.
@@ -16,6 +16,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { maintainPartitions } from '../../src/db/partitions.js';
 import { detectCapabilities } from '../../src/db/capabilities.js';
 import { insertEventRows } from '../../src/db/events.js';
+import { TenantRegistry } from '../../src/db/tenants.js';
 import { runRollups } from '../../src/rollups/run.js';
 import { sketchProfile } from '../../src/rollups/sketches.js';
 import { createTestSchema, testDatabaseUrl, type TestSchema } from '../support/services.js';
@@ -23,8 +24,8 @@ import { makeRow } from '../support/rows.js';
 
 const PLANTS = [
   {
-    signature: 'public.unnest(uuid[])',
-    create: `CREATE OR REPLACE FUNCTION public.unnest(a uuid[]) RETURNS SETOF uuid LANGUAGE plpgsql AS $$
+    signature: 'public.unnest(bigint[])',
+    create: `CREATE OR REPLACE FUNCTION public.unnest(a bigint[]) RETURNS SETOF bigint LANGUAGE plpgsql AS $$
       BEGIN RAISE NOTICE 'hubsink-planted unnest'; RETURN QUERY SELECT pg_catalog.unnest(a); END $$`,
   },
   {
@@ -68,7 +69,7 @@ test('the plants work: a session whose search_path includes public calls them', 
   c.on('notice', (n) => notices.push(n.message ?? ''));
   await c.connect();
   try {
-    await c.query(`SELECT * FROM unnest($1::uuid[])`, [['0190f5c2-8a4e-7cc1-9a53-2b1c8f0e4d11']]);
+    await c.query(`SELECT * FROM unnest($1::bigint[])`, [[1, 2]]);
     await c.query(`SELECT format('%I.x', nspname) FROM pg_namespace LIMIT 1`);
     await c.query(`SELECT hashtextextended('a', 0)`);
   } finally {
@@ -82,11 +83,10 @@ test('migrations, inserts and rollups through hubsink pools never call a functio
   const pool = await createPool(cfg);
   const notices = recordNotices(pool);
   try {
-    const { rows: sp } = await pool.query<{ search_path: string }>('SHOW search_path');
-    assert.equal(sp[0]?.search_path, `pg_catalog, "${s.schema}"`);
     await migrate(pool, s.schema);
     const caps = await detectCapabilities(pool);
     await maintainPartitions(pool, s.schema, { now: new Date(), aheadDays: 1, retentionDays: 3, caps });
+    await new TenantRegistry().ensure(pool, s.schema, [7]);
     const n = await insertEventRows(pool, s.schema, [
       makeRow({ eventId: '0190f5c2-8a4e-7cc1-9a53-2b1c8f0e4d11', tenantId: 7, occurredAt: new Date(Date.now() - 60_000), sessionId: 'a', userId: 'b' }),
     ]);
@@ -96,10 +96,12 @@ test('migrations, inserts and rollups through hubsink pools never call a functio
     // The KMV sketch's builder, whatever sketch the tables were created with (hll when installed).
     const { rows } = await pool.query<{ k: string[] }>(`SELECT ${sketchProfile('kmv').build('v')} AS k FROM (VALUES ('a'), ('b')) AS t(v)`);
     assert.equal(rows[0]?.k.length, 2);
+    assert.deepEqual(notices.filter((m) => m.startsWith('hubsink-planted')), []);
+    const { rows: sp } = await pool.query<{ search_path: string }>('SHOW search_path');
+    assert.equal(sp[0]?.search_path, `pg_catalog, "${s.schema}"`);
   } finally {
     await pool.end();
   }
-  assert.deepEqual(notices.filter((m) => m.startsWith('hubsink-planted')), []);
 });
 
 test('the metrics pool: its own size, a statement_timeout on every connection, the same pinned search_path', async () => {
