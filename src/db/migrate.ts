@@ -110,7 +110,9 @@ export function migrationStatements(schema: string) {
   checksum   text NOT NULL,
   applied_at timestamptz NOT NULL DEFAULT now()
 )`,
-    searchPath: `SET LOCAL search_path = ${s}, public`,
+    // The schema first: the files create their objects unqualified. No `public`: a role with CREATE
+    // there could plant functions the files would call (extensions are named with their schema).
+    searchPath: `SET LOCAL search_path = ${s}, pg_catalog`,
     applied: `SELECT version, name, checksum FROM ${s}.hubsink_migrations ORDER BY version`,
     record: `INSERT INTO ${s}.hubsink_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
   };
