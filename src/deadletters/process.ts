@@ -74,7 +74,13 @@ export function decodeDeadLetters(raws: readonly RawEvent[], now: Date): { recor
   const records: DeadLetterRecord[] = [];
   const undecodable: DeadLetterRecord[] = [];
   for (const raw of raws) {
-    const d = fromDeadLetterMessage(raw.body, raw.properties);
+    // Whatever a property holds, decoding one event never throws out of the batch.
+    let d: ReturnType<typeof fromDeadLetterMessage>;
+    try {
+      d = fromDeadLetterMessage(raw.body, raw.properties);
+    } catch (err) {
+      d = { ok: false, error: describeError(err) };
+    }
     if (d.ok) records.push(d.record);
     else undecodable.push(undecodableRecord(raw, d.error, now));
   }
