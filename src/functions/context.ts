@@ -10,7 +10,7 @@
 import type { EventHubProducerClient } from '@azure/event-hubs';
 import type pg from 'pg';
 import { loadConfig, requireEventHubs, type HubsinkConfig } from '../config.js';
-import { createPool } from '../db/pool.js';
+import { createPool, createServingPool } from '../db/pool.js';
 import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { configureSession } from '../db/session.js';
 import { TenantRegistry } from '../db/tenants.js';
@@ -23,6 +23,8 @@ export interface AppContext {
   pool: pg.Pool;
   caps: Capabilities;
   tenants: TenantRegistry;
+  /** The metrics API's own small pool (statement_timeout on), created on first use. */
+  servingPool(): Promise<pg.Pool>;
   /** Created on first use: functions that never dead-letter do not need Event Hubs settings. */
   deadLetterSink(): Promise<DeadLetterSink>;
 }
@@ -31,6 +33,7 @@ export interface AppContext {
 export interface AppContextDeps {
   config: () => HubsinkConfig;
   createPool: (config: HubsinkConfig) => Promise<pg.Pool>;
+  createServingPool: (config: HubsinkConfig) => Promise<pg.Pool>;
   detectCapabilities: (pool: pg.Pool) => Promise<Capabilities>;
   createProducer: (config: HubsinkConfig) => Promise<EventHubProducerClient>;
 }
@@ -65,6 +68,7 @@ export function appContextLoader(deps: AppContextDeps): () => Promise<AppContext
       pool,
       caps,
       tenants: new TenantRegistry(),
+      servingPool: retryable(() => deps.createServingPool(config)),
       // Poison too large for any dead-letter message is parked directly, where the deadletter
       // function would have put it; otherwise one huge invalid event would hold its partition forever.
       deadLetterSink: retryable(async () => new EventHubDeadLetterSink(await deps.createProducer(config), { onOversize: parkOversize(pool, config.schema) })),
@@ -83,6 +87,7 @@ export function getConfig(): HubsinkConfig {
 export const getAppContext: () => Promise<AppContext> = appContextLoader({
   config: getConfig,
   createPool: (c) => createPool(c),
+  createServingPool: (c) => createServingPool(c),
   detectCapabilities,
   createProducer: (c) => createDeadLetterProducer(requireEventHubs(c), c.deadLetterHub),
 });

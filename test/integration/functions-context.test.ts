@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import pg from 'pg';
 import { appContextLoader } from '../../src/functions/context.js';
 import { loadConfig, requireEventHubs, type HubsinkConfig } from '../../src/config.js';
-import { createPool } from '../../src/db/pool.js';
+import { createPool, createServingPool } from '../../src/db/pool.js';
 import { detectCapabilities } from '../../src/db/capabilities.js';
 import { createDeadLetterProducer } from '../../src/hubs/deadLetterSink.js';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
@@ -63,6 +63,7 @@ describe('the Functions context', () => {
         pools.push(p);
         return p;
       },
+      createServingPool: (c) => createServingPool(c),
       detectCapabilities,
       createProducer: (c) => createDeadLetterProducer(requireEventHubs(c), c.deadLetterHub),
     });
@@ -85,6 +86,7 @@ describe('the Functions context', () => {
     const load = appContextLoader({
       config: () => config,
       createPool: (c) => createPool(c),
+      createServingPool: (c) => createServingPool(c),
       detectCapabilities,
       createProducer: async (c) => {
         builds++;
