@@ -14,10 +14,9 @@ import {
   type ReceivedEventData,
   type Subscription,
 } from '@azure/event-hubs';
-import { startEmulator, partitionForKey, type Emulator } from '../../src/emulator/index.js';
-import { createSasToken } from '../../src/emulator/sas.js';
-import { uniqueName } from '../support/services.js';
-import { waitFor } from '../support/wait.js';
+import { startEmulator, partitionForKey, type Emulator } from '../../src/index.js';
+import { createSasToken } from '../../src/sas.js';
+import { uniqueName, waitFor } from '../support.js';
 
 const retryOptions = { maxRetries: 3, retryDelayInMs: 100, maxRetryDelayInMs: 200, timeoutInMs: 10_000 };
 
