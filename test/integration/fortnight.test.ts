@@ -11,7 +11,7 @@
  * Once for the standalone runner (partition maintenance and rollups inside it), once for the
  * Functions handlers, with the timers called as the host calls them.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { Timer } from '@azure/functions';
@@ -161,10 +161,10 @@ let stack: Stack;
 let runner: Runner | undefined;
 let fnSchema: TestSchema | undefined;
 
-before(async () => {
+beforeAll(async () => {
   stack = await startStack({ partitions: 2, prepare: false });
 });
-after(async () => {
+afterAll(async () => {
   await runner?.stop();
   await fnSchema?.drop();
   await stack.close();
