@@ -84,7 +84,7 @@ export interface ParamOptions {
  * Chooses the grain for [from, to): explicit grains must tile the range exactly; `auto` takes the
  * coarsest grain that does. Then checks retention and the bucket count.
  */
-function chooseGrain(requested: GrainParam, from: Date, to: Date, opts: ParamOptions): { grain: Grain } | { error: ParamError } {
+export function chooseGrain(requested: GrainParam, from: Date, to: Date, opts: ParamOptions): { grain: Grain } | { error: ParamError } {
   const maxBuckets = opts.maxBuckets ?? MAX_BUCKETS;
   let grain: Grain;
   if (requested === 'auto') {
