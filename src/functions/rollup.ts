@@ -1,5 +1,5 @@
 import { app, type InvocationContext, type Timer } from '@azure/functions';
-import { RollupBusyError, describeCycle, rollupCycle } from '../db/rollups.js';
+import { RollupBusyError, describeCycle, rollupCycle } from '../rollups/run.js';
 import { getAppContext } from './context.js';
 
 /**

@@ -12,7 +12,7 @@ import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { migrate } from '../db/migrate.js';
 import { maintainPartitions } from '../db/partitions.js';
 import { createPool } from '../db/pool.js';
-import { rollupStatus } from '../db/rollups.js';
+import { rollupStatus } from '../rollups/run.js';
 import { configureSession } from '../db/session.js';
 import { startEmulator } from '../emulator/index.js';
 import { createGenerator } from '../generator/generator.js';

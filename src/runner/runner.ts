@@ -11,7 +11,7 @@ import type pg from 'pg';
 import { ConfigError, requireDatabase, requireEventHubs, requireStorage, type HubsinkConfig } from '../config.js';
 import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { createPool } from '../db/pool.js';
-import { pruneRollups, runRollups } from '../db/rollups.js';
+import { pruneRollups, runRollups } from '../rollups/run.js';
 import { configureSession } from '../db/session.js';
 import { TenantRegistry } from '../db/tenants.js';
 import { ident } from '../db/ident.js';

@@ -4,7 +4,7 @@
  */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type pg from 'pg';
-import { loadSketchProfile } from '../db/rollups.js';
+import { loadSketchProfile } from '../rollups/run.js';
 import { rollupForGrain, type RollupRetention } from '../rollups/definitions.js';
 import { RollupSetupError, type RollupCapabilities, type SketchProfile } from '../rollups/sketches.js';
 import { parseMetricsParams } from './params.js';
