@@ -21,6 +21,8 @@ export interface MetricsQuery {
   to: Date;
   grain: Grain;
   by: Dimension | null;
+  /** Only events of this type (e.g. the two sides of a click-through rate); absent or null: all types. */
+  type?: string | null;
 }
 
 export interface ParamError {
@@ -33,7 +35,7 @@ export type ParamResult = { ok: true; query: MetricsQuery } | { ok: false; error
 /** Largest number of buckets one response may span, per grain. */
 export const MAX_BUCKETS: Readonly<Record<Grain, number>> = { minute: 2 * 1440, hour: 92 * 24, day: 3660 };
 
-const KNOWN = ['from', 'to', 'grain', 'by'] as const;
+const KNOWN = ['from', 'to', 'grain', 'by', 'type'] as const;
 /** Coarsest first: `auto` takes the first grain that tiles the range exactly. */
 const COARSEST_FIRST: readonly Grain[] = ['day', 'hour', 'minute'];
 
@@ -158,7 +160,11 @@ export function parseMetricsParams(tenantIdParam: string | undefined, query: URL
     by = dim;
   }
 
+  const type = query.get('type');
+  // The rule events.type has (1 to 64 characters); the value is a bind parameter, never SQL text.
+  if (type !== null && (type.length < 1 || type.length > 64)) return fail('type', 'must be an event type of 1 to 64 characters');
+
   const chosen = chooseGrain(requested, from, to, opts);
   if ('error' in chosen) return { ok: false, error: chosen.error };
-  return { ok: true, query: { tenantId, from, to, grain: chosen.grain, by } };
+  return { ok: true, query: { tenantId, from, to, grain: chosen.grain, by, ...(type !== null ? { type } : {}) } };
 }

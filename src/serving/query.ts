@@ -27,12 +27,12 @@ export function metricsSql(q: MetricsQuery, sketch: SketchProfile, schema: strin
     `  SELECT bucket, ${key} AS key, sum(events) AS events, sum(revenue) AS revenue,`,
     `         ${sketch.union('sessions')} AS s, ${sketch.union('users')} AS u`,
     `  FROM ${qualified(schema, def.table)}`,
-    `  WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3`,
+    `  WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3${q.type ? ' AND type = $4' : ''}`,
     `  GROUP BY 1, 2`,
     `) AS g`,
     `ORDER BY g.key, g.bucket`,
   ].join('\n');
-  return { text, values: [q.tenantId, q.from, q.to] };
+  return { text, values: q.type ? [q.tenantId, q.from, q.to, q.type] : [q.tenantId, q.from, q.to] };
 }
 
 /** $1 rollup name: when it last ran, for the response's freshness field. */
@@ -70,6 +70,8 @@ export interface MetricsResponse {
   to: string;
   grain: Grain;
   by: string | null;
+  /** The event type the response is limited to; absent when it is not. */
+  type?: string;
   /** How distinct counts are estimated: hll, or kmv (exact below its size). */
   distinct: SketchKind;
   /** When the rollup last folded in new events; data is complete up to about then. */
@@ -96,6 +98,7 @@ export function shapeMetrics(q: MetricsQuery, distinct: SketchKind, rollupRunAt:
     to: q.to.toISOString(),
     grain: q.grain,
     by: q.by?.name ?? null,
+    ...(q.type ? { type: q.type } : {}),
     distinct,
     rollupRunAt: rollupRunAt?.toISOString() ?? null,
     series,

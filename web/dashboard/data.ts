@@ -14,6 +14,9 @@ export interface MetricsPoint {
 }
 export interface MetricsSeries {
   key: string | null;
+  /** The one series that sums the values beyond the API's `top` largest. */
+  other?: true;
+  otherKeys?: number;
   points: MetricsPoint[];
 }
 export interface MetricsResponse {
@@ -68,7 +71,10 @@ export function formatMoney(exact: string): string {
 export function formatRate(num: number, den: number): string {
   return den === 0 ? '—' : `${((num / den) * 100).toFixed(2)}%`;
 }
-export const keyLabel = (k: string | null): string => (k === null ? 'all' : k === '' ? '(none)' : k);
+/** Internal key of the API's "other" series (a value no producer can send: it has a NUL). */
+export const OTHER = '\u0000other';
+export const keyLabel = (k: string | null): string => (k === null ? 'all' : k === OTHER ? 'other' : k === '' ? '(none)' : k);
+const keyOf = (s: MetricsSeries): string | null => (s.other ? OTHER : s.key);
 
 // ---- tables -------------------------------------------------------------------------------
 
@@ -119,12 +125,14 @@ function index(r: MetricsResponse): Map<string | null, Map<number, MetricsPoint>
   for (const s of r.series) {
     const m = new Map<number, MetricsPoint>();
     for (const p of s.points) m.set(Date.parse(p.t), p);
-    out.set(s.key, m);
+    out.set(keyOf(s), m);
   }
   return out;
 }
 
+/** By key, "other" last. */
 function byKeyOrder(a: string | null, b: string | null): number {
+  if ((a === OTHER) !== (b === OTHER)) return a === OTHER ? 1 : -1;
   return (a ?? '').localeCompare(b ?? '');
 }
 
@@ -170,7 +178,7 @@ function ratioSeriesView(p: Panel, range: ResolvedRange, num: MetricsResponse, d
     ...(hasKey ? [{ label: DIM_LABEL[p.by], numeric: false }] : []),
     { label: p.num, numeric: true },
     { label: p.den, numeric: true },
-    { label: `${p.num} / ${p.den}`, numeric: true },
+    { label: 'Rate', numeric: true },
   ];
   const rows: Cell[][] = [];
   const x = buckets(range);
@@ -180,7 +188,7 @@ function ratioSeriesView(p: Panel, range: ResolvedRange, num: MetricsResponse, d
     for (const t of times) {
       const n = ni.get(k)?.get(t)?.events ?? 0;
       const d = di.get(k)?.get(t)?.events ?? 0;
-      rows.push([cellText(utc(t)), ...(hasKey ? [cellText(keyLabel(k))] : []), cellInt(n), cellInt(d), cellRate(n, d)]);
+      rows.push([cellText(utc(t)), ...(hasKey ? [cellText(keyLabel(k))] : []), cellInt(n), cellInt(d), k === OTHER ? cellText('—') : cellRate(n, d)]);
     }
     if (series.length < MAX_CHART_SERIES) {
       series.push({ label: hasKey ? keyLabel(k) : `${p.num} / ${p.den}`, values: x.map((t) => { const d = di.get(k)?.get(t)?.events ?? 0; return d === 0 ? 0 : ((ni.get(k)?.get(t)?.events ?? 0) / d) * 100; }) });
@@ -195,7 +203,7 @@ function totalsOf(resp: MetricsResponse, m: 'events' | 'revenue'): Map<string | 
   for (const s of resp.series) {
     let sum = 0n;
     for (const pt of s.points) sum += m === 'revenue' ? toUnits(pt.revenue) : BigInt(pt.events);
-    out.set(s.key, sum);
+    out.set(keyOf(s), sum);
   }
   return out;
 }
@@ -217,9 +225,10 @@ function ratioTotalsView(p: Panel, num: MetricsResponse, den: MetricsResponse): 
   const d = totalsOf(den, 'events');
   const keys = [...new Set([...n.keys(), ...d.keys()])];
   const entries = keys.map((k) => ({ k, n: Number(n.get(k) ?? 0n), d: Number(d.get(k) ?? 0n) })).sort((a, b) => (a.d === b.d ? byKeyOrder(a.k, b.k) : b.d - a.d));
-  const columns: Column[] = [{ label: p.by === 'none' ? 'All' : DIM_LABEL[p.by], numeric: false }, { label: p.num, numeric: true }, { label: p.den, numeric: true }, { label: `${p.num} / ${p.den}`, numeric: true }];
-  const rows = entries.map((e) => [cellText(keyLabel(e.k)), cellInt(e.n), cellInt(e.d), cellRate(e.n, e.d)]);
-  const items = entries.filter((e) => e.d > 0).map((e) => ({ label: keyLabel(e.k), value: (e.n / e.d) * 100, text: formatRate(e.n, e.d) }));
+  const columns: Column[] = [{ label: p.by === 'none' ? 'All' : DIM_LABEL[p.by], numeric: false }, { label: p.num, numeric: true }, { label: p.den, numeric: true }, { label: 'Rate', numeric: true }];
+  // The "other" series of numerator and denominator fold different values: no rate between them.
+  const rows = entries.map((e) => [cellText(keyLabel(e.k)), cellInt(e.n), cellInt(e.d), e.k === OTHER ? cellText('—') : cellRate(e.n, e.d)]);
+  const items = entries.filter((e) => e.d > 0 && e.k !== OTHER).map((e) => ({ label: keyLabel(e.k), value: (e.n / e.d) * 100, text: formatRate(e.n, e.d) }));
   let note: string | null = null;
   if (rows.length === 0) note = `No ${p.num} or ${p.den} events in this range.`;
   else if (items.length === 0) note = `No ${p.den} events in this range, so there is no rate to show.`;

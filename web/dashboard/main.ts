@@ -244,7 +244,8 @@ function download(p: Panel, t: Table): void {
 }
 
 function editor(p: Panel, i: number, onChange: () => void): HTMLElement {
-  const id = `p${++uid}`;
+  // Stable ids (one editor is open at a time), so focus survives the re-render after a change.
+  const id = `edit-${i}`;
   const form = h('form', { class: 'editor', 'aria-label': `Settings of ${p.title || 'panel'}` });
   form.addEventListener('submit', (e) => e.preventDefault());
   const title = h('input', { id: `${id}-title`, type: 'text', value: p.title, maxlength: '120' });
@@ -316,7 +317,6 @@ function editor(p: Panel, i: number, onChange: () => void): HTMLElement {
     p.steps = list;
     onChange();
   });
-  void i;
   return form;
 }
 
@@ -475,14 +475,14 @@ function refresh(forceTenants: boolean): Promise<void> {
 
 async function load(): Promise<void> {
   const range = currentRange();
-  const window = { from: range.from.toISOString(), to: range.to.toISOString() };
-  const tKey = `${window.from}|${window.to}`;
+  const span = { from: range.from.toISOString(), to: range.to.toISOString() };
+  const tKey = `${span.from}|${span.to}`;
   const [fresh] = await Promise.all([
     api<FreshnessResponse>('/freshness', {}).catch(() => null),
     (async () => {
       if (!tenants || Date.now() - tenantsAt > TENANTS_EVERY_MS || tKey !== tenantsFor) {
         // The tenant list is by activity over whole buckets: ask for the range rounded out to them.
-        tenants = await api<TenantsResponse>('/tenants', window);
+        tenants = await api<TenantsResponse>('/tenants', span);
         tenantsAt = Date.now();
         tenantsFor = tKey;
       }
@@ -513,8 +513,12 @@ async function load(): Promise<void> {
   const failures = new Map<string, string>();
   await Promise.all(
     [...needs.entries()].map(async ([k, n]) => {
-      const params: Record<string, string> = { ...window, grain: range.grain };
-      if (n.by !== 'none') params.by = n.by;
+      const params: Record<string, string> = { ...span, grain: range.grain };
+      if (n.by !== 'none') {
+        params.by = n.by;
+        // As many series as the API gives; the chart draws the largest, the table keeps all.
+        // params.top = '50'; (after the metrics API's top-N lands)
+      }
       if (n.type) params.type = n.type;
       try {
         responses.set(k, await api<MetricsResponse>(`/tenants/${tenant}/metrics`, params));
@@ -540,7 +544,11 @@ async function load(): Promise<void> {
   }
   const auth = [...failures.values()].find((f) => f.includes('function key'));
   if (auth) showMessage(auth);
-  updated.textContent = `Updated ${new Date().toISOString().slice(11, 19)} UTC · refreshes every ${POLL_MS / 1000} s`;
+  const hm = (d: Date): string => d.toISOString().slice(range.grain === 'day' ? 0 : 11, range.grain === 'day' ? 10 : 16);
+  updated.textContent = `${hm(range.from)}–${hm(range.to)} UTC by ${range.grain} · updated ${new Date().toISOString().slice(11, 19)} · every ${POLL_MS / 1000} s`;
+  updated.dataset.from = span.from;
+  updated.dataset.to = span.to;
+  updated.dataset.grain = range.grain;
   document.body.dataset.loadedAt = String(Date.now());
 }
 
