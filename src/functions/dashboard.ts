@@ -22,7 +22,7 @@ app.http('tenants', {
   route: 'tenants',
   handler: makeTenantsHandler(async () => {
     const ctx = await getAppContext();
-    return { pool: ctx.pool, schema: ctx.config.schema, retentionDays: ctx.config.rollupRetentionDays };
+    return { pool: await ctx.servingPool(), schema: ctx.config.schema, retentionDays: ctx.config.rollupRetentionDays };
   }),
 });
 
@@ -33,6 +33,6 @@ app.http('freshness', {
   route: 'freshness',
   handler: makeFreshnessHandler(async () => {
     const ctx = await getAppContext();
-    return { pool: ctx.pool, schema: ctx.config.schema };
+    return { pool: await ctx.servingPool(), schema: ctx.config.schema };
   }),
 });

@@ -11,7 +11,7 @@ import { loadConfig, type HubsinkConfig } from '../config.js';
 import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { migrate } from '../db/migrate.js';
 import { maintainPartitions } from '../db/partitions.js';
-import { createPool } from '../db/pool.js';
+import { createPool, createServingPool } from '../db/pool.js';
 import { rollupStatus } from '../rollups/run.js';
 import { configureSession } from '../db/session.js';
 import { startEmulator } from '../emulator/index.js';
@@ -199,11 +199,16 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
     });
     stops.push({ what: 'the runner', ms: 60_000, fn: () => runner.stop() });
 
-    const handler = makeMetricsHandler(() => Promise.resolve({ pool, schema: config.schema, caps, retentionDays: config.rollupRetentionDays }));
+    // Dashboard queries on their own small pool, as in the Function App, so they cannot starve ingest.
+    const servingPool = await createServingPool(config);
+    stops.push({ what: 'the metrics pool', ms: 10_000, fn: () => servingPool.end() });
+    const handler = makeMetricsHandler(() =>
+      Promise.resolve({ pool: servingPool, schema: config.schema, caps, retentionDays: config.rollupRetentionDays, maxRows: config.metrics.maxRows }),
+    );
     const handlers = {
       metrics: handler,
-      tenants: makeTenantsHandler(() => Promise.resolve({ pool, schema: config.schema, retentionDays: config.rollupRetentionDays })),
-      freshness: makeFreshnessHandler(() => Promise.resolve({ pool, schema: config.schema })),
+      tenants: makeTenantsHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema, retentionDays: config.rollupRetentionDays })),
+      freshness: makeFreshnessHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema })),
       dashboard: makeDashboardHandler(),
     };
     const http = await serveMetrics(handlers, { port: await preferredOrFreePort(opts.ports.http), log: (l) => log('warn', l) });

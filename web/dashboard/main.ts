@@ -517,7 +517,7 @@ async function load(): Promise<void> {
       if (n.by !== 'none') {
         params.by = n.by;
         // As many series as the API gives; the chart draws the largest, the table keeps all.
-        // params.top = '50'; (after the metrics API's top-N lands)
+        params.top = '50';
       }
       if (n.type) params.type = n.type;
       try {
