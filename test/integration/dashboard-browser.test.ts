@@ -522,3 +522,28 @@ test('a bad or unknown storefront shows a clear message, not a blank page', { sk
   assert.equal(await page.locator('#panels').isVisible(), true);
   assert.deepEqual(browser.errors, []);
 });
+
+test('rollups that stop running are shown as stale, and fresh again once they catch up', { skip }, async () => {
+  const page = browser.page;
+  await page.goto(`${base}/#tenant=${T1}&range=15m`);
+  await loaded(page);
+  // Hold the rollups' state rows as a stuck run would: every run now waits behind this lock.
+  const holder = await db.pool.connect();
+  try {
+    await holder.query('BEGIN');
+    await holder.query(`SELECT name FROM "${db.schema}".rollup_state FOR UPDATE`);
+    await send([{ eventId: randomUUID(), tenantId: T1, type: 'page_view', occurredAt: new Date().toISOString() }]);
+    await waitUntil('the event in PostgreSQL', async () => (await rollupStatus(db.pool, db.schema))[0]?.pendingRows ?? 0, (n) => n > 0, 30_000);
+    // As if it had been waiting for four minutes.
+    await db.pool.query(`UPDATE "${db.schema}".events SET ingested_at = now() - interval '4 minutes' WHERE ingest_seq > (SELECT min(last_seq) FROM "${db.schema}".rollup_state)`);
+    const freshness = page.locator('#freshness');
+    await waitUntil('the page to say stale', async () => (await freshness.textContent()) ?? '', (t) => t.startsWith('STALE — '), 15_000);
+    assert.match((await freshness.textContent()) ?? '', /^STALE — Rollups \(minute\) last ran \d+ s ago · 4 min behind ingest \(1 events waiting\)$/);
+    assert.equal(await freshness.getAttribute('class'), 'freshness stale');
+    await holder.query('ROLLBACK');
+  } finally {
+    holder.release();
+  }
+  await waitUntil('the page to be fresh again', async () => (await page.locator('#freshness').textContent()) ?? '', (t) => /^Rollups \(minute\) last ran \d+ s ago · caught up/.test(t), 20_000);
+  assert.deepEqual(browser.errors, []);
+});

@@ -4,7 +4,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DEFAULT_PANELS, decodeState, defaultState, encodeState, movePanel, resolveRange, tenantProblem, type Panel } from '../../web/dashboard/model.js';
+import { DEFAULT_PANELS, STALE_MS, decodeState, describeFreshness, defaultState, encodeState, movePanel, resolveRange, tenantProblem, type Panel } from '../../web/dashboard/model.js';
 import { buildView, fromUnits, needKey, needsOf, toCsv, toUnits, formatMoney, type MetricsResponse } from '../../web/dashboard/data.js';
 
 const now = new Date('2026-03-14T10:37:25.500Z');
@@ -204,5 +204,30 @@ describe('panel tables', () => {
     const panel = p({ measure: 'users' });
     const v = buildView(panel, range, new Map([['none|', resp([{ key: null, points: [pt(0, 9, '0', 4, 3), pt(1, 9, '0', 4, 2)] }])]]));
     assert.deepEqual(texts(v.table.rows), [['2026-03-14T10:00Z', '3'], ['2026-03-14T10:01Z', '2']]);
+  });
+});
+
+describe('freshness', () => {
+  const f = (lastRunAt: string | null, lagSeconds: number, pendingEvents: number, pendingCapped = false) => ({
+    now: '2026-03-14T10:00:00.000Z',
+    rollups: [
+      { name: 'minute', grain: 'minute', lastRunAt, lagSeconds, pendingEvents, pendingCapped },
+      { name: 'hour', grain: 'hour', lastRunAt: '2026-03-14T09:00:00.000Z', lagSeconds: 3600, pendingEvents: 1, pendingCapped: false },
+    ],
+  });
+  test('fresh: when the shown grain’s rollup ran and how far behind it is, on the server’s clock', () => {
+    assert.deepEqual(describeFreshness(f('2026-03-14T09:59:52.000Z', 0, 0), 'minute'), { text: 'Rollups (minute) last ran 8 s ago · caught up with ingest', stale: false });
+    assert.deepEqual(describeFreshness(f('2026-03-14T09:59:52.000Z', 12.4, 10_000, true), 'minute'), {
+      text: 'Rollups (minute) last ran 8 s ago · 12 s behind ingest (10,000+ events waiting)',
+      stale: false,
+    });
+  });
+  test('stale is shown as stale: a run too long ago, events waiting too long, never run, no status', () => {
+    const old = new Date(Date.parse('2026-03-14T10:00:00.000Z') - STALE_MS - 1000).toISOString();
+    assert.deepEqual(describeFreshness(f(old, 0, 0), 'minute'), { text: 'STALE — Rollups (minute) last ran 3 min ago · caught up with ingest', stale: true });
+    assert.equal(describeFreshness(f('2026-03-14T09:59:59.000Z', 600, 5), 'minute').text, 'STALE — Rollups (minute) last ran 1 s ago · 10 min behind ingest (5 events waiting)');
+    assert.equal(describeFreshness(f('2026-03-14T09:59:59.000Z', 0, 0), 'hour').stale, true, 'the hour rollup of the hour view is behind');
+    assert.equal(describeFreshness(f(null, 0, 0), 'minute').text, 'STALE — Rollups (minute) last ran never · caught up with ingest');
+    assert.deepEqual(describeFreshness({ now: '2026-03-14T10:00:00.000Z', rollups: [] }, 'minute'), { text: 'STALE — rollups have never run: figures are missing.', stale: true });
   });
 });

@@ -13,6 +13,7 @@ import {
   MEASURES,
   RANGES,
   decodeState,
+  describeFreshness,
   defaultState,
   encodeState,
   isDistinct,
@@ -21,6 +22,7 @@ import {
   resolveRange,
   tenantProblem,
   type DashboardState,
+  type FreshnessResponse,
   type Panel,
   type RangeKey,
   type ResolvedRange,
@@ -28,8 +30,6 @@ import {
 
 const POLL_MS = 5000;
 const TENANTS_EVERY_MS = 30_000;
-/** Rollups run every minute in Azure (every 10 s locally): three minutes without a run is stale. */
-const STALE_MS = 180_000;
 const STORAGE_KEY = 'hubsink.dashboard.v1';
 
 // ---- API ------------------------------------------------------------------------------------
@@ -67,10 +67,6 @@ async function api<T>(path: string, params: Record<string, string>): Promise<T> 
 interface TenantsResponse {
   tenants: { tenantId: number; name: string | null; events: number }[];
   truncated: boolean;
-}
-interface FreshnessResponse {
-  now: string;
-  rollups: { name: string; grain: string; lastRunAt: string | null; lagSeconds: number; pendingEvents: number; pendingCapped: boolean }[];
 }
 
 // ---- small DOM helpers ----------------------------------------------------------------------
@@ -435,19 +431,9 @@ const sameNeeds = (a: Panel | undefined, b: Panel | undefined): boolean => !!a &
 // ---- data -----------------------------------------------------------------------------------
 
 function renderFreshness(f: FreshnessResponse, grain: string): void {
-  const r = f.rollups.find((x) => x.grain === grain) ?? f.rollups[0];
-  const now = Date.parse(f.now);
-  if (!r) {
-    freshness.className = 'freshness stale';
-    freshness.textContent = 'Rollups: no status yet (they have never run). Figures may be missing.';
-    return;
-  }
-  const age = r.lastRunAt ? Math.max(0, (now - Date.parse(r.lastRunAt)) / 1000) : null;
-  const stale = age === null || age * 1000 > STALE_MS || r.lagSeconds * 1000 > STALE_MS;
-  const secs = (s: number): string => (s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
-  const behind = r.pendingEvents === 0 ? 'caught up with ingest' : `${secs(r.lagSeconds)} behind ingest (${formatInt(r.pendingEvents)}${r.pendingCapped ? '+' : ''} events waiting)`;
-  freshness.className = `freshness${stale ? ' stale' : ''}`;
-  freshness.textContent = `${stale ? 'STALE — ' : ''}Rollups (${r.grain}) last ran ${age === null ? 'never' : `${secs(age)} ago`} · ${behind}`;
+  const d = describeFreshness(f, grain);
+  freshness.className = `freshness${d.stale ? ' stale' : ''}`;
+  freshness.textContent = d.text;
 }
 
 let inFlight: Promise<void> | null = null;

@@ -236,3 +236,27 @@ export function movePanel(panels: readonly Panel[], index: number, delta: -1 | 1
   if (p) out.splice(j, 0, p);
   return out;
 }
+
+export interface FreshnessResponse {
+  now: string;
+  rollups: { name: string; grain: string; lastRunAt: string | null; lagSeconds: number; pendingEvents: number; pendingCapped: boolean }[];
+}
+
+/** Rollups run every minute in Azure (every 10 s locally): three minutes without a run is stale. */
+export const STALE_MS = 180_000;
+
+const secs = (s: number): string => (s < 120 ? `${Math.round(s)} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+
+/**
+ * Pure: the freshness line for the rollup of the shown grain. Ages are measured on the server's
+ * clock (its `now`), so a skewed browser clock cannot hide staleness. Stale: no run yet, the last
+ * run too long ago, or the oldest event not folded in too old.
+ */
+export function describeFreshness(f: FreshnessResponse, grain: string, staleMs = STALE_MS): { text: string; stale: boolean } {
+  const r = f.rollups.find((x) => x.grain === grain) ?? f.rollups[0];
+  if (!r) return { text: 'STALE — rollups have never run: figures are missing.', stale: true };
+  const age = r.lastRunAt ? Math.max(0, (Date.parse(f.now) - Date.parse(r.lastRunAt)) / 1000) : null;
+  const stale = age === null || age * 1000 > staleMs || r.lagSeconds * 1000 > staleMs;
+  const behind = r.pendingEvents === 0 ? 'caught up with ingest' : `${secs(r.lagSeconds)} behind ingest (${r.pendingEvents.toLocaleString('en-US')}${r.pendingCapped ? '+' : ''} ${r.pendingEvents === 1 && !r.pendingCapped ? 'event' : 'events'} waiting)`;
+  return { text: `${stale ? 'STALE — ' : ''}Rollups (${r.grain}) last ran ${age === null ? 'never' : `${secs(age)} ago`} · ${behind}`, stale };
+}
