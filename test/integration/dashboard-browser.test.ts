@@ -538,7 +538,7 @@ test('rollups that stop running are shown as stale, and fresh again once they ca
     await db.pool.query(`UPDATE "${db.schema}".events SET ingested_at = now() - interval '4 minutes' WHERE ingest_seq > (SELECT min(last_seq) FROM "${db.schema}".rollup_state)`);
     const freshness = page.locator('#freshness');
     await waitUntil('the page to say stale', async () => (await freshness.textContent()) ?? '', (t) => t.startsWith('STALE — '), 15_000);
-    assert.match((await freshness.textContent()) ?? '', /^STALE — Rollups \(minute\) last ran \d+ s ago · 4 min behind ingest \(1 events waiting\)$/);
+    assert.match((await freshness.textContent()) ?? '', /^STALE — Rollups \(minute\) last ran \d+ s ago · 4 min behind ingest \(1 event waiting\)$/);
     assert.equal(await freshness.getAttribute('class'), 'freshness stale');
     await holder.query('ROLLBACK');
   } finally {
