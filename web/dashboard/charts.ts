@@ -20,7 +20,7 @@ function formatTick(v: number, money: boolean, percent: boolean): string {
   if (percent) return `${v.toFixed(v < 10 ? 1 : 0)}%`;
   if (Math.abs(v) >= 1e6) return `${(v / 1e6).toFixed(1)}M`;
   if (Math.abs(v) >= 1e4) return `${(v / 1e3).toFixed(0)}k`;
-  return money ? v.toFixed(v < 100 ? 2 : 0) : formatInt(v);
+  return money && v !== 0 ? v.toFixed(v < 100 ? 2 : 0) : formatInt(v);
 }
 
 /** Stacked bars: series i is drawn as the sum of series 0..i, tallest first so smaller ones sit on top. */
