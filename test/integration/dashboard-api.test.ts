@@ -3,7 +3,7 @@
  * by activity), GET /api/freshness (lag and pending events) and the metrics API's type filter,
  * each compared with SQL on the raw events.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import functions, { type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { insertEventRows } from '../../src/db/events.js';
@@ -33,7 +33,7 @@ function ok<T>(r: HttpResponseInit): T {
   return r.jsonBody as T;
 }
 
-before(async () => {
+beforeAll(async () => {
   f = await rollupSchema('da_');
   let i = 0;
   const ev = (tenantId: number, o: Parameters<typeof makeRow>[0]) => makeRow({ eventId: uuidFor(`dash/${i++}`), tenantId, ...o });
@@ -51,7 +51,7 @@ before(async () => {
   await runUntilCaughtUp(f);
 });
 
-after(async () => {
+afterAll(async () => {
   await f.s.drop();
 });
 

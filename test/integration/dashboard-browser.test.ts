@@ -5,7 +5,7 @@
  * the real ingest path by the real @azure/event-hubs producer. Figures on the page are compared
  * with SQL on the rollup tables (and the raw events) and with the metrics API's answers.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { access, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -22,7 +22,8 @@ import { chromiumMissing, inPage, launchBrowser, tableCells, waitForHash, waitFo
 import { createTestSchema, testDatabaseUrl, type TestSchema } from '../support/services.js';
 import { REPO_ROOT } from './runner-fixture.js';
 
-const skip = (await chromiumMissing()) ?? false;
+// Without Chromium the tests are skipped; their titles say what they need.
+const skip = (await chromiumMissing()) !== null;
 const ARTIFACTS = path.join(REPO_ROOT, 'test-results');
 
 const T1 = 7001;
@@ -158,7 +159,7 @@ const apiTotals = async (params: Record<string, string>): Promise<Map<string, nu
 
 // ---- set-up ----------------------------------------------------------------------------------
 
-before(async () => {
+beforeAll(async () => {
   if (skip) return;
   try {
     await access(path.join(REPO_ROOT, 'dist', 'dashboard', 'manifest.json'));
@@ -186,7 +187,7 @@ before(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
 });
 
-after(async () => {
+afterAll(async () => {
   if (skip) return;
   await browser?.close();
   await producer?.close();
@@ -197,7 +198,7 @@ after(async () => {
 
 let known: Ev[] = [];
 
-test('every default panel shows exactly what the rollup tables, the raw events and the metrics API hold', { skip }, async () => {
+test.skipIf(skip)('every default panel shows exactly what the rollup tables, the raw events and the metrics API hold [needs Chromium]', async () => {
   const start = new Date(Math.floor(Date.now() / 60_000) * 60_000 - 5 * 60_000);
   known = knownEvents(start);
   await send(known);
@@ -324,7 +325,7 @@ test('every default panel shows exactly what the rollup tables, the raw events a
   assert.deepEqual(browser.errors, []);
 });
 
-test('new events appear within 10 s of being rolled up, without a reload; pause is one click', { skip }, async () => {
+test.skipIf(skip)('new events appear within 10 s of being rolled up, without a reload; pause is one click [needs Chromium]', async () => {
   const page = browser.page;
   await inPage(page, 'window.noReload = true');
   const pageViews = async (): Promise<number> => num((await readTable(page, 'Funnel: page view → add to cart → purchase')).rows[0]?.[1] ?? '');
@@ -362,7 +363,7 @@ test('new events appear within 10 s of being rolled up, without a reload; pause 
 
 const titles = (page: Page): Promise<string[]> => page.locator('section.panel h2').allTextContents();
 
-test('a customized layout survives a reload through the URL (and another browser profile opening it)', { skip }, async () => {
+test.skipIf(skip)('a customized layout survives a reload through the URL (and another browser profile opening it) [needs Chromium]', async () => {
   const page = browser.page;
   await page.goto(`${base}/#tenant=${T1}&range=1h`);
   await loaded(page);
@@ -439,7 +440,7 @@ test('a customized layout survives a reload through the URL (and another browser
   assert.deepEqual(browser.errors, []);
 });
 
-test('keyboard only: Tab reaches every control, and Enter/Space/arrows operate them', { skip }, async () => {
+test.skipIf(skip)('keyboard only: Tab reaches every control, and Enter/Space/arrows operate them [needs Chromium]', async () => {
   const page = browser.page;
   await page.goto(`${base}/#tenant=${T1}&range=1h`);
   await inPage(page, 'localStorage.clear()');
@@ -501,7 +502,7 @@ test('keyboard only: Tab reaches every control, and Enter/Space/arrows operate t
   assert.deepEqual(browser.errors, []);
 });
 
-test('a bad or unknown storefront shows a clear message, not a blank page', { skip }, async () => {
+test.skipIf(skip)('a bad or unknown storefront shows a clear message, not a blank page [needs Chromium]', async () => {
   const page = browser.page;
   for (const [tenant, message] of [
     ['abc', /“abc” is not a storefront id: ids are positive whole numbers/],
@@ -523,7 +524,7 @@ test('a bad or unknown storefront shows a clear message, not a blank page', { sk
   assert.deepEqual(browser.errors, []);
 });
 
-test('rollups that stop running are shown as stale, and fresh again once they catch up', { skip }, async () => {
+test.skipIf(skip)('rollups that stop running are shown as stale, and fresh again once they catch up [needs Chromium]', async () => {
   const page = browser.page;
   await page.goto(`${base}/#tenant=${T1}&range=15m`);
   await loaded(page);

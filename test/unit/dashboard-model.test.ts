@@ -2,7 +2,7 @@
  * The dashboard's pure parts, under Node: time ranges and grains, the layout's URL form (and what
  * a hostile or broken URL turns into), panel moves, and the panels' tables from API responses.
  */
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { DEFAULT_PANELS, STALE_MS, decodeState, describeFreshness, defaultState, encodeState, movePanel, resolveRange, tenantProblem, type Panel } from '../../web/dashboard/model.js';
 import { buildView, fromUnits, needKey, needsOf, toCsv, toUnits, formatMoney, type MetricsResponse } from '../../web/dashboard/data.js';

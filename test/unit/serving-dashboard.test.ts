@@ -3,7 +3,7 @@
  * the metrics API's `type` filter, and how the page and its assets are served (caching, keys,
  * security headers, a missing build).
  */
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
