@@ -9,7 +9,6 @@ import type pg from 'pg';
 import { loadConfig, type HubsinkConfig } from '../config.js';
 import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { migrate } from '../db/migrate.js';
-import { maintainPartitions } from '../db/partitions.js';
 import { createPool, createServingPool } from '../db/pool.js';
 import { rollupStatus } from '../rollups/run.js';
 import { configureSession } from '../db/session.js';
@@ -172,15 +171,7 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
     configureSession(pool, caps, { citusCachedConnsPerWorker: config.citusCachedConnsPerWorker });
     const { applied } = await migrate(pool, config.schema, { log: (m) => log('info', m) });
     if (applied.length === 0) log('info', `schema ${config.schema} is up to date`);
-    const maintain = async (): Promise<void> => {
-      const r = await maintainPartitions(pool, config.schema, { now: new Date(), aheadDays: config.partitionsAheadDays, retentionDays: config.retentionDays, caps });
-      if (r.created.length + r.dropped.length > 0) log('info', `partitions: created ${r.created.length}, dropped ${r.dropped.length}`);
-    };
-    await maintain();
-    // The Function App runs this daily; a local stack may well run past midnight.
-    const partitionTimer = setInterval(() => void maintain().catch((err: unknown) => log('warn', `partitions: ${describeError(err)}`)), 6 * 3600_000);
-    partitionTimer.unref();
-    stops.push({ what: 'the partition timer', ms: 1000, fn: () => Promise.resolve(clearInterval(partitionTimer)) });
+    // Partitions: the runner maintains them itself, at start and every few hours (as `hubsink run` does).
 
     const runner: Runner = await startRunner({
       config,
