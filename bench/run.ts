@@ -21,12 +21,13 @@ import { configureSession } from '../src/db/session.js';
 import { startAzurite } from '../src/local/azurite.js';
 import { loadEmbeddedPostgres } from '../src/local/embedded.js';
 import { benchClaim, type ClaimFigure } from './claim.js';
+import { benchDeploy, type DeployFigure } from './deploy.js';
 import { benchE2e, type E2eFigure } from './e2e.js';
 import { benchIngest, type IngestFigure } from './ingest.js';
 import { benchDashboard, benchRollups, type DashboardFigure, type RollupFigure } from './rollups.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const SECTIONS = ['ingest', 'rollups', 'dashboard', 'e2e', 'claim'] as const;
+const SECTIONS = ['ingest', 'rollups', 'dashboard', 'e2e', 'claim', 'deploy'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface ServerInfo {
@@ -45,6 +46,7 @@ interface Results {
   dashboard?: DashboardFigure & { server: string; rollupsOver: string };
   e2e?: E2eFigure & { server: string };
   claim?: ClaimFigure;
+  deploy?: DeployFigure;
   seconds: number;
 }
 
@@ -63,7 +65,7 @@ function parseArgs(argv: readonly string[]): { only: Set<Section>; out: string }
     } else if (a === '--out') {
       out = path.resolve(argv[++i] ?? out);
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: npm run bench [-- --only ingest,rollups,dashboard,e2e,claim] [--out FILE]\n');
+      process.stdout.write('usage: npm run bench [-- --only ingest,rollups,dashboard,e2e,claim,deploy] [--out FILE]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${String(a)}`);
   }
@@ -174,6 +176,19 @@ export function report(r: Results): string {
       '',
     );
   }
+  if (r.deploy) {
+    const d = r.deploy;
+    const mb = (n: number): string => (n / 1024 / 1024).toFixed(2);
+    out.push(`Deployable (deploy/, the Function App): ${mb(d.deployBytes)} MB, of which the bundle dist/functions.js ${mb(d.bundleBytes)} MB; cold import in a fresh node, median of ${d.runs}`);
+    out.push(
+      table([
+        ['import', 'ms', 'CPU ms'],
+        ['deploy/dist/functions.js (bundle)', d.bundle.medianMs.toFixed(0), d.bundle.cpuMs.toFixed(0)],
+        [`dist/src/functions (${d.unbundled.modules} modules + node_modules, reference)`, d.unbundled.medianMs.toFixed(0), d.unbundled.cpuMs.toFixed(0)],
+      ]),
+      '',
+    );
+  }
   return out.join('\n');
 }
 
@@ -259,6 +274,10 @@ async function main(): Promise<void> {
     if (only.has('claim') && azurite) {
       log('partition claiming');
       results.claim = await benchClaim({ pool, schema: await fresh(), databaseUrl: server.url, azurite: azurite.connectionString, log });
+    }
+    if (only.has('deploy')) {
+      log('deployable size and cold import');
+      results.deploy = await benchDeploy({ repoRoot: REPO_ROOT, runs: 7, log });
     }
   } finally {
     for (const c of cleanups.reverse()) await c().catch((err: unknown) => log(`clean-up: ${err instanceof Error ? err.message : String(err)}`));
