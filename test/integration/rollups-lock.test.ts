@@ -4,7 +4,7 @@
  * within it skips with nothing changed. (How long inserts actually stall is measured by
  * bench/stall.ts, not here.)
  */
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { insertEventRows } from '../../src/db/events.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, RollupBusyError, runRollups } from '../../src/rollups/run.js';
