@@ -17,7 +17,7 @@ import {
   runRollups,
   type RollupRunResult,
   type RollupStatus,
-} from '../db/rollups.js';
+} from '../rollups/run.js';
 import { GRAIN_MS } from '../rollups/definitions.js';
 import { parsePositiveInt, parseTime, UsageError } from './program.js';
 

@@ -5,7 +5,7 @@
  */
 import type pg from 'pg';
 import { loadConfig, requireEventHubs, type HubsinkConfig } from '../config.js';
-import { createPool } from '../db/pool.js';
+import { createPool, createServingPool } from '../db/pool.js';
 import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { configureSession } from '../db/session.js';
 import { TenantRegistry } from '../db/tenants.js';
@@ -19,6 +19,8 @@ export interface AppContext {
   pool: pg.Pool;
   caps: Capabilities;
   tenants: TenantRegistry;
+  /** The metrics API's own small pool (statement_timeout on), created on first use. */
+  servingPool(): Promise<pg.Pool>;
   /** Created on first use: functions that never dead-letter do not need Event Hubs settings. */
   deadLetterSink(): Promise<DeadLetterSink>;
 }
@@ -38,11 +40,19 @@ async function build(): Promise<AppContext> {
   const caps = await detectCapabilities(pool);
   configureSession(pool, caps, { citusCachedConnsPerWorker: config.citusCachedConnsPerWorker });
   let sink: Promise<DeadLetterSink> | undefined;
+  let serving: Promise<pg.Pool> | undefined;
   return {
     config,
     pool,
     caps,
     tenants: new TenantRegistry(),
+    servingPool() {
+      serving ??= createServingPool(config).catch((err: unknown) => {
+        serving = undefined;
+        throw err;
+      });
+      return serving;
+    },
     deadLetterSink() {
       // Poison too large for any dead-letter message is parked directly, where the deadletter
       // function would have put it; otherwise one huge invalid event would hold its partition forever.

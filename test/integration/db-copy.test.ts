@@ -14,7 +14,7 @@ import { detectCapabilities, type Capabilities } from '../../src/db/capabilities
 import { configureSession } from '../../src/db/session.js';
 import { CopyAdvisor, copyChunk, encodeCopyText } from '../../src/db/copyEvents.js';
 import { insertEventRows, writeEvents, type WritePath } from '../../src/db/events.js';
-import { runRollups, type RollupRunResult } from '../../src/db/rollups.js';
+import { runRollups, type RollupRunResult } from '../../src/rollups/run.js';
 import { ROLLUPS } from '../../src/rollups/definitions.js';
 import type { EventRow } from '../../src/pipeline/types.js';
 import { assertRollupsMatchEvents, eventCount, recentBase, rollupCount, rollupSchema, runUntilCaughtUp, sampleRows } from './rollups-fixture.js';

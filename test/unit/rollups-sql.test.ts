@@ -13,7 +13,7 @@ import {
 } from '../../src/rollups/definitions.js';
 import { KMV_K, RollupSetupError, resolveSketchProfile, sketchProfile } from '../../src/rollups/sketches.js';
 import { aggregateSql, bucketExpr, expectedColumnTypes, keyColumns, waitForWritersSql } from '../../src/rollups/sql.js';
-import { describeCycle, rebuildProblems } from '../../src/db/rollups.js';
+import { describeCycle, rebuildProblems } from '../../src/rollups/run.js';
 
 describe('definitions', () => {
   test('one rollup per grain, finest first, each with the four dashboard dimensions and four measures', () => {

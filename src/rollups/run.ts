@@ -12,7 +12,7 @@
  * sequence value that reaches a rollup) of its own.
  */
 import type pg from 'pg';
-import { qualified } from './ident.js';
+import { qualified } from '../db/ident.js';
 import {
   ROLLUPS,
   bucketCeil,
@@ -21,8 +21,8 @@ import {
   type Grain,
   type RollupDefinition,
   type RollupRetention,
-} from '../rollups/definitions.js';
-import { RollupSetupError, resolveSketchProfile, type RollupCapabilities, type SketchProfile } from '../rollups/sketches.js';
+} from './definitions.js';
+import { RollupSetupError, resolveSketchProfile, type RollupCapabilities, type SketchProfile } from './sketches.js';
 import {
   EVENTS_TABLE,
   advanceStateSql,
@@ -40,7 +40,7 @@ import {
   sketchColumnsSql,
   stateSql,
   waitForWritersSql,
-} from '../rollups/sql.js';
+} from './sql.js';
 
 export type Queryable = pg.Pool | pg.PoolClient;
 
