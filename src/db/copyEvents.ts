@@ -212,6 +212,8 @@ export async function copyChunk(
   rows: readonly EventRow[],
   upsert: (rows: readonly EventRow[]) => Promise<{ inserted: number; duplicates: number }>,
   advisor: CopyAdvisor = advisorFor(pool),
+  /** The rows already in COPY text (the bench times the database side on payloads encoded beforehand). */
+  encoded?: string | Buffer,
 ): Promise<CopyChunkResult> {
   const client = await pool.connect();
   let broken: Error | undefined;
@@ -232,7 +234,7 @@ export async function copyChunk(
     const duplicates = rows.length - fresh.length;
     if (fresh.length > 0) {
       try {
-        const n = await copyText(client, schema, encodeCopyText(fresh));
+        const n = await copyText(client, schema, fresh === rows && encoded !== undefined ? encoded : encodeCopyText(fresh));
         if (n !== fresh.length) throw new Error(`COPY reported ${n} rows for ${fresh.length}`);
       } catch (err) {
         if (classifyError(err) !== 'rejected') throw err;
