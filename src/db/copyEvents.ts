@@ -225,7 +225,8 @@ export async function copyChunk(
         const existing = await probe(client, schema, rows);
         if (existing.size > 0) fresh = rows.filter((_, i) => !existing.has(i));
       } catch (err) {
-        if (classifyError(err) === 'transient') throw err;
+        const cls = classifyError(err);
+        if (cls === 'transient' || cls === 'unavailable') throw err;
         // A server that cannot run the probe (a planner limitation) still gets exact counts from
         // COPY plus the fallback; never ask it again.
         advisor.disableProbe();
@@ -246,7 +247,8 @@ export async function copyChunk(
       return { inserted: fresh.length, duplicates, path: 'copy' };
     }
   } catch (err) {
-    if (classifyError(err) === 'transient') broken = err instanceof Error ? err : new Error(String(err));
+    const cls = classifyError(err);
+    if (cls === 'transient' || cls === 'unavailable') broken = err instanceof Error ? err : new Error(String(err));
     throw err;
   } finally {
     // A connection that failed mid-protocol is not reused.

@@ -136,6 +136,13 @@ async function format(client: pg.PoolClient, sql: string, params: unknown[]): Pr
   return text;
 }
 
+/** Pure: the lower bound of the oldest bounded partition, i.e. how far back raw events can exist. */
+export function oldestPartitionStart(partitions: readonly { from: Date | null }[]): Date | undefined {
+  let oldest: Date | undefined;
+  for (const p of partitions) if (p.from && (!oldest || p.from.getTime() < oldest.getTime())) oldest = p.from;
+  return oldest;
+}
+
 /** Pure: the partitions a run would drop: those wholly before the window's start. */
 export function expiredPartitions<P extends { to: Date | null }>(partitions: readonly P[], dropBefore: Date): P[] {
   return partitions.filter((p) => p.to !== null && p.to.getTime() <= dropBefore.getTime());

@@ -4,7 +4,7 @@
  * upsert), rows refused by the database isolated by bisection, byte-exact values, and the rollup
  * watermark under concurrent COPY writers.
  */
-import { test, before, after } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { createTestSchema, type TestSchema } from '../support/services.js';
 import { makeRow, makeRows } from '../support/rows.js';
@@ -22,7 +22,7 @@ import { assertRollupsMatchEvents, eventCount, recentBase, rollupCount, rollupSc
 let s: TestSchema;
 let caps: Capabilities;
 
-before(async () => {
+beforeAll(async () => {
   s = await createTestSchema('dbc_');
   caps = await detectCapabilities(s.pool);
   configureSession(s.pool, caps, { citusCachedConnsPerWorker: 8 });
@@ -30,7 +30,7 @@ before(async () => {
   await maintainPartitions(s.pool, s.schema, { now: new Date(), aheadDays: 3, retentionDays: 30, caps });
 });
 
-after(async () => {
+afterAll(async () => {
   await s.drop();
 });
 

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -7,7 +7,7 @@ import { insertEventRows } from '../../src/db/events.js';
 import { GRAIN_MS, bucketStart } from '../../src/rollups/definitions.js';
 import { assertRollupsMatchEvents, recentBase, rollupSchema, sampleRows } from './rollups-fixture.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/hubsink.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/hubsink.js', import.meta.url));
 
 function hubsink(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -99,7 +99,6 @@ test('hubsink rollup: bad arguments exit 2 with a message on stderr', async () =
     [['rollup', 'rebuild', '--tenant', '0', '--from', '1h', '--to', '0m'], /positive whole number/],
     [['rollup', 'rebuild', '--tenant', '1', '--from', 'yesterday', '--to', '0m'], /ISO-8601/],
     [['rollup', 'rebuild', '--tenant', '1', '--from', '1h', '--to', '2h'], /--from must be before --to/],
-    [['rollup', 'rebuild', '--tenant', '1', '--from', '60d', '--to', '59d'], /may already be dropped/],
   ];
   for (const [args, message] of cases) {
     const r = await hubsink(args, env);

@@ -4,7 +4,7 @@
  * same accept/reject decision, the same row, the same error), and the fast path must really take
  * the common well-formed event (else the speed-up is not there and this test would prove nothing).
  */
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { fastValidate, validateFast } from '../../src/pipeline/fastValidate.js';
