@@ -9,15 +9,15 @@
  * - if COPY still meets a unique violation (a concurrent writer of the same events, during
  *   rebalancing, or a skipped probe), COPY is atomic, so nothing of it stays, and the chunk goes
  *   through the `unnest … ON CONFLICT DO NOTHING RETURNING` statement instead, which counts exactly;
- * - any other row-level refusal also goes to that statement, whose errors the caller bisects as
- *   before (writeEvents in events.ts).
+ * - any other error is the caller's (writeEvents in events.ts), as the upsert's would be: a row-level
+ *   refusal is bisected, a missing partition created, a transient failure retried.
  *
  * `ingest_seq` stays a valid watermark: COPY FROM takes ROW EXCLUSIVE on `events` before it draws
  * sequence values, like INSERT, so the rollup's EXCLUSIVE lock waits for COPY writers too.
  */
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { classifyError } from '../pipeline/classify.js';
+import { classifyError, sqlState } from '../pipeline/classify.js';
 import type { EventRow } from '../pipeline/types.js';
 import { ident } from './ident.js';
 
@@ -175,6 +175,15 @@ export function advisorFor(pool: pg.Pool): CopyAdvisor {
   return a;
 }
 
+/**
+ * A key that exists already. Citus reports it from its COPY path as XX000 with the same text
+ * (classifyError in pipeline/classify.ts reads it the same way).
+ */
+export function isUniqueViolation(err: unknown): boolean {
+  const state = sqlState(err);
+  return state === '23505' || (state === 'XX000' && err instanceof Error && /duplicate key value violates unique constraint/i.test(err.message));
+}
+
 export interface CopyChunkResult {
   inserted: number;
   duplicates: number;
@@ -202,9 +211,9 @@ async function probe(client: pg.PoolClient, schema: string, rows: readonly Event
 }
 
 /**
- * Writes one chunk by COPY (probing first when the advisor says so). A unique violation or another
- * row-level refusal hands the chunk to `upsert` (the ON CONFLICT statement) and reports 'fallback';
- * transient and fatal errors are thrown for the caller's retry loop.
+ * Writes one chunk by COPY (probing first when the advisor says so). A unique violation hands the
+ * chunk to `upsert` (the ON CONFLICT statement) and reports 'fallback'; any other error is thrown
+ * for the caller to bisect, retry or fix, as an error of the upsert would be.
  */
 export async function copyChunk(
   pool: pg.Pool,
@@ -238,7 +247,7 @@ export async function copyChunk(
         const n = await copyText(client, schema, fresh === rows && encoded !== undefined ? encoded : encodeCopyText(fresh));
         if (n !== fresh.length) throw new Error(`COPY reported ${n} rows for ${fresh.length}`);
       } catch (err) {
-        if (classifyError(err) !== 'rejected') throw err;
+        if (!isUniqueViolation(err)) throw err;
         refused = true;
       }
     }
@@ -254,8 +263,7 @@ export async function copyChunk(
     // A connection that failed mid-protocol is not reused.
     client.release(broken);
   }
-  // Refused: most likely keys that exist now (another writer, or a skipped probe). The upsert counts
-  // exactly; if a row is refused there too, its error goes to the caller, which bisects.
+  // Keys that exist now (another writer, or a skipped probe): the upsert counts exactly.
   advisor.record(true);
   const r = await upsert(rows);
   return { ...r, path: 'fallback' };
