@@ -24,6 +24,7 @@ import { maintainPartitions } from '../src/db/partitions.js';
 import { configureSession } from '../src/db/session.js';
 import { startAzurite } from '../src/local/azurite.js';
 import { loadEmbeddedPostgres } from '../src/local/embedded.js';
+import { claimSection } from './claim.js';
 import { e2eSection } from './e2e.js';
 import { ingestSection } from './ingest.js';
 import { dashboardSection, rollupsSection } from './rollups.js';
@@ -32,7 +33,7 @@ import { n0, type BenchContext, type BenchSection, type BenchServer, type Sectio
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** In the order they run: the dashboard reads the rollups section's history. */
-const SECTIONS: readonly BenchSection[] = [ingestSection, rollupsSection, dashboardSection, e2eSection];
+const SECTIONS: readonly BenchSection[] = [ingestSection, rollupsSection, dashboardSection, e2eSection, claimSection];
 
 interface ServerInfo {
   label: string;
