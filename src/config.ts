@@ -56,6 +56,8 @@ export interface HubsinkConfig {
   citusCachedConnsPerWorker: number;
   rollupMaxWindowRows: number;
   rollupRetentionDays: { minute: number; hour: number; day: number };
+  /** APPLICATIONINSIGHTS_CONNECTION_STRING: when set, the Function App sends its metrics to Azure Monitor. */
+  appInsightsConnectionString?: string;
 }
 
 /** SQL identifiers we splice into statements (after quoting) must be plain lower-case names. */
@@ -196,6 +198,7 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
       hour: read('HUBSINK_ROLLUP_HOUR_RETENTION_DAYS', intSetting(1, 36500), 90),
       day: read('HUBSINK_ROLLUP_DAY_RETENTION_DAYS', intSetting(1, 36500), 3650),
     },
+    ...(nonEmpty(env, 'APPLICATIONINSIGHTS_CONNECTION_STRING') ? { appInsightsConnectionString: nonEmpty(env, 'APPLICATIONINSIGHTS_CONNECTION_STRING') ?? '' } : {}),
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;

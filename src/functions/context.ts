@@ -13,12 +13,17 @@ import { createProducer } from '../hubs/clients.js';
 import { EventHubDeadLetterSink } from '../hubs/deadLetterSink.js';
 import { parkOversize } from '../deadletters/oversize.js';
 import type { DeadLetterSink } from '../pipeline/types.js';
+import { parkedByReason, poolUsage, rollupFreshness } from '../db/probes.js';
+import { azureMonitorTelemetry } from '../telemetry/azure.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 
 export interface AppContext {
   config: HubsinkConfig;
   pool: pg.Pool;
   caps: Capabilities;
   tenants: TenantRegistry;
+  /** Azure Monitor when APPLICATIONINSIGHTS_CONNECTION_STRING is set, else a no-op. */
+  telemetry: Telemetry;
   /** Created on first use: functions that never dead-letter do not need Event Hubs settings. */
   deadLetterSink(): Promise<DeadLetterSink>;
 }
@@ -38,11 +43,18 @@ async function build(): Promise<AppContext> {
   const caps = await detectCapabilities(pool);
   configureSession(pool, caps, { citusCachedConnsPerWorker: config.citusCachedConnsPerWorker });
   let sink: Promise<DeadLetterSink> | undefined;
+  const { telemetry } = await azureMonitorTelemetry(config.appInsightsConnectionString);
+  telemetry.observe({
+    parked: () => parkedByReason(pool, config.schema),
+    rollupFreshness: () => rollupFreshness(pool, config.schema, new Date()),
+    pool: () => poolUsage(pool),
+  });
   return {
     config,
     pool,
     caps,
     tenants: new TenantRegistry(),
+    telemetry,
     deadLetterSink() {
       // Poison too large for any dead-letter message is parked directly, where the deadletter
       // function would have put it; otherwise one huge invalid event would hold its partition forever.

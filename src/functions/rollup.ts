@@ -18,6 +18,7 @@ app.timer('rollup', {
         maxWindowRows: ctx.config.rollupMaxWindowRows,
         retentionDays: ctx.config.rollupRetentionDays,
       });
+      ctx.telemetry.rollupRuns(r.runs);
       context.log(`rollup ${describeCycle(r)}`);
     } catch (err) {
       // Long-running writers: nothing was folded in, the next minute tries again.
