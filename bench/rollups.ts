@@ -9,7 +9,7 @@ import pg from 'pg';
 import functions from '@azure/functions';
 import type { Capabilities } from '../src/db/capabilities.js';
 import { ident } from '../src/db/ident.js';
-import { runRollups } from '../src/db/rollups.js';
+import { runRollups } from '../src/rollups/run.js';
 import { makeMetricsHandler } from '../src/serving/handler.js';
 
 const { HttpRequest, InvocationContext } = functions;

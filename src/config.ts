@@ -58,7 +58,27 @@ export interface HubsinkConfig {
   rollupRetentionDays: { minute: number; hour: number; day: number };
   /** APPLICATIONINSIGHTS_CONNECTION_STRING: when set, the Function App sends its metrics to Azure Monitor. */
   appInsightsConnectionString?: string;
+  /** The metrics API's own pool: its size, a per-statement time limit, and the rows one response may read. */
+  metrics: { poolMax: number; statementTimeoutMs: number; maxRows: number };
+  /** How producer-controlled dimension values are bounded before they enter the rollups. */
+  rollupDimensions: RollupDimensionLimits;
+  /** Settings that work but are unsafe (e.g. a password sent without TLS); entry points print them. */
+  warnings: string[];
 }
+
+/**
+ * Dimension values (type, country, browser, campaign) come from producers. Rollups keep them for
+ * years, so each is cut to `maxLength` characters, and a dimension with an allow-list keeps only
+ * the listed values: anything else is stored as `other` (missing values stay '').
+ */
+export interface RollupDimensionLimits {
+  maxLength: number;
+  /** Keyed by the dimension's public name (type, country, browser, campaign). */
+  allow: Readonly<Record<string, readonly string[]>>;
+}
+
+/** The value stored in place of a dimension value outside its allow-list. */
+export const OTHER_VALUE = 'other';
 
 /** SQL identifiers we splice into statements (after quoting) must be plain lower-case names. */
 export const IDENTIFIER = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -145,11 +165,23 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
   }
 
   const entraAuth = read('PG_ENTRA_AUTH', boolSetting, false);
+  const warnings: string[] = [];
   let database: DatabaseConnection | undefined;
   const url = nonEmpty(env, 'DATABASE_URL');
   if (url) {
-    if (!/^postgres(ql)?:\/\//.test(url)) problems.push('DATABASE_URL: expected postgres://user:password@host:port/database');
-    else database = { kind: 'url', url, entraAuth };
+    const tls = urlTls(url, nonEmpty(env, 'PGSSLMODE'));
+    if (!tls) problems.push('DATABASE_URL: expected postgres://user:password@host:port/database');
+    else {
+      if (entraAuth && !tls.verified) {
+        problems.push(
+          `DATABASE_URL: PG_ENTRA_AUTH=true sends an Entra ID token as the password, so the connection must use TLS with certificate verification: add sslmode=verify-full (found ${tls.sslmode ? `sslmode=${tls.sslmode}` : 'no sslmode'})`,
+        );
+      }
+      if (!entraAuth && !tls.encrypted && !isLoopback(tls.host) && (tls.password || nonEmpty(env, 'PGPASSWORD'))) {
+        warnings.push(`DATABASE_URL: a password goes to ${tls.host} without TLS; add sslmode=verify-full`);
+      }
+      database = { kind: 'url', url, entraAuth };
+    }
   } else if (nonEmpty(env, 'PGHOST')) {
     const host = nonEmpty(env, 'PGHOST') ?? '';
     const user = nonEmpty(env, 'PGUSER');
@@ -157,6 +189,14 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
     const password = nonEmpty(env, 'PGPASSWORD');
     const sslmode = nonEmpty(env, 'PGSSLMODE');
     if (entraAuth && !user) problems.push('PGUSER: required with PG_ENTRA_AUTH=true (the Entra ID role name)');
+    if (entraAuth && sslmode !== undefined && !VERIFIED_SSLMODES.includes(sslmode)) {
+      problems.push(
+        `PGSSLMODE=${JSON.stringify(sslmode)}: PG_ENTRA_AUTH=true sends an Entra ID token as the password, so the connection must use TLS with certificate verification: set PGSSLMODE=verify-full or leave it unset`,
+      );
+    }
+    if (!entraAuth && password && !isLoopback(host) && (sslmode === undefined || !ENCRYPTED_SSLMODES.includes(sslmode))) {
+      warnings.push(`PGHOST=${host}: PGPASSWORD goes there without TLS; set PGSSLMODE=verify-full`);
+    }
     database = {
       kind: 'params',
       host,
@@ -165,7 +205,7 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
       ...(db ? { database: db } : {}),
       ...(password ? { password } : {}),
       entraAuth,
-      // Entra tokens must never cross the network in clear text.
+      // Entra tokens must never cross the network in clear text (poolOptions verifies the certificate).
       ssl: entraAuth || (sslmode !== undefined && sslmode !== 'disable'),
     };
   } else if (entraAuth) {
@@ -199,9 +239,68 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
       day: read('HUBSINK_ROLLUP_DAY_RETENTION_DAYS', intSetting(1, 36500), 3650),
     },
     ...(nonEmpty(env, 'APPLICATIONINSIGHTS_CONNECTION_STRING') ? { appInsightsConnectionString: nonEmpty(env, 'APPLICATIONINSIGHTS_CONNECTION_STRING') ?? '' } : {}),
+    metrics: {
+      poolMax: read('HUBSINK_METRICS_POOL_MAX', intSetting(1, 100), 2),
+      statementTimeoutMs: read('HUBSINK_METRICS_STATEMENT_TIMEOUT_MS', intSetting(100, 600_000), 10_000),
+      maxRows: read('HUBSINK_METRICS_MAX_ROWS', intSetting(1000, 10_000_000), 200_000),
+    },
+    rollupDimensions: {
+      maxLength: read('HUBSINK_ROLLUP_VALUE_MAX_LENGTH', intSetting(8, 256), 64),
+      allow: Object.fromEntries(
+        ROLLUP_DIMENSION_NAMES.flatMap((name) => {
+          const setting = `HUBSINK_ROLLUP_${name.toUpperCase()}_VALUES`;
+          const raw = nonEmpty(env, setting);
+          if (raw === undefined) return [];
+          const values = [...new Set(raw.split(',').map((v) => v.trim()).filter((v) => v !== ''))];
+          if (values.length === 0 || values.length > 10_000 || values.some((v) => v.length > 256)) {
+            problems.push(`${setting}: expected a comma-separated list of 1 to 10000 values, each at most 256 characters`);
+            return [];
+          }
+          return [[name, values]];
+        }),
+      ),
+    },
+    warnings,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;
+}
+
+/** Public names of the rollup dimensions (src/rollups/definitions.ts), for their settings. */
+const ROLLUP_DIMENSION_NAMES = ['type', 'country', 'browser', 'campaign'] as const;
+
+/** sslmode values under which node-postgres verifies the server's certificate chain and name. */
+const VERIFIED_SSLMODES: readonly string[] = ['verify-full'];
+/** sslmode values under which node-postgres encrypts (it never falls back to clear text). */
+const ENCRYPTED_SSLMODES: readonly string[] = ['prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'];
+
+/** Pure: a host that never leaves the machine (a Unix socket counts). */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  return h === '' || h.startsWith('/') || h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+/**
+ * Pure: what a postgres:// URL asks of TLS, as node-postgres reads it (the last sslmode wins; a
+ * URL without ssl settings falls back to PGSSLMODE). `verified` only for verify-full: libpq's
+ * `require` and `verify-ca` do not check the host name (node-postgres in libpq mode follows them),
+ * and `prefer` may mean either, so none of them is enough for a token.
+ */
+export function urlTls(url: string, envSslmode?: string): { host: string; password: boolean; sslmode?: string; encrypted: boolean; verified: boolean } | undefined {
+  if (!/^postgres(ql)?:\/\//.test(url)) return undefined;
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return undefined;
+  }
+  const last = (name: string) => u.searchParams.getAll(name).at(-1);
+  const host = last('host') ?? decodeURIComponent(u.hostname);
+  const ssl = last('ssl');
+  const sslmode = last('sslmode') ?? (ssl === undefined ? envSslmode : undefined);
+  const verified = sslmode === 'verify-full';
+  const encrypted = sslmode !== undefined ? ENCRYPTED_SSLMODES.includes(sslmode) : ssl === 'true' || ssl === '1';
+  return { host, password: u.password !== '', ...(sslmode !== undefined ? { sslmode } : {}), encrypted, verified };
 }
 
 /** For commands that cannot work without a database: a clear error naming the settings. */

@@ -25,7 +25,7 @@ import { formatBody, formatTable, isoSeconds, jsonSafe, oneLine, bodyText } from
 import { createProgress } from '../deadletters/progress.js';
 import { failed, replayParked, type ReplayItem } from '../deadletters/replay.js';
 import { FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
-import { replayHub, ReplayUsageError, type ReplayFrom } from '../hubs/replayHub.js';
+import { replayHub, ReplayUsageError, type ReplayFrom } from '../deadletters/replayHub.js';
 import { checkpointLag, lagTable, openConsumer, openContainer, parseConsumerGroup, parseContainer, parseTimeOption, type ShowResult } from './checkpoints.js';
 import { parsePositiveInt, UsageError } from './program.js';
 

@@ -1,6 +1,8 @@
+import { emitWarning } from 'node:process';
 import pg from 'pg';
 import type { DatabaseConnection, HubsinkConfig } from '../config.js';
 import { requireDatabase } from '../config.js';
+import { onNewConnection, pinSearchPath, statementTimeoutSql } from './session.js';
 
 const ENTRA_SCOPE = 'https://ossrdbms-aad.database.windows.net/.default';
 
@@ -40,11 +42,42 @@ export function poolOptions(db: DatabaseConnection, max: number, tokenProvider?:
   return opts;
 }
 
-export async function createPool(cfg: HubsinkConfig, tokenProvider?: TokenProvider): Promise<pg.Pool> {
+const warned = new Set<string>();
+
+/** Prints each of the configuration's warnings once per process, however many pools it opens. */
+function warnOnce(cfg: HubsinkConfig): void {
+  for (const w of cfg.warnings) {
+    if (warned.has(w)) continue;
+    warned.add(w);
+    emitWarning(w, { code: 'HUBSINK_INSECURE_SETTING' });
+  }
+}
+
+async function newPool(cfg: HubsinkConfig, max: number, tokenProvider?: TokenProvider): Promise<pg.Pool> {
   const db = requireDatabase(cfg);
+  warnOnce(cfg);
   const tp = db.entraAuth ? (tokenProvider ?? (await defaultEntraTokenProvider())) : undefined;
-  const pool = new pg.Pool(poolOptions(db, cfg.poolMax, tp));
+  const pool = new pg.Pool(poolOptions(db, max, tp));
   // An idle client's error (server restart) must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
+  // Before anything else runs on a connection, so no statement sees a schema another role can write.
+  pinSearchPath(pool, cfg.schema);
+  return pool;
+}
+
+/** The pool of ingest, rollups, dead letters and the CLI. */
+export function createPool(cfg: HubsinkConfig, tokenProvider?: TokenProvider): Promise<pg.Pool> {
+  return newPool(cfg, cfg.poolMax, tokenProvider);
+}
+
+/**
+ * The metrics API's own small pool, with a statement_timeout on every connection: a burst of
+ * heavy dashboard requests queues here instead of taking the connections ingest needs, and no
+ * single request holds a connection (or a server backend) longer than the timeout.
+ */
+export async function createServingPool(cfg: HubsinkConfig, tokenProvider?: TokenProvider): Promise<pg.Pool> {
+  const pool = await newPool(cfg, cfg.metrics.poolMax, tokenProvider);
+  const timeout = statementTimeoutSql(cfg.metrics.statementTimeoutMs);
+  onNewConnection(pool, timeout.text, timeout.values);
   return pool;
 }

@@ -4,6 +4,7 @@
  */
 import type pg from 'pg';
 import type { Capabilities } from './capabilities.js';
+import { ident } from './ident.js';
 
 /** Pure: the statement for a validated integer (SET cannot take bind parameters). */
 export function citusSessionSql(cachedConnsPerWorker: number): string {
@@ -17,6 +18,23 @@ export interface SessionOptions {
   citusCachedConnsPerWorker: number;
 }
 
+/**
+ * Pure: the search_path of every hubsink session: pg_catalog first, so no schema's function can
+ * replace a built-in of the same signature, then the hubsink schema. `public` is left out: any
+ * role with CREATE there could plant a function that matches a call more exactly than the
+ * built-in (say `unnest(bigint[])` against the built-in `unnest(anyarray)`) and run it as hubsink.
+ * Extensions the code calls (hll) are schema-qualified where they are used.
+ */
+export function searchPathSql(schema: string): { text: string; values: string[] } {
+  return { text: `SELECT pg_catalog.set_config('search_path', $1, false)`, values: [`pg_catalog, ${ident(schema)}`] };
+}
+
+/** Pure: a statement_timeout for every statement of a session. */
+export function statementTimeoutSql(ms: number): { text: string; values: string[] } {
+  if (!Number.isSafeInteger(ms) || ms < 1) throw new RangeError(`statement_timeout must be a positive integer of milliseconds, got ${String(ms)}`);
+  return { text: `SELECT pg_catalog.set_config('statement_timeout', $1, false)`, values: [`${ms}ms`] };
+}
+
 /** pg-pool's hook, run on each new connection before the pool hands it out (not in @types/pg yet). */
 type ConnectHook = (client: pg.PoolClient) => Promise<void>;
 
@@ -26,13 +44,19 @@ type ConnectHook = (client: pg.PoolClient) => Promise<void>;
  * first query (pg deprecates queueing on a busy client), and a hook's failure reaches the caller
  * as the connection's error instead of leaving an unconfigured connection in the pool.
  */
-export function onNewConnection(pool: pg.Pool, sql: string): void {
+export function onNewConnection(pool: pg.Pool, sql: string, values?: readonly unknown[]): void {
   const options = pool.options as pg.PoolOptions & { onConnect?: ConnectHook };
   const previous = options.onConnect;
   options.onConnect = async (client) => {
     if (previous) await previous(client);
-    await client.query(sql);
+    await client.query(sql, values ? [...values] : undefined);
   };
+}
+
+/** Pins the search_path of every new connection of the pool (searchPathSql). */
+export function pinSearchPath(pool: pg.Pool, schema: string): void {
+  const sp = searchPathSql(schema);
+  onNewConnection(pool, sp.text, sp.values);
 }
 
 /** Applies the session settings the server's capabilities call for. Call once per pool. */

@@ -9,6 +9,12 @@ app.http('metrics', {
   route: 'tenants/{tenantId}/metrics',
   handler: makeMetricsHandler(async () => {
     const ctx = await getAppContext();
-    return { pool: ctx.pool, schema: ctx.config.schema, caps: ctx.caps, retentionDays: ctx.config.rollupRetentionDays };
+    return {
+      pool: await ctx.servingPool(),
+      schema: ctx.config.schema,
+      caps: ctx.caps,
+      retentionDays: ctx.config.rollupRetentionDays,
+      maxRows: ctx.config.metrics.maxRows,
+    };
   }),
 });

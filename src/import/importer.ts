@@ -21,9 +21,7 @@ import type { Capabilities } from '../db/capabilities.js';
 import { parkDeadLetters } from '../db/deadLetters.js';
 import { writeEvents } from '../db/events.js';
 import { advanceFile, beginFile, finishFile, type FileKey } from '../db/importFiles.js';
-import { ensureDayPartitions } from '../db/importPartitions.js';
-import { startOfUtcDay } from '../db/partitions.js';
-import { runRollups } from '../db/rollups.js';
+import { runRollups } from '../rollups/run.js';
 import { TenantRegistry } from '../db/tenants.js';
 import { prepareBatch } from '../pipeline/batch.js';
 import { describeError } from '../pipeline/classify.js';
@@ -125,7 +123,6 @@ export async function runImport(sources: readonly ImportSource[], opts: ImportOp
   const started = Date.now();
   const telemetry = opts.telemetry ?? noopTelemetry;
   const tenants = new TenantRegistry();
-  const knownDays = new Set<number>();
   const summary: ImportSummary = { dryRun: opts.dryRun, files: [], seconds: 0, linesPerSecond: 0, maxAgeNeeded: 0, rollupRuns: 0, ...zero() };
   let rawBytes = 0;
   let linesSeen = 0;
@@ -200,12 +197,10 @@ export async function runImport(sources: readonly ImportSource[], opts: ImportOp
       const pool = opts.pool;
       const caps = opts.caps;
       if (!caps) throw new Error('runImport: caps are required with a pool');
-      const days = [...new Set(rows.map((r) => startOfUtcDay(r.occurredAt).getTime()))].filter((d) => !knownDays.has(d));
-      if (days.length > 0) {
-        file.partitionsCreated.push(...(await ensureDayPartitions(pool, schema, days.map((d) => new Date(d)), caps)));
-        for (const d of days) knownDays.add(d);
-      }
-      const outcome = await writeEvents(pool, schema, rows, { chunkSize: opts.config.upsertChunkSize, transientRetryMs: opts.config.transientRetryMs, tenants });
+      // Days of history outside the maintained window get their partitions when a row first needs one.
+      const partitionWindow = { from: new Date(cutoff), to: new Date(now.getTime() + opts.config.partitionsAheadDays * DAY_MS) };
+      const outcome = await writeEvents(pool, schema, rows, { chunkSize: opts.config.upsertChunkSize, transientRetryMs: opts.config.transientRetryMs, tenants, partitionWindow });
+      file.partitionsCreated.push(...outcome.createdPartitions);
       if (outcome.transient) {
         throw new ImportStopped(`the database failed for ${opts.config.transientRetryMs} ms (${outcome.transient.error}); stopped before ${src.name} line ${items[0]?.line ?? '?'}: run again to resume there`);
       }

@@ -11,8 +11,8 @@ import { loadConfig, type HubsinkConfig } from '../config.js';
 import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { migrate } from '../db/migrate.js';
 import { maintainPartitions } from '../db/partitions.js';
-import { createPool } from '../db/pool.js';
-import { rollupStatus } from '../db/rollups.js';
+import { createPool, createServingPool } from '../db/pool.js';
+import { rollupStatus } from '../rollups/run.js';
 import { configureSession } from '../db/session.js';
 import { startEmulator } from '../emulator/index.js';
 import { createGenerator } from '../generator/generator.js';
@@ -203,7 +203,12 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
     stops.push({ what: 'the runner', ms: 60_000, fn: () => runner.stop() });
     telemetryEndpoint.setReadiness(() => runner.readiness());
 
-    const handler = makeMetricsHandler(() => Promise.resolve({ pool, schema: config.schema, caps, retentionDays: config.rollupRetentionDays }));
+    // Dashboard queries on their own small pool, as in the Function App, so they cannot starve ingest.
+    const servingPool = await createServingPool(config);
+    stops.push({ what: 'the metrics pool', ms: 10_000, fn: () => servingPool.end() });
+    const handler = makeMetricsHandler(() =>
+      Promise.resolve({ pool: servingPool, schema: config.schema, caps, retentionDays: config.rollupRetentionDays, maxRows: config.metrics.maxRows }),
+    );
     const http = await serveMetrics(handler, { port: await preferredOrFreePort(opts.ports.http), log: (l) => log('warn', l) });
     stops.push({ what: 'the metrics endpoint', ms: 5000, fn: () => http.close() });
 

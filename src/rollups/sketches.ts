@@ -62,7 +62,7 @@ function hllProfile(hllSchema: string): SketchProfile {
 
 function kmvProfile(k: number): SketchProfile {
   if (!Number.isSafeInteger(k) || k < 16) throw new Error(`KMV size must be an integer >= 16, got ${k}`);
-  const hash = (c: string) => `hashtextextended(${c}, 0)`;
+  const hash = (c: string) => `pg_catalog.hashtextextended(${c}, 0)`;
   // Maps an int8 hash onto (0, 1) for the estimator.
   const unit = (h: string) => `((${h})::numeric + 9223372036854775808.5) / 18446744073709551616`;
   return {

@@ -5,7 +5,8 @@
  */
 import type { ContainerClient } from '@azure/storage-blob';
 import type pg from 'pg';
-import { databaseReachable, parkedByReason, poolUsage, rollupFreshness } from '../db/probes.js';
+import { databaseReachable, parkedByReason, poolUsage } from '../db/probes.js';
+import { rollupFreshness } from '../rollups/freshness.js';
 import { lagOf, readCheckpoints, type CheckpointScope, type PartitionState, type StoredCheckpoint } from '../hubs/checkpoints.js';
 import type { GaugeSources, Readiness } from '../telemetry/telemetry.js';
 

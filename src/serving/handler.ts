@@ -4,17 +4,23 @@
  */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type pg from 'pg';
-import { loadSketchProfile } from '../db/rollups.js';
+import { loadSketchProfile } from '../rollups/run.js';
 import { rollupForGrain, type RollupRetention } from '../rollups/definitions.js';
 import { RollupSetupError, type RollupCapabilities, type SketchProfile } from '../rollups/sketches.js';
 import { parseMetricsParams } from './params.js';
-import { lastRunSql, metricsSql, shapeMetrics, type MetricsRow } from './query.js';
+import { DEFAULT_MAX_ROWS, exceedsRowLimit, lastRunSql, metricsSql, shapeMetrics, type MetricsRow } from './query.js';
 
 export interface MetricsDeps {
+  /**
+   * The pool dashboard queries run on. Give it its own small pool with a statement_timeout
+   * (createServingPool), so a burst of heavy requests cannot take the connections ingest needs.
+   */
   pool: pg.Pool;
   schema: string;
   caps: RollupCapabilities;
   retentionDays: RollupRetention;
+  /** Most rollup rows one response may read (default DEFAULT_MAX_ROWS). */
+  maxRows?: number;
   now?: () => Date;
 }
 
@@ -24,6 +30,11 @@ const NO_STORE = { 'cache-control': 'no-store' };
 
 function errorResponse(status: number, message: string, parameter?: string): HttpResponseInit {
   return { status, headers: NO_STORE, jsonBody: { error: { ...(parameter ? { parameter } : {}), message } } };
+}
+
+/** 57014 query_canceled: what statement_timeout raises. */
+function isStatementTimeout(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '57014';
 }
 
 export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): MetricsHandler {
@@ -54,16 +65,24 @@ export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): Metrics
     const q = parsed.query;
     try {
       const sketch = await sketchFor(deps);
-      const sql = metricsSql(q, sketch, deps.schema);
+      const maxRows = deps.maxRows ?? DEFAULT_MAX_ROWS;
+      const sql = metricsSql(q, sketch, deps.schema, { maxRows });
       const [rows, state] = await Promise.all([
         deps.pool.query<MetricsRow>(sql.text, sql.values),
         deps.pool.query<{ last_run_at: Date | null }>(lastRunSql(deps.schema), [rollupForGrain(q.grain).name]),
       ]);
+      if (exceedsRowLimit(rows.rows, maxRows)) {
+        return errorResponse(400, `to: this range holds more than ${maxRows} rollup rows for the tenant; narrow the range or use a coarser grain`, 'to');
+      }
       return { status: 200, headers: NO_STORE, jsonBody: shapeMetrics(q, sketch.kind, state.rows[0]?.last_run_at ?? null, rows.rows) };
     } catch (err) {
       if (err instanceof RollupSetupError) {
         context.error('metrics:', err.message);
         return errorResponse(503, err.message);
+      }
+      if (isStatementTimeout(err)) {
+        context.warn('metrics: statement timeout:', err instanceof Error ? err.message : String(err));
+        return errorResponse(503, 'the query took too long; narrow the range or use a coarser grain, or retry later');
       }
       context.error('metrics: query failed:', err);
       return errorResponse(500, 'internal error (logged)');

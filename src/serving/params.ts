@@ -21,6 +21,8 @@ export interface MetricsQuery {
   to: Date;
   grain: Grain;
   by: Dimension | null;
+  /** With `by`: how many series (the largest by events) a response holds beside one "other" series. */
+  top: number;
 }
 
 export interface ParamError {
@@ -33,7 +35,15 @@ export type ParamResult = { ok: true; query: MetricsQuery } | { ok: false; error
 /** Largest number of buckets one response may span, per grain. */
 export const MAX_BUCKETS: Readonly<Record<Grain, number>> = { minute: 2 * 1440, hour: 92 * 24, day: 3660 };
 
-const KNOWN = ['from', 'to', 'grain', 'by'] as const;
+/**
+ * Dimension values come from producers and are unbounded in number; a response holds the `top`
+ * largest series by events and folds the rest into one "other" series, so its size is bounded by
+ * (top + 1) x buckets whatever the producers sent.
+ */
+export const DEFAULT_TOP = 10;
+export const MAX_TOP = 50;
+
+const KNOWN = ['from', 'to', 'grain', 'by', 'top'] as const;
 /** Coarsest first: `auto` takes the first grain that tiles the range exactly. */
 const COARSEST_FIRST: readonly Grain[] = ['day', 'hour', 'minute'];
 
@@ -158,7 +168,14 @@ export function parseMetricsParams(tenantIdParam: string | undefined, query: URL
     by = dim;
   }
 
+  const topRaw = query.get('top');
+  let top = DEFAULT_TOP;
+  if (topRaw !== null) {
+    if (!/^[1-9][0-9]{0,2}$/.test(topRaw) || Number(topRaw) > MAX_TOP) return fail('top', `must be a whole number from 1 to ${MAX_TOP}`);
+    top = Number(topRaw);
+  }
+
   const chosen = chooseGrain(requested, from, to, opts);
   if ('error' in chosen) return { ok: false, error: chosen.error };
-  return { ok: true, query: { tenantId, from, to, grain: chosen.grain, by } };
+  return { ok: true, query: { tenantId, from, to, grain: chosen.grain, by, top } };
 }

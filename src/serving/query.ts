@@ -13,26 +13,49 @@ export interface MetricsSql {
   values: unknown[];
 }
 
+/** Rows of a rollup one response may read, unless configured otherwise (HUBSINK_METRICS_MAX_ROWS). */
+export const DEFAULT_MAX_ROWS = 200_000;
+
 /**
- * Per bucket (and per value of the `by` dimension): counts and revenue summed, sketches unioned
- * then estimated. Filtering on tenant_id makes it a single-shard (router) query on Citus.
+ * Per bucket and per series: counts and revenue summed, sketches unioned then estimated. A series
+ * is one value of the `by` dimension among the `top` largest by events over the range; the other
+ * values fold into one series whose key is NULL. At most `maxRows` + 1 rollup rows are read (the
+ * caller refuses a response that would need more), so a tenant whose producers sent millions of
+ * distinct values costs a bounded scan. Every part filters on the one tenant_id, so on Citus the
+ * whole statement runs on one shard (a router query).
+ * $1 tenant, $2 from, $3 to, $4 top, $5 row limit.
  */
-export function metricsSql(q: MetricsQuery, sketch: SketchProfile, schema: string, rollups?: readonly RollupDefinition[]): MetricsSql {
-  const def = rollupForGrain(q.grain, rollups);
+export function metricsSql(
+  q: MetricsQuery,
+  sketch: SketchProfile,
+  schema: string,
+  opts: { maxRows?: number; rollups?: readonly RollupDefinition[] } = {},
+): MetricsSql {
+  const def = rollupForGrain(q.grain, opts.rollups);
+  const maxRows = opts.maxRows ?? DEFAULT_MAX_ROWS;
+  if (!Number.isSafeInteger(maxRows) || maxRows < 1) throw new RangeError(`maxRows must be a positive integer, got ${String(maxRows)}`);
   const key = q.by ? ident(q.by.column) : `''::text`;
   const text = [
-    `SELECT g.bucket, g.key, g.events::text AS events, round(g.revenue, 4)::text AS revenue,`,
-    `       ${sketch.estimate('g.s')}::text AS sessions, ${sketch.estimate('g.u')}::text AS users`,
-    `FROM (`,
-    `  SELECT bucket, ${key} AS key, sum(events) AS events, sum(revenue) AS revenue,`,
-    `         ${sketch.union('sessions')} AS s, ${sketch.union('users')} AS u`,
+    `WITH r AS MATERIALIZED (`,
+    `  SELECT bucket, ${key} AS key, events, revenue, sessions, users`,
     `  FROM ${qualified(schema, def.table)}`,
     `  WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3`,
+    `  LIMIT $5`,
+    `), k AS (`,
+    `  SELECT key, row_number() OVER (ORDER BY sum(events) DESC, key) AS rank FROM r GROUP BY key`,
+    `), g AS (`,
+    `  SELECT r.bucket, CASE WHEN k.rank <= $4 THEN r.key END AS key, sum(r.events) AS events, sum(r.revenue) AS revenue,`,
+    `         ${sketch.union('r.sessions')} AS s, ${sketch.union('r.users')} AS u`,
+    `  FROM r JOIN k ON k.key = r.key`,
     `  GROUP BY 1, 2`,
-    `) AS g`,
-    `ORDER BY g.key, g.bucket`,
+    `)`,
+    `SELECT g.bucket, g.key, g.events::text AS events, round(g.revenue, 4)::text AS revenue,`,
+    `       ${sketch.estimate('g.s')}::text AS sessions, ${sketch.estimate('g.u')}::text AS users,`,
+    `       (SELECT count(*) FROM r)::text AS rows_read, (SELECT count(*) FROM k)::text AS keys`,
+    `FROM g`,
+    `ORDER BY g.key IS NULL, g.key, g.bucket`,
   ].join('\n');
-  return { text, values: [q.tenantId, q.from, q.to] };
+  return { text, values: [q.tenantId, q.from, q.to, q.top, maxRows + 1] };
 }
 
 /** $1 rollup name: when it last ran, for the response's freshness field. */
@@ -42,11 +65,16 @@ export function lastRunSql(schema: string): string {
 
 export interface MetricsRow {
   bucket: Date;
-  key: string;
+  /** NULL for the series that folds the values beyond the top ones. */
+  key: string | null;
   events: string;
   revenue: string;
   sessions: string;
   users: string;
+  /** Rollup rows the statement read (at most the limit + 1). */
+  rows_read: string;
+  /** Distinct values of the `by` dimension in the range. */
+  keys: string;
 }
 
 export interface MetricsPoint {
@@ -59,8 +87,12 @@ export interface MetricsPoint {
 }
 
 export interface MetricsSeries {
-  /** Value of the `by` dimension ('' when the events had none); null without `by`. */
+  /** Value of the `by` dimension ('' when the events had none); null without `by` and for "other". */
   key: string | null;
+  /** Present (true) on the one series that sums every value beyond the `top` largest. */
+  other?: true;
+  /** On the "other" series: how many values it holds. */
+  otherKeys?: number;
   points: MetricsPoint[];
 }
 
@@ -74,18 +106,29 @@ export interface MetricsResponse {
   distinct: SketchKind;
   /** When the rollup last folded in new events; data is complete up to about then. */
   rollupRunAt: string | null;
-  /** Only buckets that have events appear. */
+  /** Most series by value a response holds (the largest by events); the rest are one "other" series. */
+  top: number;
+  /** Distinct values of `by` in the range (1 without `by`, 0 without data). */
+  seriesTotal: number;
+  /** Only buckets that have events appear. Series are ordered by key, "other" last. */
   series: MetricsSeries[];
 }
 
-/** Pure: rows ordered by key then bucket → one series per key. */
+/** Pure: whether the statement met the row limit, i.e. the answer would be incomplete. */
+export function exceedsRowLimit(rows: readonly MetricsRow[], maxRows: number): boolean {
+  return rows.length > 0 && Number(rows[0]?.rows_read) > maxRows;
+}
+
+/** Pure: rows ordered by key then bucket ("other" last) → one series per key. */
 export function shapeMetrics(q: MetricsQuery, distinct: SketchKind, rollupRunAt: Date | null, rows: readonly MetricsRow[]): MetricsResponse {
   const series: MetricsSeries[] = [];
+  const seriesTotal = Number(rows[0]?.keys ?? 0);
   let current: MetricsSeries | undefined;
+  let currentRaw: string | null | undefined;
   for (const r of rows) {
-    const key = q.by ? r.key : null;
-    if (!current || current.key !== key) {
-      current = { key, points: [] };
+    if (!current || currentRaw !== r.key) {
+      currentRaw = r.key;
+      current = r.key === null ? { key: null, other: true, otherKeys: seriesTotal - q.top, points: [] } : { key: q.by ? r.key : null, points: [] };
       series.push(current);
     }
     current.points.push({ t: r.bucket.toISOString(), events: Number(r.events), revenue: r.revenue, sessions: Number(r.sessions), users: Number(r.users) });
@@ -98,6 +141,8 @@ export function shapeMetrics(q: MetricsQuery, distinct: SketchKind, rollupRunAt:
     by: q.by?.name ?? null,
     distinct,
     rollupRunAt: rollupRunAt?.toISOString() ?? null,
+    top: q.top,
+    seriesTotal,
     series,
   };
 }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as delay } from 'node:timers/promises';
 import { insertEventRows } from '../../src/db/events.js';
-import { RollupBusyError, runRollups, type RollupRunResult } from '../../src/db/rollups.js';
+import { RollupBusyError, runRollups, type RollupRunResult } from '../../src/rollups/run.js';
 import { ROLLUPS, rollupForGrain } from '../../src/rollups/definitions.js';
 import { makeRow } from '../support/rows.js';
 import {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { insertEventRows } from '../../src/db/events.js';
-import { loadSketchProfile, pruneRollups, rebuildRollups, RebuildRangeError, rollupStatus, runRollups } from '../../src/db/rollups.js';
+import { loadSketchProfile, pruneRollups, rebuildRollups, RebuildRangeError, rollupStatus, runRollups } from '../../src/rollups/run.js';
 import { listPartitions } from '../../src/db/partitions.js';
 import { DIMENSIONS, GRAIN_MS, MEASURES, ROLLUPS, bucketStart, rollupForGrain, type RollupDefinition } from '../../src/rollups/definitions.js';
 import { KMV_K, sketchProfile } from '../../src/rollups/sketches.js';

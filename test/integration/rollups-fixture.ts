@@ -10,7 +10,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { maintainPartitions } from '../../src/db/partitions.js';
 import { detectCapabilities, type Capabilities } from '../../src/db/capabilities.js';
 import { configureSession } from '../../src/db/session.js';
-import { loadSketchProfile, runRollups, type RollupRunResult } from '../../src/db/rollups.js';
+import { loadSketchProfile, runRollups, type RollupRunResult } from '../../src/rollups/run.js';
 import { DIMENSIONS, ROLLUPS, type RollupDefinition } from '../../src/rollups/definitions.js';
 import type { SketchProfile } from '../../src/rollups/sketches.js';
 import type { EventRow } from '../../src/pipeline/types.js';

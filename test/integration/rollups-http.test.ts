@@ -156,3 +156,56 @@ test('rollup tables missing (schema not migrated): 503 naming the fix, not a cra
   assert.equal(r.status, 503);
   assert.match((r.jsonBody as { error: { message: string } }).error.message, /hubsink migrate/);
 });
+
+test('top=N by country: the N largest series by events, the rest summed into one "other" series; the total is unchanged', async () => {
+  // 15 countries, C00 with 15 events down to C14 with 1, each event its own session and user.
+  const rows = [];
+  for (let c = 0; c < 15; c++) {
+    for (let j = 0; j < 15 - c; j++) {
+      rows.push(
+        makeRow({
+          eventId: uuidFor(`http/top/${c}/${j}`),
+          tenantId: 303,
+          occurredAt: at(10, j % 2),
+          type: 'page_view',
+          country: `C${String(c).padStart(2, '0')}`,
+          sessionId: `s-${c}-${j}`,
+          userId: `u-${c}-${j}`,
+        }),
+      );
+    }
+  }
+  await insertEventRows(f.s.pool, f.s.schema, rows);
+  await runUntilCaughtUp(f);
+  const range = `from=${iso(at(10, 0))}&to=${iso(at(11, 0))}&grain=hour`;
+  const r = body(await get('303', `${range}&by=country&top=3`));
+  assert.equal(r.top, 3);
+  assert.equal(r.seriesTotal, 15);
+  assert.deepEqual(
+    r.series.map((s) => [s.key, s.other ?? false, s.otherKeys ?? 0, s.points.map((p) => [p.events, p.sessions, p.users])]),
+    [
+      ['C00', false, 0, [[15, 15, 15]]],
+      ['C01', false, 0, [[14, 14, 14]]],
+      ['C02', false, 0, [[13, 13, 13]]],
+      // 12 + 11 + ... + 1 events, as many distinct sessions and users.
+      [null, true, 12, [[78, 78, 78]]],
+    ],
+  );
+  const whole = body(await get('303', range));
+  assert.equal(whole.series[0]?.points[0]?.events, 15 + 14 + 13 + 78);
+  // The default holds 10 series beside "other"; a request for all 15 fits under the maximum.
+  assert.deepEqual(body(await get('303', `${range}&by=country`)).series.map((s) => s.key ?? 'other').slice(-2), ['C09', 'other']);
+  assert.equal(body(await get('303', `${range}&by=country&top=15`)).series.some((s) => s.other), false);
+});
+
+test('a response never reads more than maxRows rollup rows: past it, a 400 that names `to`, not a partial answer', async () => {
+  // Tenant 303's hour holds 15 country rows (one per value): a limit of 15 answers, 14 refuses.
+  const range = `from=${iso(at(10, 0))}&to=${iso(at(11, 0))}&grain=hour&by=country`;
+  const fits = await get('303', range, { ...deps, maxRows: 15 });
+  assert.equal(fits.status, 200, JSON.stringify(fits.jsonBody));
+  const refused = await get('303', range, { ...deps, maxRows: 14 });
+  assert.equal(refused.status, 400);
+  const err = (refused.jsonBody as { error: { parameter: string; message: string } }).error;
+  assert.equal(err.parameter, 'to');
+  assert.match(err.message, /more than 14 rollup rows/);
+});

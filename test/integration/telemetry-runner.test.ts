@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { detectCapabilities } from '../../src/db/capabilities.js';
 import { parkDeadLetters } from '../../src/db/deadLetters.js';
-import { runRollups } from '../../src/db/rollups.js';
+import { runRollups } from '../../src/rollups/run.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import { kill, runnerArgs, sendLoad, spawnHubsink, startStack, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
 import { sample } from '../support/metrics.js';
@@ -21,11 +21,12 @@ const children: RunnerProcess[] = [];
 
 before(async () => {
   stack = await startStack({ partitions: 2 });
-  proxy = await startTcpProxy(testDatabaseUrl());
+  const target = new URL(testDatabaseUrl());
+  proxy = await startTcpProxy(target.hostname || '127.0.0.1', Number(target.port || 5432));
 });
 after(async () => {
   for (const c of children) await kill(c);
-  await proxy.close();
+  await proxy.stop();
   await stack.close();
 });
 
@@ -56,7 +57,7 @@ test('exact counts, lag, backlog, parked and freshness on /metrics; /readyz foll
   const { pool, schema } = stack.db;
   await parkDeadLetters(pool, schema, [parkedRecord('invalid', 1), parkedRecord('invalid', 2), parkedRecord('rejected', 3)]);
 
-  const runner = spawnHubsink(runnerArgs(stack, ['--metrics-port', '0']), stack.env({ DATABASE_URL: proxy.url }));
+  const runner = spawnHubsink(runnerArgs(stack, ['--metrics-port', '0']), stack.env({ DATABASE_URL: proxy.url(testDatabaseUrl()) }));
   children.push(runner);
   const logged = await waitFor('the metrics address', () => Promise.resolve(runner.stderr()), (s) => /metrics on http:\/\/127\.0\.0\.1:\d+\/metrics/.test(s) || runner.child.exitCode !== null, 30_000);
   const base = /metrics on (http:\/\/127\.0\.0\.1:\d+)\/metrics/.exec(logged)?.[1];
@@ -97,11 +98,11 @@ test('exact counts, lag, backlog, parked and freshness on /metrics; /readyz foll
   const after = (await get(`${base}/metrics`)).body;
   for (const rollup of ['minute', 'hour', 'day']) assert.equal(sample(after, 'hubsink_rollup_freshness', { rollup }), 0, `${rollup} caught up`);
 
-  await proxy.close();
+  await proxy.cut();
   const down = await waitFor('unready', () => get(`${base}/readyz`), (r) => r.status === 503, 30_000);
   assert.match(down.body, /"database":"unreachable/);
   assert.equal((await get(`${base}/healthz`)).status, 200);
-  await proxy.open();
+  await proxy.restore();
   const up = await waitFor('ready again', () => get(`${base}/readyz`), (r) => r.status === 200, 30_000);
   assert.match(up.body, /"partitions":"ok: owns/);
 

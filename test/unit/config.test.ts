@@ -63,6 +63,77 @@ describe('loadConfig', () => {
     assert.match(problemsOf({ PG_ENTRA_AUTH: 'maybe' }).join(), /PG_ENTRA_AUTH/);
   });
 
+  describe('an Entra ID token never travels without verified TLS', () => {
+    const entra = { PG_ENTRA_AUTH: 'true' };
+    const host = 'c-x.postgres.cosmos.azure.com';
+    const refused: [string, Record<string, string>, RegExp][] = [
+      ['DATABASE_URL without sslmode', { DATABASE_URL: `postgres://app@${host}:5432/citus` }, /no sslmode/],
+      ['sslmode=disable', { DATABASE_URL: `postgres://app@${host}/citus?sslmode=disable` }, /sslmode=disable/],
+      ['sslmode=no-verify', { DATABASE_URL: `postgres://app@${host}/citus?sslmode=no-verify` }, /sslmode=no-verify/],
+      ['sslmode=prefer', { DATABASE_URL: `postgres://app@${host}/citus?sslmode=prefer` }, /sslmode=prefer/],
+      ['sslmode=require (libpq: no verification)', { DATABASE_URL: `postgres://app@${host}/citus?sslmode=require` }, /sslmode=require/],
+      ['sslmode=verify-ca (no host name check)', { DATABASE_URL: `postgres://app@${host}/citus?sslmode=verify-ca&uselibpqcompat=true` }, /sslmode=verify-ca/],
+      ['verify-full overridden by a later sslmode', { DATABASE_URL: `postgres://app@${host}/citus?sslmode=verify-full&sslmode=disable` }, /sslmode=disable/],
+      ['ssl=true alone (no certificate check)', { DATABASE_URL: `postgres://app@${host}/citus?ssl=true` }, /no sslmode/],
+      ['a URL without settings and PGSSLMODE=disable', { DATABASE_URL: `postgres://app@${host}/citus`, PGSSLMODE: 'disable' }, /sslmode=disable/],
+      ['PG* with PGSSLMODE=disable', { PGHOST: host, PGUSER: 'app', PGSSLMODE: 'disable' }, /PGSSLMODE="disable"/],
+      ['PG* with PGSSLMODE=no-verify', { PGHOST: host, PGUSER: 'app', PGSSLMODE: 'no-verify' }, /PGSSLMODE="no-verify"/],
+      ['PG* with PGSSLMODE=require', { PGHOST: host, PGUSER: 'app', PGSSLMODE: 'require' }, /PGSSLMODE="require"/],
+    ];
+    for (const [name, env, message] of refused) {
+      test(`refused at start-up: ${name}`, () => {
+        const problems = problemsOf({ ...entra, ...env }).join('\n');
+        assert.match(problems, message);
+        assert.match(problems, /verify-full/);
+      });
+    }
+    test('accepted: sslmode=verify-full in the URL, or PG* with PGSSLMODE unset or verify-full (certificate verified)', () => {
+      assert.equal(loadConfig({ ...entra, DATABASE_URL: `postgres://app@${host}/citus?sslmode=verify-full` }).database?.kind, 'url');
+      assert.equal(loadConfig({ ...entra, DATABASE_URL: `postgres://app@${host}/citus`, PGSSLMODE: 'verify-full' }).database?.kind, 'url');
+      for (const sslmode of [undefined, 'verify-full']) {
+        const db = loadConfig({ ...entra, PGHOST: host, PGUSER: 'app', ...(sslmode ? { PGSSLMODE: sslmode } : {}) }).database;
+        assert.ok(db?.kind === 'params' && db.ssl);
+        assert.deepEqual(poolOptions(db, 2, () => Promise.resolve('t')).ssl, { rejectUnauthorized: true });
+      }
+    });
+    test('password authentication to a remote host without TLS works but warns; loopback and TLS do not', () => {
+      assert.match(loadConfig({ DATABASE_URL: `postgres://u:secret@${host}/d` }).warnings.join(), /without TLS/);
+      assert.match(loadConfig({ DATABASE_URL: `postgres://u@${host}/d?sslmode=disable`, PGPASSWORD: 'secret' }).warnings.join(), /without TLS/);
+      assert.match(loadConfig({ PGHOST: host, PGUSER: 'u', PGPASSWORD: 'secret' }).warnings.join(), /PGPASSWORD goes there without TLS/);
+      const quiet = [
+        { DATABASE_URL: 'postgres://u:secret@127.0.0.1:5432/d' },
+        { DATABASE_URL: 'postgres://u:secret@localhost/d' },
+        { DATABASE_URL: 'postgres://u:secret@[::1]:5432/d' },
+        { DATABASE_URL: `postgres://u:secret@${host}/d?sslmode=verify-full` },
+        { DATABASE_URL: `postgres://u:secret@${host}/d?sslmode=require` },
+        { DATABASE_URL: `postgres://u@${host}/d` },
+        { PGHOST: host, PGUSER: 'u', PGPASSWORD: 'secret', PGSSLMODE: 'verify-full' },
+        { PGHOST: '/var/run/postgresql', PGUSER: 'u', PGPASSWORD: 'secret' },
+      ];
+      for (const env of quiet) assert.deepEqual(loadConfig(env).warnings, [], JSON.stringify(env));
+      // The warning names the host, never the password.
+      assert.doesNotMatch(loadConfig({ DATABASE_URL: `postgres://u:secret@${host}/d` }).warnings.join(), /secret/);
+    });
+  });
+
+  test('metrics pool and row limit, rollup dimension bounds: defaults and validation', () => {
+    const c = loadConfig({});
+    assert.deepEqual(c.metrics, { poolMax: 2, statementTimeoutMs: 10_000, maxRows: 200_000 });
+    assert.deepEqual(c.rollupDimensions, { maxLength: 64, allow: {} });
+    const set = loadConfig({ HUBSINK_ROLLUP_COUNTRY_VALUES: 'DE, FR,,DE', HUBSINK_ROLLUP_VALUE_MAX_LENGTH: '32', HUBSINK_METRICS_POOL_MAX: '4' });
+    assert.deepEqual(set.rollupDimensions, { maxLength: 32, allow: { country: ['DE', 'FR'] } });
+    assert.equal(set.metrics.poolMax, 4);
+    const problems = problemsOf({
+      HUBSINK_ROLLUP_BROWSER_VALUES: ' , ',
+      HUBSINK_ROLLUP_VALUE_MAX_LENGTH: '0',
+      HUBSINK_METRICS_STATEMENT_TIMEOUT_MS: '-1',
+      HUBSINK_METRICS_MAX_ROWS: '10',
+    }).join('\n');
+    for (const name of ['HUBSINK_ROLLUP_BROWSER_VALUES', 'HUBSINK_ROLLUP_VALUE_MAX_LENGTH', 'HUBSINK_METRICS_STATEMENT_TIMEOUT_MS', 'HUBSINK_METRICS_MAX_ROWS']) {
+      assert.match(problems, new RegExp(name));
+    }
+  });
+
   test('same hub for ingest and dead letters is refused', () => {
     assert.match(problemsOf({ INGEST_EVENTHUB_NAME: 'x', DEADLETTER_EVENTHUB_NAME: 'x' }).join(), /must differ/);
   });

@@ -92,7 +92,7 @@ describe('migration files', () => {
   });
   test('statements quote the schema and set a transaction-local search_path', () => {
     const st = migrationStatements('my_schema');
-    assert.equal(st.searchPath, 'SET LOCAL search_path = "my_schema", public');
+    assert.equal(st.searchPath, 'SET LOCAL search_path = "my_schema", pg_catalog');
     assert.equal(st.createSchema, 'CREATE SCHEMA IF NOT EXISTS "my_schema"');
     assert.match(st.record, /VALUES \(\$1, \$2, \$3\)/);
     assert.throws(() => migrationStatements('bad-name'), /not a valid SQL identifier/);

@@ -7,7 +7,6 @@ import { gzipSync } from 'node:zlib';
 import { buildCsvMapping, CsvMappingError, parseMaps, recordToBody } from '../../src/import/csvMap.js';
 import { readItems, type ImportItem } from '../../src/import/records.js';
 import { formatOf, globToRegExp, parseBlobUrl, resolveSources, splitGlob } from '../../src/import/sources.js';
-import { missingDayRuns } from '../../src/db/importPartitions.js';
 
 describe('CSV mapping', () => {
   test('columns named like fields map by name, case and underscores ignored; --map for the rest; others go to properties', () => {
@@ -142,18 +141,5 @@ describe('reading lines and records', () => {
     assert.match(bad[0]?.error ?? '', /CSV: Invalid Record Length: expect 4, got 2 on line 5/);
     const resumed = await items(csv, 'x.csv', 4);
     assert.deepEqual(resumed.map((i) => i.line), [5, 6]);
-  });
-});
-
-describe('partitions for history', () => {
-  const d = (s: string) => new Date(`${s}T00:00:00Z`);
-  test('only the days not covered, in runs of consecutive days', () => {
-    const existing = [{ from: d('2026-11-01'), to: d('2026-11-02') }, { from: null, to: null }];
-    const days = [new Date('2026-10-30T05:00:00Z'), d('2026-10-31'), new Date('2026-11-01T23:59:59Z'), d('2026-10-28'), d('2026-10-31')];
-    assert.deepEqual(missingDayRuns(days, existing), [
-      { from: d('2026-10-28'), to: d('2026-10-29') },
-      { from: d('2026-10-30'), to: d('2026-11-01') },
-    ]);
-    assert.deepEqual(missingDayRuns([], existing), []);
   });
 });

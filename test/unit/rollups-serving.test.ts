@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MAX_BUCKETS, parseIsoTime, parseMetricsParams, type MetricsQuery } from '../../src/serving/params.js';
-import { metricsSql, shapeMetrics } from '../../src/serving/query.js';
+import { DEFAULT_MAX_ROWS, exceedsRowLimit, metricsSql, shapeMetrics } from '../../src/serving/query.js';
 import { dimensionByName } from '../../src/rollups/definitions.js';
 import { sketchProfile } from '../../src/rollups/sketches.js';
 
@@ -50,6 +50,9 @@ describe('parseMetricsParams: valid queries', () => {
     ['explicit finer grain on a day-aligned range', 'from=2026-03-14&to=2026-03-15&grain=minute', { grain: 'minute' }],
     ['by=campaign maps to the campaign_id column', 'from=2026-03-14&to=2026-03-15&grain=hour&by=campaign', { grain: 'hour', by: dimensionByName('campaign') }],
     ['by=type', 'from=2026-03-14&to=2026-03-15&by=type', { by: dimensionByName('type') }],
+    ['top defaults to 10', 'from=2026-03-14&to=2026-03-15&by=type', { top: 10 }],
+    ['top=50, the maximum', 'from=2026-03-14&to=2026-03-15&by=country&top=50', { top: 50 }],
+    ['top=1', 'from=2026-03-14&to=2026-03-15&by=country&top=1', { top: 1 }],
   ];
   for (const [name, qs, expected] of ok) {
     test(name, () => {
@@ -96,6 +99,12 @@ describe('parseMetricsParams: every kind of bad parameter is a 400 naming it', (
     ['by with SQL in it', '1', `${valid}&by=type%3B%20DROP%20TABLE%20events`, 'by', /one of/],
     ['by a column name rather than the public name', '1', `${valid}&by=campaign_id`, 'by', /one of/],
     ['by empty', '1', `${valid}&by=`, 'by', /one of/],
+    ['top zero', '1', `${valid}&by=type&top=0`, 'top', /1 to 50/],
+    ['top negative', '1', `${valid}&by=type&top=-3`, 'top', /1 to 50/],
+    ['top above the maximum', '1', `${valid}&by=type&top=51`, 'top', /1 to 50/],
+    ['top huge', '1', `${valid}&by=type&top=99999999999999999999`, 'top', /1 to 50/],
+    ['top not a number', '1', `${valid}&by=type&top=ten`, 'top', /1 to 50/],
+    ['top given twice', '1', `${valid}&by=type&top=5&top=6`, 'top', /more than once/],
     ['explicit grain, from not on its boundary', '1', 'from=2026-03-14T10:30:00Z&to=2026-03-14T13:00:00Z&grain=hour', 'from', /hour boundary/],
     ['explicit grain, to not on its boundary', '1', 'from=2026-03-14T10:00:00Z&to=2026-03-14T13:00:30Z&grain=minute', 'to', /minute boundary/],
     ['auto, seconds in from', '1', 'from=2026-03-14T10:00:30Z&to=2026-03-14T13:00:00Z', 'from', /whole minute/],
@@ -129,25 +138,37 @@ describe('metricsSql and shapeMetrics', () => {
     to: new Date('2026-03-14T13:00:00Z'),
     grain: 'hour',
     by: dimensionByName('campaign') ?? null,
+    top: 10,
   };
   test('request values travel as bind parameters; identifiers come from the definitions', () => {
     for (const kind of ['hll', 'kmv'] as const) {
       const sql = metricsSql(q, sketchProfile(kind), 'hubsink');
-      assert.deepEqual(sql.values, [987654, q.from, q.to]);
+      assert.deepEqual(sql.values, [987654, q.from, q.to, 10, DEFAULT_MAX_ROWS + 1]);
       assert.match(sql.text, /FROM "hubsink"\."rollup_hour"/);
       assert.match(sql.text, /"campaign_id" AS key/);
       assert.match(sql.text, /WHERE tenant_id = \$1 AND bucket >= \$2 AND bucket < \$3/);
       assert.doesNotMatch(sql.text, /987654|2026/);
     }
-    assert.match(metricsSql({ ...q, grain: 'minute', by: null }, sketchProfile('hll'), 's').text, /''::text AS key[\s\S]*hll_union_agg\(sessions\)[\s\S]*"rollup_minute"/);
+    assert.match(metricsSql({ ...q, grain: 'minute', by: null }, sketchProfile('hll'), 's').text, /''::text AS key[\s\S]*"rollup_minute"[\s\S]*hll_union_agg\(r\.sessions\)/);
+  });
+  test('the row limit is a bind parameter one above the limit, so "more than the limit" is detectable', () => {
+    const sql = metricsSql(q, sketchProfile('kmv'), 'hubsink', { maxRows: 500 });
+    assert.deepEqual(sql.values.slice(3), [10, 501]);
+    assert.match(sql.text, /LIMIT \$5/);
+    assert.throws(() => metricsSql(q, sketchProfile('kmv'), 'hubsink', { maxRows: 0 }), RangeError);
+    const row = (rowsRead: number) => ({ bucket: new Date(), key: 'a', events: '1', revenue: '0', sessions: '1', users: '1', rows_read: String(rowsRead), keys: '1' });
+    assert.equal(exceedsRowLimit([row(500)], 500), false);
+    assert.equal(exceedsRowLimit([row(501)], 500), true);
+    assert.equal(exceedsRowLimit([], 500), false);
   });
   test('rows ordered by key then bucket become one series per key; no rows, no series', () => {
     const t1 = new Date('2026-03-14T10:00:00Z');
     const t2 = new Date('2026-03-14T11:00:00Z');
+    const meta = { rows_read: '3', keys: '2' };
     const rows = [
-      { bucket: t1, key: '', events: '3', revenue: '0', sessions: '2', users: '1' },
-      { bucket: t1, key: 'spring', events: '5', revenue: '19.9900', sessions: '4', users: '4' },
-      { bucket: t2, key: 'spring', events: '1', revenue: '0.0100', sessions: '1', users: '1' },
+      { bucket: t1, key: '', events: '3', revenue: '0', sessions: '2', users: '1', ...meta },
+      { bucket: t1, key: 'spring', events: '5', revenue: '19.9900', sessions: '4', users: '4', ...meta },
+      { bucket: t2, key: 'spring', events: '1', revenue: '0.0100', sessions: '1', users: '1', ...meta },
     ];
     const out = shapeMetrics(q, 'kmv', t2, rows);
     assert.deepEqual(out, {
@@ -158,6 +179,8 @@ describe('metricsSql and shapeMetrics', () => {
       by: 'campaign',
       distinct: 'kmv',
       rollupRunAt: '2026-03-14T11:00:00.000Z',
+      top: 10,
+      seriesTotal: 2,
       series: [
         { key: '', points: [{ t: '2026-03-14T10:00:00.000Z', events: 3, revenue: '0', sessions: 2, users: 1 }] },
         {
@@ -173,5 +196,18 @@ describe('metricsSql and shapeMetrics', () => {
     assert.deepEqual(shapeMetrics({ ...q, by: null }, 'hll', null, rows.slice(0, 1)).series, [
       { key: null, points: [{ t: '2026-03-14T10:00:00.000Z', events: 3, revenue: '0', sessions: 2, users: 1 }] },
     ]);
+  });
+  test('the NULL key (values beyond top) becomes one "other" series that says how many values it holds', () => {
+    const t1 = new Date('2026-03-14T10:00:00Z');
+    const meta = { rows_read: '40', keys: '12' };
+    const out = shapeMetrics({ ...q, top: 2 }, 'hll', null, [
+      { bucket: t1, key: 'a', events: '9', revenue: '0', sessions: '1', users: '1', ...meta },
+      { bucket: t1, key: 'b', events: '8', revenue: '0', sessions: '1', users: '1', ...meta },
+      { bucket: t1, key: null, events: '20', revenue: '1.5000', sessions: '7', users: '6', ...meta },
+    ]);
+    assert.equal(out.top, 2);
+    assert.equal(out.seriesTotal, 12);
+    assert.deepEqual(out.series.map((s) => [s.key, s.other, s.otherKeys]), [['a', undefined, undefined], ['b', undefined, undefined], [null, true, 10]]);
+    assert.deepEqual(out.series[2]?.points, [{ t: t1.toISOString(), events: 20, revenue: '1.5000', sessions: 7, users: 6 }]);
   });
 });

@@ -12,7 +12,8 @@
  * sequence value that reaches a rollup) of its own.
  */
 import type pg from 'pg';
-import { qualified } from './ident.js';
+import { qualified } from '../db/ident.js';
+import { listPartitions, oldestPartitionStart, PARTITION_LOCK_CLASS } from '../db/partitions.js';
 import {
   ROLLUPS,
   bucketCeil,
@@ -21,8 +22,8 @@ import {
   type Grain,
   type RollupDefinition,
   type RollupRetention,
-} from '../rollups/definitions.js';
-import { RollupSetupError, resolveSketchProfile, type RollupCapabilities, type SketchProfile } from '../rollups/sketches.js';
+} from './definitions.js';
+import { RollupSetupError, resolveSketchProfile, type RollupCapabilities, type SketchProfile } from './sketches.js';
 import {
   EVENTS_TABLE,
   advanceStateSql,
@@ -40,7 +41,7 @@ import {
   sketchColumnsSql,
   stateSql,
   waitForWritersSql,
-} from '../rollups/sql.js';
+} from './sql.js';
 
 export type Queryable = pg.Pool | pg.PoolClient;
 
@@ -206,8 +207,8 @@ export interface RebuildOptions {
   to: Date;
   caps: RollupCapabilities;
   /**
-   * Raw events before this instant may already be dropped by partition retention; rebuilding
-   * buckets there would replace good rollups with nothing, so it is refused.
+   * Raw events before this instant are gone; rebuilding buckets there would replace good rollups
+   * with nothing, so it is refused. rebuildRollups sets it from the oldest partition that exists.
    */
   notBefore?: Date;
   rollups?: readonly RollupDefinition[];
@@ -238,7 +239,9 @@ export function rebuildProblems(opts: Pick<RebuildOptions, 'tenantId' | 'from' |
   if (Number.isNaN(opts.to.getTime())) problems.push('to is not a valid time');
   if (problems.length === 0 && opts.from.getTime() >= opts.to.getTime()) problems.push('from must be before to');
   if (problems.length === 0 && opts.notBefore && opts.from.getTime() < opts.notBefore.getTime()) {
-    problems.push(`from is before ${opts.notBefore.toISOString()}: raw events that old may already be dropped, so a rebuild could lose rollup data`);
+    problems.push(
+      `from is before ${opts.notBefore.toISOString()}, the start of the oldest partition of events that exists: raw events before it are already dropped, so a rebuild would replace their rollups with nothing`,
+    );
   }
   return problems;
 }
@@ -256,6 +259,13 @@ export async function rebuildRollups(pool: pg.Pool, schema: string, opts: Rebuil
   await pool.query(ensureStateSql(schema), [rollups.map((r) => r.name)]);
   const sketch = await loadSketchProfile(pool, schema, opts.caps, rollups);
   return inTransaction(pool, async (client) => {
+    // The guard reads what exists, under the partition maintenance lock (shared), so no partition
+    // in the range is dropped while the rebuild reads it.
+    await client.query('SELECT pg_advisory_xact_lock_shared($1::int, hashtext($2::text))', [PARTITION_LOCK_CLASS, schema]);
+    const oldest = oldestPartitionStart(await listPartitions(client, schema));
+    if (!oldest) throw new RebuildRangeError(`${schema}.events has no partitions: there are no raw events to rebuild from`);
+    const guarded = rebuildProblems({ ...opts, notBefore: oldest });
+    if (guarded.length > 0) throw new RebuildRangeError(guarded.join('; '));
     const state = await client.query<{ name: string; last_seq: string }>(lockStateSql(schema), [rollups.map((r) => r.name)]);
     const watermarks = new Map(state.rows.map((r) => [r.name, toSafeInt(r.last_seq, 'last_seq')]));
     const out: RebuildResult[] = [];

@@ -14,7 +14,7 @@
  */
 import { earliestEventPosition, type EventHubConsumerClient, type EventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import type { ContainerClient } from '@azure/storage-blob';
-import { processDeadLetters, type DeadLetterCounts, type DeadLetterDeps } from '../deadletters/process.js';
+import { processDeadLetters, type DeadLetterCounts, type DeadLetterDeps } from './process.js';
 import { describeError } from '../pipeline/classify.js';
 import { normalizeReceivedEvents } from '../pipeline/normalize.js';
 import {
@@ -27,7 +27,7 @@ import {
   type CheckpointScope,
   type PartitionState,
   type StoredCheckpoint,
-} from './checkpoints.js';
+} from '../hubs/checkpoints.js';
 
 export type ReplayFrom = { kind: 'start' } | { kind: 'time'; time: Date };
 
