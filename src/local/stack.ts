@@ -4,13 +4,11 @@
  * and rollups, the generator at a modest rate, and the metrics endpoint. External PostgreSQL or
  * Event Hubs replace the embedded ones when given. Everything started is stopped in reverse order.
  */
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
 import { loadConfig, type HubsinkConfig } from '../config.js';
 import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { migrate } from '../db/migrate.js';
-import { maintainPartitions } from '../db/partitions.js';
 import { createPool, createServingPool } from '../db/pool.js';
 import { rollupStatus } from '../rollups/run.js';
 import { configureSession } from '../db/session.js';
@@ -26,6 +24,7 @@ import { startAzurite } from './azurite.js';
 import { loadEmbeddedPostgres } from './embedded.js';
 import { serveMetrics } from './http.js';
 import { preferredOrFreePort } from './ports.js';
+import { blockedForPostgresUser } from './reach.js';
 import type { LocalStatus } from './status.js';
 
 export interface LocalOptions {
@@ -92,16 +91,12 @@ async function bounded(what: string, ms: number, log: Logger, fn: () => Promise<
  * data folder. initdb's own error ("Permission denied") does not say what to do; this does.
  */
 export async function checkReachableByPostgresUser(dataDir: string): Promise<void> {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return;
-  for (let dir = path.dirname(dataDir); ; dir = path.dirname(dir)) {
-    const st = await stat(dir).catch(() => undefined);
-    if (st && (st.mode & 0o001) === 0) {
-      throw new Error(
-        `as root, PostgreSQL runs as the "postgres" user, which cannot enter ${dir} (mode ${(st.mode & 0o777).toString(8)}); ` +
-          'pick a --data-dir below a folder others may enter (e.g. /tmp/hubsink), run as a normal user, or use --database-url',
-      );
-    }
-    if (path.dirname(dir) === dir) return;
+  const blocked = await blockedForPostgresUser(path.dirname(dataDir));
+  if (blocked) {
+    throw new Error(
+      `as root, PostgreSQL runs as the "postgres" user, which cannot enter ${blocked.dir} (mode ${blocked.mode}); ` +
+        'pick a --data-dir below a folder others may enter (e.g. /tmp/hubsink), run as a normal user, or use --database-url',
+    );
   }
 }
 
@@ -175,15 +170,7 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
     configureSession(pool, caps, { citusCachedConnsPerWorker: config.citusCachedConnsPerWorker });
     const { applied } = await migrate(pool, config.schema, { log: (m) => log('info', m) });
     if (applied.length === 0) log('info', `schema ${config.schema} is up to date`);
-    const maintain = async (): Promise<void> => {
-      const r = await maintainPartitions(pool, config.schema, { now: new Date(), aheadDays: config.partitionsAheadDays, retentionDays: config.retentionDays, caps });
-      if (r.created.length + r.dropped.length > 0) log('info', `partitions: created ${r.created.length}, dropped ${r.dropped.length}`);
-    };
-    await maintain();
-    // The Function App runs this daily; a local stack may well run past midnight.
-    const partitionTimer = setInterval(() => void maintain().catch((err: unknown) => log('warn', `partitions: ${describeError(err)}`)), 6 * 3600_000);
-    partitionTimer.unref();
-    stops.push({ what: 'the partition timer', ms: 1000, fn: () => Promise.resolve(clearInterval(partitionTimer)) });
+    // Partitions: the runner maintains them itself, at start and every few hours (as `hubsink run` does).
 
     const { startMetricsEndpoint } = await import('../telemetry/endpoint.js');
     const telemetryEndpoint = await startMetricsEndpoint({ host: '127.0.0.1', port: await preferredOrFreePort(opts.ports.telemetry ?? 9464), log: (l) => log('warn', l) });

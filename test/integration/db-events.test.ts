@@ -1,4 +1,4 @@
-import { test, before, after } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,7 +19,7 @@ import { DatabaseUnavailableError } from '../../src/pipeline/classify.js';
 let s: TestSchema;
 let caps: Capabilities;
 
-before(async () => {
+beforeAll(async () => {
   s = await createTestSchema('dbe_');
   caps = await detectCapabilities(s.pool);
   configureSession(s.pool, caps, { citusCachedConnsPerWorker: 8 });
@@ -27,7 +27,7 @@ before(async () => {
   await maintainPartitions(s.pool, s.schema, { now: new Date(), aheadDays: 3, retentionDays: 30, caps });
 });
 
-after(async () => {
+afterAll(async () => {
   await s.drop();
 });
 

@@ -4,7 +4,7 @@
  * out while the database serves others. Real PostgreSQL (or TEST_DATABASE_URL); faults are real:
  * a dropped partition, a TCP proxy that cuts the connection, a lock held by another session.
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
@@ -57,11 +57,11 @@ function event(tenantId: number, occurredAt: Date): HostEvent {
 
 describe('a row of the accepted window that finds no partition', () => {
   let s: TestSchema;
-  before(async () => {
+  beforeAll(async () => {
     s = await createTestSchema('dbwf_');
     await migrate(s.pool, s.schema);
   });
-  after(() => s.drop());
+  afterAll(() => s.drop());
 
   test("a 1,000-event batch for a day whose partition was dropped is written whole in a handful of statements, nothing dead-lettered", async () => {
     const now = new Date();
@@ -133,12 +133,12 @@ describe('a row of the accepted window that finds no partition', () => {
 
 describe('retries and outages', () => {
   let s: TestSchema;
-  before(async () => {
+  beforeAll(async () => {
     s = await createTestSchema('dbwf_r_');
     await migrate(s.pool, s.schema);
     await maintainPartitions(s.pool, s.schema, { now: new Date(), aheadDays: 3, retentionDays: 30, caps: await detectCapabilities(s.pool) });
   });
-  after(() => s.drop());
+  afterAll(() => s.drop());
 
   test('the retry budget is per statement: a second blip late in the batch gets its own retries', async () => {
     const target = new URL(testDatabaseUrl());

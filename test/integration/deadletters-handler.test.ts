@@ -2,7 +2,7 @@
  * The `deadletter` function's handler against real PostgreSQL, fed dead letters in the shape the
  * Functions host delivers them (the hub round trip is covered in deadletters-hub.test.ts).
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
@@ -51,10 +51,10 @@ function deliver(records: DeadLetterRecord[], firstSequence: number) {
 
 describe('deadletter handler', () => {
   let s: TestSchema;
-  before(async () => {
+  beforeAll(async () => {
     s = await readySchema('dlh_');
   });
-  after(() => s.drop());
+  afterAll(() => s.drop());
 
   test('transient dead letters are written once; a redelivery inserts nothing and parks nothing', async () => {
     const handler = handlerFor(s.pool, s.schema);

@@ -3,7 +3,7 @@
  * database down, the dead-letter hub down, and the `deadletter` handler fed the events really received
  * from the dead-letter hub (emulator + real @azure/event-hubs clients + real PostgreSQL).
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
@@ -85,11 +85,11 @@ function ingestBatchOf(events: readonly { body: Buffer; properties: Record<strin
 describe('dead letters through the hub', () => {
   let emu: Emulator;
   let s: TestSchema;
-  before(async () => {
+  beforeAll(async () => {
     emu = await startEmulator({ opaqueOffsets: true });
     s = await readySchema('dlhub_');
   });
-  after(async () => {
+  afterAll(async () => {
     await s.drop();
     await emu.stop();
   });

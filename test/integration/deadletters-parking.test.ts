@@ -4,7 +4,7 @@
  * statement can carry, a record a constraint refuses) are parked, and the rest of the batch with
  * them, so the `deadletter` function's checkpoint moves on. Real PostgreSQL, host-shaped batches.
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
@@ -47,10 +47,10 @@ function deliver(events: ReceivedLike[]) {
 
 describe('parking never blocks a partition', () => {
   let s: TestSchema;
-  before(async () => {
+  beforeAll(async () => {
     s = await readySchema('dlpark_');
   });
-  after(() => s.drop());
+  afterAll(() => s.drop());
 
   test('forged times (-1e15, year 0) and a json property holding a lone surrogate: the whole batch is parked, the surrogate exactly', async () => {
     const normal = Array.from({ length: 5 }, () => rec());

@@ -3,7 +3,7 @@
  * built again by the next invocation, and a failed build leaves no pool open. Real PostgreSQL
  * behind a TCP proxy (cut = unreachable at start-up), the emulator with the real Event Hubs client.
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { appContextLoader } from '../../src/functions/context.js';
@@ -36,7 +36,7 @@ describe('the Functions context', () => {
   let proxy: TcpProxy;
   let hub: string;
   let config: HubsinkConfig;
-  before(async () => {
+  beforeAll(async () => {
     emu = await startEmulator();
     hub = uniqueName('dl');
     emu.createHub({ name: hub, partitions: 1 });
@@ -49,7 +49,7 @@ describe('the Functions context', () => {
       DEADLETTER_EVENTHUB_NAME: hub,
     });
   });
-  after(async () => {
+  afterAll(async () => {
     await proxy.stop();
     await emu.stop();
   });

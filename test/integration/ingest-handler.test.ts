@@ -2,7 +2,7 @@
  * The `ingest` handler end to end against real PostgreSQL: called with the Functions host's shapes,
  * writing through the real upsert path and handing failures to a recording sink.
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -42,12 +42,12 @@ async function count(s: TestSchema): Promise<number> {
 
 describe('ingest handler', () => {
   let s: TestSchema;
-  before(async () => {
+  beforeAll(async () => {
     s = await createTestSchema();
     await migrate(s.pool, s.schema);
     await maintainPartitions(s.pool, s.schema, { now: new Date(), aheadDays: 3, retentionDays: 30, caps: await detectCapabilities(s.pool) });
   });
-  after(() => s.drop());
+  afterAll(() => s.drop());
 
   test('1,000 events across 50 tenants insert once; the same batch again reports 1,000 duplicates', async () => {
     const sink = new RecordingDeadLetterSink();

@@ -1,4 +1,4 @@
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { classifyError, describeError, sqlState, type ErrorClass } from '../../src/pipeline/classify.js';
