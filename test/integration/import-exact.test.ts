@@ -4,7 +4,7 @@
  * events, every invalid line is parked once with its file and line; a third run inserts nothing.
  * The same for a gzip file, which resumes by reading again from the start.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,12 +18,12 @@ let db: TestSchema;
 let dir: string;
 const children: RunnerProcess[] = [];
 
-before(async () => {
+beforeAll(async () => {
   db = await createTestSchema('imp_');
   await migrate(db.pool, db.schema);
   dir = await mkdtemp(path.join(tmpdir(), 'hubsink-import-'));
 });
-after(async () => {
+afterAll(async () => {
   for (const c of children) await kill(c);
   await db.drop();
   await rm(dir, { recursive: true, force: true });

@@ -5,7 +5,7 @@
  * which then equal the events. Also: --dry-run needs no database and writes nothing; parked lines
  * work with `dlq list`, `dlq show` and `dlq replay`; bad arguments exit 2.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,12 +20,12 @@ const DAY = 86_400_000;
 let db: TestSchema;
 let dir: string;
 
-before(async () => {
+beforeAll(async () => {
   db = await createTestSchema('imph_');
   await migrate(db.pool, db.schema);
   dir = await mkdtemp(path.join(tmpdir(), 'hubsink-import-hist-'));
 });
-after(async () => {
+afterAll(async () => {
   await db.drop();
   await rm(dir, { recursive: true, force: true });
 });

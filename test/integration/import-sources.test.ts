@@ -2,7 +2,7 @@
  * `hubsink import` from CSV with column mapping, and from Azure Blob Storage (Azurite): a prefix in
  * the AzureWebJobsStorage account, gzip included, and a SAS URL with no storage setting at all.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -18,12 +18,12 @@ let db: TestSchema;
 let dir: string;
 const children: RunnerProcess[] = [];
 
-before(async () => {
+beforeAll(async () => {
   db = await createTestSchema('imps_');
   await migrate(db.pool, db.schema);
   dir = await mkdtemp(path.join(tmpdir(), 'hubsink-import-src-'));
 });
-after(async () => {
+afterAll(async () => {
   await db.drop();
   await rm(dir, { recursive: true, force: true });
 });

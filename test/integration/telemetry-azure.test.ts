@@ -5,7 +5,7 @@
  * become customMetrics rows. The ingestion endpoint is a loopback HTTPS server (the exporter speaks
  * only HTTPS) with a throwaway self-signed certificate, so nothing leaves the machine.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -26,7 +26,7 @@ process.env.APPLICATIONINSIGHTS_STATSBEAT_DISABLED = 'true';
 const posted: unknown[] = [];
 let ingestion: https.Server;
 let certDir: string;
-before(async () => {
+beforeAll(async () => {
   certDir = await mkdtemp(path.join(tmpdir(), 'hubsink-ai-'));
   const key = path.join(certDir, 'key.pem');
   const cert = path.join(certDir, 'cert.pem');
@@ -45,7 +45,7 @@ before(async () => {
   });
   });
 });
-after(async () => {
+afterAll(async () => {
   ingestion.closeAllConnections();
   await new Promise<void>((resolve) => ingestion.close(() => resolve()));
   await rm(certDir, { recursive: true, force: true });

@@ -4,7 +4,7 @@
  * the rollup freshness; /readyz turns unready when the database becomes unreachable (a TCP proxy in
  * front of it is closed) and ready again when it comes back; /healthz stays up throughout.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { detectCapabilities } from '../../src/db/capabilities.js';
 import { parkDeadLetters } from '../../src/db/deadLetters.js';
@@ -19,12 +19,12 @@ let stack: Stack;
 let proxy: TcpProxy;
 const children: RunnerProcess[] = [];
 
-before(async () => {
+beforeAll(async () => {
   stack = await startStack({ partitions: 2 });
   const target = new URL(testDatabaseUrl());
   proxy = await startTcpProxy(target.hostname || '127.0.0.1', Number(target.port || 5432));
 });
-after(async () => {
+afterAll(async () => {
   for (const c of children) await kill(c);
   await proxy.stop();
   await stack.close();

@@ -1,4 +1,4 @@
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { INSTRUMENTS, noopTelemetry } from '../../src/telemetry/telemetry.js';
 import { partitionLag, ProcessedPositions } from '../../src/runner/telemetry.js';
