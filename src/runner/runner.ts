@@ -53,6 +53,8 @@ export interface RunnerOptions {
   partitionEveryMs?: number;
   /** Real time between checks whether maintenance is due by the clock (default 60 s). */
   partitionCheckMs?: number;
+  /** Clock time before a failed maintenance run is tried again (default 5 min). */
+  partitionRetryMs?: number;
   /** 'greedy' (default) claims every free or expired partition per cycle; 'balanced' one (the bench's reference). */
   loadBalancingStrategy?: 'greedy' | 'balanced';
   /** A checkpoint store to use instead of one on the blob container (tests count its calls). */
@@ -111,7 +113,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
     // the same daily).
     const partitions = new PartitionSchedule(
       { pool, config: cfg, caps, clock },
-      { everyMs: opts.partitionEveryMs ?? DEFAULT_PARTITION_EVERY_MS, retryMs: DEFAULT_PARTITION_RETRY_MS, log },
+      { everyMs: opts.partitionEveryMs ?? DEFAULT_PARTITION_EVERY_MS, retryMs: opts.partitionRetryMs ?? DEFAULT_PARTITION_RETRY_MS, log },
     );
     await partitions.runNow();
     const partitionTimer = setInterval(() => void partitions.tick(), opts.partitionCheckMs ?? 60_000);
