@@ -1,7 +1,7 @@
 /**
  * The one-command local stack: embedded PostgreSQL (data kept between runs), Azurite, the Event
  * Hubs emulator with both hubs, migrations and partitions, the runner with its dead-letter consumer
- * and rollups, the generator at a modest rate, and the metrics endpoint. External PostgreSQL or
+ * and rollups, the generator at a modest rate, the metrics endpoint and the dashboard. External PostgreSQL or
  * Event Hubs replace the embedded ones when given. Everything started is stopped in reverse order.
  */
 import path from 'node:path';
@@ -19,7 +19,10 @@ import { createProducer } from '../hubs/clients.js';
 import { describeError } from '../pipeline/classify.js';
 import type { Logger } from '../runner/checkpointingConsumer.js';
 import { startRunner, type Runner } from '../runner/runner.js';
+import { makeDashboardHandler } from '../serving/dashboard.js';
+import { makeFreshnessHandler } from '../serving/freshness.js';
 import { makeMetricsHandler } from '../serving/handler.js';
+import { makeTenantsHandler } from '../serving/tenants.js';
 import { startAzurite } from './azurite.js';
 import { loadEmbeddedPostgres } from './embedded.js';
 import { serveMetrics } from './http.js';
@@ -189,7 +192,13 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
     const handler = makeMetricsHandler(() =>
       Promise.resolve({ pool: servingPool, schema: config.schema, caps, retentionDays: config.rollupRetentionDays, maxRows: config.metrics.maxRows }),
     );
-    const http = await serveMetrics(handler, { port: await preferredOrFreePort(opts.ports.http), log: (l) => log('warn', l) });
+    const handlers = {
+      metrics: handler,
+      tenants: makeTenantsHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema, retentionDays: config.rollupRetentionDays })),
+      freshness: makeFreshnessHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema })),
+      dashboard: makeDashboardHandler(),
+    };
+    const http = await serveMetrics(handlers, { port: await preferredOrFreePort(opts.ports.http), log: (l) => log('warn', l) });
     stops.push({ what: 'the metrics endpoint', ms: 5000, fn: () => http.close() });
 
     // Generator
