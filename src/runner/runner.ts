@@ -11,7 +11,7 @@ import type pg from 'pg';
 import { ConfigError, requireDatabase, requireEventHubs, requireStorage, type HubsinkConfig } from '../config.js';
 import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { createPool } from '../db/pool.js';
-import { pruneRollups, runRollups } from '../rollups/run.js';
+import { pruneRollups, RollupBusyError, runRollups } from '../rollups/run.js';
 import { DEFAULT_PARTITION_EVERY_MS, DEFAULT_PARTITION_RETRY_MS, PartitionSchedule } from '../partitions/maintain.js';
 import { configureSession } from '../db/session.js';
 import { TenantRegistry } from '../db/tenants.js';
@@ -57,6 +57,8 @@ export interface RunnerOptions {
   partitionEveryMs?: number;
   /** Real time between checks whether maintenance is due by the clock (default 60 s). */
   partitionCheckMs?: number;
+  /** Clock time before a failed maintenance run is tried again (default 5 min). */
+  partitionRetryMs?: number;
   /** 'greedy' (default) claims every free or expired partition per cycle; 'balanced' one (the bench's reference). */
   loadBalancingStrategy?: 'greedy' | 'balanced';
   /** A checkpoint store to use instead of one on the blob container (tests count its calls). */
@@ -117,7 +119,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
     // the same daily).
     const partitions = new PartitionSchedule(
       { pool, config: cfg, caps, clock },
-      { everyMs: opts.partitionEveryMs ?? DEFAULT_PARTITION_EVERY_MS, retryMs: DEFAULT_PARTITION_RETRY_MS, log },
+      { everyMs: opts.partitionEveryMs ?? DEFAULT_PARTITION_EVERY_MS, retryMs: opts.partitionRetryMs ?? DEFAULT_PARTITION_RETRY_MS, log },
     );
     await partitions.runNow();
     const partitionTimer = setInterval(() => void partitions.tick(), opts.partitionCheckMs ?? 60_000);
@@ -217,6 +219,12 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
         // Rollups keep their own retention, independent of raw partitions (as the rollup timer does).
         if (!stopped) await pruneRollups(pool, cfg.schema, clock(), cfg.rollupRetentionDays);
       } catch (err) {
+        // Writers held the table past the short lock wait: this cycle is skipped (nothing changed)
+        // rather than stalling ingest; the next one folds in what it missed.
+        if (err instanceof RollupBusyError) {
+          log('info', `rollups: skipped this cycle: ${err.message}`);
+          return;
+        }
         stats.rollups.failures++;
         stats.rollups.lastError = describeError(err);
         log('warn', `rollups: ${describeError(err)} (the next run tries again)`);
