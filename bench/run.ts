@@ -28,12 +28,13 @@ import { claimSection } from './claim.js';
 import { e2eSection } from './e2e.js';
 import { ingestSection } from './ingest.js';
 import { dashboardSection, rollupsSection } from './rollups.js';
+import { stallSection } from './stall.js';
 import { n0, type BenchContext, type BenchSection, type BenchServer, type SectionResult, type Target } from './section.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** In the order they run: the dashboard reads the rollups section's history. */
-const SECTIONS: readonly BenchSection[] = [ingestSection, rollupsSection, dashboardSection, e2eSection, claimSection];
+const SECTIONS: readonly BenchSection[] = [ingestSection, rollupsSection, stallSection, dashboardSection, e2eSection, claimSection];
 
 interface ServerInfo {
   label: string;
