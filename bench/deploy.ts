@@ -7,6 +7,7 @@
 import { execFile } from 'node:child_process';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { BenchContext, BenchSection, SectionResult } from './section.js';
 
 export interface DeployFigure {
   deployBytes: number;
@@ -74,3 +75,25 @@ export async function benchDeploy(opts: { repoRoot: string; runs: number; log: (
     unbundled: { medianMs: median(u.map((x) => x.ms)), cpuMs: median(u.map((x) => x.cpuMs)), modules: modules.length },
   };
 }
+
+export const deploySection: BenchSection = {
+  name: 'deploy',
+  async run(ctx: BenchContext): Promise<SectionResult> {
+    const d = await benchDeploy({ repoRoot: ctx.repoRoot, runs: ctx.quick ? 3 : 7, log: ctx.log });
+    const mb = (n: number): string => (n / 1024 / 1024).toFixed(2);
+    return {
+      tables: [
+        {
+          title: `Deployable (deploy/, the Function App): ${mb(d.deployBytes)} MB, of which the bundle dist/functions.js ${mb(d.bundleBytes)} MB; cold import in a fresh node, median of ${d.runs}`,
+          rows: [
+            ['import', 'ms', 'CPU ms'],
+            ['deploy/dist/functions.js (bundle)', d.bundle.medianMs.toFixed(0), d.bundle.cpuMs.toFixed(0)],
+            [`dist/src/functions (${d.unbundled.modules} modules + node_modules, reference)`, d.unbundled.medianMs.toFixed(0), d.unbundled.cpuMs.toFixed(0)],
+          ],
+        },
+      ],
+      targets: [],
+      data: d,
+    };
+  },
+};
