@@ -17,6 +17,7 @@ app.timer('rollup', {
         caps: ctx.caps,
         maxWindowRows: ctx.config.rollupMaxWindowRows,
         retentionDays: ctx.config.rollupRetentionDays,
+        dimensions: ctx.config.rollupDimensions,
       });
       context.log(`rollup ${describeCycle(r)}`);
     } catch (err) {

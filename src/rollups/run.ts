@@ -12,6 +12,7 @@
  * sequence value that reaches a rollup) of its own.
  */
 import type pg from 'pg';
+import type { RollupDimensionLimits } from '../config.js';
 import { qualified } from '../db/ident.js';
 import {
   ROLLUPS,
@@ -27,6 +28,7 @@ import {
   EVENTS_TABLE,
   advanceStateSql,
   aggregateSql,
+  dimensionParams,
   countRebuildSql,
   countWindowSql,
   deleteBucketsSql,
@@ -57,6 +59,8 @@ export interface RollupRunOptions {
   /** How long a run waits for in-flight writers before giving up until the next run. */
   lockTimeoutMs?: number;
   rollups?: readonly RollupDefinition[];
+  /** Bounds of the dimension values stored (config.rollupDimensions); default DEFAULT_DIMENSION_LIMITS. */
+  dimensions?: RollupDimensionLimits;
 }
 
 export interface RollupRunResult {
@@ -178,7 +182,9 @@ export async function runRollup(
       rows = toSafeInt(counted.rows[0]?.n, 'row count');
       // Sequence values burnt by duplicates (ON CONFLICT DO NOTHING) or aborted inserts leave
       // windows without rows; only the state moves then.
-      if (rows > 0) await client.query(aggregateSql(def, sketch, schema, 'window'), [fromSeq, toSeq]);
+      if (rows > 0) {
+        await client.query(aggregateSql(def, sketch, schema, 'window', opts.dimensions), [fromSeq, toSeq, ...dimensionParams(def, opts.dimensions)]);
+      }
     }
     const finished = now();
     const durationMs = Math.max(0, finished.getTime() - started.getTime());
@@ -211,6 +217,8 @@ export interface RebuildOptions {
    */
   notBefore?: Date;
   rollups?: readonly RollupDefinition[];
+  /** The same bounds the incremental runs use, so rebuilt buckets match them. */
+  dimensions?: RollupDimensionLimits;
 }
 
 export interface RebuildResult {
@@ -270,7 +278,9 @@ export async function rebuildRollups(pool: pg.Pool, schema: string, opts: Rebuil
         [opts.tenantId, from, to, watermark],
       );
       const rows = toSafeInt(counted.rows[0]?.n, 'row count');
-      if (rows > 0) await client.query(aggregateSql(def, sketch, schema, 'rebuild'), [opts.tenantId, from, to, watermark]);
+      if (rows > 0) {
+        await client.query(aggregateSql(def, sketch, schema, 'rebuild', opts.dimensions), [opts.tenantId, from, to, watermark, ...dimensionParams(def, opts.dimensions)]);
+      }
       out.push({ name: def.name, grain: def.grain, from, to, deletedRows: deleted.rowCount ?? 0, rows, watermark });
     }
     return out;

@@ -169,7 +169,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
     const rollupOnce = async (): Promise<void> => {
       try {
         for (let step = 0; step < 20 && !stopped; step++) {
-          const results = await runRollups(pool, cfg.schema, { caps, maxWindowRows: cfg.rollupMaxWindowRows, now: clock });
+          const results = await runRollups(pool, cfg.schema, { caps, maxWindowRows: cfg.rollupMaxWindowRows, now: clock, dimensions: cfg.rollupDimensions });
           stats.rollups.runs++;
           stats.rollups.folded += results.reduce((n, r) => n + r.rows, 0);
           stats.rollups.lastRunAt = Date.now();

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { insertEventRows } from '../../src/db/events.js';
 import { ROLLUPS, GRAIN_MS, bucketStart } from '../../src/rollups/definitions.js';
-import { aggregateSql, countWindowSql } from '../../src/rollups/sql.js';
+import { aggregateSql, countWindowSql, dimensionParams } from '../../src/rollups/sql.js';
 import { rollupSchema, sampleRows, type RollupFixture } from './rollups-fixture.js';
 
 let f: RollupFixture;
@@ -87,8 +87,8 @@ test('on Citus, the rollup INSERT..SELECT is pushed down to the shards; on plain
   const client = await f.s.pool.connect();
   try {
     for (const def of ROLLUPS) {
-      const windowPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'window'), [0, total], false);
-      const rebuildPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'rebuild'), [3, new Date(Date.now() - 4 * GRAIN_MS.day), new Date(), total], false);
+      const windowPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'window'), [0, total, ...dimensionParams(def)], false);
+      const rebuildPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'rebuild'), [3, new Date(Date.now() - 4 * GRAIN_MS.day), new Date(), total, ...dimensionParams(def)], false);
       if (f.caps.citus) {
         for (const plan of [windowPlan, rebuildPlan]) {
           assert.match(plan, /Custom Scan \(Citus Adaptive\)/);
