@@ -11,6 +11,7 @@ import type { LocalInfo, LocalStack } from '../local/stack.js';
 import type { Logger, LogLevel } from '../runner/checkpointingConsumer.js';
 import { exitSoonAfterShutdown, waitForShutdown } from '../runner/process.js';
 import { describeError } from '../pipeline/classify.js';
+import { escapeControls } from '../pipeline/terminal.js';
 import { parseNonNegativeInt, parsePort, parsePositiveInt, parseProbability, parseSeconds, UsageError } from './program.js';
 
 
@@ -102,7 +103,7 @@ async function runStackChild(opts: LocalCliOptions): Promise<void> {
   let direct = !tty;
   const log: Logger = (level: LogLevel, message: string) => {
     if (level === 'debug' && !opts.verbose) return;
-    const line = `${new Date().toISOString().slice(11, 19)} ${level.padEnd(5)} ${message}`;
+    const line = `${new Date().toISOString().slice(11, 19)} ${level.padEnd(5)} ${escapeControls(message)}`;
     if (!direct) {
       recent.push(line);
       if (recent.length > 6) recent.shift();
@@ -149,11 +150,12 @@ async function runStackChild(opts: LocalCliOptions): Promise<void> {
     try {
       const cur = { ...(await stack.status()), recent: tty ? [...recent] : [] };
       if (tty) {
-        const block = renderStatusBlock(cur, prev, Math.max(40, ttyColumns));
+        // Errors in the block quote what failed; only the cursor movement below is ours.
+        const block = renderStatusBlock(cur, prev, Math.max(40, ttyColumns)).map((l) => escapeControls(l));
         // Move up over the previous block and clear it, then draw the new one.
         process.stderr.write(`${drawn > 0 ? `\x1b[${drawn}F\x1b[J` : ''}${block.join('\n')}\n`);
         drawn = block.length;
-      } else process.stderr.write(`${renderStatusLine(cur, prev)}\n`);
+      } else process.stderr.write(`${escapeControls(renderStatusLine(cur, prev))}\n`);
       prev = cur;
     } catch (err) {
       log('warn', `status: ${describeError(err)}`);
@@ -173,7 +175,7 @@ async function runStackChild(opts: LocalCliOptions): Promise<void> {
   process.stderr.write(`stopping (${reason}): generator, runner (finishing batches in flight), metrics endpoint, emulator, Azurite, PostgreSQL…\n`);
   await stack.stop();
   // The last word on what was done, now that batches in flight have finished.
-  process.stderr.write(`${renderStatusLine(await stack.status(), undefined).replace(/^status /, 'final ')}\n`);
+  process.stderr.write(`${escapeControls(renderStatusLine(await stack.status(), undefined).replace(/^status /, 'final '))}\n`);
   process.stderr.write('hubsink local stopped\n');
   exitSoonAfterShutdown();
 }

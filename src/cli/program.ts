@@ -3,7 +3,9 @@
  * configuration through `loadConfig` (parsed once per process) and report usage errors with exit
  * code 2, runtime failures with 1, as Unix tools do.
  */
+import { inspect } from 'node:util';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { escapeControls, redactSecrets } from '../pipeline/terminal.js';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -67,6 +69,14 @@ export function configureCommand(cmd: Command): Command {
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
 }
 
+/**
+ * Pure: the whole error for HUBSINK_DEBUG. SDK and URL errors carry requests, options and inputs
+ * (a connection string among them), so it is redacted and escaped like everything else a person reads.
+ */
+export function debugDump(err: unknown): string {
+  return escapeControls(redactSecrets(inspect(err, { depth: 6, breakLength: 120 })), { multiline: true });
+}
+
 export async function runCli(program: Command, argv: string[]): Promise<number> {
   const applyAll = (c: Command): void => {
     configureCommand(c);
@@ -82,17 +92,19 @@ export async function runCli(program: Command, argv: string[]): Promise<number> 
       if (err.exitCode === 0) return EXIT_OK;
       return EXIT_USAGE;
     }
+    // Messages may quote settings or what a server said: escaped and with secrets redacted.
+    const say = (msg: string): void => void process.stderr.write(`hubsink: ${escapeControls(redactSecrets(msg), { multiline: true })}\n`);
     if (err instanceof UsageError) {
-      process.stderr.write(`hubsink: ${err.message}\n`);
+      say(err.message);
       return EXIT_USAGE;
     }
     const { ConfigError } = await import('../config.js');
     if (err instanceof ConfigError) {
-      process.stderr.write(`hubsink: ${err.message}\n`);
+      say(err.message);
       return EXIT_USAGE;
     }
-    process.stderr.write(`hubsink: ${err instanceof Error ? err.message : String(err)}\n`);
-    if (process.env.HUBSINK_DEBUG) console.error(err);
+    say(err instanceof Error ? err.message : String(err));
+    if (process.env.HUBSINK_DEBUG) process.stderr.write(`${debugDump(err)}\n`);
     return EXIT_FAILURE;
   }
 }
