@@ -3,6 +3,7 @@
  * configuration through `loadConfig` (parsed once per process) and report usage errors with exit
  * code 2, runtime failures with 1, as Unix tools do.
  */
+import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { escapeControls, redactSecrets } from '../pipeline/terminal.js';
@@ -59,6 +60,30 @@ export function parseTime(value: string, now: () => Date = () => new Date()): Da
     throw new InvalidArgumentError('expected an ISO-8601 time (2026-01-31T12:00:00Z) or an age such as 30m, 6h, 2d');
   }
   return d;
+}
+
+/**
+ * A secret given as `--flag VALUE`, `--flag-file PATH`, or in the environment variable `envName`.
+ * A command line is visible to every local user (ps) and kept in shell history; the file and the
+ * environment are not. The file holds the secret alone (a trailing newline is ignored). Giving both
+ * the flag and the file is an error; the flag or file wins over the environment.
+ */
+export function resolveSecret(flag: string, value: string | undefined, file: string | undefined, envName: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (value !== undefined && file !== undefined) throw new UsageError(`give only one of --${flag} and --${flag}-file`);
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(`--${flag}-file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    const secret = text.replace(/\r?\n$/, '');
+    if (secret.trim() === '') throw new UsageError(`--${flag}-file ${file}: the file is empty`);
+    return secret;
+  }
+  if (value !== undefined) return value;
+  const fromEnv = env[envName];
+  return fromEnv !== undefined && fromEnv.trim() !== '' ? fromEnv : undefined;
 }
 
 /** Applies exit codes and stream conventions to a command tree. */
