@@ -16,6 +16,7 @@ import {
   planRewind,
   readCheckpoints,
   readOwnership,
+  resolveCheckpoint,
   rewindTargetAt,
   writeCheckpoint,
   type CheckpointScope,
@@ -178,6 +179,12 @@ export function register(program: Command): void {
       if ((o.to === undefined) === (o.toStart !== true)) throw new UsageError('give exactly one of --to TIME or --to-start');
       const cfg = loadConfig();
       const container = await openContainer(requireStorage(cfg), o.container);
+      if (!(await container.exists())) {
+        // Nothing to rewind, and creating it here would hide a wrong --container.
+        process.stderr.write(`hubsink: blob container ${o.container} does not exist: no consumer has checkpointed there (check --container)\n`);
+        process.exitCode = 1;
+        return;
+      }
       const reader = await openConsumer(cfg, o.hub, o.readConsumerGroup ?? o.consumerGroup);
       try {
         const scope = scopeFor(reader, o);
@@ -195,10 +202,26 @@ export function register(program: Command): void {
         }
         const states = await partitionStates(reader);
         const checkpoints = await readCheckpoints(container, scope);
+        // Without a checkpoint a consumer starts at its initial position, which may well be before
+        // TIME: writing one there could skip events it never read.
+        const missing = states.filter((p) => !checkpoints.has(p.partitionId) && !p.isEmpty).map((p) => p.partitionId);
+        if (o.to && missing.length > 0 && o.force !== true) {
+          process.stderr.write(
+            `hubsink: refusing to rewind ${o.hub}/${o.consumerGroup} to ${o.to.toISOString()}: partition(s) ${missing.join(', ')} have no checkpoint.\n` +
+              'Without a checkpoint the consumer starts at its initial position: `initialOffsetOptions` in host.json for the Function App\n' +
+              '(hubsink ships `fromStart`), `--start` for `hubsink run` (default earliest). Writing a checkpoint at TIME could move it\n' +
+              'forward past events it never read. Use --to-start, or pass --force to write checkpoints at TIME anyway.\n',
+          );
+          process.exitCode = 1;
+          return;
+        }
         const actions: RewindAction[] = [];
         for (const p of states) {
           const target: RewindTarget = o.to ? await rewindTargetAt(reader, p, o.to) : { kind: 'start' };
-          actions.push(planRewind(p, target, checkpoints.get(p.partitionId)));
+          // An offset without a sequence number is placed through the hub before comparing.
+          const stored = checkpoints.get(p.partitionId);
+          const previous = stored ? await resolveCheckpoint(reader, p, stored) : undefined;
+          actions.push(planRewind(p, target, previous));
         }
         if (o.dryRun !== true) {
           for (const a of actions) if (a.action === 'write') await writeCheckpoint(container, scope, a.partitionId, { sequenceNumber: a.sequenceNumber, offset: a.offset });

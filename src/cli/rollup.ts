@@ -10,6 +10,7 @@ import { createPool } from '../db/pool.js';
 import {
   describeCycle,
   pruneRollups,
+  RebuildRangeError,
   rebuildProblems,
   rebuildRollups,
   rollupCycle,
@@ -18,7 +19,6 @@ import {
   type RollupRunResult,
   type RollupStatus,
 } from '../rollups/run.js';
-import { GRAIN_MS } from '../rollups/definitions.js';
 import { parsePositiveInt, parseTime, UsageError } from './program.js';
 
 function schemaOption(value: string | undefined, cfg: HubsinkConfig): string {
@@ -151,15 +151,17 @@ export function register(program: Command): void {
       const cfg = loadConfig();
       const schema = schemaOption(opts.schema, cfg);
       if (opts.from.getTime() >= opts.to.getTime()) throw new UsageError('--from must be before --to');
-      // Raw partitions older than the retention may be gone: rebuilding there would erase rollups.
-      const notBefore = new Date(Date.now() - cfg.retentionDays * GRAIN_MS.day);
-      const request = { tenantId: opts.tenant, from: opts.from, to: opts.to, notBefore };
+      const request = { tenantId: opts.tenant, from: opts.from, to: opts.to };
       const problems = rebuildProblems(request);
       if (problems.length > 0) throw new UsageError(problems.join('; '));
       const pool = await createPool(cfg);
       try {
         const caps = await detectCapabilities(pool);
-        const results = await rebuildRollups(pool, schema, { ...request, caps, dimensions: cfg.rollupDimensions });
+        // The guard against erasing history takes the oldest partition that exists (not this
+        // shell's HUBSINK_RETENTION_DAYS, which may not be the app's): a refusal is a usage error.
+        const results = await rebuildRollups(pool, schema, { ...request, caps, dimensions: cfg.rollupDimensions }).catch((err: unknown) => {
+          throw err instanceof RebuildRangeError ? new UsageError(err.message) : err;
+        });
         if (opts.json) out(JSON.stringify({ tenantId: opts.tenant, rollups: results }));
         else {
           out(

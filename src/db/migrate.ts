@@ -9,7 +9,9 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { detectCapabilities } from './capabilities.js';
 import { ident } from './ident.js';
+import { maintainPartitions } from './partitions.js';
 
 /** Arbitrary constant ("hubsink" in ASCII) shared by every hubsink migrator on a database. */
 export const MIGRATION_LOCK_KEY = 0x6875_6273_696e_6bn;
@@ -26,6 +28,12 @@ export interface MigrateOptions {
   log?: (msg: string) => void;
   /** Directory holding the NNN_name.sql files; defaults to the package's `sql/`. */
   dir?: string;
+  /**
+   * Also create the partitions of the accepted window [now − retention, now + ahead], so the
+   * database takes events as soon as migrate returns. Nothing is dropped here: retention belongs
+   * to the maintenance runs, which check the rollups first.
+   */
+  partitions?: { now: Date; aheadDays: number; retentionDays: number };
 }
 
 export class MigrationError extends Error {
@@ -116,7 +124,7 @@ interface AppliedRow {
   checksum: string;
 }
 
-export async function migrate(pool: pg.Pool, schema: string, opts: MigrateOptions = {}): Promise<{ applied: string[] }> {
+export async function migrate(pool: pg.Pool, schema: string, opts: MigrateOptions = {}): Promise<{ applied: string[]; createdPartitions: string[] }> {
   const log = opts.log ?? (() => undefined);
   const files = await loadMigrations(opts.dir ?? (await defaultMigrationsDir()));
   const st = migrationStatements(schema);
@@ -171,5 +179,9 @@ export async function migrate(pool: pg.Pool, schema: string, opts: MigrateOption
   } finally {
     client.release(broken);
   }
-  return { applied };
+  if (!opts.partitions) return { applied, createdPartitions: [] };
+  const caps = await detectCapabilities(pool);
+  const r = await maintainPartitions(pool, schema, { ...opts.partitions, caps, drop: false });
+  if (r.created.length > 0) log(`created ${r.created.length} partition(s) of ${schema}.events: ${r.created[0]} … ${r.created[r.created.length - 1]}`);
+  return { applied, createdPartitions: r.created };
 }

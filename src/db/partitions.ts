@@ -18,6 +18,26 @@ export interface PartitionOptions {
   aheadDays: number;
   retentionDays: number;
   caps: Capabilities;
+  /** false: only create (what `migrate` does); retention is left to the maintenance runs. Default true. */
+  drop?: boolean;
+  /**
+   * Called, outside the maintenance transaction, when a partition past retention holds rows some
+   * rollup has not folded in yet: the caller rolls up, and the partition goes if the rollups now
+   * cover it. Without it such partitions are kept (and reported) until a later run.
+   */
+  rollUp?: () => Promise<void>;
+}
+
+/** A partition past retention that was not dropped, and why. */
+export interface KeptPartition {
+  name: string;
+  reason: string;
+}
+
+export interface MaintenanceResult {
+  created: string[];
+  dropped: string[];
+  kept: KeptPartition[];
 }
 
 export interface PartitionInfo {
@@ -85,11 +105,14 @@ WHERE i.inhparent = to_regclass($1::text)
 ORDER BY 2 NULLS FIRST, 1`,
     parent: `${s}.events`,
     citusCreate: "SELECT create_time_partitions($1::regclass, INTERVAL '1 day', $2::timestamptz, $3::timestamptz)",
-    citusDrop: 'CALL drop_old_time_partitions($1::regclass, $2::timestamptz)',
     // DDL takes no bind parameters: format() quotes the name and bounds on the server.
     formatCreate:
       "SELECT format('CREATE TABLE %I.%I PARTITION OF %I.events FOR VALUES FROM (%L) TO (%L)', $1::text, $2::text, $1::text, $3::timestamptz, $4::timestamptz) AS ddl",
     formatDrop: "SELECT format('DROP TABLE %I.%I', $1::text, $2::text) AS ddl",
+    formatLock: "SELECT format('LOCK TABLE %I.%I IN ACCESS EXCLUSIVE MODE', $1::text, $2::text) AS ddl",
+    formatMaxSeq: "SELECT format('SELECT max(ingest_seq)::text AS max_seq FROM %I.%I', $1::text, $2::text) AS sql",
+    // The lowest watermark of every rollup: rows at or below it are folded into all of them.
+    watermark: `SELECT min(last_seq)::text AS last_seq, count(*)::int AS n FROM ${s}.rollup_state`,
   };
 }
 
@@ -106,9 +129,67 @@ export async function listPartitions(client: pg.Pool | pg.PoolClient, schema: st
   return rows.map((r) => ({ name: r.name, from: r.from_value, to: r.to_value }));
 }
 
-export async function maintainPartitions(pool: pg.Pool, schema: string, opts: PartitionOptions): Promise<{ created: string[]; dropped: string[] }> {
+async function format(client: pg.PoolClient, sql: string, params: unknown[]): Promise<string> {
+  const { rows } = await client.query<Record<string, string>>(sql, params);
+  const text = Object.values(rows[0] ?? {})[0];
+  if (typeof text !== 'string') throw new Error('format() returned nothing');
+  return text;
+}
+
+/** Pure: the lower bound of the oldest bounded partition, i.e. how far back raw events can exist. */
+export function oldestPartitionStart(partitions: readonly { from: Date | null }[]): Date | undefined {
+  let oldest: Date | undefined;
+  for (const p of partitions) if (p.from && (!oldest || p.from.getTime() < oldest.getTime())) oldest = p.from;
+  return oldest;
+}
+
+/** Pure: the partitions a run would drop: those wholly before the window's start. */
+export function expiredPartitions<P extends { to: Date | null }>(partitions: readonly P[], dropBefore: Date): P[] {
+  return partitions.filter((p) => p.to !== null && p.to.getTime() <= dropBefore.getTime());
+}
+
+/**
+ * Rows of `name` not yet folded into every rollup: the partition's highest ingest_seq against the
+ * lowest rollup watermark. undefined when the rollups cover it (or it is empty).
+ */
+async function unfolded(client: pg.PoolClient, schema: string, name: string): Promise<string | undefined> {
+  const st = partitionStatements(schema);
+  const { rows } = await client.query<{ max_seq: string | null }>(await format(client, st.formatMaxSeq, [schema, name]));
+  const maxSeq = rows[0]?.max_seq ?? null;
+  if (maxSeq === null) return undefined;
+  const w = await client.query<{ last_seq: string | null; n: number }>(st.watermark);
+  const lastSeq = w.rows[0]?.last_seq ?? null;
+  if (lastSeq === null || w.rows[0]?.n === 0) return undefined;
+  if (BigInt(maxSeq) <= BigInt(lastSeq)) return undefined;
+  return `holds rows up to ingest_seq ${maxSeq} but the rollups have folded in only up to ${lastSeq}; kept until they catch up (hubsink rollup --catch-up)`;
+}
+
+/** Expired partitions that still hold rows the rollups lack; read outside any transaction. */
+async function expiredUnfolded(pool: pg.Pool, schema: string, dropBefore: Date): Promise<string[]> {
+  const client = await pool.connect();
+  try {
+    const out: string[] = [];
+    for (const p of expiredPartitions(await listPartitions(client, schema), dropBefore)) {
+      if ((await unfolded(client, schema, p.name)) !== undefined) out.push(p.name);
+    }
+    return out;
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * Creates the window's partitions and drops those past retention, in one transaction under the
+ * schema's maintenance lock. A partition past retention is dropped only when every rollup's
+ * watermark covers its rows (checked under an ACCESS EXCLUSIVE lock on it, so no row can arrive in
+ * between): dropping it earlier would lose from the rollups what they had not folded in yet.
+ */
+export async function maintainPartitions(pool: pg.Pool, schema: string, opts: PartitionOptions): Promise<MaintenanceResult> {
   const st = partitionStatements(schema);
   const plan = partitionPlan(opts.now, opts.aheadDays, opts.retentionDays);
+  const drop = opts.drop !== false;
+  // Roll up before taking any lock: the rollup waits for writers on events, which our DDL would block.
+  if (drop && opts.rollUp && (await expiredUnfolded(pool, schema, plan.dropBefore)).length > 0) await opts.rollUp();
   const client = await pool.connect();
   let broken = false;
   try {
@@ -119,18 +200,20 @@ export async function maintainPartitions(pool: pg.Pool, schema: string, opts: Pa
       const before = await listPartitions(client, schema);
       if (opts.caps.citus) {
         await client.query(st.citusCreate, [st.parent, plan.createTo.toISOString(), plan.createFrom.toISOString()]);
-        await client.query(st.citusDrop, [st.parent, plan.dropBefore.toISOString()]);
       } else {
         const existing = new Set(before.map((p) => p.name));
         for (const day of plan.days) {
           if (existing.has(day.name)) continue;
-          const { rows } = await client.query<{ ddl: string }>(st.formatCreate, [schema, day.name, day.from.toISOString(), day.to.toISOString()]);
-          if (rows[0]) await client.query(rows[0].ddl);
+          await client.query(await format(client, st.formatCreate, [schema, day.name, day.from.toISOString(), day.to.toISOString()]));
         }
-        for (const p of before) {
-          if (p.to === null || p.to.getTime() > plan.dropBefore.getTime()) continue;
-          const { rows } = await client.query<{ ddl: string }>(st.formatDrop, [schema, p.name]);
-          if (rows[0]) await client.query(rows[0].ddl);
+      }
+      const kept: KeptPartition[] = [];
+      if (drop) {
+        for (const p of expiredPartitions(before, plan.dropBefore)) {
+          await client.query(await format(client, st.formatLock, [schema, p.name]));
+          const reason = await unfolded(client, schema, p.name);
+          if (reason !== undefined) kept.push({ name: p.name, reason });
+          else await client.query(await format(client, st.formatDrop, [schema, p.name]));
         }
       }
       const after = await listPartitions(client, schema);
@@ -140,6 +223,7 @@ export async function maintainPartitions(pool: pg.Pool, schema: string, opts: Pa
       return {
         created: after.filter((p) => !beforeNames.has(p.name)).map((p) => p.name),
         dropped: before.filter((p) => !afterNames.has(p.name)).map((p) => p.name),
+        kept,
       };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {
@@ -150,4 +234,9 @@ export async function maintainPartitions(pool: pg.Pool, schema: string, opts: Pa
   } finally {
     client.release(broken);
   }
+}
+
+/** Pure: one line per partition touched, for logs and the CLI. */
+export function describeMaintenance(r: MaintenanceResult): string[] {
+  return [...r.created.map((n) => `created ${n}`), ...r.dropped.map((n) => `dropped ${n}`), ...r.kept.map((k) => `kept ${k.name}: ${k.reason}`)];
 }

@@ -1,5 +1,5 @@
-import { app, type InvocationContext, type Timer } from '@azure/functions';
-import { RollupBusyError, describeCycle, rollupCycle } from '../rollups/run.js';
+import { app } from '@azure/functions';
+import { makeRollupTimerHandler } from '../rollups/timer.js';
 import { getAppContext } from './context.js';
 
 /**
@@ -10,23 +10,8 @@ app.timer('rollup', {
   schedule: '0 */1 * * * *',
   useMonitor: true,
   runOnStartup: false,
-  handler: async (_timer: Timer, context: InvocationContext): Promise<void> => {
+  handler: makeRollupTimerHandler(async () => {
     const ctx = await getAppContext();
-    try {
-      const r = await rollupCycle(ctx.pool, ctx.config.schema, {
-        caps: ctx.caps,
-        maxWindowRows: ctx.config.rollupMaxWindowRows,
-        retentionDays: ctx.config.rollupRetentionDays,
-        dimensions: ctx.config.rollupDimensions,
-      });
-      context.log(`rollup ${describeCycle(r)}`);
-    } catch (err) {
-      // Long-running writers: nothing was folded in, the next minute tries again.
-      if (err instanceof RollupBusyError) {
-        context.warn(`rollup skipped: ${err.message}`);
-        return;
-      }
-      throw err;
-    }
-  },
+    return { pool: ctx.pool, config: ctx.config, caps: ctx.caps, clock: () => new Date() };
+  }),
 });

@@ -196,6 +196,10 @@ export function planRewind(p: PartitionState, target: RewindTarget, previous: St
   }
   const seq = target.kind === 'start' ? START_SEQUENCE : target.sequenceNumber;
   const offset = target.kind === 'start' ? START_OFFSET : target.offset;
+  if (previous && previous.sequenceNumber === undefined) {
+    // Its position is unknown (resolveCheckpoint could not place its offset): writing could move it forward.
+    return { ...base, action: 'keep', reason: `checkpoint has offset ${previous.offset ?? '(none)'} but no sequence number, and the hub could not place it` };
+  }
   if (previous?.sequenceNumber !== undefined && previous.sequenceNumber <= seq) {
     return { ...base, action: 'keep', reason: `checkpoint (sequence ${previous.sequenceNumber}) is already at or before the target` };
   }
@@ -264,6 +268,31 @@ export async function rewindTargetAt(consumer: EventHubConsumerClient, p: Partit
   if (!prev || prev.sequenceNumber > first.sequenceNumber - 1) return { kind: 'start' };
   if (prev.sequenceNumber !== first.sequenceNumber - 1) throw new Error(`partition ${p.partitionId}: asked for sequence ${first.sequenceNumber - 1}, got ${prev.sequenceNumber}`);
   return { kind: 'before', sequenceNumber: prev.sequenceNumber, offset: prev.offset, first: { sequenceNumber: first.sequenceNumber, enqueuedTime: first.enqueuedTime } };
+}
+
+/**
+ * A checkpoint with an offset but no sequence number (the .NET processor of the Functions host may
+ * write it so) gets its sequence number from the hub: the event at that offset. When that event has
+ * expired, the checkpoint lies before everything retained. Offsets stay opaque: they are only
+ * handed back to the hub and compared for equality. Returns the checkpoint unchanged when it cannot
+ * be placed; planRewind then keeps it.
+ */
+export async function resolveCheckpoint(consumer: EventHubConsumerClient, p: PartitionState, cp: StoredCheckpoint, waitSeconds = 5): Promise<StoredCheckpoint> {
+  if (cp.sequenceNumber !== undefined || cp.offset === undefined) return cp;
+  if (cp.offset === START_OFFSET) return { ...cp, sequenceNumber: START_SEQUENCE };
+  if (!p.isEmpty && cp.offset === p.lastEnqueuedOffset) return { ...cp, sequenceNumber: p.lastEnqueuedSequenceNumber };
+  if (p.isEmpty) return cp;
+  let at: EventAt | undefined;
+  try {
+    at = await firstEventAt(consumer, p.partitionId, { offset: cp.offset, isInclusive: true }, waitSeconds);
+  } catch {
+    return cp;
+  }
+  if (!at) return cp;
+  if (at.offset === cp.offset) return { ...cp, sequenceNumber: at.sequenceNumber };
+  // The hub started elsewhere: the checkpointed event is gone, so the consumer resumes at the oldest one.
+  if (at.sequenceNumber <= p.beginningSequenceNumber) return { ...cp, sequenceNumber: p.beginningSequenceNumber - 1 };
+  return cp;
 }
 
 export async function partitionStates(consumer: EventHubConsumerClient): Promise<PartitionState[]> {

@@ -14,6 +14,7 @@
 import type pg from 'pg';
 import type { RollupDimensionLimits } from '../config.js';
 import { qualified } from '../db/ident.js';
+import { listPartitions, oldestPartitionStart, PARTITION_LOCK_CLASS } from '../db/partitions.js';
 import {
   ROLLUPS,
   bucketCeil,
@@ -212,8 +213,8 @@ export interface RebuildOptions {
   to: Date;
   caps: RollupCapabilities;
   /**
-   * Raw events before this instant may already be dropped by partition retention; rebuilding
-   * buckets there would replace good rollups with nothing, so it is refused.
+   * Raw events before this instant are gone; rebuilding buckets there would replace good rollups
+   * with nothing, so it is refused. rebuildRollups sets it from the oldest partition that exists.
    */
   notBefore?: Date;
   rollups?: readonly RollupDefinition[];
@@ -246,7 +247,9 @@ export function rebuildProblems(opts: Pick<RebuildOptions, 'tenantId' | 'from' |
   if (Number.isNaN(opts.to.getTime())) problems.push('to is not a valid time');
   if (problems.length === 0 && opts.from.getTime() >= opts.to.getTime()) problems.push('from must be before to');
   if (problems.length === 0 && opts.notBefore && opts.from.getTime() < opts.notBefore.getTime()) {
-    problems.push(`from is before ${opts.notBefore.toISOString()}: raw events that old may already be dropped, so a rebuild could lose rollup data`);
+    problems.push(
+      `from is before ${opts.notBefore.toISOString()}, the start of the oldest partition of events that exists: raw events before it are already dropped, so a rebuild would replace their rollups with nothing`,
+    );
   }
   return problems;
 }
@@ -264,6 +267,13 @@ export async function rebuildRollups(pool: pg.Pool, schema: string, opts: Rebuil
   await pool.query(ensureStateSql(schema), [rollups.map((r) => r.name)]);
   const sketch = await loadSketchProfile(pool, schema, opts.caps, rollups);
   return inTransaction(pool, async (client) => {
+    // The guard reads what exists, under the partition maintenance lock (shared), so no partition
+    // in the range is dropped while the rebuild reads it.
+    await client.query('SELECT pg_advisory_xact_lock_shared($1::int, hashtext($2::text))', [PARTITION_LOCK_CLASS, schema]);
+    const oldest = oldestPartitionStart(await listPartitions(client, schema));
+    if (!oldest) throw new RebuildRangeError(`${schema}.events has no partitions: there are no raw events to rebuild from`);
+    const guarded = rebuildProblems({ ...opts, notBefore: oldest });
+    if (guarded.length > 0) throw new RebuildRangeError(guarded.join('; '));
     const state = await client.query<{ name: string; last_seq: string }>(lockStateSql(schema), [rollups.map((r) => r.name)]);
     const watermarks = new Map(state.rows.map((r) => [r.name, toSafeInt(r.last_seq, 'last_seq')]));
     const out: RebuildResult[] = [];

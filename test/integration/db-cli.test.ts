@@ -23,22 +23,39 @@ test('hubsink migrate and hubsink partitions against a schema from HUBSINK_SCHEM
     const first = await hubsink(['migrate'], env);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, /^001_core$/m);
+    // migrate also created the accepted window's partitions (default 30 days back, 3 ahead).
+    assert.match(first.stdout, /^created events_p\d{4}_\d{2}_\d{2}$/m);
     const again = await hubsink(['migrate', '--json'], env);
     assert.equal(again.code, 0, again.stderr);
-    assert.deepEqual(JSON.parse(again.stdout), { schema: s.schema, applied: [] });
+    assert.deepEqual(JSON.parse(again.stdout), { schema: s.schema, applied: [], createdPartitions: [] });
 
-    const parts = await hubsink(['partitions', '--ahead', '2', '--retention', '3', '--json', '--schema', s.schema], { DATABASE_URL: testDatabaseUrl() });
+    const parts = await hubsink(['partitions', '--ahead', '4', '--retention', '30', '--json', '--schema', s.schema], { DATABASE_URL: testDatabaseUrl() });
     assert.equal(parts.code, 0, parts.stderr);
-    const out = JSON.parse(parts.stdout) as { schema: string; created: string[]; dropped: string[] };
+    const out = JSON.parse(parts.stdout) as { schema: string; created: string[]; dropped: string[]; kept: unknown[] };
     assert.equal(out.schema, s.schema);
     assert.deepEqual(out.dropped, []);
-    // The run used the wall clock; the plan for "now" may differ only if a UTC midnight passed in between.
-    const plan = partitionPlan(new Date(), 2, 3).days.map((d) => d.name);
-    assert.ok(out.created.length >= 7);
+    assert.deepEqual(out.kept, []);
+    // One more day ahead than migrate made (two if a UTC midnight passed in between).
+    assert.ok(out.created.length >= 1 && out.created.length <= 2, JSON.stringify(out));
     assert.ok(out.created.every((n) => /^events_p\d{4}_\d{2}_\d{2}$/.test(n)));
-    assert.ok(plan.filter((n) => out.created.includes(n)).length >= plan.length - 1);
+    const plan = partitionPlan(new Date(), 4, 30).days.map((d) => d.name);
+    assert.ok(out.created.every((n) => plan.includes(n)));
 
-    const text = await hubsink(['partitions', '--ahead', '2', '--retention', '3'], env);
+    // Below the app's retention (HUBSINK_RETENTION_DAYS, default 30) only with --force; never below 1.
+    const below = await hubsink(['partitions', '--retention', '3'], env);
+    assert.equal(below.code, 2);
+    assert.match(below.stderr, /--retention 3 is below the app's HUBSINK_RETENTION_DAYS \(30\).*--force/s);
+    for (const bad of ['0', '-1', '1.5']) {
+      const r = await hubsink(['partitions', '--retention', bad, '--force'], env);
+      assert.equal(r.code, 2, `--retention ${bad}: ${r.stderr}`);
+      assert.match(r.stderr, /positive whole number|unknown option/);
+    }
+    const sameAsApp = await hubsink(['partitions', '--retention', '3'], { ...env, HUBSINK_RETENTION_DAYS: '3' });
+    assert.equal(sameAsApp.code, 0, sameAsApp.stderr);
+    const forced = await hubsink(['partitions', '--ahead', '2', '--retention', '3', '--force'], env);
+    assert.equal(forced.code, 0, forced.stderr);
+
+    const text = await hubsink(['partitions', '--ahead', '2', '--retention', '3', '--force'], env);
     assert.equal(text.code, 0, text.stderr);
     assert.match(text.stderr, /up to date/);
   } finally {

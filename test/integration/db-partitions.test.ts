@@ -7,6 +7,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { maintainPartitions, partitionWindow } from '../../src/db/partitions.js';
 import { detectCapabilities } from '../../src/db/capabilities.js';
 import { insertEventRows } from '../../src/db/events.js';
+import { runRollups } from '../../src/rollups/run.js';
 
 const DAY = 86_400_000;
 
@@ -57,7 +58,7 @@ test('partition maintenance creates daily UTC partitions for the window, is idem
     assert.deepEqual(first.dropped, []);
 
     const again = await maintainPartitions(s.pool, s.schema, { now, aheadDays: 3, retentionDays: 5, caps });
-    assert.deepEqual(again, { created: [], dropped: [] });
+    assert.deepEqual(again, { created: [], dropped: [], kept: [] });
     assert.deepEqual(await catalog(s.pool, s.schema), want);
 
     // Data in a partition that survives is kept; the window's edges are writable.
@@ -65,12 +66,29 @@ test('partition maintenance creates daily UTC partitions for the window, is idem
     const edge = [makeRow({ occurredAt: w.from }), makeRow({ occurredAt: w.to }), makeRow({ occurredAt: new Date('2031-03-13T12:00:00Z') })];
     assert.equal((await insertEventRows(s.pool, s.schema, edge)).inserted, 3);
 
-    // Two days later: 03-10 and 03-11 end at or before now − 5d and go; two new days appear.
+    // Two days later: 03-10 and 03-11 end at or before now − 5d. 03-11 is empty and goes; 03-10
+    // holds a row no rollup has folded in yet, so it stays, and says why.
     const later = new Date(now.getTime() + 2 * DAY);
     const moved = await maintainPartitions(s.pool, s.schema, { now: later, aheadDays: 3, retentionDays: 5, caps });
-    assert.deepEqual([...moved.dropped].sort(), ['events_p2031_03_10', 'events_p2031_03_11']);
+    assert.deepEqual([...moved.dropped].sort(), ['events_p2031_03_11']);
     assert.deepEqual([...moved.created].sort(), ['events_p2031_03_20', 'events_p2031_03_21']);
+    assert.deepEqual(moved.kept.map((k) => k.name), ['events_p2031_03_10']);
+    assert.match(moved.kept[0]?.reason ?? '', /holds rows up to ingest_seq \d+ but the rollups have folded in only up to 0/);
+    // Once the rollups have folded it in (here through the hook a maintenance run calls), it goes.
+    let rolledUp = 0;
+    const rollUp = async (): Promise<void> => {
+      rolledUp++;
+      await runRollups(s.pool, s.schema, { caps, maxWindowRows: 1000 });
+    };
+    const after = await maintainPartitions(s.pool, s.schema, { now: later, aheadDays: 3, retentionDays: 5, caps, rollUp });
+    assert.equal(rolledUp, 1);
+    assert.deepEqual(after, { created: [], dropped: ['events_p2031_03_10'], kept: [] });
+    const day = await s.pool.query<{ n: string }>(`SELECT sum(events)::text AS n FROM "${s.schema}".rollup_day`);
+    assert.equal(day.rows[0]?.n, '3', 'every row, the dropped one included, is in the rollups');
     assert.deepEqual(await catalog(s.pool, s.schema), expected('2031-03-12', 10));
+    // Nothing left to fold: the hook is not called again.
+    await maintainPartitions(s.pool, s.schema, { now: later, aheadDays: 3, retentionDays: 5, caps, rollUp });
+    assert.equal(rolledUp, 1);
     const { rows } = await s.pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${s.schema}".events WHERE occurred_at >= '2031-03-12'`);
     assert.equal(Number(rows[0]?.n), 2);
   } finally {

@@ -31,7 +31,8 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export async function startStack(opts: { partitions?: number } = {}): Promise<Stack> {
+/** `prepare: false` leaves the schema empty, as a user who has run nothing yet has it. */
+export async function startStack(opts: { partitions?: number; prepare?: boolean } = {}): Promise<Stack> {
   const hub = uniqueName('rin');
   const dlHub = uniqueName('rdl');
   const emu = await startEmulator({
@@ -43,6 +44,7 @@ export async function startStack(opts: { partitions?: number } = {}): Promise<St
   });
   const db = await createTestSchema('run_');
   try {
+    if (opts.prepare === false) return stackOf(emu, db, hub, dlHub);
     await migrate(db.pool, db.schema);
     const caps = await detectCapabilities(db.pool);
     await maintainPartitions(db.pool, db.schema, { now: new Date(), aheadDays: 3, retentionDays: 30, caps });
@@ -51,6 +53,10 @@ export async function startStack(opts: { partitions?: number } = {}): Promise<St
     await emu.stop();
     throw err;
   }
+  return stackOf(emu, db, hub, dlHub);
+}
+
+function stackOf(emu: Emulator, db: TestSchema, hub: string, dlHub: string): Stack {
   const container = uniqueName('ckpt');
   return {
     emu,

@@ -143,7 +143,7 @@ describe('rebuild requests and cycle log lines', () => {
     assert.match(rebuildProblems({ tenantId: 1, from: new Date('x'), to: now }).join(), /from is not a valid time/);
     assert.match(
       rebuildProblems({ tenantId: 1, from: new Date('2026-01-01T00:00:00Z'), to: now, notBefore: new Date('2026-02-12T00:00:00Z') }).join(),
-      /may already be dropped/,
+      /oldest partition of events that exists/,
     );
   });
   test('describeCycle', () => {
