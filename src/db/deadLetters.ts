@@ -9,8 +9,10 @@
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import { clampDate } from '../pipeline/deadletter.js';
 import type { DeadLetterRecord } from '../pipeline/types.js';
 import { ident } from './ident.js';
+import { classifyError, describeError, sqlState } from '../pipeline/classify.js';
 
 export type ParkReason = 'invalid' | 'rejected';
 export const PARK_REASONS: readonly ParkReason[] = ['invalid', 'rejected'];
@@ -27,9 +29,21 @@ export interface Statement {
 // ---------------------------------------------------------------------------------------------
 // Values that PostgreSQL text and jsonb cannot hold as they are.
 
-/** text columns refuse NUL; informational text (errors, partition keys) gets U+FFFD instead. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'g');
+
+/**
+ * text columns refuse NUL, and a lone UTF-16 surrogate has no UTF-8 form; informational text
+ * (errors, partition keys) gets U+FFFD instead of either.
+ */
 export function safeText(s: string): string {
-  return s.includes('\u0000') ? s.replaceAll('\u0000', '\uFFFD') : s;
+  const noNul = s.includes('\u0000') ? s.replaceAll('\u0000', '\uFFFD') : s;
+  return LONE_SURROGATE.test(noNul) ? noNul.replace(LONE_SURROGATES, '\uFFFD') : noNul;
+}
+
+/** A time PostgreSQL stores, as ISO text: see clampDate. */
+export function clampTime(d: Date): string {
+  return clampDate(d).toISOString();
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -38,7 +52,8 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
  * Application properties as jsonb, losslessly. jsonb refuses strings with NUL, and AMQP values may be
  * bytes, dates, int64 or non-finite numbers, which JSON cannot spell: such values are written as a
  * one-key object tagged `$bytes` (base64), `$date` (ISO), `$bigint`, `$number` or `$string`
- * (base64 of the UTF-8 of a string with NUL). A plain object that happens to have one `$`-key is
+ * (base64 of the UTF-8 of a string with NUL) or `$utf16` (base64 of the UTF-16 of a string with a lone
+ * surrogate, which has no UTF-8). Keys with NUL or lone surrogates get U+FFFD. A plain object that happens to have one `$`-key is
  * tagged `$object` so decoding never mistakes it for one of ours.
  */
 export function encodeJsonValue(v: unknown, depth = 0): Json {
@@ -47,7 +62,11 @@ export function encodeJsonValue(v: unknown, depth = 0): Json {
   if (typeof v === 'boolean') return v;
   if (typeof v === 'number') return Number.isFinite(v) ? v : { $number: String(v) };
   if (typeof v === 'bigint') return { $bigint: v.toString() };
-  if (typeof v === 'string') return v.includes('\u0000') ? { $string: Buffer.from(v, 'utf8').toString('base64') } : v;
+  if (typeof v === 'string') {
+    // jsonb refuses \u0000 and lone surrogates; UTF-16 keeps a lone surrogate exactly.
+    if (LONE_SURROGATE.test(v)) return { $utf16: Buffer.from(v, 'utf16le').toString('base64') };
+    return v.includes('\u0000') ? { $string: Buffer.from(v, 'utf8').toString('base64') } : v;
+  }
   if (v instanceof Date) return { $date: Number.isNaN(v.getTime()) ? 'invalid' : v.toISOString() };
   if (Buffer.isBuffer(v) || v instanceof Uint8Array) return { $bytes: Buffer.from(v).toString('base64') };
   if (Array.isArray(v)) return v.map((x) => encodeJsonValue(x, depth + 1));
@@ -55,7 +74,7 @@ export function encodeJsonValue(v: unknown, depth = 0): Json {
     const out: { [k: string]: Json } = {};
     const entries = Object.keys(v).map((k) => [k, (v as Record<string, unknown>)[k]] as const);
     for (const [k, x] of entries) {
-      Object.defineProperty(out, k.includes('\u0000') ? safeText(k) : k, { value: encodeJsonValue(x, depth + 1), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(out, safeText(k), { value: encodeJsonValue(x, depth + 1), enumerable: true, writable: true, configurable: true });
     }
     const keys = Object.keys(out);
     if (keys.length === 1 && keys[0]?.startsWith('$')) return { $object: out };
@@ -78,6 +97,7 @@ export function decodeJsonValue(v: unknown): unknown {
     if (k === '$bigint' && typeof x === 'string' && /^-?\d+$/.test(x)) return BigInt(x);
     if (k === '$number' && typeof x === 'string') return Number(x);
     if (k === '$string' && typeof x === 'string') return Buffer.from(x, 'base64').toString('utf8');
+    if (k === '$utf16' && typeof x === 'string') return Buffer.from(x, 'base64').toString('utf16le');
     if (k === '$object' && x !== null && typeof x === 'object' && !Array.isArray(x)) return decodeObject(x as Record<string, unknown>);
   }
   return decodeObject(o);
@@ -113,16 +133,12 @@ const PARK_COLUMNS: readonly (readonly [column: string, arrayType: string, value
   ['source_partition', 'text[]', (r) => safeText(r.source.partitionId)],
   ['source_sequence', 'bigint[]', (r) => r.source.sequenceNumber],
   ['source_offset', 'text[]', (r) => safeText(r.source.offset)],
-  ['source_enqueued_at', 'timestamptz[]', (r) => validIso(r.source.enqueuedTime)],
+  ['source_enqueued_at', 'timestamptz[]', (r) => clampTime(r.source.enqueuedTime)],
   ['source_partition_key', 'text[]', (r) => (r.source.partitionKey === undefined ? null : safeText(r.source.partitionKey))],
   ['attempts', 'int[]', (r) => Math.max(0, Math.min(2 ** 31 - 1, Math.trunc(r.attempts) || 0))],
-  ['first_failure_at', 'timestamptz[]', (r) => validIso(r.firstFailureAt)],
-  ['last_failure_at', 'timestamptz[]', (r) => validIso(r.lastFailureAt)],
+  ['first_failure_at', 'timestamptz[]', (r) => clampTime(r.firstFailureAt)],
+  ['last_failure_at', 'timestamptz[]', (r) => clampTime(r.lastFailureAt)],
 ];
-
-function validIso(d: Date): string {
-  return Number.isNaN(d.getTime()) ? new Date(0).toISOString() : d.toISOString();
-}
 
 /** Pure: the park statement. Same text for every batch. */
 export function parkSql(schema: string): string {
@@ -151,12 +167,173 @@ export interface ParkResult {
   alreadyParked: number;
 }
 
-export async function parkDeadLetters(db: Queryable, schema: string, records: readonly DeadLetterRecord[]): Promise<ParkResult> {
+/** Bounds of one park statement: rows, and bytes of its parameters (bytea travels as hex, twice its size). */
+export const PARK_MAX_ROWS = 500;
+export const PARK_MAX_BYTES = 16 * 1024 * 1024;
+
+/** Pure: about how many bytes a record adds to the park statement's parameters. */
+export function parkBytes(r: DeadLetterRecord): number {
+  let props = 0;
+  try {
+    props = JSON.stringify(encodeJsonValue(r.properties)).length * 2;
+  } catch {
+    props = 0;
+  }
+  return 2 * r.body.length + props + 2 * r.error.length + 512;
+}
+
+/** Pure: consecutive groups of records within both bounds (a record larger than the byte bound goes alone). */
+export function parkGroups(records: readonly DeadLetterRecord[], maxRows = PARK_MAX_ROWS, maxBytes = PARK_MAX_BYTES): DeadLetterRecord[][] {
+  const groups: DeadLetterRecord[][] = [];
+  let current: DeadLetterRecord[] = [];
+  let bytes = 0;
+  for (const r of records) {
+    const n = parkBytes(r);
+    if (current.length > 0 && (current.length >= maxRows || bytes + n > maxBytes)) {
+      groups.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(r);
+    bytes += n;
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}
+
+const SAFE_INT = (n: number) => (Number.isSafeInteger(n) ? n : 0);
+
+/** Strings made storable in text and jsonb, lossy (U+FFFD) where they are not; for stubs only. */
+function saneProperties(v: unknown, depth = 0): unknown {
+  if (depth > 32) return '[nested too deep]';
+  if (typeof v === 'string') return safeText(v);
+  if (typeof v === 'number') return Number.isFinite(v) ? v : String(v);
+  if (v === null || typeof v === 'boolean' || v === undefined) return v ?? null;
+  if (typeof v === 'bigint') return v.toString();
+  if (v instanceof Date) return clampTime(v);
+  if (Buffer.isBuffer(v) || v instanceof Uint8Array) return { $bytes: Buffer.from(v).toString('base64') };
+  if (Array.isArray(v)) return v.map((x) => saneProperties(x, depth + 1));
+  if (typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v)) Object.defineProperty(out, safeText(k), { value: saneProperties((v as Record<string, unknown>)[k], depth + 1), enumerable: true, writable: true, configurable: true });
+    return out;
+  }
+  return safeText(String(v as string));
+}
+
+/**
+ * Pure: what is parked in place of a record the database refused as it was. Times are clamped, text
+ * made safe, and both errors recorded: why it was dead-lettered, and why it could not be parked as
+ * it was. Each level gives up more: the properties, then the body (its size and hash are noted).
+ */
+export type StubLevel = 'sanitised' | 'without properties' | 'without properties and body';
+export const STUB_LEVELS: readonly StubLevel[] = ['sanitised', 'without properties', 'without properties and body'];
+
+export function parkStub(r: DeadLetterRecord, parkError: string, level: StubLevel = 'sanitised'): DeadLetterRecord {
+  let properties: Record<string, unknown> = {};
+  if (level === 'sanitised') {
+    try {
+      properties = saneProperties(r.properties) as Record<string, unknown>;
+    } catch {
+      properties = {};
+    }
+  }
+  const keepBody = level !== 'without properties and body';
+  const note =
+    level === 'sanitised'
+      ? 'parked as a sanitised stub'
+      : level === 'without properties'
+        ? 'parked without its properties'
+        : `parked without its properties and body (${r.body.length} bytes, sha256 ${createHash('sha256').update(r.body).digest('hex')})`;
+  const source = {
+    hub: safeText(r.source.hub),
+    consumerGroup: safeText(r.source.consumerGroup),
+    partitionId: safeText(r.source.partitionId),
+    sequenceNumber: SAFE_INT(r.source.sequenceNumber),
+    offset: safeText(r.source.offset),
+    enqueuedTime: new Date(clampTime(r.source.enqueuedTime)),
+    ...(r.source.partitionKey !== undefined ? { partitionKey: safeText(r.source.partitionKey) } : {}),
+  };
+  const stub: DeadLetterRecord = {
+    reason: r.reason,
+    error: `${safeText(r.error).slice(0, 2000)} [${note}: the database refused it as it was: ${safeText(parkError).slice(0, 1000)}]`,
+    body: keepBody ? r.body : Buffer.alloc(0),
+    properties,
+    source,
+    attempts: Math.max(1, Math.min(2 ** 31 - 1, Math.trunc(r.attempts) || 1)),
+    firstFailureAt: new Date(clampTime(r.firstFailureAt)),
+    lastFailureAt: new Date(clampTime(r.lastFailureAt)),
+  };
+  if (r.tenantId !== undefined) stub.tenantId = r.tenantId;
+  if (r.eventId !== undefined) stub.eventId = r.eventId;
+  return stub;
+}
+
+export interface ParkOptions {
+  maxRows?: number;
+  maxBytes?: number;
+  /** Called for each record parked as a stub, with the error that refused the original. */
+  onStub?: (record: DeadLetterRecord, error: unknown) => void;
+}
+
+/**
+ * Parks records idempotently, in statements bounded by rows and bytes. One record the database
+ * refuses never blocks the others (nor the partition they came from): a statement that fails for
+ * any reason but an unreachable or busy database is halved until the refused record stands alone,
+ * which is parked as a stub (parkStub) and the rest as they are. Transient and unavailable
+ * failures are thrown: the caller retries the batch, and parking again is harmless.
+ */
+export async function parkDeadLetters(db: Queryable, schema: string, records: readonly DeadLetterRecord[], opts: ParkOptions = {}): Promise<ParkResult> {
   const byReason: Record<ParkReason, number> = { invalid: 0, rejected: 0 };
-  if (records.length === 0) return { parked: 0, ids: [], byReason, alreadyParked: 0 };
-  const res = await db.query<{ id: string; reason: ParkReason }>(parkSql(schema), parkParams(records));
-  for (const r of res.rows) byReason[r.reason]++;
-  const ids = res.rows.map((r) => Number(r.id));
+  const ids: number[] = [];
+  if (records.length === 0) return { parked: 0, ids, byReason, alreadyParked: 0 };
+  const text = parkSql(schema);
+  const insert = async (group: readonly DeadLetterRecord[]): Promise<void> => {
+    const res = await db.query<{ id: string; reason: ParkReason }>(text, parkParams(group));
+    for (const r of res.rows) {
+      byReason[r.reason]++;
+      ids.push(Number(r.id));
+    }
+  };
+  // Retrying cannot help when the database is unreachable or busy (the caller retries the batch),
+  // nor bisecting when the statement itself is wrong for the schema (missing table, privileges).
+  const hopeless = (err: unknown): boolean => {
+    const cls = classifyError(err);
+    return cls === 'transient' || cls === 'unavailable' || /^(42|3F|0A)/.test(sqlState(err) ?? '');
+  };
+  // A transient record here is a caller's bug, not a bad record: refuse before bisecting anything.
+  for (const r of records) {
+    if (!PARK_REASONS.includes(r.reason as ParkReason)) throw new Error(`only invalid or rejected events are parked, not ${r.reason}`);
+  }
+  const pending = parkGroups(records, opts.maxRows, opts.maxBytes);
+  for (let group = pending.shift(); group !== undefined; group = pending.shift()) {
+    try {
+      await insert(group);
+      continue;
+    } catch (err) {
+      if (hopeless(err)) throw err;
+      const [only] = group;
+      if (group.length > 1) {
+        const mid = Math.ceil(group.length / 2);
+        pending.unshift(group.slice(0, mid), group.slice(mid));
+        continue;
+      }
+      if (!only) continue;
+      let why = describeError(err);
+      for (const [i, level] of STUB_LEVELS.entries()) {
+        try {
+          await insert([parkStub(only, why, level)]);
+          opts.onStub?.(only, err);
+          break;
+        } catch (stubErr) {
+          // Refused even without properties or body: the database itself is broken, and the batch
+          // must wait for an operator.
+          if (hopeless(stubErr) || i === STUB_LEVELS.length - 1) throw stubErr;
+          why = `${why}; then: ${describeError(stubErr)}`;
+        }
+      }
+    }
+  }
   return { parked: ids.length, ids, byReason, alreadyParked: records.length - ids.length };
 }
 

@@ -4,9 +4,10 @@
  * are counted with RETURNING because Citus reports rows attempted, not inserted (notes/citus.md).
  */
 import type pg from 'pg';
-import { classifyError, describeError } from '../pipeline/classify.js';
+import { classifyError, DatabaseUnavailableError, describeError, sqlState } from '../pipeline/classify.js';
 import type { EventRow } from '../pipeline/types.js';
 import { ident } from './ident.js';
+import { createDayPartitions, daysInWindow } from './partitionsOnDemand.js';
 import type { TenantRegistry } from './tenants.js';
 
 /** Column, array type of its parameter, and how a row supplies the value. Order is the parameter order. */
@@ -63,7 +64,10 @@ export async function insertEventRows(
 
 export interface WriteOptions {
   chunkSize: number;
-  /** How long transient failures are retried, counted from the first one in this call. */
+  /**
+   * How long transient failures of one statement are retried, counted from its first failure. Per
+   * statement, not per call: a second brief blip late in a long (or bisected) batch gets its own.
+   */
   transientRetryMs: number;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
@@ -71,6 +75,14 @@ export interface WriteOptions {
   random?: () => number;
   onRetry?: (attempt: number, err: unknown) => void;
   tenants?: TenantRegistry;
+  /**
+   * The occurredAt window ingest accepts ([now − retention, now + ahead]). A row in it that finds no
+   * partition (23514) gets its day's partition created and is written; without a window such rows
+   * are isolated and rejected like any other refused row.
+   */
+  partitionWindow?: { from: Date; to: Date };
+  /** Creates missing daily partitions; createDayPartitions by default. */
+  createPartitions?: (days: Date[]) => Promise<string[]>;
 }
 
 export interface WriteOutcome {
@@ -81,6 +93,8 @@ export interface WriteOutcome {
   /** Set when transient failures outlasted the retry budget: these rows were not written. */
   transient?: { error: string; attempts: number; rows: EventRow[] };
   retries: number;
+  /** Partitions created because rows of the accepted window found none. */
+  createdPartitions: string[];
 }
 
 export const BACKOFF_BASE_MS = 100;
@@ -104,21 +118,35 @@ export function chunk<T>(rows: readonly T[], size: number): T[][] {
 
 const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** 23514 is also a CHECK violation (type length, say); only this text means a missing partition. */
+const NO_PARTITION = /no partition of relation/i;
+
+export function isMissingPartition(err: unknown): boolean {
+  return sqlState(err) === '23514' && err instanceof Error && NO_PARTITION.test(err.message);
+}
+
 /**
- * Writes rows chunk by chunk. Transient failures are retried with backoff until the budget runs
- * out; then the failing slice and everything after it is handed back in `transient`. A chunk the
- * database refuses is halved until the refused rows stand alone; those go to `rejected` and the
- * rest is written. Anything else (missing table, permissions) is thrown: retrying rows cannot fix it.
+ * Writes rows chunk by chunk. Transient failures are retried with backoff until the statement's
+ * budget runs out; then the failing slice and everything after it is handed back in `transient`.
+ * When the database cannot be reached at all for that long, DatabaseUnavailableError is thrown
+ * instead: every batch would fail alike, so the caller keeps its checkpoint rather than copying the
+ * stream onto the dead-letter hub. A chunk the database refuses is halved until the refused rows
+ * stand alone; those go to `rejected` and the rest is written, except rows of the accepted window
+ * that found no partition: their days are created and the chunk is written whole. Anything else
+ * (missing table, permissions) is thrown: retrying rows cannot fix it.
  */
 export async function writeEvents(pool: pg.Pool, schema: string, rows: readonly EventRow[], opts: WriteOptions): Promise<WriteOutcome> {
   const sleep = opts.sleep ?? realSleep;
   const now = opts.now ?? Date.now;
   const random = opts.random ?? Math.random;
-  const out: WriteOutcome = { inserted: 0, duplicates: 0, rejected: [], retries: 0 };
+  const createPartitions = opts.createPartitions ?? ((days: Date[]) => createDayPartitions(pool, schema, days));
+  const out: WriteOutcome = { inserted: 0, duplicates: 0, rejected: [], retries: 0, createdPartitions: [] };
   // A work list rather than recursion: when the budget runs out, what is left is exactly the
   // current slice plus the list, in order.
   const pending: EventRow[][] = chunk(rows, opts.chunkSize);
-  let firstFailureAt: number | undefined;
+  // Days whose partition this call already made sure of: a row still refused there lies outside
+  // every partition for another reason and is isolated as usual.
+  const ensuredDays = new Set<number>();
 
   const attemptOnce = async (slice: readonly EventRow[]): Promise<{ inserted: number; duplicates: number }> => {
     if (opts.tenants) await opts.tenants.ensure(pool, schema, slice.map((r) => r.tenantId));
@@ -127,6 +155,7 @@ export async function writeEvents(pool: pg.Pool, schema: string, rows: readonly 
 
   for (let slice = pending.shift(); slice !== undefined; slice = pending.shift()) {
     let attempts = 0;
+    let firstFailureAt: number | undefined;
     for (;;) {
       attempts++;
       try {
@@ -135,11 +164,29 @@ export async function writeEvents(pool: pg.Pool, schema: string, rows: readonly 
         out.duplicates += r.duplicates;
         break;
       } catch (err) {
-        const cls = classifyError(err);
-        if (cls === 'fatal') throw err;
+        let failure: unknown = err;
+        if (opts.partitionWindow && isMissingPartition(err)) {
+          const days = daysInWindow(slice.map((r) => r.occurredAt), opts.partitionWindow).filter((d) => !ensuredDays.has(d.getTime()));
+          if (days.length > 0) {
+            try {
+              const created = await createPartitions(days);
+              for (const d of days) ensuredDays.add(d.getTime());
+              out.createdPartitions.push(...created);
+              attempts--; // creating the partition was the fix, not a failed attempt
+              continue;
+            } catch (ddlErr) {
+              // A DDL failure that retrying cannot fix (no privilege, say) must not turn good events
+              // into rejected ones: it is thrown, and the batch waits for an operator.
+              if (classifyError(ddlErr) === 'fatal' || classifyError(ddlErr) === 'rejected') throw ddlErr;
+              failure = ddlErr;
+            }
+          }
+        }
+        const cls = classifyError(failure);
+        if (cls === 'fatal') throw failure;
         if (cls === 'rejected') {
           const [only] = slice;
-          if (slice.length === 1 && only) out.rejected.push({ row: only, error: describeError(err) });
+          if (slice.length === 1 && only) out.rejected.push({ row: only, error: describeError(failure) });
           else {
             const mid = Math.ceil(slice.length / 2);
             pending.unshift(slice.slice(0, mid), slice.slice(mid));
@@ -150,11 +197,17 @@ export async function writeEvents(pool: pg.Pool, schema: string, rows: readonly 
         firstFailureAt ??= t;
         const left = opts.transientRetryMs - (t - firstFailureAt);
         if (left <= 0 || attempts >= MAX_ATTEMPTS) {
-          out.transient = { error: describeError(err), attempts, rows: [slice, ...pending].flat() };
+          if (cls === 'unavailable') {
+            throw new DatabaseUnavailableError(
+              `database unreachable for ${t - firstFailureAt} ms (${attempts} attempt(s)), ${[slice, ...pending].flat().length} row(s) not written: ${describeError(failure)}`,
+              { cause: failure },
+            );
+          }
+          out.transient = { error: describeError(failure), attempts, rows: [slice, ...pending].flat() };
           return out;
         }
         out.retries++;
-        opts.onRetry?.(attempts, err);
+        opts.onRetry?.(attempts, failure);
         await sleep(Math.min(left, backoffDelay(attempts, random())));
       }
     }

@@ -17,12 +17,13 @@
 import type pg from 'pg';
 import type { HubsinkConfig } from '../config.js';
 import { writeEvents } from '../db/events.js';
+import { partitionWindow } from '../db/partitions.js';
 import { markReplayedBySourceSql, parkDeadLetters } from '../db/deadLetters.js';
 import type { TenantRegistry } from '../db/tenants.js';
 import { deadLetterFromRaw, fromDeadLetterMessage, nextAttempt } from '../pipeline/deadletter.js';
 import type { DeadLetterRecord, EventRow, RawEvent } from '../pipeline/types.js';
 import { validateEvent } from '../pipeline/validate.js';
-import { classifyError, describeError } from '../pipeline/classify.js';
+import { classifyError, DatabaseUnavailableError, describeError } from '../pipeline/classify.js';
 
 export type DeadLetterMode = 'retry' | 'replay';
 
@@ -73,7 +74,13 @@ export function decodeDeadLetters(raws: readonly RawEvent[], now: Date): { recor
   const records: DeadLetterRecord[] = [];
   const undecodable: DeadLetterRecord[] = [];
   for (const raw of raws) {
-    const d = fromDeadLetterMessage(raw.body, raw.properties);
+    // Whatever a property holds, decoding one event never throws out of the batch.
+    let d: ReturnType<typeof fromDeadLetterMessage>;
+    try {
+      d = fromDeadLetterMessage(raw.body, raw.properties);
+    } catch (err) {
+      d = { ok: false, error: describeError(err) };
+    }
     if (d.ok) records.push(d.record);
     else undecodable.push(undecodableRecord(raw, d.error, now));
   }
@@ -131,8 +138,12 @@ export async function processDeadLetters(deps: DeadLetterDeps, raws: readonly Ra
     const out = await writeEvents(deps.pool, config.schema, rows, {
       chunkSize: config.upsertChunkSize,
       transientRetryMs: config.transientRetryMs,
+      partitionWindow: partitionWindow(now, config.partitionsAheadDays, config.retentionDays),
       ...(deps.sleep ? { sleep: deps.sleep } : {}),
       ...(deps.tenants ? { tenants: deps.tenants } : {}),
+    }).catch((err: unknown) => {
+      if (!(err instanceof DatabaseUnavailableError)) throw err;
+      throw new TransientDatabaseError(`database still unavailable: ${err.message}`, rows.length, { cause: err });
     });
     counts.inserted = out.inserted;
     counts.duplicates = out.duplicates;
@@ -164,7 +175,8 @@ export async function processDeadLetters(deps: DeadLetterDeps, raws: readonly Ra
     try {
       p = await parkDeadLetters(deps.pool, config.schema, toPark);
     } catch (err) {
-      if (classifyError(err) !== 'transient') throw err;
+      const cls = classifyError(err);
+      if (cls !== 'transient' && cls !== 'unavailable') throw err;
       throw new TransientDatabaseError(`database unavailable, ${toPark.length} dead letter(s) not yet parked: ${describeError(err)}`, toPark.length, { cause: err });
     }
     counts.parked = p.byReason;

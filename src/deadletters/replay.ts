@@ -9,6 +9,7 @@
  * within one run). A transient database failure stops the replay; what was done stays done.
  */
 import { writeEvents } from '../db/events.js';
+import { partitionWindow } from '../db/partitions.js';
 import {
   countDeadLetters,
   eventKey,
@@ -118,6 +119,7 @@ export async function replayParked(deps: DeadLetterDeps, opts: ReplayOptions): P
       const out = await writeEvents(deps.pool, config.schema, rows, {
         chunkSize: config.upsertChunkSize,
         transientRetryMs: config.transientRetryMs,
+        partitionWindow: partitionWindow(now, config.partitionsAheadDays, config.retentionDays),
         ...(deps.sleep ? { sleep: deps.sleep } : {}),
         ...(deps.tenants ? { tenants: deps.tenants } : {}),
       });

@@ -1,6 +1,6 @@
 /**
- * One partition's event log: sequence numbers from 0, opaque offsets, non-decreasing enqueued
- * times, and retention by count and/or bytes so a long local run stays bounded. Pure: the clock is
+ * One partition's event log: sequence numbers from 0, opaque offsets, enqueued times that never go
+ * backwards (one per batch, each batch at least 1 ms after the one before), and retention by count and/or bytes so a long local run stays bounded. Pure: the clock is
  * injected and no I/O happens here.
  */
 import { type PreparedEvent, stampEvent } from './eventCodec.js';
@@ -87,9 +87,15 @@ export class PartitionLog {
     return this.opaque ? `${OPAQUE_PREFIX}${sequenceNumber.toString(36)}.p${this.partitionId}` : String(position);
   }
 
-  /** Appends a whole batch; all its events share one enqueued time, as on the service. */
+  /**
+   * Appends a whole batch; all its events share one enqueued time, as on the service. The promise:
+   * distinct batches on a partition get enqueued times at least 1 ms apart, even when they arrive
+   * within one millisecond or the wall clock steps back, so an enqueued-time position always falls
+   * between two batches. (The log's time runs ahead of the clock only while batches arrive faster
+   * than one per millisecond.)
+   */
   append(events: readonly PreparedEvent[], partitionKey: string | undefined): LogEntry[] {
-    const time = Math.max(this.now(), this.lastTime);
+    const time = this.nextSequence === 0 ? this.now() : Math.max(this.now(), this.lastTime + 1);
     this.lastTime = time;
     const added: LogEntry[] = [];
     for (const ev of events) {

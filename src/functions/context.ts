@@ -2,15 +2,19 @@
  * Process-wide dependencies of the Azure Functions handlers, created once on first use (config is
  * parsed once; one pool per worker process). Registrations stay thin: they pass `getAppContext`
  * to handler factories, and tests pass their own dependencies instead.
+ *
+ * Only successes are cached. A build that fails (the database unreachable at start-up, an identity
+ * error before the managed identity is ready) is forgotten, so the next invocation builds again
+ * instead of failing forever with the first error; and a pool built before the failure is ended.
  */
+import type { EventHubProducerClient } from '@azure/event-hubs';
 import type pg from 'pg';
 import { loadConfig, requireEventHubs, type HubsinkConfig } from '../config.js';
 import { createPool, createServingPool } from '../db/pool.js';
 import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { configureSession } from '../db/session.js';
 import { TenantRegistry } from '../db/tenants.js';
-import { createProducer } from '../hubs/clients.js';
-import { EventHubDeadLetterSink } from '../hubs/deadLetterSink.js';
+import { createDeadLetterProducer, EventHubDeadLetterSink } from '../hubs/deadLetterSink.js';
 import { parkOversize } from '../deadletters/oversize.js';
 import type { DeadLetterSink } from '../pipeline/types.js';
 
@@ -25,7 +29,53 @@ export interface AppContext {
   deadLetterSink(): Promise<DeadLetterSink>;
 }
 
-let current: Promise<AppContext> | undefined;
+/** What building the context needs; injected in tests. */
+export interface AppContextDeps {
+  config: () => HubsinkConfig;
+  createPool: (config: HubsinkConfig) => Promise<pg.Pool>;
+  createServingPool: (config: HubsinkConfig) => Promise<pg.Pool>;
+  detectCapabilities: (pool: pg.Pool) => Promise<Capabilities>;
+  createProducer: (config: HubsinkConfig) => Promise<EventHubProducerClient>;
+}
+
+/** Forgets a failed promise so the next call tries again; callers share one attempt in flight. */
+function retryable<T>(build: () => Promise<T>): () => Promise<T> {
+  let current: Promise<T> | undefined;
+  return () => {
+    current ??= build().catch((err: unknown) => {
+      current = undefined;
+      throw err;
+    });
+    return current;
+  };
+}
+
+export function appContextLoader(deps: AppContextDeps): () => Promise<AppContext> {
+  return retryable(async () => {
+    const config = deps.config();
+    const pool = await deps.createPool(config);
+    let caps: Capabilities;
+    try {
+      caps = await deps.detectCapabilities(pool);
+    } catch (err) {
+      // The next invocation builds a new pool: this one must not keep its connections open.
+      await pool.end().catch(() => undefined);
+      throw err;
+    }
+    configureSession(pool, caps, { citusCachedConnsPerWorker: config.citusCachedConnsPerWorker });
+    return {
+      config,
+      pool,
+      caps,
+      tenants: new TenantRegistry(),
+      servingPool: retryable(() => deps.createServingPool(config)),
+      // Poison too large for any dead-letter message is parked directly, where the deadletter
+      // function would have put it; otherwise one huge invalid event would hold its partition forever.
+      deadLetterSink: retryable(async () => new EventHubDeadLetterSink(await deps.createProducer(config), { onOversize: parkOversize(pool, config.schema) })),
+    };
+  });
+}
+
 let config: HubsinkConfig | undefined;
 
 /** Parsed once per process; registrations need it at import time (hub names, consumer groups). */
@@ -34,41 +84,10 @@ export function getConfig(): HubsinkConfig {
   return config;
 }
 
-async function build(): Promise<AppContext> {
-  const config = getConfig();
-  const pool = await createPool(config);
-  const caps = await detectCapabilities(pool);
-  configureSession(pool, caps, { citusCachedConnsPerWorker: config.citusCachedConnsPerWorker });
-  let sink: Promise<DeadLetterSink> | undefined;
-  let serving: Promise<pg.Pool> | undefined;
-  return {
-    config,
-    pool,
-    caps,
-    tenants: new TenantRegistry(),
-    servingPool() {
-      serving ??= createServingPool(config).catch((err: unknown) => {
-        serving = undefined;
-        throw err;
-      });
-      return serving;
-    },
-    deadLetterSink() {
-      // Poison too large for any dead-letter message is parked directly, where the deadletter
-      // function would have put it; otherwise one huge invalid event would hold its partition forever.
-      sink ??= createProducer(requireEventHubs(config), config.deadLetterHub).then(
-        (p) => new EventHubDeadLetterSink(p, { onOversize: parkOversize(pool, config.schema) }),
-      );
-      return sink;
-    },
-  };
-}
-
-export function getAppContext(): Promise<AppContext> {
-  current ??= build().catch((err: unknown) => {
-    // Let the next invocation try again (e.g. the database was briefly unreachable at start-up).
-    current = undefined;
-    throw err;
-  });
-  return current;
-}
+export const getAppContext: () => Promise<AppContext> = appContextLoader({
+  config: getConfig,
+  createPool: (c) => createPool(c),
+  createServingPool: (c) => createServingPool(c),
+  detectCapabilities,
+  createProducer: (c) => createDeadLetterProducer(requireEventHubs(c), c.deadLetterHub),
+});

@@ -13,9 +13,37 @@
  * short; if it still does not fit it goes to `onOversize` when given (e.g. parked directly), else the
  * send fails with a message that says so.
  */
-import type { EventHubProducerClient } from '@azure/event-hubs';
+import { RetryMode, type EventHubProducerClient, type RetryOptions } from '@azure/event-hubs';
+import type { EventHubsConnection } from '../config.js';
+import { describeError } from '../pipeline/classify.js';
 import { toDeadLetterMessage, truncateUtf8, type DeadLetterMessage } from '../pipeline/deadletter.js';
 import type { DeadLetterRecord, DeadLetterSink } from '../pipeline/types.js';
+import { createProducer } from './clients.js';
+
+/**
+ * Retries of the dead-letter producer: a send fails within seconds (about 1–4 s when the hub refuses
+ * connections, at most about 17 s when it does not answer) instead of the SDK's default 3 retries
+ * 30 s apart (about 90 s, more with its 60 s operation timeout). The caller's own retry then governs
+ * the cadence: the ingest function's retry policy (2 s doubling to 5 min), the runner's capped
+ * backoff. A longer wait here would only hold the partition without retrying sooner.
+ */
+export const DEAD_LETTER_RETRY_OPTIONS: RetryOptions = {
+  maxRetries: 2,
+  retryDelayInMs: 500,
+  maxRetryDelayInMs: 2_000,
+  mode: RetryMode.Exponential,
+  timeoutInMs: 5_000,
+};
+
+/** The producer the dead-letter sink sends with, with DEAD_LETTER_RETRY_OPTIONS. */
+export function createDeadLetterProducer(conn: EventHubsConnection, hub: string, retryOptions: RetryOptions = DEAD_LETTER_RETRY_OPTIONS): Promise<EventHubProducerClient> {
+  return createProducer(conn, hub, { retryOptions });
+}
+
+/** A failed send, named by its cause: the SDK's AggregateError has no message of its own. */
+export class DeadLetterSendError extends Error {
+  override name = 'DeadLetterSendError';
+}
 
 export interface DeadLetterSinkOptions {
   /** Groups (partition keys) sent concurrently. */
@@ -61,7 +89,13 @@ export class EventHubDeadLetterSink implements DeadLetterSink {
     const worker = async (): Promise<void> => {
       for (let next = queue.shift(); next; next = queue.shift()) await this.sendGroup(next[0], next[1], oversize);
     };
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, queue.length) }, worker));
+    try {
+      await Promise.all(Array.from({ length: Math.min(this.concurrency, queue.length) }, worker));
+    } catch (err) {
+      // Rethrown with its cause in the message: the Functions host and Application Insights record
+      // only the message of what a handler throws.
+      throw new DeadLetterSendError(`sending ${records.length} dead letter(s) to the dead-letter hub failed: ${describeError(err)}`, { cause: err });
+    }
     if (oversize.length > 0) {
       if (!this.options.onOversize) {
         throw new OversizeDeadLetterError(

@@ -11,6 +11,7 @@ import { prepareBatch } from '../pipeline/batch.js';
 import { deadLetterFromRow } from '../pipeline/deadletter.js';
 import type { BatchCounts, DeadLetterRecord, DeadLetterSink, FailureReason, RawEvent } from '../pipeline/types.js';
 import { writeEvents } from '../db/events.js';
+import { partitionWindow } from '../db/partitions.js';
 import type { TenantRegistry } from '../db/tenants.js';
 
 export interface IngestDeps {
@@ -45,6 +46,8 @@ export async function ingestBatch(deps: IngestDeps, raws: readonly RawEvent[]): 
   const outcome = await writeEvents(deps.pool, config.schema, prepared.rows, {
     chunkSize: config.upsertChunkSize,
     transientRetryMs: config.transientRetryMs,
+    // Exactly the window validation accepted: such a row must find (or get) its partition.
+    partitionWindow: partitionWindow(now, config.partitionsAheadDays, config.retentionDays),
     ...(deps.sleep ? { sleep: deps.sleep } : {}),
     ...(deps.onRetry ? { onRetry: deps.onRetry } : {}),
     ...(deps.tenants ? { tenants: deps.tenants } : {}),

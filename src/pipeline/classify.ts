@@ -1,25 +1,37 @@
 /**
- * Error classification (pure). Decides whether a database error is worth retrying (transient),
- * is the fault of particular rows (rejected: isolate them by bisection and dead-letter them), or is
- * a problem with the deployment itself (fatal: schema missing, permissions, bugs), which no amount
- * of retrying the same rows in-process or isolating them fixes.
+ * Error classification (pure). Decides what a failure means for the batch that met it:
+ *
+ * - unavailable: the database cannot be reached at all (refused, reset, shut down, authentication
+ *   that comes and goes). Every batch fails the same way, so nothing is dead-lettered: the caller
+ *   keeps its checkpoint and retries in place until the database is back;
+ * - transient: this statement failed, but the database serves others (deadlock, serialization,
+ *   statement or lock timeout): retry it, and if it keeps failing dead-letter the rows as `transient`;
+ * - rejected: the fault of particular rows: isolate them by bisection and dead-letter them;
+ * - fatal: a problem with the deployment itself (schema missing, permissions, bugs), which no amount
+ *   of retrying the same rows in-process or isolating them fixes.
+ *
+ * Errors arrive wrapped: Node's happy-eyeballs connect and @azure/core-amqp throw AggregateErrors
+ * (often with no message of their own), and wrappers keep the original in `cause`. Both
+ * classification and description look through them.
  */
-export type ErrorClass = 'transient' | 'rejected' | 'fatal';
+export type ErrorClass = 'unavailable' | 'transient' | 'rejected' | 'fatal';
 
 /** Node socket errors that mean the server is unreachable or went away. */
-const TRANSIENT_NET_CODES = new Set([
+const UNAVAILABLE_NET_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
   'ETIMEDOUT',
   'EPIPE',
   'EHOSTUNREACH',
   'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENETDOWN',
   'ENOTFOUND',
   'EAI_AGAIN',
   'ECONNABORTED',
 ]);
 
-const TRANSIENT_MESSAGES = [
+const UNAVAILABLE_MESSAGES = [
   /connection terminated/i,
   /timeout exceeded when trying to connect/i,
   /connection timeout/i,
@@ -27,13 +39,25 @@ const TRANSIENT_MESSAGES = [
   /server closed the connection unexpectedly/i,
   /Connection terminated unexpectedly/i,
   /the database system is (starting up|shutting down|in recovery mode)/i,
-  // Citus surfaces worker connectivity problems with these texts under XX000.
+  // Citus surfaces worker connectivity problems with these texts under XX000; with tenants spread
+  // over every worker, all batches meet them alike.
   /connection to the remote node .* failed/i,
   /could not establish any connections to the node/i,
 ];
 
-/** `duplicate key` under XX000 is how Citus reports unique violations on its COPY path (notes/citus.md). */
+/** @azure/identity's errors: a token that could not be had now (Entra ID authentication). */
+const IDENTITY_ERROR_NAMES = new Set(['CredentialUnavailableError', 'AuthenticationError', 'AggregateAuthenticationError']);
+
+/** `duplicate key` under XX000 is how Citus reports unique violations on its COPY path (docs/design.md). */
 const CITUS_DUPLICATE = /duplicate key value violates unique constraint/i;
+
+/**
+ * Thrown by the write paths when the database stayed unreachable for the whole retry budget: the
+ * batch must be retried later as a whole, never dead-lettered.
+ */
+export class DatabaseUnavailableError extends Error {
+  override name = 'DatabaseUnavailableError';
+}
 
 export function sqlState(err: unknown): string | undefined {
   if (typeof err === 'object' && err !== null && 'code' in err) {
@@ -53,35 +77,98 @@ function nodeCode(err: unknown): string | undefined {
 
 function message(err: unknown): string {
   if (err instanceof Error) return err.message;
-  return typeof err === 'string' ? err : '';
+  if (typeof err === 'string') return err;
+  if (typeof err === 'object' && err !== null && 'message' in err) {
+    const m = (err as { message: unknown }).message;
+    if (typeof m === 'string') return m;
+  }
+  return '';
 }
 
-export function classifyError(err: unknown): ErrorClass {
+function errorName(err: unknown): string {
+  if (typeof err === 'object' && err !== null && 'name' in err) {
+    const n = (err as { name: unknown }).name;
+    if (typeof n === 'string') return n;
+  }
+  return '';
+}
+
+/** The errors an error wraps: AggregateError members (and look-alikes), then its cause. */
+export function innerErrors(err: unknown): unknown[] {
+  if (typeof err !== 'object' || err === null) return [];
+  const out: unknown[] = [];
+  const errors = (err as { errors?: unknown }).errors;
+  if (Array.isArray(errors)) out.push(...(errors as unknown[]));
+  const cause = (err as { cause?: unknown }).cause;
+  if (cause !== undefined && cause !== null) out.push(cause);
+  return out;
+}
+
+/** The class an error has by itself, or undefined when nothing about it is recognised. */
+function ownClass(err: unknown): ErrorClass | undefined {
+  if (err instanceof DatabaseUnavailableError) return 'unavailable';
   const state = sqlState(err);
   if (state) {
     const cls = state.slice(0, 2);
-    // Connection exceptions, insufficient resources, operator intervention (shutdown, cannot connect now).
-    if (cls === '08' || cls === '53' || state.startsWith('57P0') || state === '57014') return 'transient';
-    // Serialization failure, deadlock.
-    if (state === '40001' || state === '40P01') return 'transient';
+    // Connection exceptions, operator intervention (shutdown, cannot connect now), too many
+    // connections, authentication (a rotated password or token): nothing gets through.
+    if (cls === '08' || state.startsWith('57P0') || state === '53300' || cls === '28') return 'unavailable';
+    // Out of resources, statement or lock timeout, serialization failure, deadlock: this statement.
+    if (cls === '53' || state === '57014' || state === '55P03' || state === '40001' || state === '40P01') return 'transient';
     // Data exceptions and integrity violations belong to the rows that caused them.
     if (cls === '22' || cls === '23') return 'rejected';
     if (state === 'XX000') {
       if (CITUS_DUPLICATE.test(message(err))) return 'rejected';
-      if (TRANSIENT_MESSAGES.some((re) => re.test(message(err)))) return 'transient';
+      if (UNAVAILABLE_MESSAGES.some((re) => re.test(message(err)))) return 'unavailable';
     }
     return 'fatal';
   }
   const code = nodeCode(err);
-  if (code && TRANSIENT_NET_CODES.has(code)) return 'transient';
-  if (TRANSIENT_MESSAGES.some((re) => re.test(message(err)))) return 'transient';
-  return 'fatal';
+  if (code && UNAVAILABLE_NET_CODES.has(code)) return 'unavailable';
+  if (IDENTITY_ERROR_NAMES.has(errorName(err))) return 'unavailable';
+  if (UNAVAILABLE_MESSAGES.some((re) => re.test(message(err)))) return 'unavailable';
+  return undefined;
 }
 
-/** A short, single-line description for logs and dead-letter records. */
-export function describeError(err: unknown): string {
+const PRECEDENCE: readonly ErrorClass[] = ['unavailable', 'transient', 'rejected', 'fatal'];
+
+export function classifyError(err: unknown): ErrorClass {
+  const seen = new Set<unknown>();
+  const visit = (e: unknown, depth: number): ErrorClass => {
+    const own = ownClass(e);
+    if (own) return own;
+    if (depth >= 8 || seen.has(e)) return 'fatal';
+    seen.add(e);
+    // An unrecognised wrapper takes the most retryable class among what it wraps.
+    const inner = innerErrors(e).map((x) => visit(x, depth + 1));
+    return PRECEDENCE.find((c) => inner.includes(c)) ?? 'fatal';
+  };
+  return visit(err, 0);
+}
+
+function describeOne(err: unknown): string {
   const state = sqlState(err) ?? nodeCode(err);
-  const msg = message(err) || String(err);
-  const text = state ? `${state} ${msg}` : msg;
+  const msg = message(err);
+  return state ? (msg ? `${state} ${msg}` : state) : msg;
+}
+
+/**
+ * A short, single-line description for logs, dead-letter records and rethrown errors. Wrapped
+ * errors are unwrapped: an AggregateError without a message is described by its members, and a
+ * cause that says more than its wrapper is appended, so a failed batch always names its cause.
+ */
+export function describeError(err: unknown): string {
+  const seen = new Set<unknown>();
+  // '' when an error adds nothing (an empty wrapper, one already described).
+  const visit = (e: unknown, depth: number): string => {
+    if (depth >= 8 || seen.has(e)) return '';
+    seen.add(e);
+    const own = describeOne(e);
+    const parts = [...new Set(innerErrors(e).map((x) => visit(x, depth + 1)))].filter((t) => t !== '' && !own.includes(t));
+    if (parts.length === 0) return own;
+    return own ? `${own}: ${parts.join('; ')}` : parts.join('; ');
+  };
+  let text = visit(err, 0);
+  if (!text) text = err instanceof Error ? err.name : String(err);
   return text.replace(/\s+/g, ' ').slice(0, 2000);
 }

@@ -102,8 +102,21 @@ export function truncateUtf8(s: string, max: number): string {
   return `${s.slice(0, end)}…`;
 }
 
+const YEAR_1 = Date.parse('0001-01-01T00:00:00.000Z');
+const YEAR_9999_END = Date.parse('9999-12-31T23:59:59.999Z');
+
+/**
+ * A time every reader takes: invalid becomes the epoch, and anything outside years 1–9999 (a forged
+ * -1e15, the year 0 that JavaScript reads but PostgreSQL refuses) is clamped into that range.
+ */
+export function clampDate(d: Date): Date {
+  const ms = d.getTime();
+  if (Number.isNaN(ms)) return new Date(0);
+  return new Date(Math.min(YEAR_9999_END, Math.max(YEAR_1, ms)));
+}
+
 function iso(d: Date): string {
-  return Number.isNaN(d.getTime()) ? new Date(0).toISOString() : d.toISOString();
+  return clampDate(d).toISOString();
 }
 
 /** Would the Functions host's lenient JSON parse turn this string into something else? */
@@ -246,11 +259,16 @@ export function fromDeadLetterMessage(
   const partitionId = need(DL.sourcePartition, asText(get(DL.sourcePartition)), 'a string');
   const sequenceNumber = need(DL.sourceSequenceNumber, coerceInteger(get(DL.sourceSequenceNumber)), 'an integer');
   const offset = need(DL.sourceOffset, coerceOffset(get(DL.sourceOffset)), 'a string');
-  const enqueuedTime = need(DL.sourceEnqueuedTime, coerceDate(get(DL.sourceEnqueuedTime)), 'an ISO-8601 time');
+  // Times are clamped, not refused: a forged or corrupted time must not make a record unparkable.
+  const time = (v: unknown): Date | undefined => {
+    const d = coerceDate(v);
+    return d === undefined ? undefined : clampDate(d);
+  };
+  const enqueuedTime = need(DL.sourceEnqueuedTime, time(get(DL.sourceEnqueuedTime)), 'an ISO-8601 time');
   const attemptsRaw = coerceInteger(get(DL.attempts));
   const attempts = need(DL.attempts, attemptsRaw !== undefined && attemptsRaw >= 1 ? attemptsRaw : undefined, 'a positive integer');
-  const firstFailureAt = need(DL.firstFailureAt, coerceDate(get(DL.firstFailureAt)), 'an ISO-8601 time');
-  const lastFailureAt = need(DL.lastFailureAt, coerceDate(get(DL.lastFailureAt)), 'an ISO-8601 time');
+  const firstFailureAt = need(DL.firstFailureAt, time(get(DL.firstFailureAt)), 'an ISO-8601 time');
+  const lastFailureAt = need(DL.lastFailureAt, time(get(DL.lastFailureAt)), 'an ISO-8601 time');
   let tenantId: number | undefined;
   if (get(DL.tenantId) !== undefined) {
     const t = coerceInteger(get(DL.tenantId));

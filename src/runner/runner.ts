@@ -17,8 +17,8 @@ import { configureSession } from '../db/session.js';
 import { TenantRegistry } from '../db/tenants.js';
 import { ident } from '../db/ident.js';
 import { processDeadLetters } from '../deadletters/process.js';
-import { blobContainer, createConsumer, createProducer, FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
-import { EventHubDeadLetterSink } from '../hubs/deadLetterSink.js';
+import { blobContainer, createConsumer, FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
+import { createDeadLetterProducer, EventHubDeadLetterSink } from '../hubs/deadLetterSink.js';
 import { parkOversize } from '../deadletters/oversize.js';
 import { ingestBatch } from '../ingest/ingestBatch.js';
 import { describeError } from '../pipeline/classify.js';
@@ -130,7 +130,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
         partitionOwnershipExpirationIntervalInMs: opts.ownershipExpirationMs ?? 60_000,
       },
     };
-    const producer = await createProducer(eventHubs, cfg.deadLetterHub);
+    const producer = await createDeadLetterProducer(eventHubs, cfg.deadLetterHub);
     // Poison too large for a dead-letter message is parked directly instead of holding the partition.
     const sink = new EventHubDeadLetterSink(producer, { onOversize: parkOversize(pool, cfg.schema) });
     cleanups.push(() => sink.close());

@@ -3,7 +3,7 @@
  * number (as the .NET host can write it), no checkpoint at all, times far in the past and in the
  * future, bad numbers, a container that does not exist. A rewind never moves a consumer forward.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { EventHubConsumerClient, EventHubProducerClient } from '@azure/event-hubs';
@@ -14,10 +14,10 @@ import { testAzuriteConnection, uniqueName } from '../support/services.js';
 import { runCli } from './deadletters-support.js';
 
 let emu: Emulator;
-before(async () => {
+beforeAll(async () => {
   emu = await startEmulator({ port: 0 });
 });
-after(async () => {
+afterAll(async () => {
   await emu.stop();
 });
 

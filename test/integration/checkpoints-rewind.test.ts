@@ -3,7 +3,7 @@
  * them, lag against the emulator's partitions, and `hubsink checkpoints rewind` followed by
  * re-consuming into real PostgreSQL.
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition, type CheckpointStore, type Subscription } from '@azure/event-hubs';
@@ -91,11 +91,11 @@ function startIngest(emu: Emulator, hub: string, group: string, container: Conta
 describe('checkpoints', () => {
   let emu: Emulator;
   let s: TestSchema;
-  before(async () => {
+  beforeAll(async () => {
     emu = await startEmulator({ opaqueOffsets: true });
     s = await readySchema('cp_');
   });
-  after(async () => {
+  afterAll(async () => {
     await s.drop();
     await emu.stop();
   });

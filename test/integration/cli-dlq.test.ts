@@ -2,7 +2,7 @@
  * `hubsink dlq stats | list | show | replay | discard`, spawned as an operator runs them, against
  * dead letters the `deadletter` handler parked in real PostgreSQL.
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { makeDeadLetterHandler } from '../../src/deadletters/handler.js';
@@ -37,7 +37,7 @@ function eventBody(tenantId: number, occurredAt: Date): Buffer {
 describe('hubsink dlq', () => {
   let s: TestSchema;
   let env: Record<string, string>;
-  before(async () => {
+  beforeAll(async () => {
     s = await readySchema('clidlq_');
     env = { DATABASE_URL: testDatabaseUrl(), HUBSINK_SCHEMA: s.schema };
     // Parked by the deadletter function: 6 events it judged too old with a 2-day retention (the
@@ -55,7 +55,7 @@ describe('hubsink dlq', () => {
     const r = await handler(batch.messages, invocation('deadletter', batch.triggerMetadata));
     assert.equal(r.parked.invalid, 9);
   });
-  after(() => s.drop());
+  afterAll(() => s.drop());
 
   test('stats and list show what is parked; show pretty-prints JSON bodies and hex-dumps the rest', async () => {
     const stats = await runCli(['dlq', 'stats', '--no-hub'], env);

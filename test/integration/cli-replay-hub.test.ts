@@ -3,7 +3,7 @@
  * interrupted with SIGINT, resumed, it handles each dead letter once, writes what is now valid, and
  * marks the rows the deadletter function had parked as replayed.
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
@@ -73,11 +73,11 @@ async function receiveAll(emu: Emulator, hub: string, expected: number): Promise
 describe('hubsink dlq replay-hub', () => {
   let emu: Emulator;
   let s: TestSchema;
-  before(async () => {
+  beforeAll(async () => {
     emu = await startEmulator({ opaqueOffsets: true });
     s = await readySchema('clirh_');
   });
-  after(async () => {
+  afterAll(async () => {
     await s.drop();
     await emu.stop();
   });

@@ -4,7 +4,7 @@
  * of a dead letter reach `hubsink dlq list | show | replay --dry-run` escaped, never raw; `--json`
  * stays exact.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { parkDeadLetters } from '../../src/db/deadLetters.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
@@ -34,14 +34,14 @@ const record: DeadLetterRecord = {
   lastFailureAt: at,
 };
 
-before(async () => {
+beforeAll(async () => {
   s = await readySchema('clitty_');
   env = { DATABASE_URL: testDatabaseUrl(), HUBSINK_SCHEMA: s.schema };
   const r = await parkDeadLetters(s.pool, s.schema, [record]);
   id = r.ids[0] ?? 0;
   assert.ok(id > 0);
 });
-after(() => s.drop());
+afterAll(() => s.drop());
 
 test('dlq list, show and replay --dry-run print no raw control character, and show what was there', async () => {
   for (const args of [['dlq', 'list'], ['dlq', 'show', String(id)], ['dlq', 'replay', '--dry-run']]) {

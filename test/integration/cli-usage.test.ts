@@ -2,7 +2,7 @@
  * Every `hubsink dlq` and `hubsink checkpoints` command: --help works, and bad arguments get a clear
  * message on stderr and exit status 2 (spawned as an operator runs it).
  */
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { runCli } from './deadletters-support.js';
 

@@ -1,11 +1,11 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createTestSchema, testDatabaseUrl } from '../support/services.js';
 import { partitionPlan } from '../../src/db/partitions.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/hubsink.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/hubsink.js', import.meta.url));
 
 function hubsink(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -1,4 +1,4 @@
-import { test, before, after } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,11 +14,12 @@ import { TenantRegistry } from '../../src/db/tenants.js';
 import { configureSession } from '../../src/db/session.js';
 import { startEmbeddedPostgres } from '../../src/local/postgres.js';
 import type { EventRow } from '../../src/pipeline/types.js';
+import { DatabaseUnavailableError } from '../../src/pipeline/classify.js';
 
 let s: TestSchema;
 let caps: Capabilities;
 
-before(async () => {
+beforeAll(async () => {
   s = await createTestSchema('dbe_');
   caps = await detectCapabilities(s.pool);
   configureSession(s.pool, caps, { citusCachedConnsPerWorker: 8 });
@@ -26,7 +27,7 @@ before(async () => {
   await maintainPartitions(s.pool, s.schema, { now: new Date(), aheadDays: 3, retentionDays: 30, caps });
 });
 
-after(async () => {
+afterAll(async () => {
   await s.drop();
 });
 
@@ -186,7 +187,7 @@ test('writeEvents throws on a fatal error (a schema without tables)', async () =
   }
 });
 
-test('writeEvents against a stopped server retries within the budget, then hands back every row as transient', async () => {
+test('writeEvents against a stopped server retries within the budget, then throws DatabaseUnavailableError (nothing is handed back to dead-letter)', async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'hubsink-stopped-'));
   const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data') });
   let stopped = false;
@@ -205,16 +206,13 @@ test('writeEvents against a stopped server retries within the budget, then hands
     const clock = fakeClock();
     const retried: number[] = [];
     const opts: WriteOptions = { chunkSize: 10, transientRetryMs: 2_000, sleep: clock.sleep, now: clock.now, random: () => 0.5, onRetry: (n) => retried.push(n) };
-    const out = await writeEvents(pool, 'public', rows, opts);
-    assert.equal(out.inserted, 0);
-    assert.equal(out.rejected.length, 0);
-    assert.ok(out.transient);
-    assert.deepEqual(out.transient.rows.map((r) => r.eventId), rows.map((r) => r.eventId));
-    assert.match(out.transient.error, /ECONNREFUSED|connect|terminat/i);
+    await assert.rejects(writeEvents(pool, 'public', rows, opts), (err: unknown) => {
+      assert.ok(err instanceof DatabaseUnavailableError);
+      assert.match(err.message, /\(6 attempt\(s\)\), 30 row\(s\) not written: .*(ECONNREFUSED|connect|terminat)/i);
+      return true;
+    });
     // 100, 200, 400, 800 ms (jitter at mid-range gives 3/4 of each), then the budget's remainder.
     assert.deepEqual(clock.sleeps, [75, 150, 300, 600, 875]);
-    assert.equal(out.retries, clock.sleeps.length);
-    assert.equal(out.transient.attempts, clock.sleeps.length + 1);
     assert.deepEqual(retried, [1, 2, 3, 4, 5]);
   } finally {
     await pool.end();

@@ -7,7 +7,7 @@
  * what the built-in would (so a concurrent test that does call it still gets the right answer)
  * and raises a NOTICE, which the connections of hubsink's own pools must never receive.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { loadConfig } from '../../src/config.js';
@@ -43,14 +43,14 @@ const PLANTS = [
 let s: TestSchema;
 let admin: pg.Client;
 
-before(async () => {
+beforeAll(async () => {
   s = await createTestSchema('sp_');
   admin = new pg.Client({ connectionString: testDatabaseUrl() });
   await admin.connect();
   for (const p of PLANTS) await admin.query(p.create);
 });
 
-after(async () => {
+afterAll(async () => {
   for (const p of PLANTS) await admin.query(`DROP FUNCTION IF EXISTS ${p.signature}`);
   await admin.end();
   await s.drop();

@@ -2,7 +2,7 @@
  * The `deadletter` function's handler against real PostgreSQL, fed dead letters in the shape the
  * Functions host delivers them (the hub round trip is covered in deadletters-hub.test.ts).
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
@@ -51,10 +51,10 @@ function deliver(records: DeadLetterRecord[], firstSequence: number) {
 
 describe('deadletter handler', () => {
   let s: TestSchema;
-  before(async () => {
+  beforeAll(async () => {
     s = await readySchema('dlh_');
   });
-  after(() => s.drop());
+  afterAll(() => s.drop());
 
   test('transient dead letters are written once; a redelivery inserts nothing and parks nothing', async () => {
     const handler = handlerFor(s.pool, s.schema);
@@ -89,7 +89,7 @@ describe('deadletter handler', () => {
       const logs: string[] = [];
       await assert.rejects(handler(batch.messages, invocation('deadletter', batch.triggerMetadata, logs)), (err: unknown) => {
         assert.ok(err instanceof TransientDatabaseError, String(err));
-        assert.match(err.message, /database still unavailable .*ECONNREFUSED.*1 event\(s\) not yet written/);
+        assert.match(err.message, /database still unavailable.*1 row\(s\) not written: .*ECONNREFUSED/);
         return true;
       });
       assert.match(logs.join('\n'), /failed, the host will retry the batch/);
@@ -167,19 +167,22 @@ describe('deadletter handler', () => {
   });
 
   test('a transient dead letter the database now refuses is isolated and parked as rejected; the rest of the batch is written', async () => {
-    // Partitions only for the last day: an event from five days ago is valid but has nowhere to go.
+    // Partitions only for the last day: an event from five days ago is valid and gets its partition.
+    // The refused one breaks a CHECK constraint (an operator's).
     const narrow = await readySchema('dlh_', 1);
     try {
+      await narrow.pool.query(`ALTER TABLE "${narrow.schema}".events ADD CONSTRAINT no_forbidden_url CHECK (url IS DISTINCT FROM 'forbidden')`);
       const good = rec('transient', eventBody(44, new Date(Date.now() - 60_000)), { tenantId: 44 });
-      const refused = rec('transient', eventBody(44, new Date(Date.now() - 5 * 86_400_000)), { tenantId: 44 });
-      const batch = deliver([good, refused], 300);
+      const older = rec('transient', eventBody(44, new Date(Date.now() - 5 * 86_400_000)), { tenantId: 44 });
+      const refused = rec('transient', eventBody(44, new Date(Date.now() - 60_000), { url: 'forbidden' }), { tenantId: 44 });
+      const batch = deliver([good, refused, older], 300);
       const r = await handlerFor(narrow.pool, narrow.schema)(batch.messages, invocation('deadletter', batch.triggerMetadata));
-      assert.equal(r.inserted, 1);
+      assert.equal(r.inserted, 2);
       assert.deepEqual(r.parked, { invalid: 0, rejected: 1 });
       const [row] = await listDeadLetters(narrow.pool, narrow.schema, {}, 10);
       assert.ok(row);
       assert.equal(row.reason, 'rejected');
-      assert.match(row.error, /^23514 /);
+      assert.match(row.error, /^23514 .*no_forbidden_url/);
       assert.equal(row.source.sequenceNumber, refused.source.sequenceNumber);
       assert.equal(row.attempts, 2);
       assert.ok(row.eventId);

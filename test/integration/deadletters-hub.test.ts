@@ -3,22 +3,22 @@
  * database down, the dead-letter hub down, and the `deadletter` handler fed the events really received
  * from the dead-letter hub (emulator + real @azure/event-hubs clients + real PostgreSQL).
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import { startEmulator, partitionForKey, type Emulator } from '../../src/emulator/index.js';
-import { EventHubDeadLetterSink, OversizeDeadLetterError } from '../../src/hubs/deadLetterSink.js';
+import { createDeadLetterProducer, EventHubDeadLetterSink, OversizeDeadLetterError } from '../../src/hubs/deadLetterSink.js';
 import { parkOversize } from '../../src/deadletters/oversize.js';
 import { makeIngestHandler } from '../../src/ingest/handler.js';
 import { makeDeadLetterHandler } from '../../src/deadletters/handler.js';
 import { fromDeadLetterMessage } from '../../src/pipeline/deadletter.js';
 import { listDeadLetters } from '../../src/db/deadLetters.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
-import { uniqueName, type TestSchema } from '../support/services.js';
+import pg from 'pg';
+import { testDatabaseUrl, uniqueName, type TestSchema } from '../support/services.js';
 import { countRows, downPool, fastSleep, hostShape, invocation, readySchema, testConfig, type ReceivedLike } from './deadletters-support.js';
 
-const fastRetries = { maxRetries: 1, retryDelayInMs: 50, maxRetryDelayInMs: 100, timeoutInMs: 5_000 };
 
 /** The real producer, counting the batches it sends (the sink's batching is what is under test). */
 function countingProducer(connectionString: string, hub: string): { producer: EventHubProducerClient; batches: () => number } {
@@ -85,11 +85,11 @@ function ingestBatchOf(events: readonly { body: Buffer; properties: Record<strin
 describe('dead letters through the hub', () => {
   let emu: Emulator;
   let s: TestSchema;
-  before(async () => {
+  beforeAll(async () => {
     emu = await startEmulator({ opaqueOffsets: true });
     s = await readySchema('dlhub_');
   });
-  after(async () => {
+  afterAll(async () => {
     await s.drop();
     await emu.stop();
   });
@@ -190,7 +190,7 @@ describe('dead letters through the hub', () => {
     }
   });
 
-  test('database down during ingest: the batch lands on the dead-letter hub as transient; once the database is back the deadletter handler writes every event exactly once', async () => {
+  test('database down during ingest: nothing reaches the dead-letter hub, the handler throws; once the database is back the redelivered batch writes every event exactly once', async () => {
     const ingestHub = uniqueName('in');
     const dl = uniqueName('dl');
     emu.createHub({ name: ingestHub, partitions: 2 });
@@ -206,91 +206,122 @@ describe('dead letters through the hub', () => {
         { body: Buffer.from([0xc3, 0x28]), properties: {}, partitionKey: '101' },
       ];
       const batch = ingestBatchOf([...good, ...bad], ingestHub, '1', 500);
-      const ingest = makeIngestHandler(() =>
-        Promise.resolve({ hub: ingestHub, consumerGroup: '$Default', ingest: { pool: down, config: cfg, sink, sleep: fastSleep } }),
-      );
+      const ingest = (pool: typeof down) =>
+        makeIngestHandler(() => Promise.resolve({ hub: ingestHub, consumerGroup: '$Default', ingest: { pool, config: cfg, sink, sleep: fastSleep } }));
       const logs: string[] = [];
-      const result = await ingest(batch.messages, invocation('ingest', batch.triggerMetadata, logs));
-      assert.equal(result.inserted, 0);
-      assert.deepEqual(result.deadLettered, { invalid: 2, rejected: 0, transient: 40 });
-
-      const received = await receiveAll(emu, dl, 42);
-      const dlHandler = (pool: typeof down) =>
-        makeDeadLetterHandler(() => Promise.resolve({ hub: dl, consumerGroup: '$Default', deps: { pool, config: cfg, sleep: fastSleep } }));
-      const batches = [...received].map(([pid, events]) => hostShape(events as ReceivedLike[], { hub: dl, consumerGroup: '$Default', partitionId: pid }));
-
-      // Still down: the deadletter function throws, so its retry policy keeps the checkpoint.
-      for (const b of batches) await assert.rejects(dlHandler(down)(b.messages, invocation('deadletter', b.triggerMetadata)), /database still unavailable|database unavailable/);
-      assert.equal(await countRows(s.pool, s.schema, 'events', 'WHERE tenant_id BETWEEN 100 AND 104'), 0);
-
-      // Back: the host re-invokes the same batches.
-      let inserted = 0;
-      let parked = 0;
-      for (const b of batches) {
-        const r = await dlHandler(s.pool)(b.messages, invocation('deadletter', b.triggerMetadata, [], 1));
-        inserted += r.inserted;
-        parked += r.parked.invalid;
+      // The host re-invokes the batch (its retry policy) while the database stays down: every time
+      // the handler throws, and not one event is copied onto the dead-letter hub.
+      for (let retry = 0; retry < 3; retry++) {
+        await assert.rejects(ingest(down)(batch.messages, invocation('ingest', batch.triggerMetadata, logs, retry)), /DatabaseUnavailableError|unreachable/);
       }
-      assert.equal(inserted, 40);
+      assert.equal(emu.partitionEvents(dl, '0').length + emu.partitionEvents(dl, '1').length, 0);
+      assert.match(logs.join('\n'), /failed, the host will retry the batch: database unreachable .*ECONNREFUSED/);
+
+      // Back: the next retry writes the good events once and dead-letters the two invalid ones.
+      const result = await ingest(s.pool)(batch.messages, invocation('ingest', batch.triggerMetadata, [], 3));
+      assert.equal(result.inserted, 40);
+      assert.deepEqual(result.deadLettered, { invalid: 2, rejected: 0, transient: 0 });
+      const received = await receiveAll(emu, dl, 2);
+      const dlHandler = makeDeadLetterHandler(() => Promise.resolve({ hub: dl, consumerGroup: '$Default', deps: { pool: s.pool, config: cfg, sleep: fastSleep } }));
+      let parked = 0;
+      for (const [pid, events] of received) {
+        const b = hostShape(events as ReceivedLike[], { hub: dl, consumerGroup: '$Default', partitionId: pid });
+        parked += (await dlHandler(b.messages, invocation('deadletter', b.triggerMetadata))).parked.invalid;
+      }
       assert.equal(parked, 2);
       // Delivered again (a rebalance): nothing changes.
-      for (const b of batches) {
-        const r = await dlHandler(s.pool)(b.messages, invocation('deadletter', b.triggerMetadata));
-        assert.equal(r.inserted, 0);
-        assert.deepEqual(r.parked, { invalid: 0, rejected: 0 });
-      }
+      const again = await ingest(s.pool)(batch.messages, invocation('ingest', batch.triggerMetadata));
+      assert.equal(again.inserted, 0);
       const { rows } = await s.pool.query<{ n: string; ids: string; seqs: string }>(
         'SELECT count(*) AS n, count(DISTINCT event_id) AS ids, count(DISTINCT source_sequence) AS seqs FROM events WHERE tenant_id BETWEEN 100 AND 104',
       );
       assert.deepEqual(rows[0], { n: '40', ids: '40', seqs: '40' });
-      // The rows carry the coordinates of the ingest hub, not of the dead-letter hub.
       const { rows: src } = await s.pool.query<{ p: string; min: string; max: string; o: string }>(
         "SELECT min(source_partition) AS p, min(source_sequence) AS min, max(source_sequence) AS max, min(source_offset) AS o FROM events WHERE tenant_id BETWEEN 100 AND 104",
       );
       assert.deepEqual(src[0], { p: '1', min: '500', max: '539', o: 'x500' });
       const parkedRows = (await listDeadLetters(s.pool, s.schema, {}, 1000)).filter((p) => p.source.hub === ingestHub.toLowerCase());
       assert.deepEqual(parkedRows.map((p) => p.source.sequenceNumber).sort(), [540, 541]);
-      assert.ok(parkedRows.every((p) => p.reason === 'invalid'));
-      assert.match(logs.join('\n'), /dl_transient=40/);
     } finally {
       await sink.close();
       await down.end();
     }
   });
 
-  test('dead-letter hub down while the database is down: the ingest handler throws so the host retries; the retry after recovery loses nothing', async () => {
+  test('a statement that times out while the database serves others: the batch goes to the dead-letter hub as transient, and the deadletter handler writes it once the lock is gone', async () => {
     const ingestHub = uniqueName('in');
     const dl = uniqueName('dl');
     emu.createHub({ name: ingestHub, partitions: 1 });
     emu.createHub({ name: dl, partitions: 1 });
     const cfg = testConfig(s.schema);
-    const down = await downPool();
-    const producer = new EventHubProducerClient(emu.connectionString(dl), dl, { retryOptions: fastRetries });
+    const slow = new pg.Pool({ connectionString: testDatabaseUrl(), max: 2, options: `-c search_path=${s.schema},public -c statement_timeout=150` });
+    const holder = new pg.Client({ connectionString: testDatabaseUrl() });
+    await holder.connect();
+    const sink = new EventHubDeadLetterSink(new EventHubProducerClient(emu.connectionString(dl), dl));
+    try {
+      const events = Array.from({ length: 12 }, () => event(120));
+      const batch = ingestBatchOf(events, ingestHub, '0', 0);
+      await holder.query('BEGIN');
+      await holder.query(`LOCK TABLE "${s.schema}".events IN ACCESS EXCLUSIVE MODE`);
+      const ingest = makeIngestHandler(() => Promise.resolve({ hub: ingestHub, consumerGroup: '$Default', ingest: { pool: slow, config: cfg, sink, sleep: fastSleep } }));
+      const r = await ingest(batch.messages, invocation('ingest', batch.triggerMetadata));
+      assert.deepEqual(r.deadLettered, { invalid: 0, rejected: 0, transient: 12 });
+      const received = await receiveAll(emu, dl, 12);
+      await holder.query('ROLLBACK');
+      const dlHandler = makeDeadLetterHandler(() => Promise.resolve({ hub: dl, consumerGroup: '$Default', deps: { pool: s.pool, config: cfg, sleep: fastSleep } }));
+      let inserted = 0;
+      for (const [pid, evs] of received) {
+        const b = hostShape(evs as ReceivedLike[], { hub: dl, consumerGroup: '$Default', partitionId: pid });
+        inserted += (await dlHandler(b.messages, invocation('deadletter', b.triggerMetadata))).inserted;
+      }
+      assert.equal(inserted, 12);
+      assert.equal(await countRows(s.pool, s.schema, 'events', 'WHERE tenant_id = 120'), 12);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+      await slow.end();
+      await sink.close();
+    }
+  });
+
+  test('dead-letter hub down: the ingest handler fails within seconds with an error naming the cause; the retry after recovery loses nothing', async () => {
+    const ingestHub = uniqueName('in');
+    const dl = uniqueName('dl');
+    emu.createHub({ name: ingestHub, partitions: 1 });
+    emu.createHub({ name: dl, partitions: 1 });
+    const cfg = testConfig(s.schema);
+    // The producer the Function App and the runner use, with its retry options.
+    const producer = await createDeadLetterProducer({ kind: 'connectionString', connectionString: emu.connectionString(dl) }, dl);
     const sink = new EventHubDeadLetterSink(producer);
     try {
-      const events = Array.from({ length: 10 }, () => event(110));
+      const events = [...Array.from({ length: 10 }, () => event(110)), { body: Buffer.from('{"broken'), properties: {}, partitionKey: '110' }];
       const batch = ingestBatchOf(events, ingestHub, '0', 0);
       emu.faults.rejectNextSends(dl, 1_000_000);
-      const ingest = (pool: typeof down) =>
-        makeIngestHandler(() => Promise.resolve({ hub: ingestHub, consumerGroup: '$Default', ingest: { pool, config: cfg, sink, sleep: fastSleep } }));
+      const ingest = makeIngestHandler(() => Promise.resolve({ hub: ingestHub, consumerGroup: '$Default', ingest: { pool: s.pool, config: cfg, sink, sleep: fastSleep } }));
       const logs: string[] = [];
-      await assert.rejects(ingest(down)(batch.messages, invocation('ingest', batch.triggerMetadata, logs)));
-      assert.match(logs.join('\n'), /failed, the host will retry the batch/);
+      // With the SDK's default retry options this send would wait about 90 s before failing.
+      const failed = ingest(batch.messages, invocation('ingest', batch.triggerMetadata, logs));
+      const bound = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the dead-letter send did not fail within 20 s')), 20_000).unref());
+      await assert.rejects(Promise.race([failed, bound]), (err: unknown) => {
+        assert.ok(err instanceof Error);
+        assert.equal(err.name, 'DeadLetterSendError');
+        assert.match(err.message, /dead-letter hub failed: .*server-busy/);
+        return true;
+      });
+      // The host records the message: it names the cause, not just "AggregateError".
+      assert.match(logs.join('\n'), /failed, the host will retry the batch: .*server-busy/);
       assert.equal(emu.partitionEvents(dl, '0').length, 0);
-      assert.equal(await countRows(s.pool, s.schema, 'events', 'WHERE tenant_id = 110'), 0);
+      // The good events were written before the sink failed; the retry finds them present.
+      assert.equal(await countRows(s.pool, s.schema, 'events', 'WHERE tenant_id = 110'), 10);
 
-      // The hub is back but the database is not: the retry dead-letters the batch.
       emu.faults.clear();
-      const retried = await ingest(down)(batch.messages, invocation('ingest', batch.triggerMetadata, [], 1));
-      assert.equal(retried.deadLettered.transient, 10);
-      assert.equal(emu.partitionEvents(dl, '0').length, 10);
-      // And the database is back for the next retry of the same batch: written once.
-      const again = await ingest(s.pool)(batch.messages, invocation('ingest', batch.triggerMetadata, [], 2));
-      assert.equal(again.inserted, 10);
+      const retried = await ingest(batch.messages, invocation('ingest', batch.triggerMetadata, [], 1));
+      assert.deepEqual([retried.inserted, retried.duplicates, retried.deadLettered.invalid], [0, 10, 1]);
+      assert.equal(emu.partitionEvents(dl, '0').length, 1);
       assert.equal(await countRows(s.pool, s.schema, 'events', 'WHERE tenant_id = 110'), 10);
     } finally {
       await sink.close();
-      await down.end();
     }
   });
+
 });

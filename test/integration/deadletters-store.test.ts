@@ -2,7 +2,7 @@
  * The dead_letters store against real PostgreSQL: idempotent parking on the source key, values that
  * text/jsonb cannot hold as they are, filters, stats and status changes.
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { createTestSchema, type TestSchema } from '../support/services.js';
 import { migrate } from '../../src/db/migrate.js';
@@ -39,11 +39,11 @@ function record(overrides: Partial<DeadLetterRecord> = {}): DeadLetterRecord {
 
 describe('dead_letters store', () => {
   let s: TestSchema;
-  before(async () => {
+  beforeAll(async () => {
     s = await createTestSchema('dls_');
     await migrate(s.pool, s.schema);
   });
-  after(() => s.drop());
+  afterAll(() => s.drop());
 
   test('parking is idempotent on the source key, also within one statement', async () => {
     const a = record();

@@ -137,7 +137,7 @@ export interface CliResult {
   stderr: string;
 }
 
-const binPath = fileURLToPath(new URL('../../../bin/hubsink.js', import.meta.url));
+const binPath = fileURLToPath(new URL('../../bin/hubsink.js', import.meta.url));
 
 /**
  * Runs `node bin/hubsink.js ...args` with only the given settings (plus PATH), bounded in time.

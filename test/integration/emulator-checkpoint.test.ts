@@ -2,7 +2,7 @@
  * The emulator with BlobCheckpointStore on Azurite: resuming from checkpoints, and load balancing
  * between two subscribers (which exercises owner-level steals with epoch 0).
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import { BlobCheckpointStore } from '@azure/eventhubs-checkpointstore-blob';
@@ -25,10 +25,10 @@ describe('emulator with BlobCheckpointStore on Azurite', () => {
   let emu: Emulator;
   const cleanups: (() => Promise<unknown>)[] = [];
 
-  before(async () => {
+  beforeAll(async () => {
     emu = await startEmulator();
   });
-  after(async () => {
+  afterAll(async () => {
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
     await emu.stop();
   });

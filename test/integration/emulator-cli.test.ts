@@ -2,14 +2,14 @@
  * `hubsink emulator` as a user runs it: connection strings on stdout, a working emulator behind
  * them, a clean stop on SIGTERM/SIGINT, --help, and exit 2 for bad arguments.
  */
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition } from '@azure/event-hubs';
 import { waitFor } from '../support/wait.js';
 
-const bin = fileURLToPath(new URL('../../../bin/hubsink.js', import.meta.url));
+const bin = fileURLToPath(new URL('../../bin/hubsink.js', import.meta.url));
 const retryOptions = { maxRetries: 2, retryDelayInMs: 100, timeoutInMs: 10_000 };
 
 interface Run {

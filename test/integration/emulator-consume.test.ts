@@ -2,7 +2,7 @@
  * Consuming from the emulator with the real SDK when things go wrong: owner-level steals, forced
  * detaches, dropped connections; plus runtime metrics, opaque offsets and retention.
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import {
   EventHubConsumerClient,
@@ -64,10 +64,10 @@ describe('emulator consumers under faults', () => {
     return name;
   };
 
-  before(async () => {
+  beforeAll(async () => {
     emu = await startEmulator();
   });
-  after(async () => {
+  afterAll(async () => {
     for (const c of clients.reverse()) await c.close().catch(() => undefined);
     await emu.stop();
     // @azure/event-hubs 6.0.4 starts a new 45-minute token-refresh timer each time a receiver

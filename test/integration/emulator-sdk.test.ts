@@ -2,7 +2,7 @@
  * The emulator driven by the real @azure/event-hubs client: properties, publishing and routing,
  * size limits, start positions, authorization and error mapping.
  */
-import { after, before, describe, test } from 'node:test';
+import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import {
   EventHubBufferedProducerClient,
@@ -74,10 +74,10 @@ describe('emulator with the real Event Hubs SDK', () => {
     return name;
   };
 
-  before(async () => {
+  beforeAll(async () => {
     emu = await startEmulator();
   });
-  after(async () => {
+  afterAll(async () => {
     for (const c of clients.reverse()) await c.close().catch(() => undefined);
     await emu.stop();
   });
@@ -215,6 +215,12 @@ describe('emulator with the real Event Hubs SDK', () => {
     await producer.sendBatch(sent.slice(6), { partitionId: '0' });
     const stored = emu.partitionEvents(hub, '0');
     assert.equal(stored.length, 12);
+    // The emulator's promise (src/emulator/partitionLog.ts): a batch has one enqueued time, and the
+    // next batch on the partition is at least 1 ms later, so a time position separates them.
+    const times = stored.map((e) => e.enqueuedTime.getTime());
+    assert.equal(new Set(times.slice(0, 6)).size, 1, 'the first batch shares one enqueued time');
+    assert.equal(new Set(times.slice(6)).size, 1, 'the second batch shares one enqueued time');
+    assert.ok((times[6] as number) >= (times[5] as number) + 1, `the second batch is at least 1 ms later: ${times[5]} then ${times[6]}`);
 
     // A client allows one subscriber per partition, so each start position gets its own client.
     const consumer = (): EventHubConsumerClient => track(new EventHubConsumerClient('$Default', cs, { retryOptions }));

@@ -3,7 +3,7 @@
  * events sit on one partition (partition key = tenant), the summary's figures match what the hub
  * holds, and bad arguments are usage errors.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { startEmulator, type Emulator } from '../../src/emulator/index.js';
 import type { GenerateSummary } from '../../src/cli/generate.js';
@@ -15,10 +15,10 @@ let emu: Emulator;
 const hub = uniqueName('gen');
 const children: RunnerProcess[] = [];
 
-before(async () => {
+beforeAll(async () => {
   emu = await startEmulator({ port: 0, hubs: [{ name: hub, partitions: 4 }] });
 });
-after(async () => {
+afterAll(async () => {
   for (const c of children) await kill(c);
   await emu.stop();
 });

@@ -4,7 +4,7 @@
  * itself (--duration) or on Ctrl-C within a bounded time, leaving no process behind. All ports are
  * "any free one" so the tests never collide with a local stack a developer is running.
  */
-import { after, test } from 'node:test';
+import { afterAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -16,7 +16,7 @@ import { kill, REPO_ROOT, spawnHubsink, waitFor, type RunnerProcess } from './ru
 
 const children: RunnerProcess[] = [];
 const dirs: string[] = [];
-after(async () => {
+afterAll(async () => {
   for (const c of children) await kill(c);
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });

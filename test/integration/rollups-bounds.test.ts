@@ -3,7 +3,7 @@
  * cut to a maximum length, and a dimension with an allow-list stores everything else as `other`.
  * The incremental path and a rebuild store the same bounded values.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { insertEventRows } from '../../src/db/events.js';
 import { rebuildRollups, runRollups } from '../../src/rollups/run.js';
@@ -21,7 +21,7 @@ const dimensions = loadConfig({
   HUBSINK_ROLLUP_CAMPAIGN_VALUES: 'spring',
 }).rollupDimensions;
 
-before(async () => {
+beforeAll(async () => {
   f = await rollupSchema('rb_');
   // 300 events, each with its own 200-character campaign and (past the first 100) its own country.
   const rows = [];
@@ -41,7 +41,7 @@ before(async () => {
   await insertEventRows(f.s.pool, f.s.schema, rows);
 });
 
-after(async () => {
+afterAll(async () => {
   await f.s.drop();
 });
 

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -7,7 +7,7 @@ import { insertEventRows } from '../../src/db/events.js';
 import { GRAIN_MS, bucketStart } from '../../src/rollups/definitions.js';
 import { assertRollupsMatchEvents, recentBase, rollupSchema, sampleRows } from './rollups-fixture.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/hubsink.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/hubsink.js', import.meta.url));
 
 function hubsink(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {

@@ -1,4 +1,4 @@
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import functions, { type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { insertEventRows } from '../../src/db/events.js';
@@ -19,7 +19,7 @@ const day0 = new Date(bucketStart(new Date(), 'day').getTime() - GRAIN_MS.day);
 const at = (h: number, m: number, s = 0) => new Date(day0.getTime() + h * GRAIN_MS.hour + m * 60_000 + s * 1000);
 const iso = (d: Date) => d.toISOString();
 
-before(async () => {
+beforeAll(async () => {
   f = await rollupSchema('rh_');
   deps = { pool: f.s.pool, schema: f.s.schema, caps: f.caps, retentionDays: { minute: 7, hour: 90, day: 3650 } };
   const ev = (i: number, o: Parameters<typeof makeRow>[0]) => makeRow({ eventId: uuidFor(`http/${i}`), tenantId: 301, ...o });
@@ -35,7 +35,7 @@ before(async () => {
   await runUntilCaughtUp(f);
 });
 
-after(async () => {
+afterAll(async () => {
   await f.s.drop();
 });
 

@@ -3,7 +3,7 @@
  * `events` that exists, whatever HUBSINK_RETENTION_DAYS the operator's shell has. Ranges before it
  * are refused with that boundary in the message; ranges after it are rebuilt.
  */
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +14,7 @@ import { GRAIN_MS } from '../../src/rollups/definitions.js';
 import { rebuildRollups, RebuildRangeError } from '../../src/rollups/run.js';
 import { rollupSchema, runUntilCaughtUp, sampleRows } from './rollups-fixture.js';
 
-const BIN = fileURLToPath(new URL('../../../bin/hubsink.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/hubsink.js', import.meta.url));
 const DAY = GRAIN_MS.day;
 
 function hubsink(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -4,7 +4,7 @@
  * checkpoint store the runners use (exact ownership, no timing threshold); the time it takes is a
  * bench figure (bench/claim.ts).
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { BlobCheckpointStore } from '@azure/eventhubs-checkpointstore-blob';
 import type { CheckpointStore, PartitionOwnership } from '@azure/event-hubs';
@@ -16,10 +16,10 @@ import { startStack, waitFor, type Stack } from './runner-fixture.js';
 let stack: Stack;
 const runners: Runner[] = [];
 
-before(async () => {
+beforeAll(async () => {
   stack = await startStack({ partitions: 8 });
 });
-after(async () => {
+afterAll(async () => {
   for (const r of runners) await r.stop();
   await stack.close();
 });

@@ -3,7 +3,7 @@
  * 20,000 generated events with 2% exact re-sends and 0.5% malformed bodies: `events` must hold
  * exactly the distinct valid ones, and every malformed one must be parked once.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { countRows, diff, eventKeys, kill, runnerArgs, sendLoad, spawnHubsink, startStack, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
 import type { RunnerStats } from '../../src/runner/stats.js';
@@ -11,10 +11,10 @@ import type { RunnerStats } from '../../src/runner/stats.js';
 let stack: Stack;
 const children: RunnerProcess[] = [];
 
-before(async () => {
+beforeAll(async () => {
   stack = await startStack();
 });
-after(async () => {
+afterAll(async () => {
   for (const c of children) await kill(c);
   await stack.close();
 });

@@ -18,8 +18,8 @@ import { rowKey } from '../../src/pipeline/batch.js';
 import { validateEvent } from '../../src/pipeline/validate.js';
 import { createTestSchema, testAzuriteConnection, testDatabaseUrl, uniqueName, type TestSchema } from '../support/services.js';
 
-/** The repository root, from dist/test/integration/. */
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+/** The repository root, from test/integration/. */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface Stack {
   emu: Emulator;

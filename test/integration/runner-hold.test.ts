@@ -3,17 +3,17 @@
  * every insert fails with a fatal error, so ingestBatch throws), the runner retries the same batches
  * without checkpointing; once the table is back, everything is written exactly once.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { countRows, diff, eventKeys, kill, runnerArgs, sendLoad, spawnHubsink, startStack, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
 
 let stack: Stack;
 const children: RunnerProcess[] = [];
 
-before(async () => {
+beforeAll(async () => {
   stack = await startStack({ partitions: 2 });
 });
-after(async () => {
+afterAll(async () => {
   for (const c of children) await kill(c);
   await stack.close();
 });

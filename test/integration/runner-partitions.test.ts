@@ -3,7 +3,7 @@
  * few hours after that by its (injected) clock, so a runner that stays up for weeks keeps writing.
  * Simulated time: the clock jumps days while the test waits only for the runner's real poll.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { loadConfig } from '../../src/config.js';
@@ -17,10 +17,10 @@ const DAY = 86_400_000;
 let stack: Stack;
 let runner: Runner | undefined;
 
-before(async () => {
+beforeAll(async () => {
   stack = await startStack({ partitions: 2, prepare: false });
 });
-after(async () => {
+afterAll(async () => {
   await runner?.stop();
   await stack.close();
 });

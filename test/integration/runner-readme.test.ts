@@ -4,7 +4,7 @@
  * Every valid event must be written and only the malformed ones parked. Before partitions were part
  * of `migrate` and of the runner, this path parked every valid event as `rejected`.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { listPartitions, partitionPlan } from '../../src/db/partitions.js';
 import { countRows, diff, eventKeys, kill, sendLoad, spawnHubsink, startStack, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
@@ -12,10 +12,10 @@ import { countRows, diff, eventKeys, kill, sendLoad, spawnHubsink, startStack, w
 let stack: Stack;
 const children: RunnerProcess[] = [];
 
-before(async () => {
+beforeAll(async () => {
   stack = await startStack({ prepare: false });
 });
-after(async () => {
+afterAll(async () => {
   for (const c of children) await kill(c);
   await stack.close();
 });

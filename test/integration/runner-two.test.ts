@@ -3,17 +3,17 @@
  * partitions through the checkpoint store (the second joins mid-stream, so partitions move while
  * batches are in flight), and `events` still holds exactly the distinct valid events.
  */
-import { after, before, test } from 'node:test';
+import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { countRows, diff, eventKeys, kill, runnerArgs, sendLoad, spawnHubsink, startStack, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
 
 let stack: Stack;
 const children: RunnerProcess[] = [];
 
-before(async () => {
+beforeAll(async () => {
   stack = await startStack();
 });
-after(async () => {
+afterAll(async () => {
   for (const c of children) await kill(c);
   await stack.close();
 });

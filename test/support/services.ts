@@ -1,18 +1,33 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { inject } from 'vitest';
+import type { Capabilities } from '../../src/db/capabilities.js';
 
-/** PostgreSQL for integration tests: set by test/run.ts (embedded) or by the user (TEST_DATABASE_URL). */
+/**
+ * PostgreSQL for integration tests: started by the integration project's globalSetup
+ * (test/setup/services.ts), or the server the user named in TEST_DATABASE_URL.
+ */
 export function testDatabaseUrl(): string {
-  const url = process.env.TEST_DATABASE_URL;
-  if (!url) throw new Error('TEST_DATABASE_URL is not set: run the suite with `npm test` (it starts PostgreSQL) or set it');
+  const url = inject('databaseUrl');
+  if (!url) throw new Error('no test database: run integration tests through vitest (`npm test`, `vitest --project integration`)');
   return url;
 }
 
+/** Azurite's blob service for integration tests, from the same globalSetup. */
 export function testAzuriteConnection(): string {
-  const cs = process.env.TEST_AZURITE_CONNECTION;
-  if (!cs) throw new Error('TEST_AZURITE_CONNECTION is not set: run the suite with `npm test` (it starts Azurite)');
+  const cs = inject('azuriteConnection');
+  if (!cs) throw new Error('no Azurite: run integration tests through vitest (`npm test`, `vitest --project integration`)');
   return cs;
 }
+
+/** What the test server offers (from the globalSetup), known when test files are collected. */
+export function serverCapabilities(): Capabilities {
+  return inject('serverCapabilities');
+}
+
+/** For `test.skipIf(...)`: the reason goes in the test's title, so a skip is never silent. */
+export const noCitus = (): boolean => !serverCapabilities().citus;
+export const noHll = (): boolean => !serverCapabilities().hllAvailable;
 
 /** A short unique lower-case name, valid as a schema, hub or blob container name. */
 export function uniqueName(prefix: string): string {

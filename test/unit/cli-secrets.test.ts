@@ -1,4 +1,4 @@
-import { after, test } from 'node:test';
+import { afterAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,7 +6,7 @@ import path from 'node:path';
 import { resolveSecret, UsageError } from '../../src/cli/program.js';
 
 let dir: string | undefined;
-after(async () => {
+afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 

@@ -1,4 +1,4 @@
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { ConfigError, loadConfig, requireDatabase, requireEventHubs, requireStorage } from '../../src/config.js';
 import { poolOptions } from '../../src/db/pool.js';

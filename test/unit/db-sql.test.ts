@@ -1,4 +1,4 @@
-import { test, describe } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { backoffDelay, BACKOFF_CAP_MS, chunk, insertEventsParams, insertEventsSql } from '../../src/db/events.js';
 import { migrationChecksum, migrationStatements, orderMigrationFiles, MigrationError } from '../../src/db/migrate.js';

@@ -2,7 +2,7 @@
  * The pure parts of dead letters and checkpoints: value encoding for jsonb, SQL builders, decoding
  * and planning a dead-letter batch, lag and rewind rules, and operator-facing formatting.
  */
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import {

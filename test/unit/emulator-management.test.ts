@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import rhea from 'rhea';
 import { prepareEvent } from '../../src/emulator/eventCodec.js';

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import rhea from 'rhea';
 import { prepareEvent, type PreparedEvent } from '../../src/emulator/eventCodec.js';
@@ -16,7 +16,7 @@ function clock(start: number): { now: () => number; set(ms: number): void } {
   return { now: () => t, set: (ms) => (t = ms) };
 }
 
-test('sequence numbers start at 0, numeric offsets are byte positions, times never go backwards', () => {
+test('sequence numbers start at 0, numeric offsets are byte positions, times never go backwards (a later batch is 1 ms later)', () => {
   const c = clock(1000);
   const log = new PartitionLog({ partitionId: '3', now: c.now });
   assert.equal(log.beginSequenceNumber, 0);
@@ -30,7 +30,7 @@ test('sequence numbers start at 0, numeric offsets are byte positions, times nev
   );
   assert.deepEqual(
     [...a, ...b].map((e) => e.enqueuedTimeMs),
-    [1000, 1000, 1000],
+    [1000, 1000, 1001],
   );
   assert.equal(a[0]?.offset, '0');
   assert.equal(Number(a[1]?.offset), (a[0]?.head.length ?? 0) + (a[0]?.tail.length ?? 0));
@@ -90,6 +90,26 @@ test('selector filters parse as the SDK writes them', () => {
   assert.deepEqual(parseSelector("amqp.annotation.x-opt-enqueued-time > '1700000000000'"), { kind: 'time', ms: 1_700_000_000_000, inclusive: false });
   assert.throws(() => parseSelector("amqp.annotation.x-opt-sequence-number > 'x'"), FilterError);
   assert.throws(() => parseSelector('color = red'), (e: unknown) => e instanceof FilterError && e.condition === 'amqp:not-implemented');
+});
+
+test('a batch shares one enqueued time; distinct batches are at least 1 ms apart, also within one clock millisecond', () => {
+  const c = clock(5000);
+  const log = new PartitionLog({ partitionId: '0', now: c.now });
+  const first = log.append([ev('a'), ev('b'), ev('c')], undefined);
+  const second = log.append([ev('d'), ev('e')], undefined); // same clock millisecond
+  const third = log.append([ev('f')], undefined); // and again
+  c.set(5100);
+  const fourth = log.append([ev('g')], undefined); // the clock moved on: its time is used as is
+  c.set(5100);
+  const fifth = log.append([ev('h')], undefined);
+  assert.deepEqual(first.map((e) => e.enqueuedTimeMs), [5000, 5000, 5000]);
+  assert.deepEqual(second.map((e) => e.enqueuedTimeMs), [5001, 5001]);
+  assert.deepEqual(third.map((e) => e.enqueuedTimeMs), [5002]);
+  assert.deepEqual(fourth.map((e) => e.enqueuedTimeMs), [5100]);
+  assert.deepEqual(fifth.map((e) => e.enqueuedTimeMs), [5101]);
+  // So a time position just before a batch starts exactly at that batch.
+  assert.equal(resolveStart(log, parseSelector(`amqp.annotation.x-opt-enqueued-time > '${5001 - 1}'`)), 3);
+  assert.equal(resolveStart(log, parseSelector(`amqp.annotation.x-opt-enqueued-time > '${5002 - 1}'`)), 5);
 });
 
 test('start positions resolve against the log: earliest, latest, offsets, sequence numbers, times', () => {

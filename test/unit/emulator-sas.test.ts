@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { covers, createSasToken, parseSasToken, resourcePath, verifySasToken } from '../../src/emulator/sas.js';

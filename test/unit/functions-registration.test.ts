@@ -4,7 +4,7 @@
  * here, so this metadata is the contract with the host.
  */
 import { captured, triggerOf, type CapturedFunction } from '../support/functions-capture.js';
-import { before, test } from 'node:test';
+import { beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -18,13 +18,13 @@ function fn(name: string): CapturedFunction {
   return f;
 }
 
-before(async () => {
+beforeAll(async () => {
   process.env.INGEST_EVENTHUB_NAME = 'clicks-under-test';
   process.env.DEADLETTER_EVENTHUB_NAME = 'clicks-dl-under-test';
   process.env.INGEST_CONSUMER_GROUP = 'hubsink-ingest';
   process.env.DEADLETTER_CONSUMER_GROUP = 'hubsink-deadletter';
   // Load every registration module the way the host does: each file in the functions folder.
-  for (const file of (await readdir(functionsDir)).filter((f) => f.endsWith('.js')).sort()) {
+  for (const file of (await readdir(functionsDir)).filter((f) => f.endsWith('.ts')).sort()) {
     await import(path.join(functionsDir, file));
   }
 });

@@ -1,4 +1,4 @@
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { createGenerator, MALFORMED_KINDS, type GeneratedEvent } from '../../src/generator/generator.js';
 import { validateEvent } from '../../src/pipeline/validate.js';

@@ -1,4 +1,4 @@
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { prepareBatch, rowKey } from '../../src/pipeline/batch.js';
 import { deriveEventId } from '../../src/pipeline/eventId.js';

@@ -2,7 +2,7 @@
  * The rollup timer and the metrics HTTP function as the Functions host would see them.
  */
 import { captured, triggerOf, type CapturedFunction } from '../support/functions-capture.js';
-import { before, test } from 'node:test';
+import { beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 
 function fn(name: string): CapturedFunction {
@@ -11,7 +11,7 @@ function fn(name: string): CapturedFunction {
   return f;
 }
 
-before(async () => {
+beforeAll(async () => {
   await import('../../src/functions/rollup.js');
   await import('../../src/functions/metrics.js');
 });

@@ -1,4 +1,4 @@
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { MAX_BUCKETS, parseIsoTime, parseMetricsParams, type MetricsQuery } from '../../src/serving/params.js';
 import { DEFAULT_MAX_ROWS, exceedsRowLimit, metricsSql, shapeMetrics } from '../../src/serving/query.js';

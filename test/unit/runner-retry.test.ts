@@ -1,4 +1,4 @@
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { BATCH_RETRY_CAP_MS, batchRetryDelay, retryForever } from '../../src/runner/retry.js';
 import { anySignal } from '../../src/runner/checkpointingConsumer.js';

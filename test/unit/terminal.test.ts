@@ -1,4 +1,4 @@
-import { describe, test } from 'node:test';
+import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { escapeControls, redactSecrets } from '../../src/pipeline/terminal.js';
 import { formatBody, formatTable, oneLine } from '../../src/deadletters/format.js';

@@ -1,0 +1,83 @@
+/**
+ * A loopback TCP proxy for fault injection: clients connect to the proxy, which forwards every byte
+ * to the real server. cut() makes the server unreachable as a network failure or a stopped server
+ * would (open connections are reset, new ones refused) and restore() brings it back, without
+ * touching the server itself, so the same tests run against a shared server or a Citus coordinator.
+ */
+import net from 'node:net';
+
+export interface TcpProxy {
+  readonly port: number;
+  /** The target's URL with host and port replaced by the proxy's. */
+  url(target: string): string;
+  /** Resets every open connection and refuses new ones until restore(). */
+  cut(): Promise<void>;
+  restore(): Promise<void>;
+  /** Connections accepted so far. */
+  readonly accepted: number;
+  stop(): Promise<void>;
+}
+
+export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
+  const sockets = new Set<net.Socket>();
+  let accepted = 0;
+  let server: net.Server | undefined;
+  let port = 0;
+
+  const listen = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const s = net.createServer((client) => {
+        accepted++;
+        const upstream = net.connect(targetPort, targetHost);
+        sockets.add(client);
+        sockets.add(upstream);
+        const drop = (): void => {
+          client.destroy();
+          upstream.destroy();
+          sockets.delete(client);
+          sockets.delete(upstream);
+        };
+        client.on('error', drop).on('close', drop);
+        upstream.on('error', drop).on('close', drop);
+        client.pipe(upstream);
+        upstream.pipe(client);
+      });
+      s.once('error', reject);
+      s.listen(port, '127.0.0.1', () => {
+        const addr = s.address();
+        if (addr && typeof addr === 'object') port = addr.port;
+        server = s;
+        resolve();
+      });
+    });
+
+  const close = async (): Promise<void> => {
+    const s = server;
+    server = undefined;
+    // resetAndDestroy sends RST, as a crashed server or a broken network path would.
+    for (const sock of sockets) sock.resetAndDestroy();
+    sockets.clear();
+    if (s) await new Promise<void>((resolve) => s.close(() => resolve()));
+  };
+
+  await listen();
+  return {
+    get port() {
+      return port;
+    },
+    get accepted() {
+      return accepted;
+    },
+    url(target: string) {
+      const u = new URL(target);
+      u.hostname = '127.0.0.1';
+      u.port = String(port);
+      return u.toString();
+    },
+    cut: close,
+    async restore() {
+      if (!server) await listen();
+    },
+    stop: close,
+  };
+}

