@@ -20,12 +20,13 @@ import { maintainPartitions } from '../src/db/partitions.js';
 import { configureSession } from '../src/db/session.js';
 import { startAzurite } from '../src/local/azurite.js';
 import { loadEmbeddedPostgres } from '../src/local/embedded.js';
+import { benchClaim, type ClaimFigure } from './claim.js';
 import { benchE2e, type E2eFigure } from './e2e.js';
 import { benchIngest, type IngestFigure } from './ingest.js';
 import { benchDashboard, benchRollups, type DashboardFigure, type RollupFigure } from './rollups.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const SECTIONS = ['ingest', 'rollups', 'dashboard', 'e2e'] as const;
+const SECTIONS = ['ingest', 'rollups', 'dashboard', 'e2e', 'claim'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface ServerInfo {
@@ -43,6 +44,7 @@ interface Results {
   rollups?: RollupFigure & { server: string };
   dashboard?: DashboardFigure & { server: string; rollupsOver: string };
   e2e?: E2eFigure & { server: string };
+  claim?: ClaimFigure;
   seconds: number;
 }
 
@@ -61,7 +63,7 @@ function parseArgs(argv: readonly string[]): { only: Set<Section>; out: string }
     } else if (a === '--out') {
       out = path.resolve(argv[++i] ?? out);
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: npm run bench [-- --only ingest,rollups,dashboard,e2e] [--out FILE]\n');
+      process.stdout.write('usage: npm run bench [-- --only ingest,rollups,dashboard,e2e,claim] [--out FILE]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${String(a)}`);
   }
@@ -161,6 +163,17 @@ export function report(r: Results): string {
       '',
     );
   }
+  if (r.claim) {
+    const c = r.claim;
+    out.push(`Partition claiming: hubsink run on a hub of ${c.partitions} partitions, balancing every ${c.balanceIntervalMs / 1000} s (the runner's default), vs the SDK's balanced strategy`);
+    out.push(
+      table([
+        ['strategy', `first runner owns all ${c.partitions} (s)`, `second runner has ${c.partitions / 2} (s)`],
+        ...[c.greedy, c.balanced].map((x) => [x.strategy === 'greedy' ? 'greedy (hubsink)' : 'balanced (reference)', x.firstOwnsAllSeconds.toFixed(2), x.secondGetsShareSeconds.toFixed(2)]),
+      ]),
+      '',
+    );
+  }
   return out.join('\n');
 }
 
@@ -183,7 +196,7 @@ async function main(): Promise<void> {
     const startEmbeddedPostgres = await loadEmbeddedPostgres();
     const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'pg') });
     cleanups.push(() => server.stop());
-    const azurite = only.has('e2e') ? await startAzurite() : undefined;
+    const azurite = only.has('e2e') || only.has('claim') ? await startAzurite() : undefined;
     if (azurite) cleanups.push(() => azurite.stop());
 
     const pool = new pg.Pool({ connectionString: server.url, max: 10 });
@@ -242,6 +255,10 @@ async function main(): Promise<void> {
       log(`end to end on ${label}`);
       const e = await benchE2e(pool, { schema: await fresh(), databaseUrl: server.url, azurite: azurite.connectionString, events: 60_000, repoRoot: REPO_ROOT, log });
       results.e2e = { ...e, server: label };
+    }
+    if (only.has('claim') && azurite) {
+      log('partition claiming');
+      results.claim = await benchClaim({ pool, schema: await fresh(), databaseUrl: server.url, azurite: azurite.connectionString, log });
     }
   } finally {
     for (const c of cleanups.reverse()) await c().catch((err: unknown) => log(`clean-up: ${err instanceof Error ? err.message : String(err)}`));

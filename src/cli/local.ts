@@ -55,6 +55,7 @@ export function formatBanner(info: LocalInfo, now: Date = new Date()): string {
     `  Event Hubs   ${info.emulator ? `emulator on 127.0.0.1:${info.emulator.port}: ${info.emulator.hubs.join(', ')}` : `external: ${info.ingestHub}, ${info.deadLetterHub}`}`,
     `               EventHubConnection='${redact(info.eventHubConnection)}'`,
     `  Checkpoints  Azurite on 127.0.0.1:${info.storage.port} (${info.storage.persistent ? 'kept in the data folder' : 'in memory'})`,
+    `  Dashboard    ${info.metricsUrl}/  (open it in a browser: live charts of the rollups)`,
     `  Metrics      curl '${info.metricsUrl}/api/tenants/${info.firstTenant}/metrics?from=${from}&to=${to}&grain=minute&by=type'`,
     `  Generator    ${info.generator ? `${info.generator.rate} events/s over ${info.generator.tenants} storefronts (seed ${info.generator.seed})` : 'off'}`,
     '',
@@ -74,7 +75,7 @@ function withoutPassword(url: string): string {
 export function register(program: Command): void {
   program
     .command('local')
-    .description('run everything locally: embedded PostgreSQL, Azurite, the Event Hubs emulator, the runner with dead letters and rollups, the generator and the metrics endpoint')
+    .description('run everything locally: embedded PostgreSQL, Azurite, the Event Hubs emulator, the runner with dead letters and rollups, the generator, the metrics endpoint and the dashboard')
     .option('--data-dir <dir>', 'folder for PostgreSQL data kept between runs', '.hubsink')
     .option('--database-url <url>', 'use this PostgreSQL instead of the embedded one (or HUBSINK_LOCAL_DATABASE_URL; a command line is visible to other users)')
     .option('--database-url-file <path>', 'read --database-url from this file')
@@ -91,7 +92,7 @@ export function register(program: Command): void {
     .option('--pg-port <port>', 'embedded PostgreSQL port, if free (0: any)', parsePort, 54320)
     .option('--emulator-port <port>', 'Event Hubs emulator port, if free (0: any)', parsePort, 5672)
     .option('--azurite-port <port>', 'Azurite blob port, if free (0: any)', parsePort, 10000)
-    .option('--http-port <port>', 'metrics endpoint port, if free (0: any)', parsePort, 7071)
+    .option('--http-port <port>', 'metrics endpoint and dashboard port, if free (0: any)', parsePort, 7071)
     .option('--status-interval <seconds>', 'seconds between status refreshes (default: 1 on a terminal, 2 otherwise)', parseSeconds)
     .option('--verbose', 'more log lines')
     .action(async (opts: LocalCliOptions) => {

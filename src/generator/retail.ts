@@ -1,7 +1,7 @@
 /**
  * A synthetic multi-tenant retailer: storefronts with skewed (Zipf-like) traffic, shoppers whose
  * sessions browse, click, add to cart and sometimes buy, ad campaigns that show impressions and get
- * clicks, and e-mail campaigns that get opened and clicked. Pure: time comes from an injected clock
+ * clicks, and e-mail campaigns that get sent, opened and clicked. Pure: time comes from an injected clock
  * and randomness from a seeded Rng, so a seed names one exact stream of events.
  */
 import { type Rng, ZipfSampler } from './prng.js';
@@ -163,7 +163,7 @@ export class RetailModel {
     if (queued) return queued;
     const r = this.rng.next();
     if (r < 0.3) return this.adImpression();
-    if (r < 0.36) return this.emailOpen();
+    if (r < 0.36) return this.emailSend();
     return this.sessionStep();
   }
 
@@ -235,20 +235,24 @@ export class RetailModel {
     return e;
   }
 
-  private emailOpen(): RetailEvent {
+  /** A campaign e-mail sent; about a quarter are opened, and some opens are clicked (open and click rates). */
+  private emailSend(): RetailEvent {
     const store = this.store();
     const campaignId = this.rng.pick(store.emailCampaigns);
     const country = this.rng.pick(store.countries);
     const userId = `user-${store.tenantId}-${this.rng.int(store.customers)}`;
-    const e = this.event(store, 'email_open', country, { userId, campaignId, country, properties: { client: this.rng.pick(['gmail', 'outlook', 'apple-mail', 'other']) } });
-    if (this.rng.chance(0.15)) {
-      const s = this.newSession(store, { referrer: 'https://mail.example.net/', campaignId });
-      s.userId = userId;
-      s.country = country;
-      this.pending.push(this.event(store, 'email_click', country, { ...this.common(s), url: s.lastUrl }));
-      this.sessions.push(s);
+    const sent = this.event(store, 'email_send', country, { userId, campaignId, country });
+    if (this.rng.chance(0.25)) {
+      this.pending.push(this.event(store, 'email_open', country, { userId, campaignId, country, properties: { client: this.rng.pick(['gmail', 'outlook', 'apple-mail', 'other']) } }));
+      if (this.rng.chance(0.15)) {
+        const s = this.newSession(store, { referrer: 'https://mail.example.net/', campaignId });
+        s.userId = userId;
+        s.country = country;
+        this.pending.push(this.event(store, 'email_click', country, { ...this.common(s), url: s.lastUrl }));
+        this.sessions.push(s);
+      }
     }
-    return e;
+    return sent;
   }
 
   private sessionStep(): RetailEvent {

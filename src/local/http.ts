@@ -1,17 +1,28 @@
 /**
- * A tiny node:http adapter that serves the Functions metrics handler locally, so the local stack
- * answers the same `GET /api/tenants/{tenantId}/metrics?...` the Function App does (without its
- * function key: it listens on loopback only).
+ * A tiny node:http adapter that serves the Functions HTTP handlers locally, so the local stack
+ * answers the same `GET /api/tenants/{tenantId}/metrics?...`, `/api/tenants`, `/api/freshness` and
+ * `/api/dashboard/...` the Function App does (without its function key: it listens on loopback
+ * only), and the dashboard at `/`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import functions, { type HttpResponseInit } from '@azure/functions';
+import type { DashboardHandler } from '../serving/dashboard.js';
 import type { MetricsHandler } from '../serving/handler.js';
 
 // A CommonJS package whose classes Node's ESM loader cannot see as named exports.
 const { HttpRequest, InvocationContext } = functions;
 
 const METRICS_ROUTE = /^\/api\/tenants\/([^/]+)\/metrics\/?$/;
+const DASHBOARD_ROUTE = /^\/api\/dashboard(?:\/(.*))?$/;
+
+/** The Functions handlers the local server answers with; those left out are 404s. */
+export interface LocalHandlers {
+  metrics: MetricsHandler;
+  tenants?: MetricsHandler;
+  freshness?: MetricsHandler;
+  dashboard?: DashboardHandler;
+}
 
 export interface LocalHttp {
   port: number;
@@ -19,7 +30,7 @@ export interface LocalHttp {
   close(): Promise<void>;
 }
 
-function send(res: ServerResponse, init: HttpResponseInit): void {
+function send(res: ServerResponse, init: HttpResponseInit, headOnly = false): void {
   const headers: Record<string, string> = {};
   if (init.headers && typeof init.headers === 'object' && !Array.isArray(init.headers)) {
     for (const [k, v] of Object.entries(init.headers as Record<string, string>)) headers[k.toLowerCase()] = String(v);
@@ -32,43 +43,66 @@ function send(res: ServerResponse, init: HttpResponseInit): void {
     body = init.body;
   }
   res.writeHead(init.status ?? 200, headers);
-  res.end(body);
+  res.end(headOnly ? undefined : body);
 }
 
-/** Pure: the route a request path names. */
-export function matchRoute(method: string | undefined, pathname: string): { kind: 'metrics'; tenantId: string } | { kind: 'not-found' } | { kind: 'method' } {
+export type Route =
+  | { kind: 'metrics'; tenantId: string }
+  | { kind: 'tenants' }
+  | { kind: 'freshness' }
+  | { kind: 'dashboard'; path: string }
+  | { kind: 'not-found' }
+  | { kind: 'method' };
+
+/** Pure: the route a request path names. `/` is the dashboard, as the banner says. */
+export function matchRoute(method: string | undefined, pathname: string): Route {
+  let route: Route = { kind: 'not-found' };
   const m = METRICS_ROUTE.exec(pathname);
-  if (!m) return { kind: 'not-found' };
+  const d = DASHBOARD_ROUTE.exec(pathname);
+  if (m) route = { kind: 'metrics', tenantId: decodeURIComponent(m[1] ?? '') };
+  else if (/^\/api\/tenants\/?$/.test(pathname)) route = { kind: 'tenants' };
+  else if (/^\/api\/freshness\/?$/.test(pathname)) route = { kind: 'freshness' };
+  else if (pathname === '/' || pathname === '/index.html') route = { kind: 'dashboard', path: '' };
+  else if (d) route = { kind: 'dashboard', path: decodeURIComponent(d[1] ?? '') };
+  if (route.kind === 'not-found') return route;
   if (method !== 'GET' && method !== 'HEAD') return { kind: 'method' };
-  return { kind: 'metrics', tenantId: decodeURIComponent(m[1] ?? '') };
+  return route;
 }
 
-export async function serveMetrics(handler: MetricsHandler, opts: { port: number; host?: string; log?: (line: string) => void }): Promise<LocalHttp> {
+/** Serves the handlers on loopback. A bare metrics handler is accepted as before. */
+export async function serveMetrics(handlers: MetricsHandler | LocalHandlers, opts: { port: number; host?: string; log?: (line: string) => void }): Promise<LocalHttp> {
   const host = opts.host ?? '127.0.0.1';
   const log = opts.log ?? (() => undefined);
+  const h: LocalHandlers = typeof handlers === 'function' ? { metrics: handlers } : handlers;
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', `http://${host}`);
-    let route: ReturnType<typeof matchRoute>;
+    let route: Route;
     try {
       route = matchRoute(req.method, url.pathname);
     } catch {
       route = { kind: 'not-found' };
     }
-    if (route.kind === 'not-found') return send(res, { status: 404, jsonBody: { error: { message: 'not found: try GET /api/tenants/{tenantId}/metrics?from=&to=&grain=&by=' } } });
+    const handler = route.kind === 'metrics' ? h.metrics : route.kind === 'tenants' ? h.tenants : route.kind === 'freshness' ? h.freshness : undefined;
+    if (route.kind === 'not-found' || (route.kind !== 'method' && route.kind !== 'dashboard' && !handler) || (route.kind === 'dashboard' && !h.dashboard)) {
+      return send(res, { status: 404, jsonBody: { error: { message: 'not found: try GET /api/tenants/{tenantId}/metrics?from=&to=&grain=&by=' } } });
+    }
     if (route.kind === 'method') return send(res, { status: 405, headers: { allow: 'GET' }, jsonBody: { error: { message: 'only GET' } } });
     const query: Record<string, string> = {};
     for (const [k, v] of url.searchParams) query[k] = v;
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
-    const request = new HttpRequest({ method: 'GET', url: url.toString(), headers, query, params: { tenantId: route.tenantId } });
+    const params: Record<string, string> = route.kind === 'metrics' ? { tenantId: route.tenantId } : route.kind === 'dashboard' ? { path: route.path } : {};
+    const request = new HttpRequest({ method: 'GET', url: url.toString(), headers, query, params });
+    const name = route.kind;
     const context = new InvocationContext({
-      functionName: 'metrics',
-      logHandler: (level, ...args) => log(`metrics ${level}: ${args.map((a) => (a instanceof Error ? a.message : String(a))).join(' ')}`),
+      functionName: name,
+      logHandler: (level, ...args) => log(`${name} ${level}: ${args.map((a) => (a instanceof Error ? a.message : String(a))).join(' ')}`),
     });
-    handler(request, context).then(
-      (init) => send(res, init),
+    const run = route.kind === 'dashboard' && h.dashboard ? h.dashboard(request) : handler ? handler(request, context) : Promise.resolve({ status: 404 });
+    run.then(
+      (init) => send(res, init, req.method === 'HEAD'),
       (err: unknown) => {
-        log(`metrics: ${err instanceof Error ? err.message : String(err)}`);
+        log(`${name}: ${err instanceof Error ? err.message : String(err)}`);
         send(res, { status: 500, jsonBody: { error: { message: 'internal error (logged)' } } });
       },
     );

@@ -1,7 +1,7 @@
 /**
  * The one-command local stack: embedded PostgreSQL (data kept between runs), Azurite, the Event
  * Hubs emulator with both hubs, migrations and partitions, the runner with its dead-letter consumer
- * and rollups, the generator at a modest rate, and the metrics endpoint. External PostgreSQL or
+ * and rollups, the generator at a modest rate, the metrics endpoint and the dashboard. External PostgreSQL or
  * Event Hubs replace the embedded ones when given. Everything started is stopped in reverse order.
  */
 import path from 'node:path';
@@ -9,7 +9,6 @@ import type pg from 'pg';
 import { loadConfig, type HubsinkConfig } from '../config.js';
 import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { migrate } from '../db/migrate.js';
-import { maintainPartitions } from '../db/partitions.js';
 import { createPool, createServingPool } from '../db/pool.js';
 import { rollupStatus } from '../rollups/run.js';
 import { configureSession } from '../db/session.js';
@@ -20,7 +19,10 @@ import { createProducer } from '../hubs/clients.js';
 import { describeError } from '../pipeline/classify.js';
 import type { Logger } from '../runner/checkpointingConsumer.js';
 import { startRunner, type Runner } from '../runner/runner.js';
+import { makeDashboardHandler } from '../serving/dashboard.js';
+import { makeFreshnessHandler } from '../serving/freshness.js';
 import { makeMetricsHandler } from '../serving/handler.js';
+import { makeTenantsHandler } from '../serving/tenants.js';
 import { startAzurite } from './azurite.js';
 import { loadEmbeddedPostgres } from './embedded.js';
 import { serveMetrics } from './http.js';
@@ -174,15 +176,7 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
     configureSession(pool, caps, { citusCachedConnsPerWorker: config.citusCachedConnsPerWorker });
     const { applied } = await migrate(pool, config.schema, { log: (m) => log('info', m) });
     if (applied.length === 0) log('info', `schema ${config.schema} is up to date`);
-    const maintain = async (): Promise<void> => {
-      const r = await maintainPartitions(pool, config.schema, { now: new Date(), aheadDays: config.partitionsAheadDays, retentionDays: config.retentionDays, caps });
-      if (r.created.length + r.dropped.length > 0) log('info', `partitions: created ${r.created.length}, dropped ${r.dropped.length}`);
-    };
-    await maintain();
-    // The Function App runs this daily; a local stack may well run past midnight.
-    const partitionTimer = setInterval(() => void maintain().catch((err: unknown) => log('warn', `partitions: ${describeError(err)}`)), 6 * 3600_000);
-    partitionTimer.unref();
-    stops.push({ what: 'the partition timer', ms: 1000, fn: () => Promise.resolve(clearInterval(partitionTimer)) });
+    // Partitions: the runner maintains them itself, at start and every few hours (as `hubsink run` does).
 
     const runner: Runner = await startRunner({
       config,
@@ -203,7 +197,13 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
     const handler = makeMetricsHandler(() =>
       Promise.resolve({ pool: servingPool, schema: config.schema, caps, retentionDays: config.rollupRetentionDays, maxRows: config.metrics.maxRows }),
     );
-    const http = await serveMetrics(handler, { port: await preferredOrFreePort(opts.ports.http), log: (l) => log('warn', l) });
+    const handlers = {
+      metrics: handler,
+      tenants: makeTenantsHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema, retentionDays: config.rollupRetentionDays })),
+      freshness: makeFreshnessHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema })),
+      dashboard: makeDashboardHandler(),
+    };
+    const http = await serveMetrics(handlers, { port: await preferredOrFreePort(opts.ports.http), log: (l) => log('warn', l) });
     stops.push({ what: 'the metrics endpoint', ms: 5000, fn: () => http.close() });
 
     // Generator

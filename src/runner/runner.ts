@@ -53,6 +53,8 @@ export interface RunnerOptions {
   partitionEveryMs?: number;
   /** Real time between checks whether maintenance is due by the clock (default 60 s). */
   partitionCheckMs?: number;
+  /** 'greedy' (default) claims every free or expired partition per cycle; 'balanced' one (the bench's reference). */
+  loadBalancingStrategy?: 'greedy' | 'balanced';
   /** A checkpoint store to use instead of one on the blob container (tests count its calls). */
   checkpointStore?: CheckpointStore;
 }
@@ -125,7 +127,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
       loadBalancingOptions: {
         // Greedy: each balancing cycle claims every free or expired partition (and steals up to a
         // fair share), where 'balanced' claims one per cycle: 32 partitions took over 5 minutes.
-        strategy: 'greedy' as const,
+        strategy: opts.loadBalancingStrategy ?? 'greedy',
         updateIntervalInMs: opts.loadBalancingIntervalMs ?? 10_000,
         partitionOwnershipExpirationIntervalInMs: opts.ownershipExpirationMs ?? 60_000,
       },

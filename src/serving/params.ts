@@ -23,6 +23,8 @@ export interface MetricsQuery {
   by: Dimension | null;
   /** With `by`: how many series (the largest by events) a response holds beside one "other" series. */
   top: number;
+  /** Only events of this type (e.g. the two sides of a click-through rate); absent or null: all types. */
+  type?: string | null;
 }
 
 export interface ParamError {
@@ -43,7 +45,7 @@ export const MAX_BUCKETS: Readonly<Record<Grain, number>> = { minute: 2 * 1440, 
 export const DEFAULT_TOP = 10;
 export const MAX_TOP = 50;
 
-const KNOWN = ['from', 'to', 'grain', 'by', 'top'] as const;
+const KNOWN = ['from', 'to', 'grain', 'by', 'top', 'type'] as const;
 /** Coarsest first: `auto` takes the first grain that tiles the range exactly. */
 const COARSEST_FIRST: readonly Grain[] = ['day', 'hour', 'minute'];
 
@@ -94,7 +96,7 @@ export interface ParamOptions {
  * Chooses the grain for [from, to): explicit grains must tile the range exactly; `auto` takes the
  * coarsest grain that does. Then checks retention and the bucket count.
  */
-function chooseGrain(requested: GrainParam, from: Date, to: Date, opts: ParamOptions): { grain: Grain } | { error: ParamError } {
+export function chooseGrain(requested: GrainParam, from: Date, to: Date, opts: ParamOptions): { grain: Grain } | { error: ParamError } {
   const maxBuckets = opts.maxBuckets ?? MAX_BUCKETS;
   let grain: Grain;
   if (requested === 'auto') {
@@ -175,7 +177,11 @@ export function parseMetricsParams(tenantIdParam: string | undefined, query: URL
     top = Number(topRaw);
   }
 
+  const type = query.get('type');
+  // The rule events.type has (1 to 64 characters); the value is a bind parameter, never SQL text.
+  if (type !== null && (type.length < 1 || type.length > 64)) return fail('type', 'must be an event type of 1 to 64 characters');
+
   const chosen = chooseGrain(requested, from, to, opts);
   if ('error' in chosen) return { ok: false, error: chosen.error };
-  return { ok: true, query: { tenantId, from, to, grain: chosen.grain, by, top } };
+  return { ok: true, query: { tenantId, from, to, grain: chosen.grain, by, top, ...(type !== null ? { type } : {}) } };
 }

@@ -23,7 +23,8 @@ export const DEFAULT_MAX_ROWS = 200_000;
  * caller refuses a response that would need more), so a tenant whose producers sent millions of
  * distinct values costs a bounded scan. Every part filters on the one tenant_id, so on Citus the
  * whole statement runs on one shard (a router query).
- * $1 tenant, $2 from, $3 to, $4 top, $5 row limit.
+ * $1 tenant, $2 from, $3 to, $4 top, $5 row limit, $6 the event type (only with `type`: a ratio's
+ * numerator or denominator; the top values are then ranked among that type's events).
  */
 export function metricsSql(
   q: MetricsQuery,
@@ -39,7 +40,7 @@ export function metricsSql(
     `WITH r AS MATERIALIZED (`,
     `  SELECT bucket, ${key} AS key, events, revenue, sessions, users`,
     `  FROM ${qualified(schema, def.table)}`,
-    `  WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3`,
+    `  WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3${q.type ? ' AND type = $6' : ''}`,
     `  LIMIT $5`,
     `), k AS (`,
     `  SELECT key, row_number() OVER (ORDER BY sum(events) DESC, key) AS rank FROM r GROUP BY key`,
@@ -55,7 +56,9 @@ export function metricsSql(
     `FROM g`,
     `ORDER BY g.key IS NULL, g.key, g.bucket`,
   ].join('\n');
-  return { text, values: [q.tenantId, q.from, q.to, q.top, maxRows + 1] };
+  const values: unknown[] = [q.tenantId, q.from, q.to, q.top, maxRows + 1];
+  if (q.type) values.push(q.type);
+  return { text, values };
 }
 
 /** $1 rollup name: when it last ran, for the response's freshness field. */
@@ -102,6 +105,8 @@ export interface MetricsResponse {
   to: string;
   grain: Grain;
   by: string | null;
+  /** The event type the response is limited to; absent when it is not. */
+  type?: string;
   /** How distinct counts are estimated: hll, or kmv (exact below its size). */
   distinct: SketchKind;
   /** When the rollup last folded in new events; data is complete up to about then. */
@@ -139,6 +144,7 @@ export function shapeMetrics(q: MetricsQuery, distinct: SketchKind, rollupRunAt:
     to: q.to.toISOString(),
     grain: q.grain,
     by: q.by?.name ?? null,
+    ...(q.type ? { type: q.type } : {}),
     distinct,
     rollupRunAt: rollupRunAt?.toISOString() ?? null,
     top: q.top,

@@ -84,3 +84,14 @@ test('every registered handler is a function and names are unique', () => {
   assert.equal(new Set(names).size, names.length);
   for (const c of captured) assert.equal(typeof c.handler, 'function');
 });
+
+test('dashboard, tenants, freshness: HTTP GET with a function key, like metrics, on their own routes', () => {
+  const routes: Record<string, string> = { metrics: 'tenants/{tenantId}/metrics', dashboard: 'dashboard/{*path}', tenants: 'tenants', freshness: 'freshness' };
+  for (const [name, route] of Object.entries(routes)) {
+    const t = triggerOf(fn(name));
+    assert.equal(t.type, 'httpTrigger', name);
+    assert.equal(t.authLevel, 'function', `${name}: the same auth as the metrics API`);
+    assert.equal(t.route, route, name);
+    assert.deepEqual(t.methods, ['GET'], name);
+  }
+});

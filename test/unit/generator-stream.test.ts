@@ -155,17 +155,18 @@ describe('generator realism', () => {
     assert.ok(top / events.length > 0.15, `top share ${(top / events.length).toFixed(3)}`);
   });
 
-  test('shoppers browse, add to cart and buy; ads and e-mails get impressions, opens and clicks', () => {
+  test('shoppers browse, add to cart and buy; ads and e-mails get impressions, sends, opens and clicks', () => {
     const events = take(30_000, { seed: 'funnel' });
     const parsed = events.map((e) => JSON.parse(e.body.toString('utf8')) as Record<string, unknown>);
     const count = (t: string) => parsed.filter((p) => p.type === t).length;
-    for (const t of ['page_view', 'click', 'add_to_cart', 'purchase', 'ad_impression', 'ad_click', 'email_open', 'email_click']) {
+    for (const t of ['page_view', 'click', 'add_to_cart', 'purchase', 'ad_impression', 'ad_click', 'email_send', 'email_open', 'email_click']) {
       assert.ok(count(t) > 0, `no ${t}`);
     }
     // A funnel: more views than carts, more carts than purchases, more impressions than ad clicks.
     assert.ok(count('page_view') > count('add_to_cart'));
     assert.ok(count('add_to_cart') > count('purchase'));
     assert.ok(count('ad_impression') > 10 * count('ad_click'));
+    assert.ok(count('email_send') > count('email_open'));
     assert.ok(count('email_open') > count('email_click'));
     for (const p of parsed.filter((x) => x.type === 'purchase')) {
       assert.equal(typeof p.revenue, 'number');

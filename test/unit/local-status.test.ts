@@ -81,6 +81,7 @@ describe('local banner and routes', () => {
     assert.doesNotMatch(b, /s3cr3t/);
     assert.match(b, /SharedAccessKey=\*\*\*/);
     assert.match(formatBanner({ ...info, schema: 'shop' }), /FROM shop\.events/);
+    assert.match(b, /Dashboard +http:\/\/127\.0\.0\.1:7071\/ /);
   });
 
   test('an external --database-url and Event Hubs: passwords and SharedAccessSignature values redacted', () => {
@@ -97,12 +98,19 @@ describe('local banner and routes', () => {
     assert.match(b, /SharedAccessSignature=\*\*\*/);
   });
 
-  test('routes: the metrics path, wrong methods, everything else', () => {
+  test('routes: the metrics path, the dashboard and its API, wrong methods, everything else', () => {
     assert.deepEqual(matchRoute('GET', '/api/tenants/42/metrics'), { kind: 'metrics', tenantId: '42' });
     assert.deepEqual(matchRoute('GET', '/api/tenants/a%20b/metrics/'), { kind: 'metrics', tenantId: 'a b' });
     assert.deepEqual(matchRoute('POST', '/api/tenants/42/metrics'), { kind: 'method' });
     assert.deepEqual(matchRoute('GET', '/api/tenants/42'), { kind: 'not-found' });
-    assert.deepEqual(matchRoute('GET', '/'), { kind: 'not-found' });
+    assert.deepEqual(matchRoute('GET', '/'), { kind: 'dashboard', path: '' });
+    assert.deepEqual(matchRoute('GET', '/api/dashboard'), { kind: 'dashboard', path: '' });
+    assert.deepEqual(matchRoute('GET', '/api/dashboard/assets/app-X1.js'), { kind: 'dashboard', path: 'assets/app-X1.js' });
+    assert.deepEqual(matchRoute('GET', '/api/tenants'), { kind: 'tenants' });
+    assert.deepEqual(matchRoute('HEAD', '/api/freshness'), { kind: 'freshness' });
+    assert.deepEqual(matchRoute('DELETE', '/api/tenants'), { kind: 'method' });
+    assert.deepEqual(matchRoute('GET', '/favicon.ico'), { kind: 'not-found' });
+    assert.deepEqual(matchRoute('GET', '/api/dashboards'), { kind: 'not-found' });
   });
 
   test('as root, a data folder below a folder others cannot enter is refused with advice (others: not checked)', async () => {
