@@ -6,7 +6,7 @@
  */
 import type pg from 'pg';
 import { loadConfig } from '../src/config.js';
-import { startEmulator } from '../src/emulator/index.js';
+import { startEmulator } from '@hubsink/eventhubs-emulator';
 import { startRunner, type Runner } from '../src/runner/runner.js';
 
 export interface ClaimRun {

@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
 import { ident } from '../src/db/ident.js';
-import { startEmulator } from '../src/emulator/index.js';
+import { startEmulator } from '@hubsink/eventhubs-emulator';
 import { createGenerator } from '../src/generator/generator.js';
 import { sendGenerated } from '../src/generator/send.js';
 import { createProducer } from '../src/hubs/clients.js';

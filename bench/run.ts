@@ -24,9 +24,10 @@ import { benchClaim, type ClaimFigure } from './claim.js';
 import { benchE2e, type E2eFigure } from './e2e.js';
 import { benchIngest, type IngestFigure } from './ingest.js';
 import { benchDashboard, benchRollups, type DashboardFigure, type RollupFigure } from './rollups.js';
+import { benchStall, type StallFigure } from './stall.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const SECTIONS = ['ingest', 'rollups', 'dashboard', 'e2e', 'claim'] as const;
+const SECTIONS = ['ingest', 'rollups', 'stall', 'dashboard', 'e2e', 'claim'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface ServerInfo {
@@ -42,6 +43,7 @@ interface Results {
   servers: ServerInfo[];
   ingest: { server: string; settings: string; figures: IngestFigure[] }[];
   rollups?: RollupFigure & { server: string };
+  stall?: StallFigure & { server: string };
   dashboard?: DashboardFigure & { server: string; rollupsOver: string };
   e2e?: E2eFigure & { server: string };
   claim?: ClaimFigure;
@@ -63,7 +65,7 @@ function parseArgs(argv: readonly string[]): { only: Set<Section>; out: string }
     } else if (a === '--out') {
       out = path.resolve(argv[++i] ?? out);
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: npm run bench [-- --only ingest,rollups,dashboard,e2e,claim] [--out FILE]\n');
+      process.stdout.write('usage: npm run bench [-- --only ingest,rollups,stall,dashboard,e2e,claim] [--out FILE]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${String(a)}`);
   }
@@ -143,6 +145,29 @@ export function report(r: Results): string {
         ['empty', x.emptyMedian.toFixed(2), n0(x.newEvents / x.emptyMedian)],
         [`${n0(x.history)}+ events`, x.historyMedian.toFixed(2), n0(x.newEvents / x.historyMedian)],
         ['ratio (target <= 1.2)', x.ratio.toFixed(2), ''],
+      ]),
+      '',
+    );
+  }
+  if (r.stall) {
+    const x = r.stall;
+    out.push(
+      `Insert stall on ${x.server}: ${x.streams} writers, a batch of ${x.batchSize} every ${x.intervalMs} ms each, ${x.phaseSeconds} s per phase; rollup cycles every ${x.rollupEveryMs} ms; ` +
+        `slow writer = one transaction held ${x.slowHoldMs} ms every ${x.slowEveryMs} ms`,
+    );
+    out.push(
+      table([
+        ['phase', 'lock wait ms', 'worst insert ms', 'p99 ms', 'median ms', 'events/s', 'CPU µs/event', 'cycles done/skipped'],
+        ...x.phases.map((p) => [
+          p.name,
+          p.lockTimeoutMs === null ? '-' : String(p.lockTimeoutMs),
+          p.maxMs.toFixed(0),
+          p.p99Ms.toFixed(0),
+          p.medianMs.toFixed(1),
+          n0(p.eventsPerSec),
+          p.cpuUsPerEvent.toFixed(1),
+          p.rollups ? `${p.rollupCycles}/${p.rollupSkipped}` : '-',
+        ]),
       ]),
       '',
     );
@@ -249,6 +274,11 @@ async function main(): Promise<void> {
         const d = await benchDashboard(pool, historySchema, caps, { queries: 400, log });
         results.dashboard = { ...d, server: label, rollupsOver: `${n0(figure.history + figure.newEvents * figure.historySeconds.length)} events, 200 storefronts, 7 days` };
       }
+    }
+
+    if (only.has('stall')) {
+      log(`insert stall under rollups on ${label}`);
+      results.stall = { ...(await benchStall(pool, fresh, caps, { phaseSeconds: 15, log })), server: label };
     }
 
     if (only.has('e2e') && azurite) {

@@ -4,8 +4,7 @@
  * them; status goes to stderr. Ctrl-C (SIGINT) or SIGTERM stops it.
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { startEmulator, DEFAULT_KEY, DEFAULT_KEY_NAME, type EmulatorHubSpec } from '../emulator/index.js';
-import { validateHubSpec } from '../emulator/hubs.js';
+import { startEmulator, DEFAULT_KEY, DEFAULT_KEY_NAME, validateHubSpec, type EmulatorHubSpec } from '@hubsink/eventhubs-emulator';
 import { parsePort, parsePositiveInt, resolveSecret, UsageError } from './program.js';
 
 /** `name:partitions`, e.g. `clickstream:4`. */
@@ -87,6 +86,18 @@ export function register(program: Command): void {
         throw err;
       }
       const emu = emulator;
+      // Listen before printing: a script may send the signal as soon as it reads the output.
+      const stopSignal = new Promise<string>((resolve) => {
+        const onSignal = (name: string): void => {
+          process.off('SIGINT', onInt);
+          process.off('SIGTERM', onTerm);
+          resolve(name);
+        };
+        const onInt = (): void => onSignal('SIGINT');
+        const onTerm = (): void => onSignal('SIGTERM');
+        process.on('SIGINT', onInt);
+        process.on('SIGTERM', onTerm);
+      });
       if (opts.json) {
         const out = {
           host: emu.host,
@@ -101,17 +112,7 @@ export function register(program: Command): void {
       process.stderr.write(
         `hubsink: Event Hubs emulator on ${emu.host}:${emu.port}: ${summary}; consumer groups $Default${groups.map((g) => `, ${g}`).join('')}. Ctrl-C to stop.\n`,
       );
-      const signal = await new Promise<string>((resolve) => {
-        const onSignal = (name: string): void => {
-          process.off('SIGINT', onInt);
-          process.off('SIGTERM', onTerm);
-          resolve(name);
-        };
-        const onInt = (): void => onSignal('SIGINT');
-        const onTerm = (): void => onSignal('SIGTERM');
-        process.on('SIGINT', onInt);
-        process.on('SIGTERM', onTerm);
-      });
+      const signal = await stopSignal;
       process.stderr.write(`hubsink: ${signal}: stopping the emulator\n`);
       await emu.stop();
     });

@@ -12,7 +12,7 @@ import { migrate } from '../db/migrate.js';
 import { createPool, createServingPool } from '../db/pool.js';
 import { rollupStatus } from '../rollups/run.js';
 import { configureSession } from '../db/session.js';
-import { startEmulator } from '../emulator/index.js';
+import { startEmulator } from '@hubsink/eventhubs-emulator';
 import { createGenerator } from '../generator/generator.js';
 import { sendGenerated } from '../generator/send.js';
 import { createProducer } from '../hubs/clients.js';

@@ -2,12 +2,19 @@
  * Rollup I/O: the incremental step, rebuild, retention and status. Statement text comes from
  * src/rollups/sql.ts; this module owns transactions and the order of steps.
  *
- * Exactly-once: a run claims the window (last_seq, high_water] of one rollup in one transaction that
- * (1) locks the rollup's state row FOR UPDATE, so concurrent runs of the same rollup serialize and
- * the second sees the first's advanced last_seq; (2) reads the sequence's high-water mark; (3) takes
- * and at once releases an EXCLUSIVE lock on events, which waits until every writer that could hold a
- * sequence value at or below the high-water mark has committed or aborted; (4) aggregates the window
- * into the rollup; (5) advances last_seq. All or nothing: a failed run leaves the state unchanged.
+ * Exactly-once: a cycle first fixes a horizon for all rollups together: it reads the sequence's
+ * high-water mark, then takes and at once releases an EXCLUSIVE lock on events, which waits until
+ * every writer that could hold a sequence value at or below that mark has committed or aborted.
+ * From then on no value at or below the horizon can appear, whichever transaction looks. Then each
+ * rollup claims the window (last_seq, horizon] in its own transaction that (1) locks its state row
+ * FOR UPDATE, so concurrent runs serialize and the second sees the first's advanced last_seq;
+ * (2) aggregates the window into the rollup; (3) advances last_seq. All or nothing: a failed run
+ * leaves the state unchanged.
+ *
+ * Why one wait per cycle, bounded short: while the EXCLUSIVE request waits in the lock queue it
+ * blocks every new insert behind it. One wait of at most DEFAULT_LOCK_TIMEOUT_MS per cycle (not one
+ * of 10 s per rollup) bounds that stall; a busy minute is skipped (RollupBusyError, nothing changed)
+ * and the next cycle folds in what it missed.
  * Ingest inserts with ON CONFLICT DO NOTHING, so a redelivered event never gets a row (or a
  * sequence value that reaches a rollup) of its own.
  */
@@ -57,7 +64,10 @@ export interface RollupRunOptions {
   /** Upper bound of sequence values (hence rows) one run folds into one rollup. */
   maxWindowRows: number;
   now?: () => Date;
-  /** How long a run waits for in-flight writers before giving up until the next run. */
+  /**
+   * How long a cycle waits for in-flight writers before skipping until the next one. Inserts queue
+   * behind the wait, so this bounds the stall a cycle can cause ingest.
+   */
   lockTimeoutMs?: number;
   rollups?: readonly RollupDefinition[];
   /** Bounds of the dimension values stored (config.rollupDimensions); default DEFAULT_DIMENSION_LIMITS. */
@@ -77,7 +87,8 @@ export interface RollupRunResult {
   caughtUp: boolean;
 }
 
-const DEFAULT_LOCK_TIMEOUT_MS = 10_000;
+/** One short wait per cycle: a busy minute skips rather than stalls ingest. */
+export const DEFAULT_LOCK_TIMEOUT_MS = 1_500;
 
 function toSafeInt(text: string | null | undefined, what: string): number {
   const n = Number(text ?? '0');
@@ -156,13 +167,29 @@ async function waitForWriters(client: pg.PoolClient, schema: string, lockTimeout
   await client.query(s.drop);
 }
 
-/** One incremental step of one rollup, in one transaction. */
+/**
+ * Fixes the horizon of a cycle: the high-water mark read before one bounded wait for the writers
+ * that hold values at or below it. Its own short transaction, so the state rows are not held while
+ * waiting. Throws RollupBusyError when the writers outlast the timeout; nothing is changed then.
+ */
+export async function waitForHorizon(pool: pg.Pool, schema: string, lockTimeoutMs: number): Promise<number> {
+  return inTransaction(pool, async (client) => {
+    // Read before the lock: every value up to it was handed to a transaction that held ROW
+    // EXCLUSIVE on events then, so the lock below waits for all of them.
+    const highWater = await readHighWater(client, schema);
+    await waitForWriters(client, schema, lockTimeoutMs);
+    return highWater;
+  });
+}
+
+/** One incremental step of one rollup up to a horizon fixed by waitForHorizon, in one transaction. */
 export async function runRollup(
   pool: pg.Pool,
   schema: string,
   def: RollupDefinition,
   sketch: SketchProfile,
-  opts: Omit<RollupRunOptions, 'caps' | 'rollups'>,
+  horizon: number,
+  opts: Omit<RollupRunOptions, 'caps' | 'rollups' | 'lockTimeoutMs'>,
 ): Promise<RollupRunResult> {
   const now = opts.now ?? (() => new Date());
   if (!Number.isSafeInteger(opts.maxWindowRows) || opts.maxWindowRows < 1) throw new Error('maxWindowRows must be a positive integer');
@@ -172,13 +199,9 @@ export async function runRollup(
     const lastSeqText = state.rows[0]?.last_seq;
     if (lastSeqText === undefined) throw new RollupSetupError(`no rollup_state row for ${def.name}`);
     const fromSeq = toSafeInt(lastSeqText, 'last_seq');
-    // Read before the lock: every value up to it was handed to a transaction that held ROW
-    // EXCLUSIVE on events then, so the lock below waits for all of them.
-    const highWater = await readHighWater(client, schema);
-    const toSeq = Math.min(highWater, fromSeq + opts.maxWindowRows);
+    const toSeq = Math.min(horizon, fromSeq + opts.maxWindowRows);
     let rows = 0;
     if (toSeq > fromSeq) {
-      await waitForWriters(client, schema, opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS);
       const counted = await client.query<{ n: string }>(countWindowSql(schema), [fromSeq, toSeq]);
       rows = toSafeInt(counted.rows[0]?.n, 'row count');
       // Sequence values burnt by duplicates (ON CONFLICT DO NOTHING) or aborted inserts leave
@@ -190,20 +213,28 @@ export async function runRollup(
     const finished = now();
     const durationMs = Math.max(0, finished.getTime() - started.getTime());
     await client.query(advanceStateSql(schema), [def.name, Math.max(fromSeq, toSeq), finished, rows, durationMs]);
-    return { name: def.name, fromSeq, toSeq: Math.max(fromSeq, toSeq), rows, durationMs, caughtUp: toSeq >= highWater };
+    return { name: def.name, fromSeq, toSeq: Math.max(fromSeq, toSeq), rows, durationMs, caughtUp: toSeq >= horizon };
   });
 }
 
 /**
- * One incremental step of every rollup. Each rollup has its own state and transaction, so a new
- * definition catches up on its own and one failing rollup does not hold back the others.
+ * One incremental step of every rollup. One bounded wait for writers fixes the horizon for all of
+ * them (none when every rollup is already there); then each rollup has its own transaction, so a new
+ * definition catches up on its own and one failing rollup does not hold back the others. Throws
+ * RollupBusyError, with nothing changed, when the wait times out.
  */
 export async function runRollups(pool: pg.Pool, schema: string, opts: RollupRunOptions): Promise<RollupRunResult[]> {
   const rollups = opts.rollups ?? ROLLUPS;
-  await pool.query(ensureStateSql(schema), [rollups.map((r) => r.name)]);
+  const names = rollups.map((r) => r.name);
+  await pool.query(ensureStateSql(schema), [names]);
   const sketch = await loadSketchProfile(pool, schema, opts.caps, rollups);
+  const state = await pool.query<{ last_seq: string }>(stateSql(schema), [names]);
+  const behind = state.rows.length > 0 ? Math.min(...state.rows.map((r) => toSafeInt(r.last_seq, 'last_seq'))) : 0;
+  const highWater = await readHighWater(pool, schema);
+  // Nothing new since every rollup's watermark: no reason to queue for the lock at all.
+  const horizon = highWater > behind ? await waitForHorizon(pool, schema, opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS) : behind;
   const out: RollupRunResult[] = [];
-  for (const def of rollups) out.push(await runRollup(pool, schema, def, sketch, opts));
+  for (const def of rollups) out.push(await runRollup(pool, schema, def, sketch, horizon, opts));
   return out;
 }
 

@@ -11,7 +11,7 @@ import type pg from 'pg';
 import { ConfigError, requireDatabase, requireEventHubs, requireStorage, type HubsinkConfig } from '../config.js';
 import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { createPool } from '../db/pool.js';
-import { pruneRollups, runRollups } from '../rollups/run.js';
+import { pruneRollups, RollupBusyError, runRollups } from '../rollups/run.js';
 import { DEFAULT_PARTITION_EVERY_MS, DEFAULT_PARTITION_RETRY_MS, PartitionSchedule } from '../partitions/maintain.js';
 import { configureSession } from '../db/session.js';
 import { TenantRegistry } from '../db/tenants.js';
@@ -204,6 +204,12 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
         // Rollups keep their own retention, independent of raw partitions (as the rollup timer does).
         if (!stopped) await pruneRollups(pool, cfg.schema, clock(), cfg.rollupRetentionDays);
       } catch (err) {
+        // Writers held the table past the short lock wait: this cycle is skipped (nothing changed)
+        // rather than stalling ingest; the next one folds in what it missed.
+        if (err instanceof RollupBusyError) {
+          log('info', `rollups: skipped this cycle: ${err.message}`);
+          return;
+        }
         stats.rollups.failures++;
         stats.rollups.lastError = describeError(err);
         log('warn', `rollups: ${describeError(err)} (the next run tries again)`);

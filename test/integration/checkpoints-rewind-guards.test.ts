@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { EventHubConsumerClient, EventHubProducerClient } from '@azure/event-hubs';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { startEmulator, type Emulator } from '../../src/emulator/index.js';
+import { startEmulator, type Emulator } from '@hubsink/eventhubs-emulator';
 import { checkpointBlobName, readCheckpoints, type CheckpointScope } from '../../src/hubs/checkpoints.js';
 import { testAzuriteConnection, uniqueName } from '../support/services.js';
 import { runCli } from './deadletters-support.js';

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition, type CheckpointStore, type Subscription } from '@azure/event-hubs';
 import { BlobCheckpointStore } from '@azure/eventhubs-checkpointstore-blob';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
-import { startEmulator, type Emulator } from '../../src/emulator/index.js';
+import { startEmulator, type Emulator } from '@hubsink/eventhubs-emulator';
 import { checkpointBlobName, lagOf, partitionStates, readCheckpoints, readOwnership, writeCheckpoint, type CheckpointScope } from '../../src/hubs/checkpoints.js';
 import { checkpointLag } from '../../src/cli/checkpoints.js';
 import { ingestBatch } from '../../src/ingest/ingestBatch.js';

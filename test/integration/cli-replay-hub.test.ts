@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
-import { startEmulator, type Emulator } from '../../src/emulator/index.js';
+import { startEmulator, type Emulator } from '@hubsink/eventhubs-emulator';
 import { EventHubDeadLetterSink } from '../../src/hubs/deadLetterSink.js';
 import { makeDeadLetterHandler } from '../../src/deadletters/handler.js';
 import { listDeadLetters } from '../../src/db/deadLetters.js';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
-import { startEmulator, partitionForKey, type Emulator } from '../../src/emulator/index.js';
+import { startEmulator, partitionForKey, type Emulator } from '@hubsink/eventhubs-emulator';
 import { createDeadLetterProducer, EventHubDeadLetterSink, OversizeDeadLetterError } from '../../src/hubs/deadLetterSink.js';
 import { parkOversize } from '../../src/deadletters/oversize.js';
 import { makeIngestHandler } from '../../src/ingest/handler.js';

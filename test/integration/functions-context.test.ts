@@ -11,7 +11,7 @@ import { loadConfig, requireEventHubs, type HubsinkConfig } from '../../src/conf
 import { createPool, createServingPool } from '../../src/db/pool.js';
 import { detectCapabilities } from '../../src/db/capabilities.js';
 import { createDeadLetterProducer } from '../../src/hubs/deadLetterSink.js';
-import { startEmulator, type Emulator } from '../../src/emulator/index.js';
+import { startEmulator, type Emulator } from '@hubsink/eventhubs-emulator';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcpProxy.js';
 import { testDatabaseUrl, uniqueName } from '../support/services.js';

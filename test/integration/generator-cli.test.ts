@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
-import { startEmulator, type Emulator } from '../../src/emulator/index.js';
+import { startEmulator, type Emulator } from '@hubsink/eventhubs-emulator';
 import type { GenerateSummary } from '../../src/cli/generate.js';
 import { validateEvent } from '../../src/pipeline/validate.js';
 import { kill, spawnHubsink, type RunnerProcess } from './runner-fixture.js';

@@ -14,10 +14,9 @@ import {
   type ReceivedEventData,
   type Subscription,
 } from '@azure/event-hubs';
-import { startEmulator, partitionForKey, type Emulator } from '../../src/emulator/index.js';
-import { createSasToken } from '../../src/emulator/sas.js';
-import { uniqueName } from '../support/services.js';
-import { waitFor } from '../support/wait.js';
+import { startEmulator, partitionForKey, type Emulator } from '../../src/index.js';
+import { createSasToken } from '../../src/sas.js';
+import { uniqueName, waitFor } from '../support.js';
 
 const retryOptions = { maxRetries: 3, retryDelayInMs: 100, maxRetryDelayInMs: 200, timeoutInMs: 10_000 };
 
@@ -215,7 +214,7 @@ describe('emulator with the real Event Hubs SDK', () => {
     await producer.sendBatch(sent.slice(6), { partitionId: '0' });
     const stored = emu.partitionEvents(hub, '0');
     assert.equal(stored.length, 12);
-    // The emulator's promise (src/emulator/partitionLog.ts): a batch has one enqueued time, and the
+    // The emulator's promise (src/partitionLog.ts): a batch has one enqueued time, and the
     // next batch on the partition is at least 1 ms later, so a time position separates them.
     const times = stored.map((e) => e.enqueuedTime.getTime());
     assert.equal(new Set(times.slice(0, 6)).size, 1, 'the first batch shares one enqueued time');

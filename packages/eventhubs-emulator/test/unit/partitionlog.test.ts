@@ -1,9 +1,9 @@
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import rhea from 'rhea';
-import { prepareEvent, type PreparedEvent } from '../../src/emulator/eventCodec.js';
-import { FilterError, parseSelector, resolveStart } from '../../src/emulator/filters.js';
-import { PartitionLog } from '../../src/emulator/partitionLog.js';
+import { prepareEvent, type PreparedEvent } from '../../src/eventCodec.js';
+import { FilterError, parseSelector, resolveStart } from '../../src/filters.js';
+import { PartitionLog } from '../../src/partitionLog.js';
 
 // rhea's section builders are untyped; these give them a type.
 const dataSection = (b: Buffer): unknown => rhea.message.data_section(b) as unknown;

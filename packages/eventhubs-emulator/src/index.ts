@@ -5,5 +5,6 @@
 export { startEmulator, MAX_MESSAGE_SIZE, DEFAULT_KEY, DEFAULT_KEY_NAME } from './server.js';
 export type { Emulator, EmulatorOptions, EmulatorFaults, StoredEvent } from './server.js';
 export type { EmulatorHubSpec } from './hubs.js';
+export { validateHubSpec } from './hubs.js';
 export { DEFAULT_CONSUMER_GROUP } from './hubs.js';
 export { partitionForKey } from './jenkins.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { hashlittle2, partitionForKey } from '../../src/emulator/jenkins.js';
+import { hashlittle2, partitionForKey } from '../../src/jenkins.js';
 
 const hex = (pair: [number, number]): [string, string] => [pair[0].toString(16), pair[1].toString(16)];
 

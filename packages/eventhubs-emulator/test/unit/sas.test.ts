@@ -1,7 +1,7 @@
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { covers, createSasToken, parseSasToken, resourcePath, verifySasToken } from '../../src/emulator/sas.js';
+import { covers, createSasToken, parseSasToken, resourcePath, verifySasToken } from '../../src/sas.js';
 
 const opts = { keyName: 'Root', key: 'secret-key', nowSec: 1_700_000_000 };
 

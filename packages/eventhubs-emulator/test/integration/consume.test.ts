@@ -13,9 +13,8 @@ import {
   type SubscribeOptions,
   type Subscription,
 } from '@azure/event-hubs';
-import { startEmulator, type Emulator } from '../../src/emulator/index.js';
-import { uniqueName } from '../support/services.js';
-import { waitFor } from '../support/wait.js';
+import { startEmulator, type Emulator } from '../../src/index.js';
+import { uniqueName, waitFor } from '../support.js';
 
 const retryOptions = { maxRetries: 3, retryDelayInMs: 100, maxRetryDelayInMs: 200, timeoutInMs: 10_000 };
 

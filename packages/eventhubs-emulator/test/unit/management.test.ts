@@ -1,10 +1,10 @@
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import rhea from 'rhea';
-import { prepareEvent } from '../../src/emulator/eventCodec.js';
-import { FaultPlan } from '../../src/emulator/faults.js';
-import { createHub, parseAddress, validateHubSpec, type Hub } from '../../src/emulator/hubs.js';
-import { handleManagementRequest } from '../../src/emulator/management.js';
+import { prepareEvent } from '../../src/eventCodec.js';
+import { FaultPlan } from '../../src/faults.js';
+import { createHub, parseAddress, validateHubSpec, type Hub } from '../../src/hubs.js';
+import { handleManagementRequest } from '../../src/management.js';
 
 // rhea's section builders are untyped; these give them a type.
 const dataSection = (b: Buffer): unknown => rhea.message.data_section(b) as unknown;

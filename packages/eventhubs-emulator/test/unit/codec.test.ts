@@ -13,8 +13,8 @@ import {
   readMapEntries,
   splitSections,
   valueEnd,
-} from '../../src/emulator/amqpCodec.js';
-import { decodeEnvelope, prepareEvent, runtimeInfoSection, stampEvent } from '../../src/emulator/eventCodec.js';
+} from '../../src/amqpCodec.js';
+import { decodeEnvelope, prepareEvent, runtimeInfoSection, stampEvent } from '../../src/eventCodec.js';
 
 // rhea's section builders are untyped; these give them a type.
 const dataSection = (b: Buffer): unknown => rhea.message.data_section(b) as unknown;
