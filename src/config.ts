@@ -56,6 +56,8 @@ export interface HubsinkConfig {
   citusCachedConnsPerWorker: number;
   rollupMaxWindowRows: number;
   rollupRetentionDays: { minute: number; hour: number; day: number };
+  /** APPLICATIONINSIGHTS_CONNECTION_STRING: when set, the Function App sends its metrics to Azure Monitor. */
+  appInsightsConnectionString?: string;
   /** The metrics API's own pool: its size, a per-statement time limit, and the rows one response may read. */
   metrics: { poolMax: number; statementTimeoutMs: number; maxRows: number };
   /** How producer-controlled dimension values are bounded before they enter the rollups. */
@@ -236,6 +238,7 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
       hour: read('HUBSINK_ROLLUP_HOUR_RETENTION_DAYS', intSetting(1, 36500), 90),
       day: read('HUBSINK_ROLLUP_DAY_RETENTION_DAYS', intSetting(1, 36500), 3650),
     },
+    ...(nonEmpty(env, 'APPLICATIONINSIGHTS_CONNECTION_STRING') ? { appInsightsConnectionString: nonEmpty(env, 'APPLICATIONINSIGHTS_CONNECTION_STRING') ?? '' } : {}),
     metrics: {
       poolMax: read('HUBSINK_METRICS_POOL_MAX', intSetting(1, 100), 2),
       statementTimeoutMs: read('HUBSINK_METRICS_STATEMENT_TIMEOUT_MS', intSetting(100, 600_000), 10_000),
