@@ -3,7 +3,11 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createTestSchema, testDatabaseUrl } from '../support/services.js';
-import { partitionPlan } from '../../src/db/partitions.js';
+import { maintainPartitions, partitionName, partitionPlan } from '../../src/db/partitions.js';
+import { migrate } from '../../src/db/migrate.js';
+import { detectCapabilities } from '../../src/db/capabilities.js';
+import { insertEventRows } from '../../src/db/events.js';
+import { makeRow } from '../support/rows.js';
 
 const BIN = fileURLToPath(new URL('../../bin/hubsink.js', import.meta.url));
 
@@ -76,4 +80,36 @@ test('usage errors exit 2 with a message; a missing DATABASE_URL is named', asyn
   const help = await hubsink(['migrate', '--help'], {});
   assert.equal(help.code, 0);
   assert.match(help.stdout, /--schema <name>/);
+});
+
+test('hubsink partitions keeps a partition past retention the rollups cannot fold in yet, says why (exit 1), and drops it once they have', async () => {
+  const s = await createTestSchema('dbk_');
+  const env = { DATABASE_URL: testDatabaseUrl(), HUBSINK_SCHEMA: s.schema, HUBSINK_RETENTION_DAYS: '30', HUBSINK_ROLLUP_MAX_ROWS: '1' };
+  try {
+    await migrate(s.pool, s.schema);
+    const caps = await detectCapabilities(s.pool);
+    // Partitions back to 40 days ago, as an app with a longer retention left them; 30 rows 35 days back.
+    const now = new Date();
+    await maintainPartitions(s.pool, s.schema, { now, aheadDays: 3, retentionDays: 40, caps });
+    const old = new Date(now.getTime() - 35 * 86_400_000);
+    const oldName = partitionName(old);
+    assert.equal((await insertEventRows(s.pool, s.schema, Array.from({ length: 30 }, (_, i) => makeRow({ occurredAt: new Date(old.getTime() + i * 1000) })))).inserted, 30);
+
+    // One sequence value per rollup step: the 20 steps a run may take fold 20 of the 30 rows.
+    const first = await hubsink(['partitions', '--json'], env);
+    assert.equal(first.code, 1, first.stderr);
+    const r1 = JSON.parse(first.stdout) as { dropped: string[]; kept: { name: string; reason: string }[] };
+    assert.deepEqual(r1.kept.map((k) => k.name), [oldName]);
+    assert.match(r1.kept[0]?.reason ?? '', /holds rows up to ingest_seq 30 but the rollups have folded in only up to 20/);
+    assert.ok(!r1.dropped.includes(oldName));
+    assert.ok(r1.dropped.length >= 4, 'the empty partitions past retention went');
+    const text = await hubsink(['partitions'], env);
+    // The second run folds the last 10 and drops it.
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, new RegExp(`^dropped ${oldName}$`, 'm'));
+    const { rows } = await s.pool.query<{ n: string }>(`SELECT sum(events)::text AS n FROM "${s.schema}".rollup_day`);
+    assert.equal(rows[0]?.n, '30');
+  } finally {
+    await s.drop();
+  }
 });

@@ -176,9 +176,10 @@ test('a fortnight of the standalone runner: partitions, retention and rollups by
   const config = loadConfig(stack.env(SETTINGS));
   // What `hubsink migrate` does, at the simulated start.
   await migrate(pool, schema, { partitions: { now, aheadDays: AHEAD, retentionDays: RETENTION } });
+  const logs: string[] = [];
   runner = await startRunner({
     config,
-    log: () => undefined,
+    log: (level, m) => void logs.push(`${now.toISOString()} ${level} ${m}`),
     deadletter: true,
     rollups: true,
     // Slower than the steps: partitions past retention are often found not yet folded in, and the
@@ -189,6 +190,8 @@ test('a fortnight of the standalone runner: partitions, retention and rollups by
     maxWaitTimeInSeconds: 0.1,
     clock: () => now,
     partitionCheckMs: 20,
+    // The clock stands still while the test waits: a failed run is retried at the next check.
+    partitionRetryMs: 0,
   });
   const r = runner;
   const producer = await createProducer({ kind: 'connectionString', connectionString: stack.emu.connectionString() }, stack.hub);
@@ -198,7 +201,7 @@ test('a fortnight of the standalone runner: partitions, retention and rollups by
       now = new Date(T0.getTime() + step * STEP);
       // Maintenance is due every 3 h of clock time: the window's partitions exist before sending.
       const plan = partitionPlan(now, AHEAD, RETENTION).days.map((d) => d.name);
-      await waitFor(`partitions at ${now.toISOString()}`, async () => (await listPartitions(pool, schema)).map((p) => p.name), (n) => plan.every((p) => n.includes(p)), 10_000);
+      await waitFor(`partitions at ${now.toISOString()}`, async () => (await listPartitions(pool, schema)).map((p) => p.name), (n) => plan.every((p) => n.includes(p)), 30_000);
       const batch = traffic(step, now);
       for (const tenant of [1, 2, 3, 4, 5]) {
         const mine = batch.filter((s) => s.tenantId === tenant);
@@ -218,13 +221,16 @@ test('a fortnight of the standalone runner: partitions, retention and rollups by
     now = new Date(T0.getTime() + DAYS * DAY);
     const end = now;
     const plan = partitionPlan(end, AHEAD, RETENTION).days.map((d) => d.name);
-    await waitFor('the last maintenance', async () => (await listPartitions(pool, schema)).map((p) => p.name), (n) => JSON.stringify(n) === JSON.stringify(plan), 10_000);
+    await waitFor('the last maintenance', async () => (await listPartitions(pool, schema)).map((p) => p.name), (n) => JSON.stringify(n) === JSON.stringify(plan), 30_000);
     await waitFor('rollups to catch up', () => caughtUp(pool, schema), (ok) => ok, 15_000);
     const st = r.stats();
     assert.deepEqual(st.ingest.deadLettered, { invalid: truth.invalid, rejected: 0, transient: 0 });
     assert.equal(st.rollups.failures, 0, st.rollups.lastError ?? '');
     await assertEndState(pool, schema, truth, end);
     assert.equal(await countRows(pool, schema, 'dead_letters'), truth.invalid);
+  } catch (err) {
+    // What the runner said is the explanation of a failure here.
+    throw new Error(`${err instanceof Error ? err.message : String(err)}\nrunner log (last lines):\n${logs.slice(-30).join('\n')}`, { cause: err });
   } finally {
     await producer.close();
     await runner.stop();

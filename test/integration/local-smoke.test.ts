@@ -83,6 +83,17 @@ test('starts, ingests, serves metrics, shows status and stops by itself; the dat
   const bad = await fetch(curl.replace('grain=minute', 'grain=fortnight'));
   assert.equal(bad.status, 400);
   assert.equal((await fetch(curl.replace(/\/api\/.*/, '/nope'))).status, 404);
+  // The banner's dashboard address serves the page, and the page's assets are there.
+  const dashboard = bannerValue(stdout, /Dashboard +(http:\/\/\S+)/);
+  assert.ok(dashboard, stdout);
+  const page = await fetch(dashboard);
+  assert.equal(page.status, 200);
+  assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+  const script = /<script defer src="([^"]+)"/.exec(await page.text())?.[1];
+  assert.ok(script, 'no script tag');
+  const js = await fetch(new URL(script, dashboard));
+  assert.equal(js.status, 200);
+  assert.match(js.headers.get('cache-control') ?? '', /immutable/);
 
   const exit = await p.exited;
   assert.equal(exit.code, 0, p.stderr().slice(-3000));
