@@ -53,9 +53,13 @@ export interface HubsinkConfig {
   /** Upper bound on in-process retrying of transient database failures for one batch. */
   transientRetryMs: number;
   upsertChunkSize: number;
+  /** Chunks of at least this many rows are written by COPY, smaller ones by the upsert statement. */
+  copyMinRows: number;
   citusCachedConnsPerWorker: number;
   rollupMaxWindowRows: number;
   rollupRetentionDays: { minute: number; hour: number; day: number };
+  /** APPLICATIONINSIGHTS_CONNECTION_STRING: when set, the Function App sends its metrics to Azure Monitor. */
+  appInsightsConnectionString?: string;
   /** The metrics API's own pool: its size, a per-statement time limit, and the rows one response may read. */
   metrics: { poolMax: number; statementTimeoutMs: number; maxRows: number };
   /** How producer-controlled dimension values are bounded before they enter the rollups. */
@@ -63,6 +67,12 @@ export interface HubsinkConfig {
   /** Settings that work but are unsafe (e.g. a password sent without TLS); entry points print them. */
   warnings: string[];
 }
+
+/**
+ * Below this many rows a chunk goes through the upsert statement rather than COPY: COPY's extra
+ * round trips and connection checkout cost more than its faster inserts win (docs/bench.md).
+ */
+export const DEFAULT_COPY_MIN_ROWS = 200;
 
 /**
  * Dimension values (type, country, browser, campaign) come from producers. Rollups keep them for
@@ -229,6 +239,7 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
     maxBodyBytes: read('HUBSINK_MAX_BODY_BYTES', intSetting(64, 1024 * 1024), 256 * 1024),
     transientRetryMs: read('HUBSINK_TRANSIENT_RETRY_MS', intSetting(0, 600_000), 20_000),
     upsertChunkSize: read('HUBSINK_UPSERT_CHUNK', intSetting(1, 100_000), 1000),
+    copyMinRows: read('HUBSINK_COPY_MIN_ROWS', intSetting(1, 1_000_000), DEFAULT_COPY_MIN_ROWS),
     citusCachedConnsPerWorker: read('HUBSINK_CITUS_CACHED_CONNS', intSetting(0, 1000), 32),
     rollupMaxWindowRows: read('HUBSINK_ROLLUP_MAX_ROWS', intSetting(1, 100_000_000), 1_000_000),
     rollupRetentionDays: {
@@ -236,6 +247,7 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
       hour: read('HUBSINK_ROLLUP_HOUR_RETENTION_DAYS', intSetting(1, 36500), 90),
       day: read('HUBSINK_ROLLUP_DAY_RETENTION_DAYS', intSetting(1, 36500), 3650),
     },
+    ...(nonEmpty(env, 'APPLICATIONINSIGHTS_CONNECTION_STRING') ? { appInsightsConnectionString: nonEmpty(env, 'APPLICATIONINSIGHTS_CONNECTION_STRING') ?? '' } : {}),
     metrics: {
       poolMax: read('HUBSINK_METRICS_POOL_MAX', intSetting(1, 100), 2),
       statementTimeoutMs: read('HUBSINK_METRICS_STATEMENT_TIMEOUT_MS', intSetting(100, 600_000), 10_000),

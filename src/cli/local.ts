@@ -30,6 +30,7 @@ interface LocalCliOptions {
   emulatorPort: number;
   azuritePort: number;
   httpPort: number;
+  metricsPort: number;
   statusInterval?: number;
   verbose?: boolean;
 }
@@ -48,6 +49,7 @@ export function formatBanner(info: LocalInfo, now: Date = new Date()): string {
     `  Checkpoints  Azurite on 127.0.0.1:${info.storage.port} (${info.storage.persistent ? 'kept in the data folder' : 'in memory'})`,
     `  Dashboard    ${info.metricsUrl}/  (open it in a browser: live charts of the rollups)`,
     `  Metrics      curl '${info.metricsUrl}/api/tenants/${info.firstTenant}/metrics?from=${from}&to=${to}&grain=minute&by=type'`,
+    ...(info.telemetryUrl ? [`  Telemetry    curl ${info.telemetryUrl}/metrics   (probes: /healthz, /readyz)`] : []),
     `  Generator    ${info.generator ? `${info.generator.rate} events/s over ${info.generator.tenants} storefronts (seed ${info.generator.seed})` : 'off'}`,
     '',
   ].join('\n');
@@ -77,6 +79,7 @@ export function register(program: Command): void {
     .option('--emulator-port <port>', 'Event Hubs emulator port, if free (0: any)', parsePort, 5672)
     .option('--azurite-port <port>', 'Azurite blob port, if free (0: any)', parsePort, 10000)
     .option('--http-port <port>', 'metrics endpoint and dashboard port, if free (0: any)', parsePort, 7071)
+    .option('--metrics-port <port>', 'runner telemetry (/metrics, /healthz, /readyz) port, if free (0: any)', parsePort, 9464)
     .option('--status-interval <seconds>', 'seconds between status refreshes (default: 1 on a terminal, 2 otherwise)', parseSeconds)
     .option('--verbose', 'more log lines')
     .action(async (opts: LocalCliOptions) => {
@@ -128,7 +131,7 @@ async function runStackChild(opts: LocalCliOptions): Promise<void> {
     duplicates: opts.duplicates,
     malformed: opts.malformed,
     ...(opts.seed ? { seed: opts.seed } : {}),
-    ports: { postgres: opts.pgPort, emulator: opts.emulatorPort, azurite: opts.azuritePort, http: opts.httpPort },
+    ports: { postgres: opts.pgPort, emulator: opts.emulatorPort, azurite: opts.azuritePort, http: opts.httpPort, telemetry: opts.metricsPort },
     rollupIntervalMs: Math.max(1000, opts.rollupInterval * 1000),
     env: process.env,
     log,

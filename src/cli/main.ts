@@ -5,6 +5,7 @@ import { register as registerDb } from './db.js';
 import { register as registerDlq } from './dlq.js';
 import { register as registerEmulator } from './emulator.js';
 import { register as registerGenerate } from './generate.js';
+import { register as registerImport } from './import.js';
 import { register as registerLocal } from './local.js';
 import { register as registerRollup } from './rollup.js';
 import { register as registerRun } from './run.js';
@@ -17,7 +18,7 @@ export function buildProgram(): Command {
     .description('Event Hubs → Citus/PostgreSQL stream processor: exact ingest, dead letters, rollups')
     .version(pkg.version);
   // Each command module adds its subcommand(s). Keep this list sorted.
-  const registrations: ((p: Command) => void)[] = [registerCheckpoints, registerDb, registerDlq, registerEmulator, registerGenerate, registerLocal, registerRollup, registerRun];
+  const registrations: ((p: Command) => void)[] = [registerCheckpoints, registerDb, registerDlq, registerEmulator, registerGenerate, registerImport, registerLocal, registerRollup, registerRun];
   for (const register of registrations) register(program);
   return program;
 }

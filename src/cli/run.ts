@@ -7,7 +7,8 @@ import { loadConfig } from '../config.js';
 import { exitSoonAfterShutdown, stderrLogger, waitForShutdown } from '../runner/process.js';
 import { startRunner } from '../runner/runner.js';
 import { snapshot, statusLine, type RunnerStats } from '../runner/stats.js';
-import { parseNonNegativeInt, parsePositiveInt, parseSeconds } from './program.js';
+import { parseNonNegativeInt, parsePort, parsePositiveInt, parseSeconds } from './program.js';
+import type { MetricsEndpoint } from '../telemetry/endpoint.js';
 
 
 function parseStart(value: string): 'earliest' | 'latest' {
@@ -28,6 +29,8 @@ export interface RunCliOptions {
   statusInterval: number;
   json?: boolean;
   verbose?: boolean;
+  metricsPort?: number;
+  metricsHost: string;
 }
 
 export function register(program: Command): void {
@@ -46,6 +49,8 @@ export function register(program: Command): void {
     .option('--status-interval <seconds>', 'seconds between status lines (0: none)', parseNonNegativeInt, 10)
     .option('--json', 'status lines as JSON objects on stdout')
     .option('--verbose', 'more log lines')
+    .option('--metrics-port <port>', 'serve /metrics (Prometheus), /healthz and /readyz on this port (0: any free port; default: off)', parsePort)
+    .option('--metrics-host <address>', 'address the metrics endpoint listens on', '127.0.0.1')
     .addHelpText(
       'after',
       '\nSettings (environment): EventHubConnection, INGEST_EVENTHUB_NAME, DEADLETTER_EVENTHUB_NAME,\n' +
@@ -54,7 +59,15 @@ export function register(program: Command): void {
     .action(async (opts: RunCliOptions) => {
       const cfg = loadConfig();
       const log = stderrLogger({ verbose: opts.verbose === true });
+      let endpoint: MetricsEndpoint | undefined;
+      if (opts.metricsPort !== undefined) {
+        // Loaded only when asked for: the OpenTelemetry SDK is not needed otherwise.
+        const { startMetricsEndpoint } = await import('../telemetry/endpoint.js');
+        endpoint = await startMetricsEndpoint({ host: opts.metricsHost, port: opts.metricsPort, log: (l) => log('warn', l) });
+        log('info', `metrics on ${endpoint.url}/metrics (probes: /healthz, /readyz)`);
+      }
       const runner = await startRunner({
+        ...(endpoint ? { telemetry: endpoint.telemetry } : {}),
         config: cfg,
         log,
         deadletter: opts.deadletter === true,
@@ -66,6 +79,9 @@ export function register(program: Command): void {
         startFrom: opts.start,
         loadBalancingIntervalMs: opts.balanceIntervalMs,
         ownershipExpirationMs: opts.ownershipExpiryMs,
+      }).catch(async (err: unknown) => {
+        await endpoint?.close();
+        throw err;
       });
       let prev: RunnerStats | undefined;
       let prevAt = Date.now();
@@ -77,10 +93,12 @@ export function register(program: Command): void {
         prev = snapshot(cur);
         prevAt = now;
       };
+      endpoint?.setReadiness(() => runner.readiness());
       const timer = opts.statusInterval > 0 ? setInterval(report, opts.statusInterval * 1000) : undefined;
       await waitForShutdown({ log, hardLimitMs: 90_000 });
       clearInterval(timer);
       await runner.stop();
+      await endpoint?.close();
       report();
       exitSoonAfterShutdown();
     });

@@ -17,12 +17,18 @@ import { TenantRegistry } from '../db/tenants.js';
 import { createDeadLetterProducer, EventHubDeadLetterSink } from '../hubs/deadLetterSink.js';
 import { parkOversize } from '../deadletters/oversize.js';
 import type { DeadLetterSink } from '../pipeline/types.js';
+import { parkedByReason, poolUsage } from '../db/probes.js';
+import { rollupFreshness } from '../rollups/freshness.js';
+import { azureMonitorTelemetry } from '../telemetry/azure.js';
+import { noopTelemetry, type Telemetry } from '../telemetry/telemetry.js';
 
 export interface AppContext {
   config: HubsinkConfig;
   pool: pg.Pool;
   caps: Capabilities;
   tenants: TenantRegistry;
+  /** Azure Monitor when APPLICATIONINSIGHTS_CONNECTION_STRING is set, else a no-op. */
+  telemetry: Telemetry;
   /** The metrics API's own small pool (statement_timeout on), created on first use. */
   servingPool(): Promise<pg.Pool>;
   /** Created on first use: functions that never dead-letter do not need Event Hubs settings. */
@@ -36,6 +42,8 @@ export interface AppContextDeps {
   createServingPool: (config: HubsinkConfig) => Promise<pg.Pool>;
   detectCapabilities: (pool: pg.Pool) => Promise<Capabilities>;
   createProducer: (config: HubsinkConfig) => Promise<EventHubProducerClient>;
+  /** Once per process (it installs the global MeterProvider); absent: no telemetry. */
+  telemetry?: (config: HubsinkConfig) => Promise<Telemetry>;
 }
 
 /** Forgets a failed promise so the next call tries again; callers share one attempt in flight. */
@@ -63,11 +71,18 @@ export function appContextLoader(deps: AppContextDeps): () => Promise<AppContext
       throw err;
     }
     configureSession(pool, caps, { citusCachedConnsPerWorker: config.citusCachedConnsPerWorker });
+    const telemetry = deps.telemetry ? await deps.telemetry(config) : noopTelemetry;
+    telemetry.observe({
+      parked: () => parkedByReason(pool, config.schema),
+      rollupFreshness: () => rollupFreshness(pool, config.schema, new Date()),
+      pool: () => poolUsage(pool),
+    });
     return {
       config,
       pool,
       caps,
       tenants: new TenantRegistry(),
+      telemetry,
       servingPool: retryable(() => deps.createServingPool(config)),
       // Poison too large for any dead-letter message is parked directly, where the deadletter
       // function would have put it; otherwise one huge invalid event would hold its partition forever.
@@ -90,4 +105,5 @@ export const getAppContext: () => Promise<AppContext> = appContextLoader({
   createServingPool: (c) => createServingPool(c),
   detectCapabilities,
   createProducer: (c) => createDeadLetterProducer(requireEventHubs(c), c.deadLetterHub),
+  telemetry: retryable(async () => (await azureMonitorTelemetry(getConfig().appInsightsConnectionString)).telemetry),
 });

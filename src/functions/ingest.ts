@@ -27,6 +27,7 @@ app.generic('ingest', {
     return {
       hub: ctx.config.ingestHub,
       consumerGroup: ctx.config.consumerGroup,
+      telemetry: ctx.telemetry,
       ingest: { pool: ctx.pool, config: ctx.config, sink: await ctx.deadLetterSink(), tenants: ctx.tenants },
     };
   }),

@@ -12,6 +12,6 @@ app.timer('rollup', {
   runOnStartup: false,
   handler: makeRollupTimerHandler(async () => {
     const ctx = await getAppContext();
-    return { pool: ctx.pool, config: ctx.config, caps: ctx.caps, clock: () => new Date() };
+    return { pool: ctx.pool, config: ctx.config, caps: ctx.caps, clock: () => new Date(), telemetry: ctx.telemetry };
   }),
 });

@@ -5,12 +5,14 @@
 import type { InvocationContext } from '@azure/functions';
 import { normalizeFunctionsBatch } from '../pipeline/normalize.js';
 import { describeError } from '../pipeline/classify.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import { formatCounts, ingestBatch, type IngestDeps, type IngestResult } from './ingestBatch.js';
 
 export interface IngestHandlerDeps {
   ingest: IngestDeps;
   hub: string;
   consumerGroup: string;
+  telemetry?: Telemetry;
 }
 
 export function makeIngestHandler(getDeps: () => Promise<IngestHandlerDeps>) {
@@ -21,6 +23,7 @@ export function makeIngestHandler(getDeps: () => Promise<IngestHandlerDeps>) {
     const retry = context.retryContext ? ` retry=${context.retryContext.retryCount}` : '';
     try {
       const result = await ingestBatch(deps.ingest, raws);
+      deps.telemetry?.ingestBatch(deps.hub, result);
       context.log(`ingest partition=${partition} ${formatCounts(result)}${retry}`);
       return result;
     } catch (err) {

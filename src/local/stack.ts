@@ -44,7 +44,7 @@ export interface LocalOptions {
   malformed: number;
   seed?: string;
   /** Preferred ports (0: any free one); a taken preferred port falls back to a free one. */
-  ports: { postgres: number; emulator: number; azurite: number; http: number };
+  ports: { postgres: number; emulator: number; azurite: number; http: number; telemetry?: number };
   rollupIntervalMs: number;
   /** The environment settings are read from (schema, hub names, limits). */
   env: Record<string, string | undefined>;
@@ -59,6 +59,8 @@ export interface LocalInfo {
   emulator: { port: number; hubs: string[] } | null;
   storage: { port: number; persistent: boolean };
   metricsUrl: string;
+  /** The runner's /metrics (Prometheus), /healthz and /readyz. */
+  telemetryUrl?: string;
   schema: string;
   ingestHub: string;
   deadLetterHub: string;
@@ -173,7 +175,11 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
     if (applied.length === 0) log('info', `schema ${config.schema} is up to date`);
     // Partitions: the runner maintains them itself, at start and every few hours (as `hubsink run` does).
 
+    const { startMetricsEndpoint } = await import('../telemetry/endpoint.js');
+    const telemetryEndpoint = await startMetricsEndpoint({ host: '127.0.0.1', port: await preferredOrFreePort(opts.ports.telemetry ?? 9464), log: (l) => log('warn', l) });
+    stops.push({ what: 'the telemetry endpoint', ms: 5000, fn: () => telemetryEndpoint.close() });
     const runner: Runner = await startRunner({
+      telemetry: telemetryEndpoint.telemetry,
       config,
       pool,
       log,
@@ -185,6 +191,7 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
       ownershipExpirationMs: 15_000,
     });
     stops.push({ what: 'the runner', ms: 60_000, fn: () => runner.stop() });
+    telemetryEndpoint.setReadiness(() => runner.readiness());
 
     // Dashboard queries on their own small pool, as in the Function App, so they cannot starve ingest.
     const servingPool = await createServingPool(config);
@@ -231,6 +238,7 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
       emulator: emulatorInfo,
       storage: { port: azurite.port, persistent: persistentStorage },
       metricsUrl: http.url,
+      telemetryUrl: telemetryEndpoint.url,
       schema: config.schema,
       ingestHub: config.ingestHub,
       deadLetterHub: config.deadLetterHub,

@@ -6,6 +6,7 @@ import type { InvocationContext, Timer } from '@azure/functions';
 import type pg from 'pg';
 import type { HubsinkConfig } from '../config.js';
 import type { Capabilities } from '../db/capabilities.js';
+import type { Telemetry } from '../telemetry/telemetry.js';
 import { RollupBusyError, describeCycle, rollupCycle, type RollupCycleResult } from './run.js';
 
 export interface RollupTimerDeps {
@@ -13,6 +14,7 @@ export interface RollupTimerDeps {
   config: Pick<HubsinkConfig, 'schema' | 'rollupMaxWindowRows' | 'rollupRetentionDays'>;
   caps: Capabilities;
   clock: () => Date;
+  telemetry?: Telemetry;
 }
 
 export function makeRollupTimerHandler(getDeps: () => Promise<RollupTimerDeps>) {
@@ -25,6 +27,7 @@ export function makeRollupTimerHandler(getDeps: () => Promise<RollupTimerDeps>) 
         retentionDays: deps.config.rollupRetentionDays,
         now: deps.clock,
       });
+      deps.telemetry?.rollupRuns(r.runs);
       context.log(`rollup ${describeCycle(r)}`);
       return r;
     } catch (err) {

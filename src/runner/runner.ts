@@ -25,6 +25,8 @@ import { describeError } from '../pipeline/classify.js';
 import { normalizeReceivedEvents } from '../pipeline/normalize.js';
 import { CheckpointingConsumer, type Logger } from './checkpointingConsumer.js';
 import { addDeadLetters, addIngest, emptyStats, snapshot, type RunnerStats } from './stats.js';
+import { noopTelemetry, type Readiness, type Telemetry } from '../telemetry/telemetry.js';
+import { ProcessedPositions, runnerGauges, runnerReadiness } from './telemetry.js';
 
 export interface RunnerOptions {
   config: HubsinkConfig;
@@ -49,6 +51,8 @@ export interface RunnerOptions {
   pool?: pg.Pool;
   /** The time validation, partition maintenance and rollups go by (tests simulate days with it). */
   clock?: () => Date;
+  /** Where batch counts, rollup runs and gauges go (default: nowhere). */
+  telemetry?: Telemetry;
   /** Clock time between partition maintenance runs (default 3 h; the first runs at start). */
   partitionEveryMs?: number;
   /** Real time between checks whether maintenance is due by the clock (default 60 s). */
@@ -65,6 +69,8 @@ export interface Runner {
   readonly pool: pg.Pool;
   readonly caps: Capabilities;
   stats(): RunnerStats;
+  /** For `/readyz`: database reachable, partitions owned or being claimed, not shutting down. */
+  readiness(): Promise<Readiness>;
   /** Finishes batches in flight, gives up partition ownership, closes clients and the pool. */
   stop(): Promise<void>;
 }
@@ -139,6 +145,8 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
     const sink = new EventHubDeadLetterSink(producer, { onOversize: parkOversize(pool, cfg.schema) });
     cleanups.push(() => sink.close());
     const tenants = new TenantRegistry();
+    const telemetry = opts.telemetry ?? noopTelemetry;
+    const processed = new ProcessedPositions();
     const stats = emptyStats(Date.now(), { deadletter: opts.deadletter === true, rollups: opts.rollups === true });
     const ingestDeps = {
       pool,
@@ -167,7 +175,11 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
       name: 'ingest',
       handle: (events, partitionId) =>
         ingestBatch(ingestDeps, normalizeReceivedEvents(events, { hub: cfg.ingestHub, consumerGroup: cfg.consumerGroup, partitionId })),
-      onHandled: (r) => addIngest(stats, r, Date.now()),
+      onHandled: (r, partitionId, events) => {
+        addIngest(stats, r, Date.now());
+        processed.record(partitionId, events);
+        telemetry.ingestBatch(cfg.ingestHub, r);
+      },
       onRetry: () => stats.ingest.failedAttempts++,
     });
 
@@ -197,6 +209,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
       try {
         for (let step = 0; step < 20 && !stopped; step++) {
           const results = await runRollups(pool, cfg.schema, { caps, maxWindowRows: cfg.rollupMaxWindowRows, now: clock });
+          telemetry.rollupRuns(results);
           stats.rollups.runs++;
           stats.rollups.folded += results.reduce((n, r) => n + r.rows, 0);
           stats.rollups.lastRunAt = Date.now();
@@ -225,6 +238,17 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
       }, delay);
     };
 
+    const hubScope = (hub: string, consumerGroup: string) => ({ fullyQualifiedNamespace: producer.fullyQualifiedNamespace, eventHubName: hub, consumerGroup });
+    const unobserve = telemetry.observe(
+      runnerGauges({
+        pool,
+        schema: cfg.schema,
+        ingest: { hub: cfg.ingestHub, client: ingestClient, container, scope: hubScope(cfg.ingestHub, cfg.consumerGroup), ownedPartitions: () => ingest.ownedPartitions, processed },
+        deadLetter: { hub: cfg.deadLetterHub, client: producer, container, scope: hubScope(cfg.deadLetterHub, cfg.deadLetterConsumerGroup) },
+        clock,
+      }),
+    );
+    cleanups.push(() => Promise.resolve(unobserve()));
     ingest.start();
     deadletter?.start();
     if (opts.rollups) scheduleRollups(0);
@@ -239,6 +263,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
         stats.deadletter.partitions = deadletter?.ownedPartitions ?? [];
         return snapshot(stats);
       },
+      readiness: () => runnerReadiness({ pool, stopping: () => stopped, consuming: () => !stopped, ownedPartitions: () => ingest.ownedPartitions }),
       stop() {
         stopping ??= (async () => {
           stopped = true;

@@ -1,0 +1,78 @@
+/**
+ * `import_files`: where each input file of `hubsink import` stands (migration 004_import_files).
+ */
+import type pg from 'pg';
+import { ident } from './ident.js';
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+export interface FileKey {
+  source: string;
+  size: number;
+  modifiedAt: Date;
+}
+
+export interface FileProgress extends FileKey {
+  format: string;
+  units: number;
+  bytes: number;
+  inserted: number;
+  duplicates: number;
+  invalid: number;
+  rejected: number;
+  finishedAt: Date | null;
+}
+
+export interface ProgressDelta {
+  units: number;
+  bytes: number;
+  inserted: number;
+  duplicates: number;
+  invalid: number;
+  rejected: number;
+}
+
+export function importFilesSql(schema: string) {
+  const t = `${ident(schema)}.import_files`;
+  return {
+    // Creates the row at the first sight of a file; returns where it stands either way.
+    begin:
+      `INSERT INTO ${t} (source, size, modified_at, format) VALUES ($1, $2, $3, $4) ` +
+      'ON CONFLICT (source, size, modified_at) DO UPDATE SET updated_at = now() ' +
+      'RETURNING units::text, bytes::text, inserted::text, duplicates::text, invalid::text, rejected::text, finished_at',
+    // Absolute positions (not increments): a batch repeated after a crash must not count twice.
+    advance:
+      `UPDATE ${t} SET units = $4, bytes = $5, inserted = inserted + $6, duplicates = duplicates + $7, invalid = invalid + $8, rejected = rejected + $9, updated_at = now() ` +
+      'WHERE source = $1 AND size = $2 AND modified_at = $3 AND units < $4',
+    finish: `UPDATE ${t} SET finished_at = now(), updated_at = now() WHERE source = $1 AND size = $2 AND modified_at = $3`,
+  };
+}
+
+export async function beginFile(db: Queryable, schema: string, key: FileKey, format: string): Promise<FileProgress> {
+  const { rows } = await db.query<{ units: string; bytes: string; inserted: string; duplicates: string; invalid: string; rejected: string; finished_at: Date | null }>(
+    importFilesSql(schema).begin,
+    [key.source, key.size, key.modifiedAt.toISOString(), format],
+  );
+  const r = rows[0];
+  if (!r) throw new Error(`import_files: no row for ${key.source}`);
+  return {
+    ...key,
+    format,
+    units: Number(r.units),
+    bytes: Number(r.bytes),
+    inserted: Number(r.inserted),
+    duplicates: Number(r.duplicates),
+    invalid: Number(r.invalid),
+    rejected: Number(r.rejected),
+    finishedAt: r.finished_at,
+  };
+}
+
+/** Moves the file's position to `units`/`bytes` (after the batch was written) and adds its counts. */
+export async function advanceFile(db: Queryable, schema: string, key: FileKey, at: { units: number; bytes: number }, counts: Omit<ProgressDelta, 'units' | 'bytes'>): Promise<void> {
+  await db.query(importFilesSql(schema).advance, [key.source, key.size, key.modifiedAt.toISOString(), at.units, at.bytes, counts.inserted, counts.duplicates, counts.invalid, counts.rejected]);
+}
+
+export async function finishFile(db: Queryable, schema: string, key: FileKey): Promise<void> {
+  await db.query(importFilesSql(schema).finish, [key.source, key.size, key.modifiedAt.toISOString()]);
+}

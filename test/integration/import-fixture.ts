@@ -1,0 +1,90 @@
+/**
+ * What the `hubsink import` tests share: files of generated events with known invalid lines and
+ * exact repeats, the ground truth judged by the validator itself, and the CLI run as a child.
+ */
+import { writeFile } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
+import type pg from 'pg';
+import { createGenerator } from '../../src/generator/generator.js';
+import { rowKey } from '../../src/pipeline/batch.js';
+import { validateEvent } from '../../src/pipeline/validate.js';
+import { testAzuriteConnection, testDatabaseUrl } from '../support/services.js';
+
+export interface EventFile {
+  lines: Buffer[];
+  /** rowKey of every distinct valid event: exactly what `events` must hold. */
+  expected: Set<string>;
+  /** 1-based line numbers of the invalid lines. */
+  invalidLines: number[];
+  /** Lines that repeat an earlier valid line exactly. */
+  repeats: number;
+}
+
+const NL = 0x0a;
+
+/** `count` lines: generated events, about `duplicates` exact repeats and `malformed` invalid ones. */
+export function makeLines(opts: { count: number; seed: string; duplicates: number; malformed: number; tenants?: number; clock?: () => number }): EventFile {
+  const gen = createGenerator({ seed: opts.seed, tenants: opts.tenants ?? 50, duplicates: opts.duplicates, malformed: opts.malformed, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const lines: Buffer[] = [];
+  while (lines.length < opts.count) {
+    const ev = gen.next();
+    // A line is one body: bodies with a newline (or blank ones, which import skips) do not fit NDJSON.
+    if (ev.body.includes(NL) || ev.body.toString('latin1').trim() === '') continue;
+    // Years-old events are history to import (see the --max-age tests), not invalid lines.
+    if (ev.kind === 'malformed' && ev.malformed === 'out-of-window') continue;
+    lines.push(ev.body);
+  }
+  return { lines, ...truthOf(lines) };
+}
+
+export function truthOf(lines: readonly Buffer[], now = new Date()): Omit<EventFile, 'lines'> {
+  const expected = new Set<string>();
+  const invalidLines: number[] = [];
+  let repeats = 0;
+  lines.forEach((body, i) => {
+    const raw = { body, properties: {}, source: { hub: 'import', consumerGroup: 'import', partitionId: 'f', sequenceNumber: i + 1, offset: '', enqueuedTime: now } };
+    const r = validateEvent(raw, { now, retentionDays: 3650, aheadDays: 3, maxBodyBytes: 256 * 1024 });
+    if (!r.ok) invalidLines.push(i + 1);
+    else {
+      const k = rowKey(r.row);
+      if (expected.has(k)) repeats++;
+      expected.add(k);
+    }
+  });
+  return { expected, invalidLines, repeats };
+}
+
+export async function writeNdjson(file: string, lines: readonly Buffer[], opts: { gzip?: boolean; crlf?: boolean } = {}): Promise<void> {
+  const sep = Buffer.from(opts.crlf ? '\r\n' : '\n');
+  const data = Buffer.concat(lines.flatMap((l) => [l, sep]));
+  await writeFile(file, opts.gzip ? gzipSync(data) : data);
+}
+
+export function importEnv(schema: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    DATABASE_URL: testDatabaseUrl(),
+    HUBSINK_SCHEMA: schema,
+    AzureWebJobsStorage: testAzuriteConnection(),
+    ...extra,
+  };
+}
+
+export async function deadLetterLines(pool: pg.Pool, schema: string, file: string): Promise<number[]> {
+  const { rows } = await pool.query<{ seq: string }>(`SELECT source_sequence::text AS seq FROM "${schema}".dead_letters WHERE source_hub = 'import' AND source_partition = $1 ORDER BY 1`, [file]);
+  return rows.map((r) => Number(r.seq)).sort((a, b) => a - b);
+}
+
+export interface ImportJson {
+  lines: number;
+  inserted: number;
+  duplicates: number;
+  invalid: number;
+  rejected: number;
+  tooOld: number;
+  maxAgeNeeded: number;
+  rollupRuns: number;
+  stoppedBy?: string;
+  files: { source: string; status: string; resumedAfter: number; lines: number; inserted: number; partitionsCreated: string[]; error?: string }[];
+}
