@@ -208,7 +208,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
     const rollupOnce = async (): Promise<void> => {
       try {
         for (let step = 0; step < 20 && !stopped; step++) {
-          const results = await runRollups(pool, cfg.schema, { caps, maxWindowRows: cfg.rollupMaxWindowRows, now: clock });
+          const results = await runRollups(pool, cfg.schema, { caps, maxWindowRows: cfg.rollupMaxWindowRows, now: clock, dimensions: cfg.rollupDimensions });
           telemetry.rollupRuns(results);
           stats.rollups.runs++;
           stats.rollups.folded += results.reduce((n, r) => n + r.rows, 0);
