@@ -25,9 +25,11 @@ import { benchE2e, type E2eFigure } from './e2e.js';
 import { benchIngest, type IngestFigure } from './ingest.js';
 import { benchDashboard, benchRollups, type DashboardFigure, type RollupFigure } from './rollups.js';
 import { benchStall, type StallFigure } from './stall.js';
+import { benchImport, type ImportFigure } from './import.js';
+import { benchTelemetry, type TelemetryFigure } from './telemetry.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const SECTIONS = ['ingest', 'rollups', 'stall', 'dashboard', 'e2e', 'claim'] as const;
+const SECTIONS = ['ingest', 'rollups', 'stall', 'dashboard', 'e2e', 'claim', 'telemetry', 'import'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface ServerInfo {
@@ -47,6 +49,8 @@ interface Results {
   dashboard?: DashboardFigure & { server: string; rollupsOver: string };
   e2e?: E2eFigure & { server: string };
   claim?: ClaimFigure;
+  telemetry?: TelemetryFigure & { server: string };
+  import?: ImportFigure & { server: string };
   seconds: number;
 }
 
@@ -65,7 +69,7 @@ function parseArgs(argv: readonly string[]): { only: Set<Section>; out: string }
     } else if (a === '--out') {
       out = path.resolve(argv[++i] ?? out);
     } else if (a === '--help' || a === '-h') {
-      process.stdout.write('usage: npm run bench [-- --only ingest,rollups,stall,dashboard,e2e,claim] [--out FILE]\n');
+      process.stdout.write('usage: npm run bench [-- --only ingest,rollups,stall,dashboard,e2e,claim,telemetry,import] [--out FILE]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${String(a)}`);
   }
@@ -199,6 +203,32 @@ export function report(r: Results): string {
       '',
     );
   }
+  if (r.telemetry) {
+    const x = r.telemetry;
+    out.push(`Telemetry cost on ${x.server}: ingestBatch, ${n0(x.events)} events in batches of ${x.batchSize}, instruments off (no-op) vs on (OpenTelemetry, collected every second), median of ${x.reps}`);
+    out.push(
+      table([
+        ['telemetry', 'events/s', 'CPU µs/event'],
+        ['off', n0(x.offPerSec), x.offCpuUsPerEvent.toFixed(2)],
+        ['on', n0(x.onPerSec), x.onCpuUsPerEvent.toFixed(2)],
+        [`one report per batch alone: ${n0(x.reportNsPerBatch)} ns`, '', `${(x.reportNsPerEvent / 1000).toFixed(4)} per event`],
+      ]),
+      '',
+    );
+  }
+  if (r.import) {
+    const x = r.import;
+    out.push(`hubsink import on ${x.server}: ${n0(x.lines)} NDJSON lines, batches of ${x.batchSize}, one connection, vs COPY of the same rows (validated beforehand, same batches), median of ${x.reps}`);
+    out.push(
+      table([
+        ['', 'lines/s', 'CPU µs/line'],
+        ['hubsink import', n0(x.importPerSec), x.importCpuUsPerLine.toFixed(1)],
+        ['COPY', n0(x.copyPerSec), x.copyCpuUsPerLine.toFixed(1)],
+        ['ratio', x.ratio.toFixed(2), ''],
+      ]),
+      '',
+    );
+  }
   return out.join('\n');
 }
 
@@ -285,6 +315,14 @@ async function main(): Promise<void> {
       log(`end to end on ${label}`);
       const e = await benchE2e(pool, { schema: await fresh(), databaseUrl: server.url, azurite: azurite.connectionString, events: 60_000, repoRoot: REPO_ROOT, log });
       results.e2e = { ...e, server: label };
+    }
+    if (only.has('telemetry')) {
+      log(`telemetry cost on ${label}`);
+      results.telemetry = { ...(await benchTelemetry(pool, await fresh(), { events: 40_000, batchSize: 500, reps: 3, log })), server: label };
+    }
+    if (only.has('import')) {
+      log(`import on ${label}`);
+      results.import = { ...(await benchImport(pool, await fresh(), caps, { lines: 100_000, batchSize: 5000, reps: 3, log })), server: label };
     }
     if (only.has('claim') && azurite) {
       log('partition claiming');

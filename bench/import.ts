@@ -1,0 +1,90 @@
+/**
+ * `hubsink import` throughput: runImport over an NDJSON file of generated events (read, split,
+ * validate, write through writeEvents, record progress) against COPY of the same rows, validated
+ * beforehand, in batches of the same size over one connection (import writes one batch at a time),
+ * alternating in one run. CPU per line from process.cpuUsage.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type pg from 'pg';
+import type { Capabilities } from '../src/db/capabilities.js';
+import { loadConfig } from '../src/config.js';
+import { ident } from '../src/db/ident.js';
+import { runImport } from '../src/import/importer.js';
+import { resolveSources } from '../src/import/sources.js';
+import { copyRows } from './copy.js';
+import { makeEvents } from './ingest.js';
+
+export interface ImportFigure {
+  lines: number;
+  batchSize: number;
+  reps: number;
+  importPerSec: number;
+  copyPerSec: number;
+  ratio: number;
+  importCpuUsPerLine: number;
+  copyCpuUsPerLine: number;
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? 0) : ((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2;
+}
+
+export async function benchImport(pool: pg.Pool, schema: string, caps: Capabilities, opts: { lines: number; batchSize: number; reps: number; log: (s: string) => void }): Promise<ImportFigure> {
+  const { raws, rows } = makeEvents(opts.lines, `bench-import-${opts.lines}`);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'hubsink-bench-import-'));
+  const file = path.join(dir, 'events.ndjson');
+  await writeFile(file, Buffer.concat(raws.flatMap((r) => [r.body, Buffer.from('\n')])));
+  const config = { ...loadConfig({}), schema };
+  const reset = () => pool.query(`TRUNCATE ${ident(schema)}.events, ${ident(schema)}.tenants, ${ident(schema)}.import_files, ${ident(schema)}.dead_letters`);
+  const imp: { s: number; cpu: number }[] = [];
+  const cp: { s: number; cpu: number }[] = [];
+  try {
+    for (let rep = 0; rep < opts.reps; rep++) {
+      await reset();
+      const sources = await resolveSources([file]);
+      let cpu0 = process.cpuUsage();
+      let t0 = process.hrtime.bigint();
+      const s = await runImport(sources, { pool, caps, config, maxAgeDays: 30, batchSize: opts.batchSize, dryRun: false, rollup: false, csvMaps: new Map() });
+      imp.push({ s: Number(process.hrtime.bigint() - t0) / 1e9, cpu: cpuOf(process.cpuUsage(cpu0)) });
+      if (s.inserted !== rows.length) throw new Error(`import inserted ${s.inserted} of ${rows.length}: ${s.stoppedBy ?? ''}`);
+
+      await reset();
+      const client = await pool.connect();
+      try {
+        let copied = 0;
+        cpu0 = process.cpuUsage();
+        t0 = process.hrtime.bigint();
+        for (let i = 0; i < rows.length; i += opts.batchSize) copied += await copyRows(client, schema, rows.slice(i, i + opts.batchSize));
+        cp.push({ s: Number(process.hrtime.bigint() - t0) / 1e9, cpu: cpuOf(process.cpuUsage(cpu0)) });
+        if (copied !== rows.length) throw new Error(`COPY loaded ${copied} of ${rows.length}`);
+      } finally {
+        client.release();
+      }
+    }
+  } finally {
+    await reset();
+    await rm(dir, { recursive: true, force: true });
+  }
+  const importPerSec = opts.lines / median(imp.map((r) => r.s));
+  const copyPerSec = opts.lines / median(cp.map((r) => r.s));
+  const fig: ImportFigure = {
+    lines: opts.lines,
+    batchSize: opts.batchSize,
+    reps: opts.reps,
+    importPerSec,
+    copyPerSec,
+    ratio: importPerSec / copyPerSec,
+    importCpuUsPerLine: median(imp.map((r) => r.cpu)) / opts.lines,
+    copyCpuUsPerLine: median(cp.map((r) => r.cpu)) / opts.lines,
+  };
+  opts.log(`  import ${Math.round(importPerSec)} lines/s (${fig.importCpuUsPerLine.toFixed(1)} µs CPU/line), COPY ${Math.round(copyPerSec)}/s, ratio ${fig.ratio.toFixed(2)}`);
+  return fig;
+}
+
+function cpuOf(u: NodeJS.CpuUsage): number {
+  return u.user + u.system;
+}
