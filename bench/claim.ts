@@ -8,6 +8,7 @@ import type pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { startEmulator } from '@hubsink/eventhubs-emulator';
 import { startRunner, type Runner } from '../src/runner/runner.js';
+import type { BenchContext, BenchSection, SectionResult } from './section.js';
 
 export interface ClaimRun {
   strategy: 'greedy' | 'balanced';
@@ -80,3 +81,26 @@ export async function benchClaim(opts: { pool: pg.Pool; schema: string; database
   const balanced = await measure('balanced', common);
   return { partitions: common.partitions, balanceIntervalMs: common.balanceIntervalMs, greedy, balanced };
 }
+
+export const claimSection: BenchSection = {
+  name: 'claim',
+  needsAzurite: true,
+  async run(ctx: BenchContext): Promise<SectionResult> {
+    if (!ctx.azurite) throw new Error('the claim section needs Azurite');
+    const srv = ctx.server;
+    const c = await benchClaim({ pool: srv.pool, schema: await srv.fresh(), databaseUrl: srv.url, azurite: ctx.azurite, log: ctx.log });
+    return {
+      tables: [
+        {
+          title: `Partition claiming: hubsink run on a hub of ${c.partitions} partitions, balancing every ${c.balanceIntervalMs / 1000} s (the runner's default), vs the SDK's balanced strategy`,
+          rows: [
+            ['strategy', `first runner owns all ${c.partitions} (s)`, `second runner has ${c.partitions / 2} (s)`],
+            ...[c.greedy, c.balanced].map((x) => [x.strategy === 'greedy' ? 'greedy (hubsink)' : 'balanced (reference)', x.firstOwnsAllSeconds.toFixed(2), x.secondGetsShareSeconds.toFixed(2)]),
+          ],
+        },
+      ],
+      targets: [],
+      data: c,
+    };
+  },
+};

@@ -12,6 +12,7 @@ import { startEmulator } from '@hubsink/eventhubs-emulator';
 import { createGenerator } from '../src/generator/generator.js';
 import { sendGenerated } from '../src/generator/send.js';
 import { createProducer } from '../src/hubs/clients.js';
+import { n0, type BenchContext, type BenchSection, type SectionResult } from './section.js';
 
 export interface E2eFigure {
   events: number;
@@ -21,7 +22,16 @@ export interface E2eFigure {
   sendPerSec: number;
   endToEndPerSec: number;
   runnerPeakRssMiB: number;
+  /** The runner's CPU time (user + system, from /proc) per event sent, start-up excluded. */
+  runnerCpuUsPerEvent: number;
   seconds: number;
+}
+
+/** utime + stime of a process in µs (from /proc; clock ticks are 100 Hz on Linux). */
+async function cpuUs(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 async function peakRssMiB(pid: number): Promise<number> {
@@ -59,6 +69,7 @@ export async function benchE2e(
     const producer = await createProducer({ kind: 'connectionString', connectionString: emu.connectionString() }, 'clickstream');
     const gen = createGenerator({ seed: 'bench-e2e', tenants: 200, duplicates: 0.01, malformed: 0.001 });
     const distinct = new Set<string>();
+    const cpu0 = child.pid ? await cpuUs(child.pid) : NaN;
     const t0 = process.hrtime.bigint();
     const sent = await sendGenerated(producer, gen, {
       count: opts.events,
@@ -77,6 +88,7 @@ export async function benchE2e(
     }
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const rss = child.pid ? await peakRssMiB(child.pid) : NaN;
+    const cpu = child.pid ? (await cpuUs(child.pid)) - cpu0 : NaN;
     opts.log(`  ${sent.sent} events in ${seconds.toFixed(1)} s: ${Math.round(sent.sent / seconds)}/s end to end; runner peak RSS ${rss.toFixed(0)} MiB`);
     return {
       events: sent.sent,
@@ -86,6 +98,7 @@ export async function benchE2e(
       sendPerSec: sent.sent / sendSeconds,
       endToEndPerSec: sent.sent / seconds,
       runnerPeakRssMiB: rss,
+      runnerCpuUsPerEvent: cpu / sent.sent,
       seconds,
     };
   } finally {
@@ -95,3 +108,35 @@ export async function benchE2e(
     await emu.stop();
   }
 }
+
+export const e2eSection: BenchSection = {
+  name: 'e2e',
+  needsAzurite: true,
+  async run(ctx: BenchContext): Promise<SectionResult> {
+    const srv = ctx.server;
+    if (!ctx.azurite) throw new Error('the e2e section needs Azurite');
+    const e = await benchE2e(srv.pool, { schema: await srv.fresh(), databaseUrl: srv.url, azurite: ctx.azurite, events: ctx.quick ? 20_000 : 60_000, repoRoot: ctx.repoRoot, log: ctx.log });
+    return {
+      tables: [
+        {
+          title: `End to end on ${srv.label}: generator -> emulator (${e.partitions} partitions) -> hubsink run (batches of ${e.runnerBatchSize}, dead-letter consumer on) -> PostgreSQL`,
+          rows: [
+            ['events', 'generator events/s', 'end-to-end events/s', 'runner peak RSS MiB', 'runner CPU µs/event'],
+            [n0(e.events), n0(e.sendPerSec), n0(e.endToEndPerSec), e.runnerPeakRssMiB.toFixed(0), e.runnerCpuUsPerEvent.toFixed(1)],
+          ],
+        },
+      ],
+      targets: [
+        {
+          name: 'runner peak RSS under sustained load',
+          value: e.runnerPeakRssMiB,
+          unit: 'MiB',
+          target: '<= 150',
+          met: e.runnerPeakRssMiB <= 150,
+          note: `VmHWM of hubsink run while ${n0(e.events)} events arrive as fast as the generator sends (${n0(e.endToEndPerSec)}/s end to end)`,
+        },
+      ],
+      data: { ...e, server: srv.label },
+    };
+  },
+};

@@ -18,6 +18,7 @@ import { insertEventRows } from '../src/db/events.js';
 import { ident } from '../src/db/ident.js';
 import type { EventRow } from '../src/pipeline/types.js';
 import { DEFAULT_LOCK_TIMEOUT_MS, RollupBusyError, runRollups } from '../src/rollups/run.js';
+import { n0, type BenchContext, type BenchSection, type SectionResult } from './section.js';
 import { makeEvents } from './ingest.js';
 
 export interface StallPhase {
@@ -160,3 +161,36 @@ export async function benchStall(
   await runPhase('writers + slow writer + rollups, one lock wait of up to 10 s (the earlier per-rollup bound)', { rollups: true, slowWriter: true, lockTimeoutMs: 10_000 });
   return { streams, batchSize, intervalMs, phaseSeconds: opts.phaseSeconds, rollupEveryMs, slowHoldMs, slowEveryMs, phases };
 }
+
+export const stallSection: BenchSection = {
+  name: 'stall',
+  async run(ctx: BenchContext): Promise<SectionResult> {
+    const srv = ctx.server;
+    ctx.log(`insert stall under rollups on ${srv.label}`);
+    const x = await benchStall(srv.pool, () => srv.fresh(), srv.caps, { phaseSeconds: ctx.quick ? 5 : 15, log: ctx.log });
+    return {
+      tables: [
+        {
+          title:
+            `Insert stall on ${srv.label}: ${x.streams} writers, a batch of ${x.batchSize} every ${x.intervalMs} ms each, ${x.phaseSeconds} s per phase; rollup cycles every ${x.rollupEveryMs} ms; ` +
+            `slow writer = one transaction held ${x.slowHoldMs} ms every ${x.slowEveryMs} ms`,
+          rows: [
+            ['phase', 'lock wait ms', 'worst insert ms', 'p99 ms', 'median ms', 'events/s', 'CPU µs/event', 'cycles done/skipped'],
+            ...x.phases.map((p) => [
+              p.name,
+              p.lockTimeoutMs === null ? '-' : String(p.lockTimeoutMs),
+              p.maxMs.toFixed(0),
+              p.p99Ms.toFixed(0),
+              p.medianMs.toFixed(1),
+              n0(p.eventsPerSec),
+              p.cpuUsPerEvent.toFixed(1),
+              p.rollups ? `${p.rollupCycles}/${p.rollupSkipped}` : '-',
+            ]),
+          ],
+        },
+      ],
+      targets: [],
+      data: { ...x, server: srv.label },
+    };
+  },
+};

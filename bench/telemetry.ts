@@ -16,6 +16,7 @@ import { createOtelTelemetry, METER_NAME } from '../src/telemetry/otel.js';
 import { noopTelemetry, type Telemetry } from '../src/telemetry/telemetry.js';
 import type { DeadLetterSink } from '../src/pipeline/types.js';
 import { makeEvents } from './ingest.js';
+import { n0, type BenchContext, type BenchSection, type SectionResult } from './section.js';
 
 export interface TelemetryFigure {
   events: number;
@@ -97,3 +98,27 @@ export async function benchTelemetry(pool: pg.Pool, schema: string, opts: { even
   );
   return fig;
 }
+
+export const telemetrySection: BenchSection = {
+  name: 'telemetry',
+  async run(ctx: BenchContext): Promise<SectionResult> {
+    const srv = ctx.server;
+    ctx.log(`telemetry cost on ${srv.label}`);
+    const x = await benchTelemetry(srv.pool, await srv.fresh(), { events: ctx.quick ? 10_000 : 40_000, batchSize: 500, reps: ctx.quick ? 1 : 3, log: ctx.log });
+    return {
+      tables: [
+        {
+          title: `Telemetry cost on ${srv.label}: ingestBatch, ${n0(x.events)} events in batches of ${x.batchSize}, instruments off (no-op) vs on (OpenTelemetry, collected every second), median of ${x.reps}`,
+          rows: [
+            ['telemetry', 'events/s', 'CPU µs/event'],
+            ['off', n0(x.offPerSec), x.offCpuUsPerEvent.toFixed(2)],
+            ['on', n0(x.onPerSec), x.onCpuUsPerEvent.toFixed(2)],
+            [`one batch report alone: ${n0(x.reportNsPerBatch)} ns`, '', (x.reportNsPerEvent / 1000).toFixed(4)],
+          ],
+        },
+      ],
+      targets: [],
+      data: { ...x, server: srv.label },
+    };
+  },
+};

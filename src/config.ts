@@ -53,6 +53,8 @@ export interface HubsinkConfig {
   /** Upper bound on in-process retrying of transient database failures for one batch. */
   transientRetryMs: number;
   upsertChunkSize: number;
+  /** Chunks of at least this many rows are written by COPY, smaller ones by the upsert statement. */
+  copyMinRows: number;
   citusCachedConnsPerWorker: number;
   rollupMaxWindowRows: number;
   rollupRetentionDays: { minute: number; hour: number; day: number };
@@ -65,6 +67,12 @@ export interface HubsinkConfig {
   /** Settings that work but are unsafe (e.g. a password sent without TLS); entry points print them. */
   warnings: string[];
 }
+
+/**
+ * Below this many rows a chunk goes through the upsert statement rather than COPY: COPY's extra
+ * round trips and connection checkout cost more than its faster inserts win (docs/bench.md).
+ */
+export const DEFAULT_COPY_MIN_ROWS = 200;
 
 /**
  * Dimension values (type, country, browser, campaign) come from producers. Rollups keep them for
@@ -231,6 +239,7 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
     maxBodyBytes: read('HUBSINK_MAX_BODY_BYTES', intSetting(64, 1024 * 1024), 256 * 1024),
     transientRetryMs: read('HUBSINK_TRANSIENT_RETRY_MS', intSetting(0, 600_000), 20_000),
     upsertChunkSize: read('HUBSINK_UPSERT_CHUNK', intSetting(1, 100_000), 1000),
+    copyMinRows: read('HUBSINK_COPY_MIN_ROWS', intSetting(1, 1_000_000), DEFAULT_COPY_MIN_ROWS),
     citusCachedConnsPerWorker: read('HUBSINK_CITUS_CACHED_CONNS', intSetting(0, 1000), 32),
     rollupMaxWindowRows: read('HUBSINK_ROLLUP_MAX_ROWS', intSetting(1, 100_000_000), 1_000_000),
     rollupRetentionDays: {

@@ -4,8 +4,10 @@
  * are counted with RETURNING because Citus reports rows attempted, not inserted (notes/citus.md).
  */
 import type pg from 'pg';
+import { DEFAULT_COPY_MIN_ROWS } from '../config.js';
 import { classifyError, DatabaseUnavailableError, describeError, sqlState } from '../pipeline/classify.js';
 import type { EventRow } from '../pipeline/types.js';
+import { copyChunk } from './copyEvents.js';
 import { ident } from './ident.js';
 import { createDayPartitions, daysInWindow } from './partitionsOnDemand.js';
 import type { TenantRegistry } from './tenants.js';
@@ -75,6 +77,10 @@ export interface WriteOptions {
   random?: () => number;
   onRetry?: (attempt: number, err: unknown) => void;
   tenants?: TenantRegistry;
+  /** Chunks of at least this many rows are written by COPY (copyEvents.ts), smaller ones by the upsert; default HUBSINK_COPY_MIN_ROWS's. */
+  copyMinRows?: number;
+  /** How each chunk was written, for stats and tests. */
+  onChunk?: (path: WritePath, rows: number) => void;
   /**
    * The occurredAt window ingest accepts ([now − retention, now + ahead]). A row in it that finds no
    * partition (23514) gets its day's partition created and is written; without a window such rows
@@ -83,6 +89,23 @@ export interface WriteOptions {
   partitionWindow?: { from: Date; to: Date };
   /** Creates missing daily partitions; createDayPartitions by default. */
   createPartitions?: (days: Date[]) => Promise<string[]>;
+}
+
+export type WritePath = 'upsert' | 'copy' | 'fallback';
+
+/**
+ * One chunk, by the statement the data calls for: the one place that chooses between COPY and the
+ * upsert. Both count inserted and duplicate rows exactly; a refusal by the upsert is thrown for
+ * writeEvents to bisect.
+ */
+export async function writeChunk(
+  pool: pg.Pool,
+  schema: string,
+  rows: readonly EventRow[],
+  copyMinRows: number,
+): Promise<{ inserted: number; duplicates: number; path: WritePath }> {
+  if (rows.length === 0 || rows.length < copyMinRows) return { ...(await insertEventRows(pool, schema, rows)), path: 'upsert' };
+  return copyChunk(pool, schema, rows, (slice) => insertEventRows(pool, schema, slice));
 }
 
 export interface WriteOutcome {
@@ -150,7 +173,9 @@ export async function writeEvents(pool: pg.Pool, schema: string, rows: readonly 
 
   const attemptOnce = async (slice: readonly EventRow[]): Promise<{ inserted: number; duplicates: number }> => {
     if (opts.tenants) await opts.tenants.ensure(pool, schema, slice.map((r) => r.tenantId));
-    return insertEventRows(pool, schema, slice);
+    const r = await writeChunk(pool, schema, slice, opts.copyMinRows ?? DEFAULT_COPY_MIN_ROWS);
+    opts.onChunk?.(r.path, slice.length);
+    return r;
   };
 
   for (let slice = pending.shift(); slice !== undefined; slice = pending.shift()) {

@@ -16,7 +16,7 @@ import type { TenantRegistry } from '../db/tenants.js';
 
 export interface IngestDeps {
   pool: pg.Pool;
-  config: Pick<HubsinkConfig, 'schema' | 'retentionDays' | 'partitionsAheadDays' | 'maxBodyBytes' | 'transientRetryMs' | 'upsertChunkSize'>;
+  config: Pick<HubsinkConfig, 'schema' | 'retentionDays' | 'partitionsAheadDays' | 'maxBodyBytes' | 'transientRetryMs' | 'upsertChunkSize'> & Partial<Pick<HubsinkConfig, 'copyMinRows'>>;
   sink: DeadLetterSink;
   tenants?: TenantRegistry;
   clock?: () => Date;
@@ -45,6 +45,7 @@ export async function ingestBatch(deps: IngestDeps, raws: readonly RawEvent[]): 
   );
   const outcome = await writeEvents(deps.pool, config.schema, prepared.rows, {
     chunkSize: config.upsertChunkSize,
+    ...(config.copyMinRows !== undefined ? { copyMinRows: config.copyMinRows } : {}),
     transientRetryMs: config.transientRetryMs,
     // Exactly the window validation accepted: such a row must find (or get) its partition.
     partitionWindow: partitionWindow(now, config.partitionsAheadDays, config.retentionDays),

@@ -3,7 +3,8 @@
  */
 import { deadLetterFromRaw } from './deadletter.js';
 import type { DeadLetterRecord, EventRow, RawEvent } from './types.js';
-import { validateEvent, type ValidateOptions } from './validate.js';
+import { validateFast } from './fastValidate.js';
+import type { ValidateOptions } from './validate.js';
 
 export interface PreparedBatch {
   rows: EventRow[];
@@ -26,10 +27,13 @@ export function rowKey(row: EventRow): string {
 export function prepareBatch(raws: RawEvent[], opts: ValidateOptions, now: Date): PreparedBatch {
   const rows: EventRow[] = [];
   const invalid: DeadLetterRecord[] = [];
-  const seen = new Set<string>();
+  // By event id first (a string the row has already, so no key is built per row); full keys only for
+  // the rare ids that come with different tenants or times.
+  const byId = new Map<string, EventRow>();
+  let fullKeys: Set<string> | undefined;
   let duplicatesInBatch = 0;
   for (const raw of raws) {
-    const result = validateEvent(raw, opts);
+    const result = validateFast(raw, opts);
     if (!result.ok) {
       const extra: { tenantId?: number; eventId?: string } = {};
       if (result.tenantId !== undefined) extra.tenantId = result.tenantId;
@@ -37,13 +41,20 @@ export function prepareBatch(raws: RawEvent[], opts: ValidateOptions, now: Date)
       invalid.push(deadLetterFromRaw(raw, 'invalid', result.error, now, extra));
       continue;
     }
-    const key = rowKey(result.row);
-    if (seen.has(key)) {
-      duplicatesInBatch++;
-      continue;
+    const row = result.row;
+    const first = byId.get(row.eventId);
+    if (first === undefined) byId.set(row.eventId, row);
+    else {
+      if (!fullKeys) fullKeys = new Set();
+      fullKeys.add(rowKey(first));
+      const key = rowKey(row);
+      if (fullKeys.has(key)) {
+        duplicatesInBatch++;
+        continue;
+      }
+      fullKeys.add(key);
     }
-    seen.add(key);
-    rows.push(result.row);
+    rows.push(row);
   }
   return { rows, invalid, duplicatesInBatch };
 }

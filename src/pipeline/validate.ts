@@ -45,10 +45,10 @@ export const MAX_DEPTH = 64;
 export const REVENUE_LIMIT = 1e12;
 const DAY_MS = 86_400_000;
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const NUL = '\u0000';
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+export const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Length in characters as PostgreSQL's char_length counts them (code points, not UTF-16 units). */
 function charCount(s: string): number {
@@ -92,7 +92,7 @@ const EventFields = z.object({
     .transform((v) => (v === undefined || v === null ? null : round4(v))),
 });
 // tenantId and properties are top-level fields too, checked by hand below.
-const KNOWN_FIELDS = new Set([...Object.keys(EventFields.shape), 'tenantId', 'properties']);
+export const KNOWN_FIELDS = new Set([...Object.keys(EventFields.shape), 'tenantId', 'properties']);
 
 /**
  * Rounds to 4 decimal places the way numeric(18,4) does: half away from zero, on the decimal digits
@@ -159,7 +159,7 @@ function positiveInt(v: unknown): number | undefined {
   return n !== undefined && Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
-function isTenantKey(key: string): boolean {
+export function isTenantKey(key: string): boolean {
   return key.toLowerCase().replace(/[_-]/g, '') === 'tenantid';
 }
 
@@ -210,7 +210,7 @@ function resolveTenant(body: Record<string, unknown>, properties: Record<string,
 const ISO_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(?:([Zz])|([+-])(\d{2}):(\d{2}))?$/;
 const EXAMPLE_TIME = '2024-05-01T12:00:00Z';
 
-function daysInMonth(y: number, m: number): number {
+export function daysInMonth(y: number, m: number): number {
   return [31, y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1] ?? 0;
 }
 

@@ -83,9 +83,9 @@ describe('a row of the accepted window that finds no partition', () => {
       assert.equal(result.inserted, 1000);
       assert.deepEqual(result.deadLettered, { invalid: 0, rejected: 0, transient: 0 });
       assert.equal(sink.records.length, 0);
-      // The failed insert, the partition's DDL in its own short transaction, the insert again; the
+      // The failed write (COPY or INSERT), the partition's DDL in its own short transaction, the write again; the
       // bisection this replaces sent about 2,000 statements and parked all 1,000 events.
-      const inserts = counted.statements.filter((t) => /^INSERT INTO .*\.events /.test(t));
+      const inserts = counted.statements.filter((t) => /^(INSERT INTO|COPY) .*\.events /.test(t));
       assert.equal(inserts.length, 2, counted.statements.join('\n'));
       assert.ok(counted.statements.length <= 12, `${counted.statements.length} statements:\n${counted.statements.join('\n')}`);
       assert.ok((await listPartitions(s.pool, s.schema)).some((p) => p.name === missing));
