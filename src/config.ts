@@ -1,7 +1,7 @@
 /**
  * The one place where the environment becomes configuration. Every entry point (Functions app,
  * CLI, standalone runner, local stack) calls `loadConfig` once and passes the result down.
- * Names follow DESIGN.md so the same app settings work in Azure, under `func start` and standalone.
+ * Names follow docs/design.md ("Configuration names") so the same app settings work in Azure, under `func start` and standalone.
  */
 import { z } from 'zod';
 

@@ -1,7 +1,7 @@
 /**
  * The idempotent upsert of events. One statement per chunk: the rows travel as one array per
  * column through `unnest`, and `ON CONFLICT ... DO NOTHING` makes redelivery a no-op. Inserted rows
- * are counted with RETURNING because Citus reports rows attempted, not inserted (notes/citus.md).
+ * are counted with RETURNING because Citus reports rows attempted, not inserted (docs/design.md, "Citus facts").
  */
 import type pg from 'pg';
 import { DEFAULT_COPY_MIN_ROWS } from '../config.js';

@@ -1,6 +1,6 @@
 /**
  * Per-connection settings. With Citus's defaults every multi-shard batch opens fresh connections
- * to the workers; caching them per session made the batched upsert 6.5x faster (notes/citus.md).
+ * to the workers; caching them per session made the batched upsert 6.5x faster (docs/design.md, "Citus facts").
  */
 import type pg from 'pg';
 import type { Capabilities } from './capabilities.js';

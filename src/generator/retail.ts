@@ -6,7 +6,7 @@
  */
 import { type Rng, ZipfSampler } from './prng.js';
 
-/** An event as producers send it (DESIGN.md "Events"); serialized to JSON by the generator. */
+/** An event as producers send it (docs/design.md, "Events"); serialized to JSON by the generator. */
 export interface RetailEvent {
   eventId?: string;
   tenantId: number;
@@ -71,7 +71,7 @@ const MARKETS: readonly { currency: string; countries: readonly string[] }[] = [
 /** Fixed UTC offsets (minutes) per country, so some timestamps carry a non-Z offset as real clients send. */
 const OFFSETS: Record<string, number> = { DE: 60, FR: 60, NL: 60, ES: 60, IT: 60, AT: 60, BE: 60, US: -300, CA: -300, GB: 0, IE: 0, SE: 60, NO: 60, DK: 60, FI: 120, BR: -180, JP: 540 };
 
-/** A UUIDv7 (time-ordered, as DESIGN.md recommends) with its random bits from the seeded Rng. */
+/** A UUIDv7 (time-ordered, as docs/design.md recommends) with its random bits from the seeded Rng. */
 export function uuidV7(ms: number, rng: Rng): string {
   const b = rng.bytes(16);
   const t = Math.max(0, Math.floor(ms));

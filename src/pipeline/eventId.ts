@@ -1,7 +1,7 @@
 /**
  * Event ids for events that arrive without one. A name-based UUID (v5) of the exact body bytes makes
  * a redelivered or replayed copy of the same body get the same id, so the events key turns it into a
- * no-op instead of a second row (DESIGN.md guarantee 2).
+ * no-op instead of a second row (docs/design.md, guarantee 2).
  */
 import { v5 as uuidv5 } from 'uuid';
 

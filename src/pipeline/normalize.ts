@@ -1,10 +1,10 @@
 /**
  * Turns what a trigger hands us into RawEvents: the exact body bytes, the application properties and
  * the source coordinates. Pure; never throws on odd metadata, because a batch whose metadata we cannot
- * read must still be validated, written or dead-lettered (DESIGN.md guarantee 1): unknown coordinates
+ * read must still be validated, written or dead-lettered (docs/design.md, guarantee 1): unknown coordinates
  * fall back to partition 'unknown', sequence -1, offset '' and an enqueued time of the epoch.
  *
- * The Functions host's metadata has quirks (notes/functions-host.md): keys are camel-cased (first letter
+ * The Functions host's metadata has quirks (docs/design.md, "Functions host facts"): keys are camel-cased (first letter
  * lower-cased), numeric-looking strings are JSON-parsed (an offset may be a number), int64 values may be
  * `{low, high, unsigned}` objects, times may lack a `Z`, and empty strings are dropped from string
  * arrays, so per-event arrays may be shorter than the batch and misaligned. `systemPropertiesArray[i]`

@@ -2,7 +2,7 @@
  * Shapes shared by the pipeline, the database layer and the Event Hubs layer. Pure data, no I/O.
  */
 
-/** Why an event did not reach `events`. See DESIGN.md "Failure classes". */
+/** Why an event did not reach `events`. See docs/design.md, "Failure classes". */
 export type FailureReason = 'invalid' | 'rejected' | 'transient';
 export const FAILURE_REASONS: readonly FailureReason[] = ['invalid', 'rejected', 'transient'];
 

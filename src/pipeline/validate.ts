@@ -1,6 +1,6 @@
 /**
  * Event validation (pure): raw bytes → a typed EventRow, or one clear error naming the field and the
- * problem (DESIGN.md guarantee 4). Never throws, whatever the bytes.
+ * problem (docs/design.md, guarantee 4). Never throws, whatever the bytes.
  *
  * Why zod 4: its output type is the row type (no casts between "checked" and "typed"), its per-field
  * messages are exact enough to put in a dead-letter record as they are, it is well kept, already a

@@ -95,7 +95,7 @@ export type AggregateSource =
 /**
  * `INSERT INTO rollup SELECT ... FROM events ... GROUP BY tenant_id, bucket, dims ON CONFLICT DO
  * UPDATE` adding counts and sums and merging sketches. Grouping by tenant_id with the tables
- * colocated lets Citus run it on each shard (see notes/citus.md). Bind values: the source's, then
+ * colocated lets Citus run it on each shard (see docs/design.md, "Citus facts"). Bind values: the source's, then
  * dimensionParams(def, limits).
  */
 export function aggregateSql(

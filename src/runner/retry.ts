@@ -2,7 +2,7 @@
  * Retrying a batch in the standalone runner. The Functions host holds a checkpoint back only while a
  * retry policy re-invokes the batch; the runner does the same in-process: a batch that could not be
  * written or dead-lettered is tried again, with backoff, for as long as it takes. Skipping it would
- * let the next batch's checkpoint move past events nobody has (DESIGN.md guarantee 1).
+ * let the next batch's checkpoint move past events nobody has (docs/design.md, guarantee 1).
  */
 
 export const BATCH_RETRY_BASE_MS = 500;

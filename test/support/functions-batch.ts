@@ -2,7 +2,7 @@
  * Builds what the Functions host passes an Event Hub trigger with cardinality many and dataType
  * binary: the bodies as Buffers and `triggerMetadata` shaped as the Node.js library delivers it
  * (keys camel-cased, numeric strings parsed, sequence numbers as Long objects, enqueued times without
- * `Z`, `partitionKeyArray` missing empty keys; see notes/functions-host.md).
+ * `Z`, `partitionKeyArray` missing empty keys; see docs/design.md, "Functions host facts").
  */
 import functions, { type InvocationContext } from '@azure/functions';
 

@@ -14,7 +14,7 @@ function problemsOf(env: Record<string, string>): string[] {
 }
 
 describe('loadConfig', () => {
-  test('defaults from DESIGN.md', () => {
+  test('defaults from docs/design.md', () => {
     const c = loadConfig({});
     assert.equal(c.ingestHub, 'clickstream');
     assert.equal(c.deadLetterHub, 'clickstream-deadletter');
