@@ -25,6 +25,7 @@ import { configureSession } from '../src/db/session.js';
 import { startAzurite } from '../src/local/azurite.js';
 import { loadEmbeddedPostgres } from '../src/local/embedded.js';
 import { claimSection } from './claim.js';
+import { deploySection } from './deploy.js';
 import { e2eSection } from './e2e.js';
 import { ingestSection } from './ingest.js';
 import { dashboardSection, rollupsSection } from './rollups.js';
@@ -34,7 +35,7 @@ import { n0, type BenchContext, type BenchSection, type BenchServer, type Sectio
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** In the order they run: the dashboard reads the rollups section's history. */
-const SECTIONS: readonly BenchSection[] = [ingestSection, rollupsSection, stallSection, dashboardSection, e2eSection, claimSection];
+const SECTIONS: readonly BenchSection[] = [ingestSection, rollupsSection, stallSection, dashboardSection, e2eSection, claimSection, deploySection];
 
 interface ServerInfo {
   label: string;

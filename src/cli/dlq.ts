@@ -8,6 +8,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import type pg from 'pg';
 import { loadConfig, requireStorage, type HubsinkConfig } from '../config.js';
 import { createPool } from '../db/pool.js';
+import { escapeControls } from '../pipeline/terminal.js';
 import {
   countDeadLetters,
   DEAD_LETTER_STATUSES,
@@ -86,8 +87,10 @@ function out(s: string): void {
   process.stdout.write(s.endsWith('\n') ? s : `${s}\n`);
 }
 
+/** Messages for the operator (never JSON), so control characters are escaped. */
 function err(s: string): void {
-  process.stderr.write(s.endsWith('\n') ? s : `${s}\n`);
+  const t = escapeControls(s.replace(/\n$/, ''), { multiline: true });
+  process.stderr.write(`${t}\n`);
 }
 
 const SETTINGS_HELP = '\nSettings (environment): DATABASE_URL (or PG*), HUBSINK_SCHEMA.\n';
@@ -219,7 +222,9 @@ export function register(program: Command): void {
           `body (${d.body.length} bytes, ${body.kind}):`,
           body.text,
         ];
-        out(lines.join('\n'));
+        // Every header line holds producer-controlled text (errors quote bodies; source and
+        // properties come from the dead letter's application properties).
+        out([...lines.slice(0, -1).map((l) => escapeControls(l)), body.text].join('\n'));
       }),
     );
 

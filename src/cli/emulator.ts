@@ -5,7 +5,7 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { startEmulator, DEFAULT_KEY, DEFAULT_KEY_NAME, validateHubSpec, type EmulatorHubSpec } from '@hubsink/eventhubs-emulator';
-import { parsePort, parsePositiveInt, UsageError } from './program.js';
+import { parsePort, parsePositiveInt, resolveSecret, UsageError } from './program.js';
 
 /** `name:partitions`, e.g. `clickstream:4`. */
 export function parseHub(value: string, previous: EmulatorHubSpec[] = []): EmulatorHubSpec[] {
@@ -31,7 +31,8 @@ interface EmulatorCliOptions {
   hub?: EmulatorHubSpec[];
   consumerGroup?: string[];
   keyName: string;
-  key: string;
+  key?: string;
+  keyFile?: string;
   opaqueOffsets?: boolean;
   retentionEvents?: number;
   retentionBytes: number;
@@ -53,7 +54,8 @@ export function register(program: Command): void {
     .option('--hub <name:partitions>', 'an event hub to create; repeat for several (default: clickstream:4 and clickstream-deadletter:2)', parseHub)
     .option('--consumer-group <name>', 'a consumer group created on every hub besides $Default; repeatable', collect)
     .option('--key-name <name>', 'shared access key name clients must use', DEFAULT_KEY_NAME)
-    .option('--key <key>', 'shared access key clients must sign with (a fixed development key by default)', DEFAULT_KEY)
+    .option('--key <key>', 'shared access key clients must sign with (or HUBSINK_EMULATOR_KEY; a fixed development key by default)')
+    .option('--key-file <path>', 'read --key from this file')
     .option('--opaque-offsets', 'hand out non-numeric offsets, so code that parses offsets as numbers fails early')
     .option('--retention-events <n>', 'keep at most this many events per partition (oldest dropped first)', parsePositiveInt)
     .option('--retention-bytes <n>', 'keep at most this many bytes of events per partition (default 64 MiB, so long runs stay bounded)', parsePositiveInt, DEFAULT_RETENTION_BYTES)
@@ -72,11 +74,12 @@ export function register(program: Command): void {
           throw new UsageError(err instanceof Error ? err.message : String(err));
         }
       }
-      if (opts.key.length === 0 || opts.keyName.length === 0) throw new UsageError('--key and --key-name must not be empty');
+      const key = resolveSecret('key', opts.key, opts.keyFile, 'HUBSINK_EMULATOR_KEY') ?? DEFAULT_KEY;
+      if (key.length === 0 || opts.keyName.length === 0) throw new UsageError('--key and --key-name must not be empty');
       const retention = { maxEventsPerPartition: opts.retentionEvents, maxBytesPerPartition: opts.retentionBytes };
       let emulator;
       try {
-        emulator = await startEmulator({ port: opts.port, hubs, keyName: opts.keyName, key: opts.key, opaqueOffsets: opts.opaqueOffsets, retention });
+        emulator = await startEmulator({ port: opts.port, hubs, keyName: opts.keyName, key, opaqueOffsets: opts.opaqueOffsets, retention });
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'EADDRINUSE') throw new Error(`port ${opts.port} on 127.0.0.1 is already in use (try --port 0 for any free port)`);

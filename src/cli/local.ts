@@ -11,13 +11,16 @@ import type { LocalInfo, LocalStack } from '../local/stack.js';
 import type { Logger, LogLevel } from '../runner/checkpointingConsumer.js';
 import { exitSoonAfterShutdown, waitForShutdown } from '../runner/process.js';
 import { describeError } from '../pipeline/classify.js';
-import { parseNonNegativeInt, parsePort, parsePositiveInt, parseProbability, parseSeconds, UsageError } from './program.js';
+import { escapeControls, redactSecrets } from '../pipeline/terminal.js';
+import { parseNonNegativeInt, parsePort, parsePositiveInt, parseProbability, parseSeconds, resolveSecret, UsageError } from './program.js';
 
 
 interface LocalCliOptions {
   dataDir: string;
   databaseUrl?: string;
+  databaseUrlFile?: string;
   eventhubConnection?: string;
+  eventhubConnectionFile?: string;
   rate: number;
   generate: boolean;
   tenants: number;
@@ -40,10 +43,16 @@ export function formatBanner(info: LocalInfo, now: Date = new Date()): string {
   const from = new Date(Math.floor(now.getTime() / 3600_000) * 3600_000).toISOString().replace('.000Z', 'Z');
   const to = new Date(Math.floor(now.getTime() / 3600_000) * 3600_000 + 3600_000).toISOString().replace('.000Z', 'Z');
   const table = info.schema === 'public' ? 'events' : `${info.schema}.events`;
+  const query = `-c 'SELECT type, count(*) FROM ${table} GROUP BY 1'`;
+  // The password never appears: the embedded one is read from its file by the shell, an external
+  // one is the user's own.
+  const psql = info.pgPasswordFile
+    ? `PGPASSWORD="$(cat '${info.pgPasswordFile}')" psql '${withoutPassword(info.databaseUrl)}' ${query}`
+    : `psql '${redactSecrets(info.databaseUrl)}' ${query}`;
   return [
     'hubsink local is running',
-    `  PostgreSQL   ${info.databaseUrl}${info.pgDataDir ? `  (embedded; data kept in ${info.pgDataDir})` : ''}`,
-    `               psql '${info.databaseUrl}' -c 'SELECT type, count(*) FROM ${table} GROUP BY 1'`,
+    `  PostgreSQL   ${redactSecrets(info.databaseUrl)}${info.pgDataDir ? `  (embedded; data kept in ${info.pgDataDir}, password in ${info.pgPasswordFile ?? '-'})` : ''}`,
+    `               ${psql}`,
     `  Event Hubs   ${info.emulator ? `emulator on 127.0.0.1:${info.emulator.port}: ${info.emulator.hubs.join(', ')}` : `external: ${info.ingestHub}, ${info.deadLetterHub}`}`,
     `               EventHubConnection='${redact(info.eventHubConnection)}'`,
     `  Checkpoints  Azurite on 127.0.0.1:${info.storage.port} (${info.storage.persistent ? 'kept in the data folder' : 'in memory'})`,
@@ -57,7 +66,12 @@ export function formatBanner(info: LocalInfo, now: Date = new Date()): string {
 
 /** Keys of a real namespace must not end up in logs; the emulator's well-known key is harmless. */
 function redact(cs: string): string {
-  return /UseDevelopmentEmulator=true/i.test(cs) ? cs : cs.replace(/(SharedAccessKey\s*=\s*)[^;]+/i, '$1***');
+  return /UseDevelopmentEmulator=true/i.test(cs) ? cs : redactSecrets(cs);
+}
+
+/** Pure: a postgres:// URL without its password (libpq then takes PGPASSWORD). */
+function withoutPassword(url: string): string {
+  return url.replace(/^(postgres(?:ql)?:\/\/[^:@/]*):[^@]*@/, '$1@');
 }
 
 export function register(program: Command): void {
@@ -65,8 +79,10 @@ export function register(program: Command): void {
     .command('local')
     .description('run everything locally: embedded PostgreSQL, Azurite, the Event Hubs emulator, the runner with dead letters and rollups, the generator, the metrics endpoint and the dashboard')
     .option('--data-dir <dir>', 'folder for PostgreSQL data kept between runs', '.hubsink')
-    .option('--database-url <url>', 'use this PostgreSQL instead of the embedded one')
-    .option('--eventhub-connection <string>', 'use these Event Hubs (connection string) instead of the emulator; checkpoints are then kept in the data folder')
+    .option('--database-url <url>', 'use this PostgreSQL instead of the embedded one (or HUBSINK_LOCAL_DATABASE_URL; a command line is visible to other users)')
+    .option('--database-url-file <path>', 'read --database-url from this file')
+    .option('--eventhub-connection <string>', 'use these Event Hubs (connection string) instead of the emulator; checkpoints are then kept in the data folder (or HUBSINK_LOCAL_EVENTHUB_CONNECTION)')
+    .option('--eventhub-connection-file <path>', 'read --eventhub-connection from this file')
     .option('--rate <per-second>', 'generator events per second (0: no generator)', parseNonNegativeInt, 200)
     .option('--no-generate', 'do not run the generator')
     .option('--tenants <n>', 'generator storefronts', parsePositiveInt, 20)
@@ -83,6 +99,13 @@ export function register(program: Command): void {
     .option('--status-interval <seconds>', 'seconds between status refreshes (default: 1 on a terminal, 2 otherwise)', parseSeconds)
     .option('--verbose', 'more log lines')
     .action(async (opts: LocalCliOptions) => {
+      // The supervised child runs this same action again and resolves them the same way.
+      const databaseUrl = resolveSecret('database-url', opts.databaseUrl, opts.databaseUrlFile, 'HUBSINK_LOCAL_DATABASE_URL');
+      const eventhubConnection = resolveSecret('eventhub-connection', opts.eventhubConnection, opts.eventhubConnectionFile, 'HUBSINK_LOCAL_EVENTHUB_CONNECTION');
+      delete opts.databaseUrlFile;
+      delete opts.eventhubConnectionFile;
+      if (databaseUrl !== undefined) opts.databaseUrl = databaseUrl;
+      if (eventhubConnection !== undefined) opts.eventhubConnection = eventhubConnection;
       if (opts.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(opts.databaseUrl)) throw new UsageError('--database-url: expected postgres://user:password@host:port/database');
       if (opts.eventhubConnection !== undefined && !/(^|;)\s*Endpoint\s*=\s*sb:\/\//i.test(opts.eventhubConnection)) {
         throw new UsageError('--eventhub-connection: not an Event Hubs connection string (Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...)');
@@ -106,7 +129,7 @@ async function runStackChild(opts: LocalCliOptions): Promise<void> {
   let direct = !tty;
   const log: Logger = (level: LogLevel, message: string) => {
     if (level === 'debug' && !opts.verbose) return;
-    const line = `${new Date().toISOString().slice(11, 19)} ${level.padEnd(5)} ${message}`;
+    const line = `${new Date().toISOString().slice(11, 19)} ${level.padEnd(5)} ${escapeControls(message)}`;
     if (!direct) {
       recent.push(line);
       if (recent.length > 6) recent.shift();
@@ -153,11 +176,12 @@ async function runStackChild(opts: LocalCliOptions): Promise<void> {
     try {
       const cur = { ...(await stack.status()), recent: tty ? [...recent] : [] };
       if (tty) {
-        const block = renderStatusBlock(cur, prev, Math.max(40, ttyColumns));
+        // Errors in the block quote what failed; only the cursor movement below is ours.
+        const block = renderStatusBlock(cur, prev, Math.max(40, ttyColumns)).map((l) => escapeControls(l));
         // Move up over the previous block and clear it, then draw the new one.
         process.stderr.write(`${drawn > 0 ? `\x1b[${drawn}F\x1b[J` : ''}${block.join('\n')}\n`);
         drawn = block.length;
-      } else process.stderr.write(`${renderStatusLine(cur, prev)}\n`);
+      } else process.stderr.write(`${escapeControls(renderStatusLine(cur, prev))}\n`);
       prev = cur;
     } catch (err) {
       log('warn', `status: ${describeError(err)}`);
@@ -177,7 +201,7 @@ async function runStackChild(opts: LocalCliOptions): Promise<void> {
   process.stderr.write(`stopping (${reason}): generator, runner (finishing batches in flight), metrics endpoint, emulator, Azurite, PostgreSQL…\n`);
   await stack.stop();
   // The last word on what was done, now that batches in flight have finished.
-  process.stderr.write(`${renderStatusLine(await stack.status(), undefined).replace(/^status /, 'final ')}\n`);
+  process.stderr.write(`${escapeControls(renderStatusLine(await stack.status(), undefined).replace(/^status /, 'final '))}\n`);
   process.stderr.write('hubsink local stopped\n');
   exitSoonAfterShutdown();
 }

@@ -3,7 +3,10 @@
  * configuration through `loadConfig` (parsed once per process) and report usage errors with exit
  * code 2, runtime failures with 1, as Unix tools do.
  */
+import { readFileSync } from 'node:fs';
+import { inspect } from 'node:util';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { escapeControls, redactSecrets } from '../pipeline/terminal.js';
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -59,12 +62,44 @@ export function parseTime(value: string, now: () => Date = () => new Date()): Da
   return d;
 }
 
+/**
+ * A secret given as `--flag VALUE`, `--flag-file PATH`, or in the environment variable `envName`.
+ * A command line is visible to every local user (ps) and kept in shell history; the file and the
+ * environment are not. The file holds the secret alone (a trailing newline is ignored). Giving both
+ * the flag and the file is an error; the flag or file wins over the environment.
+ */
+export function resolveSecret(flag: string, value: string | undefined, file: string | undefined, envName: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (value !== undefined && file !== undefined) throw new UsageError(`give only one of --${flag} and --${flag}-file`);
+  if (file !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new UsageError(`--${flag}-file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    const secret = text.replace(/\r?\n$/, '');
+    if (secret.trim() === '') throw new UsageError(`--${flag}-file ${file}: the file is empty`);
+    return secret;
+  }
+  if (value !== undefined) return value;
+  const fromEnv = env[envName];
+  return fromEnv !== undefined && fromEnv.trim() !== '' ? fromEnv : undefined;
+}
+
 /** Applies exit codes and stream conventions to a command tree. */
 export function configureCommand(cmd: Command): Command {
   return cmd
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+}
+
+/**
+ * Pure: the whole error for HUBSINK_DEBUG. SDK and URL errors carry requests, options and inputs
+ * (a connection string among them), so it is redacted and escaped like everything else a person reads.
+ */
+export function debugDump(err: unknown): string {
+  return escapeControls(redactSecrets(inspect(err, { depth: 6, breakLength: 120 })), { multiline: true });
 }
 
 export async function runCli(program: Command, argv: string[]): Promise<number> {
@@ -82,17 +117,19 @@ export async function runCli(program: Command, argv: string[]): Promise<number> 
       if (err.exitCode === 0) return EXIT_OK;
       return EXIT_USAGE;
     }
+    // Messages may quote settings or what a server said: escaped and with secrets redacted.
+    const say = (msg: string): void => void process.stderr.write(`hubsink: ${escapeControls(redactSecrets(msg), { multiline: true })}\n`);
     if (err instanceof UsageError) {
-      process.stderr.write(`hubsink: ${err.message}\n`);
+      say(err.message);
       return EXIT_USAGE;
     }
     const { ConfigError } = await import('../config.js');
     if (err instanceof ConfigError) {
-      process.stderr.write(`hubsink: ${err.message}\n`);
+      say(err.message);
       return EXIT_USAGE;
     }
-    process.stderr.write(`hubsink: ${err instanceof Error ? err.message : String(err)}\n`);
-    if (process.env.HUBSINK_DEBUG) console.error(err);
+    say(err instanceof Error ? err.message : String(err));
+    if (process.env.HUBSINK_DEBUG) process.stderr.write(`${debugDump(err)}\n`);
     return EXIT_FAILURE;
   }
 }

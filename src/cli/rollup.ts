@@ -106,13 +106,13 @@ export function register(program: Command): void {
         const caps = await detectCapabilities(pool);
         const maxWindowRows = opts.maxRows ?? cfg.rollupMaxWindowRows;
         if (!opts.catchUp) {
-          const r = await rollupCycle(pool, schema, { caps, maxWindowRows, retentionDays: cfg.rollupRetentionDays });
+          const r = await rollupCycle(pool, schema, { caps, maxWindowRows, retentionDays: cfg.rollupRetentionDays, dimensions: cfg.rollupDimensions });
           out(opts.json ? JSON.stringify(r) : [...r.runs.map(runLine), ...r.pruned.map((p) => `${p.name}\tpruned=${p.deletedRows}\tbefore ${p.cutoff.toISOString()}`)].join('\n'));
           return;
         }
         const runs: RollupRunResult[][] = [];
         for (let i = 0; i < opts.maxRuns; i++) {
-          const r = await runRollups(pool, schema, { caps, maxWindowRows });
+          const r = await runRollups(pool, schema, { caps, maxWindowRows, dimensions: cfg.rollupDimensions });
           runs.push(r);
           process.stderr.write(`run ${i + 1}: ${describeCycle({ runs: r, pruned: [] })}\n`);
           if (r.every((x) => x.caughtUp)) break;
@@ -159,7 +159,7 @@ export function register(program: Command): void {
         const caps = await detectCapabilities(pool);
         // The guard against erasing history takes the oldest partition that exists (not this
         // shell's HUBSINK_RETENTION_DAYS, which may not be the app's): a refusal is a usage error.
-        const results = await rebuildRollups(pool, schema, { ...request, caps }).catch((err: unknown) => {
+        const results = await rebuildRollups(pool, schema, { ...request, caps, dimensions: cfg.rollupDimensions }).catch((err: unknown) => {
           throw err instanceof RebuildRangeError ? new UsageError(err.message) : err;
         });
         if (opts.json) out(JSON.stringify({ tenantId: opts.tenant, rollups: results }));

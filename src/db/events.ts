@@ -145,7 +145,9 @@ const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(reso
 const NO_PARTITION = /no partition of relation/i;
 
 export function isMissingPartition(err: unknown): boolean {
-  return sqlState(err) === '23514' && err instanceof Error && NO_PARTITION.test(err.message);
+  // XX000: how Citus's COPY path reports it.
+  const state = sqlState(err);
+  return (state === '23514' || state === 'XX000') && err instanceof Error && NO_PARTITION.test(err.message);
 }
 
 /**

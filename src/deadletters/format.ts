@@ -1,10 +1,13 @@
 /**
  * Text for operators (pure): aligned tables, bodies shown as pretty JSON, text or a hex dump, and
- * values that JSON cannot spell, made readable.
+ * values that JSON cannot spell, made readable. Everything meant for a terminal has its control
+ * characters escaped (escapeControls): producers control most of it.
  */
+import { escapeControls } from '../pipeline/terminal.js';
 
-/** Pure: left-aligned columns separated by two spaces; no trailing spaces. */
-export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+/** Pure: left-aligned columns separated by two spaces; no trailing spaces; control characters escaped. */
+export function formatTable(headers: readonly string[], rawRows: readonly (readonly string[])[]): string {
+  const rows = rawRows.map((r) => r.map((c) => escapeControls(c)));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
     cells
@@ -14,10 +17,9 @@ export function formatTable(headers: readonly string[], rows: readonly (readonly
   return [line(headers), ...rows.map(line)].join('\n');
 }
 
-/** Pure: one line, at most `max` characters, control characters made visible. */
+/** Pure: one line, at most `max` characters: line breaks become spaces, other controls are escaped. */
 export function oneLine(s: string, max: number): string {
-  // eslint-disable-next-line no-control-regex
-  const flat = s.replace(/[\u0000-\u001f\u007f]+/g, ' ').trim();
+  const flat = escapeControls(s.replace(/[\t\n\r]+/g, ' ').trim());
   return flat.length <= max ? flat : `${flat.slice(0, Math.max(0, max - 1))}…`;
 }
 
@@ -46,14 +48,17 @@ export function hexDump(body: Buffer, maxBytes = 4096): string {
   return lines.join('\n');
 }
 
-/** Pure: how a body is shown: pretty-printed JSON, else text, else hex. */
+/**
+ * Pure: how a body is shown on a terminal: pretty-printed JSON, else text, else hex. JSON.stringify
+ * escapes C0 but not DEL or C1, and text is whatever the producer sent, so both are escaped.
+ */
 export function formatBody(body: Buffer): { kind: 'json' | 'text' | 'hex'; text: string } {
   const text = bodyText(body);
   if (text === undefined) return { kind: 'hex', text: hexDump(body) };
   try {
-    return { kind: 'json', text: JSON.stringify(JSON.parse(text) as unknown, null, 2) };
+    return { kind: 'json', text: escapeControls(JSON.stringify(JSON.parse(text) as unknown, null, 2), { multiline: true }) };
   } catch {
-    return { kind: 'text', text };
+    return { kind: 'text', text: escapeControls(text, { multiline: true }) };
   }
 }
 

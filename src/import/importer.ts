@@ -43,7 +43,8 @@ export interface ImportOptions {
   /** Absent for a dry run. */
   pool?: pg.Pool;
   caps?: Capabilities;
-  config: Pick<HubsinkConfig, 'schema' | 'partitionsAheadDays' | 'maxBodyBytes' | 'transientRetryMs' | 'upsertChunkSize' | 'rollupMaxWindowRows'>;
+  config: Pick<HubsinkConfig, 'schema' | 'partitionsAheadDays' | 'maxBodyBytes' | 'transientRetryMs' | 'upsertChunkSize' | 'rollupMaxWindowRows'> &
+    Partial<Pick<HubsinkConfig, 'rollupDimensions'>>;
   maxAgeDays: number;
   batchSize: number;
   dryRun: boolean;
@@ -214,7 +215,12 @@ export async function runImport(sources: readonly ImportSource[], opts: ImportOp
       telemetry.ingestBatch(IMPORT_HUB, { received: items.length, inserted: counts.inserted, duplicates: counts.duplicates, deadLettered: { invalid: counts.invalid, rejected: counts.rejected, transient: 0 }, latencyMs: 0 });
       if (opts.rollup) {
         for (let step = 0; step < 100; step++) {
-          const runs = await runRollups(pool, schema, { caps, maxWindowRows: opts.config.rollupMaxWindowRows, now: clock });
+          const runs = await runRollups(pool, schema, {
+            caps,
+            maxWindowRows: opts.config.rollupMaxWindowRows,
+            now: clock,
+            ...(opts.config.rollupDimensions ? { dimensions: opts.config.rollupDimensions } : {}),
+          });
           summary.rollupRuns++;
           telemetry.rollupRuns(runs);
           if (runs.every((r) => r.caughtUp)) break;

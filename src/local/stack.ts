@@ -52,9 +52,12 @@ export interface LocalOptions {
 }
 
 export interface LocalInfo {
+  /** With its password: print it only through redactSecrets. */
   databaseUrl: string;
   embeddedPostgres: boolean;
   pgDataDir: string | null;
+  /** The embedded PostgreSQL's password file (mode 0600), when the stack runs one. */
+  pgPasswordFile: string | null;
   eventHubConnection: string;
   emulator: { port: number; hubs: string[] } | null;
   storage: { port: number; persistent: boolean };
@@ -119,6 +122,7 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
     // PostgreSQL
     let databaseUrl = opts.databaseUrl;
     let pgDataDir: string | null = null;
+    let pgPasswordFile: string | null = null;
     if (!databaseUrl) {
       pgDataDir = path.join(dataDir, 'pg');
       await checkReachableByPostgresUser(dataDir);
@@ -128,6 +132,7 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
       const pgServer = await startEmbeddedPostgres({ dataDir: pgDataDir, port, persistent: true });
       stops.push({ what: 'PostgreSQL', ms: 30_000, fn: () => pgServer.stop() });
       databaseUrl = pgServer.url;
+      pgPasswordFile = pgServer.passwordFile;
     }
 
     // Checkpoint storage. With the emulator, hubs start empty on every run, so checkpoints must too.
@@ -234,6 +239,7 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
       databaseUrl,
       embeddedPostgres: pgDataDir !== null,
       pgDataDir,
+      pgPasswordFile,
       eventHubConnection,
       emulator: emulatorInfo,
       storage: { port: azurite.port, persistent: persistentStorage },

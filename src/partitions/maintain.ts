@@ -14,7 +14,7 @@ import { RollupBusyError, runRollups } from '../rollups/run.js';
 
 export interface MaintainDeps {
   pool: pg.Pool;
-  config: Pick<HubsinkConfig, 'schema' | 'partitionsAheadDays' | 'retentionDays' | 'rollupMaxWindowRows'>;
+  config: Pick<HubsinkConfig, 'schema' | 'partitionsAheadDays' | 'retentionDays' | 'rollupMaxWindowRows'> & Partial<Pick<HubsinkConfig, 'rollupDimensions'>>;
   caps: Capabilities;
   clock: () => Date;
 }
@@ -26,7 +26,12 @@ const ROLLUP_STEPS = 20;
 export async function rollUpForRetention(deps: MaintainDeps): Promise<void> {
   for (let step = 0; step < ROLLUP_STEPS; step++) {
     try {
-      const r = await runRollups(deps.pool, deps.config.schema, { caps: deps.caps, maxWindowRows: deps.config.rollupMaxWindowRows, now: deps.clock });
+      const r = await runRollups(deps.pool, deps.config.schema, {
+        caps: deps.caps,
+        maxWindowRows: deps.config.rollupMaxWindowRows,
+        now: deps.clock,
+        ...(deps.config.rollupDimensions ? { dimensions: deps.config.rollupDimensions } : {}),
+      });
       if (r.every((x) => x.caughtUp)) return;
     } catch (err) {
       // The partition is then kept and reported; the next maintenance run tries again.

@@ -48,8 +48,11 @@ const UNAVAILABLE_MESSAGES = [
 /** @azure/identity's errors: a token that could not be had now (Entra ID authentication). */
 const IDENTITY_ERROR_NAMES = new Set(['CredentialUnavailableError', 'AuthenticationError', 'AggregateAuthenticationError']);
 
-/** `duplicate key` under XX000 is how Citus reports unique violations on its COPY path (docs/design.md). */
-const CITUS_DUPLICATE = /duplicate key value violates unique constraint/i;
+/**
+ * Citus's COPY path reports row-level refusals under XX000 instead of their own SQLSTATE: a unique
+ * violation, and a row that finds no partition (23514 on the INSERT path).
+ */
+const CITUS_ROW_REFUSALS = [/duplicate key value violates unique constraint/i, /no partition of relation .* found for row/i];
 
 /**
  * Thrown by the write paths when the database stayed unreachable for the whole retry budget: the
@@ -118,7 +121,7 @@ function ownClass(err: unknown): ErrorClass | undefined {
     // Data exceptions and integrity violations belong to the rows that caused them.
     if (cls === '22' || cls === '23') return 'rejected';
     if (state === 'XX000') {
-      if (CITUS_DUPLICATE.test(message(err))) return 'rejected';
+      if (CITUS_ROW_REFUSALS.some((re) => re.test(message(err)))) return 'rejected';
       if (UNAVAILABLE_MESSAGES.some((re) => re.test(message(err)))) return 'unavailable';
     }
     return 'fatal';

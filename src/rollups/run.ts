@@ -19,6 +19,7 @@
  * sequence value that reaches a rollup) of its own.
  */
 import type pg from 'pg';
+import type { RollupDimensionLimits } from '../config.js';
 import { qualified } from '../db/ident.js';
 import { listPartitions, oldestPartitionStart, PARTITION_LOCK_CLASS } from '../db/partitions.js';
 import {
@@ -35,6 +36,7 @@ import {
   EVENTS_TABLE,
   advanceStateSql,
   aggregateSql,
+  dimensionParams,
   countRebuildSql,
   countWindowSql,
   deleteBucketsSql,
@@ -68,6 +70,8 @@ export interface RollupRunOptions {
    */
   lockTimeoutMs?: number;
   rollups?: readonly RollupDefinition[];
+  /** Bounds of the dimension values stored (config.rollupDimensions); default DEFAULT_DIMENSION_LIMITS. */
+  dimensions?: RollupDimensionLimits;
 }
 
 export interface RollupRunResult {
@@ -202,7 +206,9 @@ export async function runRollup(
       rows = toSafeInt(counted.rows[0]?.n, 'row count');
       // Sequence values burnt by duplicates (ON CONFLICT DO NOTHING) or aborted inserts leave
       // windows without rows; only the state moves then.
-      if (rows > 0) await client.query(aggregateSql(def, sketch, schema, 'window'), [fromSeq, toSeq]);
+      if (rows > 0) {
+        await client.query(aggregateSql(def, sketch, schema, 'window', opts.dimensions), [fromSeq, toSeq, ...dimensionParams(def, opts.dimensions)]);
+      }
     }
     const finished = now();
     const durationMs = Math.max(0, finished.getTime() - started.getTime());
@@ -243,6 +249,8 @@ export interface RebuildOptions {
    */
   notBefore?: Date;
   rollups?: readonly RollupDefinition[];
+  /** The same bounds the incremental runs use, so rebuilt buckets match them. */
+  dimensions?: RollupDimensionLimits;
 }
 
 export interface RebuildResult {
@@ -311,7 +319,9 @@ export async function rebuildRollups(pool: pg.Pool, schema: string, opts: Rebuil
         [opts.tenantId, from, to, watermark],
       );
       const rows = toSafeInt(counted.rows[0]?.n, 'row count');
-      if (rows > 0) await client.query(aggregateSql(def, sketch, schema, 'rebuild'), [opts.tenantId, from, to, watermark]);
+      if (rows > 0) {
+        await client.query(aggregateSql(def, sketch, schema, 'rebuild', opts.dimensions), [opts.tenantId, from, to, watermark, ...dimensionParams(def, opts.dimensions)]);
+      }
       out.push({ name: def.name, grain: def.grain, from, to, deletedRows: deleted.rowCount ?? 0, rows, watermark });
     }
     return out;

@@ -2,6 +2,7 @@
  * SQL builders for the rollups: definition + sketch profile + schema → statement text. Pure; every
  * value is a bind parameter, identifiers come from definitions/config and go through ident().
  */
+import { OTHER_VALUE, type RollupDimensionLimits } from '../config.js';
 import { ident, qualified } from '../db/ident.js';
 import { GRAINS, type Grain, type Measure, type RollupDefinition } from './definitions.js';
 import type { SketchProfile } from './sketches.js';
@@ -53,6 +54,37 @@ function measureMerge(m: Measure, sketch: SketchProfile): string {
   return m.kind === 'distinct' ? sketch.merge(stored, incoming) : `${stored} + ${incoming}`;
 }
 
+/** Without configuration: values cut to 64 characters, no allow-lists. */
+export const DEFAULT_DIMENSION_LIMITS: RollupDimensionLimits = { maxLength: 64, allow: {} };
+
+/** How many bind parameters each source's filter uses; the dimension bounds follow them. */
+const SOURCE_PARAMS: Readonly<Record<AggregateSource, number>> = { window: 2, rebuild: 4 };
+
+/**
+ * The stored value of each dimension: '' for none, else the producer's value cut to maxLength
+ * characters, and `other` for a value outside the dimension's allow-list when it has one. The
+ * length and the lists are bind parameters after the source's own ($n::int, then one text[] per
+ * listed dimension, in definition order), so a hostile producer's long tail of distinct values
+ * cannot multiply the rows of rollups kept for years.
+ */
+function dimensionExprs(def: RollupDefinition, limits: RollupDimensionLimits, firstParam: number): string[] {
+  const len = `$${firstParam}::int`;
+  let next = firstParam + 1;
+  return def.dimensions.map((d) => {
+    const raw = `coalesce(${ident(d.source)}, '')`;
+    const cut = `left(${raw}, ${len})`;
+    if (!limits.allow[d.name]) return cut;
+    const list = `$${next++}::text[]`;
+    return `CASE WHEN ${raw} = '' OR ${raw} = ANY(${list}) THEN ${cut} ELSE '${OTHER_VALUE}' END`;
+  });
+}
+
+/** The bind values dimensionExprs refers to, to append after the source's own. */
+export function dimensionParams(def: RollupDefinition, limits: RollupDimensionLimits = DEFAULT_DIMENSION_LIMITS): unknown[] {
+  if (!Number.isSafeInteger(limits.maxLength) || limits.maxLength < 1) throw new RangeError(`maxLength must be a positive integer, got ${String(limits.maxLength)}`);
+  return [limits.maxLength, ...def.dimensions.flatMap((d) => (limits.allow[d.name] ? [[...(limits.allow[d.name] ?? [])]] : []))];
+}
+
 /** Which events an aggregation reads. */
 export type AggregateSource =
   /** the incremental path: $1 < ingest_seq <= $2 */
@@ -63,11 +95,18 @@ export type AggregateSource =
 /**
  * `INSERT INTO rollup SELECT ... FROM events ... GROUP BY tenant_id, bucket, dims ON CONFLICT DO
  * UPDATE` adding counts and sums and merging sketches. Grouping by tenant_id with the tables
- * colocated lets Citus run it on each shard (see notes/citus.md).
+ * colocated lets Citus run it on each shard (see notes/citus.md). Bind values: the source's, then
+ * dimensionParams(def, limits).
  */
-export function aggregateSql(def: RollupDefinition, sketch: SketchProfile, schema: string, source: AggregateSource): string {
+export function aggregateSql(
+  def: RollupDefinition,
+  sketch: SketchProfile,
+  schema: string,
+  source: AggregateSource,
+  limits: RollupDimensionLimits = DEFAULT_DIMENSION_LIMITS,
+): string {
   const bucket = bucketExpr(def.grain);
-  const dims = def.dimensions.map((d) => `coalesce(${ident(d.source)}, '')`);
+  const dims = dimensionExprs(def, limits, SOURCE_PARAMS[source] + 1);
   const cols = [...keyColumns(def), ...measureColumns(def)].map(ident).join(', ');
   const where =
     source === 'window'

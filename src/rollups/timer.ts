@@ -11,7 +11,7 @@ import { RollupBusyError, describeCycle, rollupCycle, type RollupCycleResult } f
 
 export interface RollupTimerDeps {
   pool: pg.Pool;
-  config: Pick<HubsinkConfig, 'schema' | 'rollupMaxWindowRows' | 'rollupRetentionDays'>;
+  config: Pick<HubsinkConfig, 'schema' | 'rollupMaxWindowRows' | 'rollupRetentionDays'> & Partial<Pick<HubsinkConfig, 'rollupDimensions'>>;
   caps: Capabilities;
   clock: () => Date;
   telemetry?: Telemetry;
@@ -25,6 +25,7 @@ export function makeRollupTimerHandler(getDeps: () => Promise<RollupTimerDeps>) 
         caps: deps.caps,
         maxWindowRows: deps.config.rollupMaxWindowRows,
         retentionDays: deps.config.rollupRetentionDays,
+        ...(deps.config.rollupDimensions ? { dimensions: deps.config.rollupDimensions } : {}),
         now: deps.clock,
       });
       deps.telemetry?.rollupRuns(r.runs);

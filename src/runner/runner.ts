@@ -21,7 +21,7 @@ import { blobContainer, createConsumer, FUNCTIONS_CHECKPOINT_CONTAINER } from '.
 import { createDeadLetterProducer, EventHubDeadLetterSink } from '../hubs/deadLetterSink.js';
 import { parkOversize } from '../deadletters/oversize.js';
 import { ingestBatch } from '../ingest/ingestBatch.js';
-import { describeError } from '../pipeline/classify.js';
+import { classifyError, describeError } from '../pipeline/classify.js';
 import { normalizeReceivedEvents } from '../pipeline/normalize.js';
 import { CheckpointingConsumer, type Logger } from './checkpointingConsumer.js';
 import { addDeadLetters, addIngest, emptyStats, snapshot, type RunnerStats } from './stats.js';
@@ -154,7 +154,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
       sink,
       tenants,
       clock,
-      onRetry: (attempt: number, err: unknown) => log('warn', `ingest: transient database error, attempt ${attempt}: ${describeError(err)}`),
+      onRetry: (attempt: number, err: unknown) => log('warn', `ingest: database ${classifyError(err)}, retrying in place, attempt ${attempt}: ${describeError(err)}`),
     };
     const common = {
       log,
@@ -208,7 +208,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
     const rollupOnce = async (): Promise<void> => {
       try {
         for (let step = 0; step < 20 && !stopped; step++) {
-          const results = await runRollups(pool, cfg.schema, { caps, maxWindowRows: cfg.rollupMaxWindowRows, now: clock });
+          const results = await runRollups(pool, cfg.schema, { caps, maxWindowRows: cfg.rollupMaxWindowRows, now: clock, dimensions: cfg.rollupDimensions });
           telemetry.rollupRuns(results);
           stats.rollups.runs++;
           stats.rollups.folded += results.reduce((n, r) => n + r.rows, 0);

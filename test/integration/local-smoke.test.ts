@@ -42,8 +42,24 @@ function bannerValue(stdout: string, re: RegExp): string | undefined {
   return re.exec(stdout)?.[1];
 }
 
-async function countEvents(url: string, schema = 'public'): Promise<number> {
-  const c = new pg.Client({ connectionString: url });
+/**
+ * The embedded database's URL and password as the banner tells a person to use them: the URL
+ * without a password, and the password read from the file the banner names.
+ */
+async function bannerDatabase(stdout: string): Promise<{ url: string; password: string }> {
+  const file = bannerValue(stdout, /PGPASSWORD="\$\(cat '([^']+)'\)" psql/);
+  const url = bannerValue(stdout, /psql '([^']+)'/);
+  assert.ok(file && url, stdout);
+  const password = (await readFile(file, 'utf8')).trim();
+  assert.ok(password.length > 0 && !stdout.includes(password), 'the banner must not print the password');
+  return { url, password };
+}
+
+async function countEvents(db: { url: string; password?: string }, schema = 'public'): Promise<number> {
+  // As libpq takes PGPASSWORD for a URL without one (pg lets the URL's empty password win).
+  const u = new URL(db.url);
+  if (db.password) u.password = encodeURIComponent(db.password);
+  const c = new pg.Client({ connectionString: u.toString() });
   await c.connect();
   try {
     const r = await c.query<{ n: string }>(`SELECT count(*)::text AS n FROM "${schema}".events`);
@@ -62,12 +78,12 @@ test('starts, ingests, serves metrics, shows status and stops by itself; the dat
   const p = spawnHubsink(['local', '--data-dir', dataDir, '--duration', '15', '--rate', '300', '--rollup-interval', '2', '--status-interval', '1', ...ANY_PORTS], env);
   children.push(p);
   const stdout = await waitFor('the banner', () => Promise.resolve(p.stdoutLines().join('\n')), (s) => /Metrics +curl/.test(s) || p.child.exitCode !== null, 90_000);
-  const url = bannerValue(stdout, /psql '([^']+)'/);
   const curl = bannerValue(stdout, /curl '([^']+)'/);
-  assert.ok(url && curl, `${stdout}${p.stderr()} exit=${JSON.stringify(p.child.exitCode)} sig=${String(p.child.signalCode)}`);
+  assert.ok(curl, `${stdout}${p.stderr()} exit=${JSON.stringify(p.child.exitCode)} sig=${String(p.child.signalCode)}`);
+  const db = await bannerDatabase(stdout);
   assert.match(stdout, new RegExp(`data kept in ${dataDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
 
-  const n = await waitFor('events in PostgreSQL', () => countEvents(url), (c) => c > 0, 30_000);
+  const n = await waitFor('events in PostgreSQL', () => countEvents(db), (c) => c > 0, 30_000);
   assert.ok(n > 0);
   // Rollups run every 2 s: the metrics endpoint soon answers with points for the busiest storefront.
   const body = await waitFor(
@@ -113,9 +129,8 @@ test('starts, ingests, serves metrics, shows status and stops by itself; the dat
   const again = spawnHubsink(['local', '--data-dir', dataDir, '--duration', '2', '--no-generate', ...ANY_PORTS], env);
   children.push(again);
   const stdout2 = await waitFor('the second banner', () => Promise.resolve(again.stdoutLines().join('\n')), (s) => /psql '/.test(s) || again.child.exitCode !== null, 90_000);
-  const url2 = bannerValue(stdout2, /psql '([^']+)'/);
-  assert.ok(url2, again.stderr());
-  assert.ok((await countEvents(url2)) >= n);
+  assert.ok(bannerValue(stdout2, /psql '([^']+)'/), again.stderr());
+  assert.ok((await countEvents(await bannerDatabase(stdout2))) >= n);
   assert.match(stdout2, /Generator +off/);
   assert.equal((await again.exited).code, 0, again.stderr().slice(-2000));
   assert.deepEqual(await processesMentioning(dataDir), []);

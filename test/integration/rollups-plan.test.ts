@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { insertEventRows } from '../../src/db/events.js';
 import { ROLLUPS, GRAIN_MS, bucketStart } from '../../src/rollups/definitions.js';
-import { aggregateSql, countWindowSql } from '../../src/rollups/sql.js';
+import { aggregateSql, countWindowSql, dimensionParams } from '../../src/rollups/sql.js';
 import { noCitus } from '../support/services.js';
 import { rollupSchema, sampleRows, type RollupFixture } from './rollups-fixture.js';
 
@@ -88,8 +88,8 @@ test.skipIf(noCitus())('on Citus, the rollup INSERT..SELECT is pushed down to th
   const client = await f.s.pool.connect();
   try {
     for (const def of ROLLUPS) {
-      const windowPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'window'), [0, total], false);
-      const rebuildPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'rebuild'), [3, new Date(Date.now() - 4 * GRAIN_MS.day), new Date(), total], false);
+      const windowPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'window'), [0, total, ...dimensionParams(def)], false);
+      const rebuildPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'rebuild'), [3, new Date(Date.now() - 4 * GRAIN_MS.day), new Date(), total, ...dimensionParams(def)], false);
       for (const plan of [windowPlan, rebuildPlan]) {
         assert.match(plan, /Custom Scan \(Citus Adaptive\)/);
         assert.match(plan, new RegExp(`Insert on ${def.table}_\\d+ r`), `the INSERT runs on a shard of ${def.table}:\n${plan}`);
@@ -108,8 +108,8 @@ test.skipIf(!noCitus())('on plain PostgreSQL, the rollup INSERT..SELECT is one l
   const client = await f.s.pool.connect();
   try {
     for (const def of ROLLUPS) {
-      const windowPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'window'), [0, total], false);
-      const rebuildPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'rebuild'), [3, new Date(Date.now() - 4 * GRAIN_MS.day), new Date(), total], false);
+      const windowPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'window'), [0, total, ...dimensionParams(def)], false);
+      const rebuildPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'rebuild'), [3, new Date(Date.now() - 4 * GRAIN_MS.day), new Date(), total, ...dimensionParams(def)], false);
       for (const plan of [windowPlan, rebuildPlan]) {
         assert.match(plan, new RegExp(`^Insert on ${def.table} r`), plan);
         assert.match(plan, /Conflict Resolution: UPDATE/);

@@ -53,9 +53,10 @@ describe('local status', () => {
 
 describe('local banner and routes', () => {
   const info: LocalInfo = {
-    databaseUrl: 'postgres://postgres:postgres@127.0.0.1:54320/postgres',
+    databaseUrl: 'postgres://postgres:Zr4nd0mZ@127.0.0.1:54320/postgres',
     embeddedPostgres: true,
     pgDataDir: '/repo/.hubsink/pg',
+    pgPasswordFile: '/repo/.hubsink/pg.password',
     eventHubConnection: 'Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=s3cr3t/key=',
     emulator: null,
     storage: { port: 10000, persistent: true },
@@ -67,14 +68,34 @@ describe('local banner and routes', () => {
     firstTenant: 1,
   };
 
-  test('tells how to connect with psql and curl, and never prints a real key', () => {
+  test('tells how to connect with psql and curl, and never prints a real key or password', () => {
     const b = formatBanner(info, new Date('2026-03-10T12:34:56Z'));
-    assert.match(b, /psql 'postgres:\/\/postgres:postgres@127\.0\.0\.1:54320\/postgres' -c 'SELECT type, count\(\*\) FROM events GROUP BY 1'/);
+    // The shell reads the embedded database's password from its file; the banner never holds it.
+    assert.ok(
+      b.includes(`PGPASSWORD="$(cat '/repo/.hubsink/pg.password')" psql 'postgres://postgres@127.0.0.1:54320/postgres' -c 'SELECT type, count(*) FROM events GROUP BY 1'`),
+      b,
+    );
+    assert.doesNotMatch(b, /Zr4nd0mZ/);
+    assert.match(b, /postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:54320\/postgres {2}\(embedded; data kept in \/repo\/\.hubsink\/pg, password in \/repo\/\.hubsink\/pg\.password\)/);
     assert.match(b, /curl 'http:\/\/127\.0\.0\.1:7071\/api\/tenants\/1\/metrics\?from=2026-03-10T12:00:00Z&to=2026-03-10T13:00:00Z&grain=minute&by=type'/);
     assert.doesNotMatch(b, /s3cr3t/);
     assert.match(b, /SharedAccessKey=\*\*\*/);
     assert.match(formatBanner({ ...info, schema: 'shop' }), /FROM shop\.events/);
     assert.match(b, /Dashboard +http:\/\/127\.0\.0\.1:7071\/ /);
+  });
+
+  test('an external --database-url and Event Hubs: passwords and SharedAccessSignature values redacted', () => {
+    const b = formatBanner({
+      ...info,
+      embeddedPostgres: false,
+      pgDataDir: null,
+      pgPasswordFile: null,
+      databaseUrl: 'postgres://app:hunter2@db.example.com:5432/shop?sslmode=verify-full',
+      eventHubConnection: 'Endpoint=sb://ns.servicebus.windows.net/;SharedAccessSignature=SharedAccessSignature sr=ns&sig=S1G&se=99&skn=send',
+    });
+    assert.doesNotMatch(b, /hunter2|S1G/);
+    assert.match(b, /psql 'postgres:\/\/app:\*\*\*@db\.example\.com:5432\/shop\?sslmode=verify-full'/);
+    assert.match(b, /SharedAccessSignature=\*\*\*/);
   });
 
   test('routes: the metrics path, the dashboard and its API, wrong methods, everything else', () => {

@@ -34,6 +34,7 @@ describe('classifyError', () => {
     ['22003 numeric out of range', dbError('22003', 'numeric field overflow'), 'rejected'],
     ['XX000 duplicate key (Citus COPY path)', dbError('XX000', 'duplicate key value violates unique constraint "events_pkey_102008"'), 'rejected'],
     ['XX000 remote node unreachable (Citus)', dbError('XX000', 'connection to the remote node 10.0.0.5:5432 failed with the following error: timeout'), 'unavailable'],
+    ['XX000 no partition (Citus COPY path)', dbError('XX000', 'no partition of relation "events_246089" found for row'), 'rejected'],
     ['XX000 other', dbError('XX000', 'cache lookup failed for relation 12345'), 'fatal'],
     ['42P01 undefined table', dbError('42P01', 'relation "events" does not exist'), 'fatal'],
     ['42501 permission denied', dbError('42501', 'permission denied for table events'), 'fatal'],

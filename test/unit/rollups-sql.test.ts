@@ -12,7 +12,7 @@ import {
   rollupForGrain,
 } from '../../src/rollups/definitions.js';
 import { KMV_K, RollupSetupError, resolveSketchProfile, sketchProfile } from '../../src/rollups/sketches.js';
-import { aggregateSql, bucketExpr, expectedColumnTypes, keyColumns, waitForWritersSql } from '../../src/rollups/sql.js';
+import { aggregateSql, bucketExpr, dimensionParams, expectedColumnTypes, keyColumns, waitForWritersSql } from '../../src/rollups/sql.js';
 import { describeCycle, rebuildProblems } from '../../src/rollups/run.js';
 
 describe('definitions', () => {
@@ -87,12 +87,25 @@ describe('SQL builders', () => {
         assert.match(sql, new RegExp(`ON CONFLICT \\(${keyColumns(def).map((c) => `"${c}"`).join(', ')}\\) DO UPDATE SET`));
         assert.match(sql, /"events" = r\."events" \+ EXCLUDED\."events", "revenue" = r\."revenue" \+ EXCLUDED\."revenue"/);
         assert.ok(sql.includes(sketch.merge('r."sessions"', 'EXCLUDED."sessions"')));
-        for (const d of DIMENSIONS) assert.ok(sql.includes(`coalesce("${d.source}", '')`), d.name);
+        for (const d of DIMENSIONS) assert.ok(sql.includes(`left(coalesce("${d.source}", ''), $3::int)`), d.name);
         assert.doesNotMatch(sql, /nextval|now\(\)|random\(\)/);
         const rebuild = aggregateSql(def, sketch, 'app', 'rebuild');
         assert.match(rebuild, /WHERE tenant_id = \$1 AND occurred_at >= \$2 AND occurred_at < \$3 AND ingest_seq <= \$4/);
       }
     }
+  });
+
+  test('dimension bounds: the length and each allow-list are bind parameters after the source\'s own', () => {
+    const def = rollupForGrain('day');
+    const limits = { maxLength: 40, allow: { country: ['DE', 'FR'], campaign: ['spring'] } };
+    const sql = aggregateSql(def, sketchProfile('kmv'), 'app', 'rebuild', limits);
+    assert.ok(sql.includes(`left(coalesce("type", ''), $5::int)`));
+    assert.ok(sql.includes(`CASE WHEN coalesce("country", '') = '' OR coalesce("country", '') = ANY($6::text[]) THEN left(coalesce("country", ''), $5::int) ELSE 'other' END`));
+    assert.ok(sql.includes(`coalesce("campaign_id", '') = ANY($7::text[])`));
+    assert.doesNotMatch(sql, /\$8|'DE'|spring/);
+    assert.deepEqual(dimensionParams(def, limits), [40, ['DE', 'FR'], ['spring']]);
+    assert.deepEqual(dimensionParams(def), [64]);
+    assert.throws(() => dimensionParams(def, { maxLength: 0, allow: {} }), RangeError);
   });
 
   test('expected column types follow the sketch kind', () => {

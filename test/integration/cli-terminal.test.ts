@@ -1,0 +1,70 @@
+/**
+ * Operators' terminals are safe: a producer's ESC/OSC/CSI sequences (OSC 52 writes the clipboard)
+ * in a body, in the parse error that quotes it, in application properties or in the coordinates
+ * of a dead letter reach `hubsink dlq list | show | replay --dry-run` escaped, never raw; `--json`
+ * stays exact.
+ */
+import { afterAll, beforeAll, test } from 'vitest';
+import assert from 'node:assert/strict';
+import { parkDeadLetters } from '../../src/db/deadLetters.js';
+import type { DeadLetterRecord } from '../../src/pipeline/types.js';
+import { testDatabaseUrl, type TestSchema } from '../support/services.js';
+import { readySchema, runCli } from './deadletters-support.js';
+
+const OSC52 = '\x1b]52;c;ZWNobyBwd25lZA==\x07';
+const CSI8 = '\u009b2J';
+const hostileBody = `{"tenantId": 5, "type": "${OSC52}", "x": "${CSI8}\x7f`; // not JSON: shown as text
+// TAB and LF are harmless; CR, ESC, DEL and C1 are not.
+// eslint-disable-next-line no-control-regex
+const RAW = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/;
+
+let s: TestSchema;
+let env: Record<string, string>;
+let id: number;
+const at = new Date(Date.now() - 3_600_000);
+const record: DeadLetterRecord = {
+  reason: 'invalid',
+  error: `body: not valid JSON near "${OSC52}${CSI8}"\r\nforged line`,
+  body: Buffer.from(hostileBody),
+  properties: { note: `\x1b[31mred${CSI8}` },
+  tenantId: 5,
+  source: { hub: 'clickstream', consumerGroup: '$Default', partitionId: `0${OSC52}`, sequenceNumber: 1, offset: `o\x1b[1A`, enqueuedTime: at, partitionKey: `k${CSI8}` },
+  attempts: 1,
+  firstFailureAt: at,
+  lastFailureAt: at,
+};
+
+beforeAll(async () => {
+  s = await readySchema('clitty_');
+  env = { DATABASE_URL: testDatabaseUrl(), HUBSINK_SCHEMA: s.schema };
+  const r = await parkDeadLetters(s.pool, s.schema, [record]);
+  id = r.ids[0] ?? 0;
+  assert.ok(id > 0);
+});
+afterAll(() => s.drop());
+
+test('dlq list, show and replay --dry-run print no raw control character, and show what was there', async () => {
+  for (const args of [['dlq', 'list'], ['dlq', 'show', String(id)], ['dlq', 'replay', '--dry-run']]) {
+    const r = await runCli(args, env);
+    assert.ok(r.code === 0 || r.code === 1, `${args.join(' ')}: ${r.stderr}`);
+    assert.doesNotMatch(r.stdout, RAW, `${args.join(' ')} stdout: ${JSON.stringify(r.stdout)}`);
+    assert.doesNotMatch(r.stderr, RAW, `${args.join(' ')} stderr: ${JSON.stringify(r.stderr)}`);
+    if (args[1] === 'show') {
+      assert.ok(r.stdout.includes('\\x1b]52;c;ZWNobyBwd25lZA==\\x07'), r.stdout);
+      assert.ok(r.stdout.includes('\\u009b2J'), r.stdout);
+      assert.match(r.stdout, /partition 0\\x1b\]52/);
+    }
+  }
+});
+
+test('--json stays exact: the body, error and properties byte for byte', async () => {
+  const shown = await runCli(['dlq', 'show', String(id), '--json'], env);
+  assert.equal(shown.code, 0, shown.stderr);
+  const d = JSON.parse(shown.stdout) as { error: string; body: { base64: string; text?: string }; properties: Record<string, unknown> };
+  assert.equal(Buffer.from(d.body.base64, 'base64').toString('utf8'), hostileBody);
+  assert.equal(d.body.text, hostileBody);
+  assert.equal(d.error, record.error);
+  assert.deepEqual(d.properties, record.properties);
+  const listed = JSON.parse((await runCli(['dlq', 'list', '--json'], env)).stdout) as { error: string }[];
+  assert.equal(listed[0]?.error, record.error);
+});
