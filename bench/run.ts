@@ -30,12 +30,14 @@ import { e2eSection } from './e2e.js';
 import { ingestSection } from './ingest.js';
 import { dashboardSection, rollupsSection } from './rollups.js';
 import { stallSection } from './stall.js';
+import { importSection } from './import.js';
+import { telemetrySection } from './telemetry.js';
 import { n0, type BenchContext, type BenchSection, type BenchServer, type SectionResult, type Target } from './section.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** In the order they run: the dashboard reads the rollups section's history. */
-const SECTIONS: readonly BenchSection[] = [ingestSection, rollupsSection, stallSection, dashboardSection, e2eSection, claimSection, deploySection];
+const SECTIONS: readonly BenchSection[] = [ingestSection, rollupsSection, stallSection, dashboardSection, e2eSection, claimSection, deploySection, telemetrySection, importSection];
 
 interface ServerInfo {
   label: string;

@@ -66,10 +66,11 @@ export function formatSummary(s: ImportSummary): string {
       f.partitionsCreated.length > 0 ? `created ${f.partitionsCreated.length} partition(s)` : '',
       f.oldest ? `${f.oldest.slice(0, 10)}..${(f.newest ?? '').slice(0, 10)}` : '',
     ].filter(Boolean);
-    lines.push(`  ${f.status.padEnd(16)} ${f.source}: ${n0(f.lines)} lines, ${n0(f.inserted)} inserted, ${n0(f.invalid + f.rejected)} parked${extra.length ? `; ${extra.join(', ')}` : ''}`);
+    const counts = s.dryRun ? `${n0(f.invalid)} invalid, ${n0(f.tooOld)} too old` : `${n0(f.inserted)} inserted, ${n0(f.invalid + f.rejected)} parked`;
+    lines.push(`  ${f.status.padEnd(16)} ${f.source}: ${n0(f.lines)} lines, ${counts}${extra.length ? `; ${extra.join(', ')}` : ''}`);
     if (f.error) lines.push(`      ${f.error}`);
   }
-  if (s.stoppedBy) lines.push(`stopped: ${s.stoppedBy}`);
+  if (s.stoppedBy && !s.files.some((f) => f.error === s.stoppedBy)) lines.push(`stopped: ${s.stoppedBy}`);
   return `${lines.join('\n')}\n`;
 }
 

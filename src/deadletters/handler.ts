@@ -8,7 +8,7 @@
  * same batch instead. So every failure to write or park (database down, schema missing) throws.
  */
 import type { InvocationContext } from '@azure/functions';
-import { describeError } from '../pipeline/classify.js';
+import { describeError, withDescribedMessage } from '../pipeline/classify.js';
 import { normalizeFunctionsBatch } from '../pipeline/normalize.js';
 import { formatDeadLetterCounts, processDeadLetters, type DeadLetterCounts, type DeadLetterDeps } from './process.js';
 
@@ -33,7 +33,7 @@ export function makeDeadLetterHandler(getDeps: () => Promise<DeadLetterHandlerDe
       context.error(
         `deadletter partition=${partition} events=${raws.length} failed, the host will retry the batch: ${describeError(err)}${retry}`,
       );
-      throw err;
+      throw withDescribedMessage(err);
     }
   };
 }

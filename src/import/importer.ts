@@ -44,7 +44,7 @@ export interface ImportOptions {
   pool?: pg.Pool;
   caps?: Capabilities;
   config: Pick<HubsinkConfig, 'schema' | 'partitionsAheadDays' | 'maxBodyBytes' | 'transientRetryMs' | 'upsertChunkSize' | 'rollupMaxWindowRows'> &
-    Partial<Pick<HubsinkConfig, 'rollupDimensions'>>;
+    Partial<Pick<HubsinkConfig, 'rollupDimensions' | 'copyMinRows'>>;
   maxAgeDays: number;
   batchSize: number;
   dryRun: boolean;
@@ -200,7 +200,13 @@ export async function runImport(sources: readonly ImportSource[], opts: ImportOp
       if (!caps) throw new Error('runImport: caps are required with a pool');
       // Days of history outside the maintained window get their partitions when a row first needs one.
       const partitionWindow = { from: new Date(cutoff), to: new Date(now.getTime() + opts.config.partitionsAheadDays * DAY_MS) };
-      const outcome = await writeEvents(pool, schema, rows, { chunkSize: opts.config.upsertChunkSize, transientRetryMs: opts.config.transientRetryMs, tenants, partitionWindow });
+      const outcome = await writeEvents(pool, schema, rows, {
+        chunkSize: opts.config.upsertChunkSize,
+        ...(opts.config.copyMinRows !== undefined ? { copyMinRows: opts.config.copyMinRows } : {}),
+        transientRetryMs: opts.config.transientRetryMs,
+        tenants,
+        partitionWindow,
+      });
       file.partitionsCreated.push(...outcome.createdPartitions);
       if (outcome.transient) {
         throw new ImportStopped(`the database failed for ${opts.config.transientRetryMs} ms (${outcome.transient.error}); stopped before ${src.name} line ${items[0]?.line ?? '?'}: run again to resume there`);

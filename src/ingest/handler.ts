@@ -4,7 +4,7 @@
  */
 import type { InvocationContext } from '@azure/functions';
 import { normalizeFunctionsBatch } from '../pipeline/normalize.js';
-import { describeError } from '../pipeline/classify.js';
+import { describeError, withDescribedMessage } from '../pipeline/classify.js';
 import type { Telemetry } from '../telemetry/telemetry.js';
 import { formatCounts, ingestBatch, type IngestDeps, type IngestResult } from './ingestBatch.js';
 
@@ -29,7 +29,7 @@ export function makeIngestHandler(getDeps: () => Promise<IngestHandlerDeps>) {
     } catch (err) {
       // Throwing keeps the checkpoint: the retry policy re-invokes this same batch.
       context.error(`ingest partition=${partition} events=${raws.length} failed, the host will retry the batch: ${describeError(err)}${retry}`);
-      throw err;
+      throw withDescribedMessage(err);
     }
   };
 }

@@ -175,3 +175,15 @@ export function describeError(err: unknown): string {
   if (!text) text = err instanceof Error ? err.name : String(err);
   return text.replace(/\s+/g, ' ').slice(0, 2000);
 }
+
+/**
+ * The error to rethrow to a host that records only `message`: the error itself when its message
+ * already says what happened, else (an AggregateError with no message, say) an Error whose message
+ * is describeError's and whose cause is the original.
+ */
+export function withDescribedMessage(err: unknown): unknown {
+  if (err instanceof Error && err.message !== '' && !(err instanceof AggregateError)) return err;
+  const described = new Error(describeError(err), { cause: err });
+  if (err instanceof Error) described.name = err.name;
+  return described;
+}

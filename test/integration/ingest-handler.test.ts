@@ -131,6 +131,23 @@ describe('ingest handler', () => {
     assert.equal(sink.calls, 1);
   });
 
+  test('a sink failing with an AggregateError without a message: the handler rethrows it with its members in the message', async () => {
+    const sink = new RecordingDeadLetterSink();
+    const refused = (port: number) => Object.assign(new Error(`connect ECONNREFUSED 127.0.0.1:${port}`), { code: 'ECONNREFUSED' });
+    sink.failWith = new AggregateError([refused(5671), refused(5672)]);
+    const handler = makeIngestHandler(() => Promise.resolve({ hub: HUB, consumerGroup: '$Default', ingest: depsFor(s, sink) }));
+    const batch = hostBatch([event(301), { body: 'not json' }], { hub: HUB });
+    const logs: string[] = [];
+    await assert.rejects(handler(batch.messages, invocationContext('ingest', batch.triggerMetadata, logs)), (err: unknown) => {
+      assert.ok(err instanceof Error);
+      assert.equal(err.name, 'AggregateError');
+      assert.equal(err.message, 'ECONNREFUSED connect ECONNREFUSED 127.0.0.1:5671; ECONNREFUSED connect ECONNREFUSED 127.0.0.1:5672');
+      assert.equal(err.cause, sink.failWith);
+      return true;
+    });
+    assert.match(logs.join('\n'), /the host will retry the batch: ECONNREFUSED connect ECONNREFUSED 127.0.0.1:5671/);
+  });
+
   test('a row the database refuses is isolated and dead-lettered as rejected; the rest are written, a day without a partition gets one', async () => {
     // Partitions exist up to now+3 days; move them back so an event at +2 days has no partition.
     // It is in the accepted window, so its partition is created and it is written. The row the
