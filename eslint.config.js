@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.hubsink/**', 'bench/results/**', 'coverage/**', 'packages/*/dist/**', 'deploy/**'] },
+  { ignores: ['dist/**', 'node_modules/**', '.hubsink/**', 'bench/results/**', 'coverage/**', 'packages/*/dist/**', 'deploy/**', '.dependency-cruiser.cjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

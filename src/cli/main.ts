@@ -9,9 +9,11 @@ import { register as registerImport } from './import.js';
 import { register as registerLocal } from './local.js';
 import { register as registerRollup } from './rollup.js';
 import { register as registerRun } from './run.js';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 
-const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+// The compiled module sits in dist/src/cli, the source in src/cli: the first package.json above.
+const pkgFile = ['../../package.json', '../../../package.json'].map((p) => new URL(p, import.meta.url)).find((u) => existsSync(u));
+const pkg = (pkgFile ? JSON.parse(readFileSync(pkgFile, 'utf8')) : { version: 'unknown' }) as { version: string };
 
 export function buildProgram(): Command {
   const program = new Command('hubsink')
@@ -23,7 +25,20 @@ export function buildProgram(): Command {
   return program;
 }
 
+/**
+ * A reader that went away (`hubsink emulator --help | head -5`) is not a failure of the command:
+ * the first write to the closed pipe fails with EPIPE, and the process ends quietly with the exit
+ * status it has so far (0 for help output) instead of dying of an unhandled 'error' event.
+ */
+export function endQuietlyOnClosedStdout(stream: NodeJS.WriteStream = process.stdout): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+  });
+}
+
 /** Entry point used by bin/hubsink.js. */
 export async function main(argv: string[] = process.argv): Promise<void> {
+  endQuietlyOnClosedStdout();
   process.exitCode = await runCli(buildProgram(), argv);
 }

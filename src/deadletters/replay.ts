@@ -98,10 +98,15 @@ export async function replayParked(deps: DeadLetterDeps, opts: ReplayOptions): P
     const failures: { id: number; reason: ParkReason; error: string }[] = [];
     for (const p of page) {
       const v = validateEvent(rawOfParked(p), { now, retentionDays: config.retentionDays, aheadDays: config.partitionsAheadDays, maxBodyBytes: config.maxBodyBytes });
-      if (v.ok) {
+      if (!v.ok) failures.push({ id: p.id, reason: 'invalid', error: v.error });
+      else if (p.tenantId !== null && v.row.tenantId !== p.tenantId) {
+        // Anyone who can send to the dead-letter hub can forge the tenant a dead letter is parked
+        // under: `--tenant X` must never write another tenant's rows, so the event stays parked.
+        failures.push({ id: p.id, reason: 'invalid', error: `tenant mismatch: parked as tenant ${p.tenantId}, but the event is for tenant ${v.row.tenantId}; not replayed` });
+      } else {
         rows.push(v.row);
         parkedOf.set(v.row, p);
-      } else failures.push({ id: p.id, reason: 'invalid', error: v.error });
+      }
     }
 
     // Two parked rows may carry the same event (a producer sent it twice): the first inserts it.

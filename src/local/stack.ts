@@ -155,8 +155,9 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
           { name: base.ingestHub, partitions: 4, consumerGroups: groups },
           { name: base.deadLetterHub, partitions: 2, consumerGroups: groups },
         ],
-        // A long local run must not grow without bound.
-        retention: { maxEventsPerPartition: 250_000 },
+        // A long local run must not grow without bound: at most 16 MiB of events per partition
+        // (6 partitions: ~96 MiB of bodies at most), as `hubsink emulator` bounds its own by bytes.
+        retention: { maxEventsPerPartition: 250_000, maxBytesPerPartition: 16 * 1024 * 1024 },
       });
       stops.push({ what: 'the Event Hubs emulator', ms: 10_000, fn: () => emulator.stop() });
       eventHubConnection = emulator.connectionString();

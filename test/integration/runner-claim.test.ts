@@ -1,6 +1,7 @@
 /**
  * A fresh runner owns every partition after its first load-balancing cycle, and a second runner
- * takes its even share in its own first cycle. Measured by counting cycles and claims through the
+ * takes its even share within its first two cycles (a steal in the first can lose an etag race
+ * against the owner's renewal of that partition; it is retried in the next cycle). Measured by counting cycles and claims through the
  * checkpoint store the runners use (exact ownership, no timing threshold); the time it takes is a
  * bench figure (bench/claim.ts).
  */
@@ -77,7 +78,7 @@ async function start(store: CheckpointStore): Promise<Runner> {
   return r;
 }
 
-test('one fresh runner claims all 8 partitions in its first cycle; a second takes 4 in its first, and they settle at 4 and 4', async () => {
+test('one fresh runner claims all 8 partitions in its first cycle; a second takes 4 within its first two, and they settle at 4 and 4', async () => {
   const all = ['0', '1', '2', '3', '4', '5', '6', '7'];
   const a = await countingStore(stack.hub);
   const ra = await start(a.store);
@@ -92,7 +93,8 @@ test('one fresh runner claims all 8 partitions in its first cycle; a second take
     ([pa, pb]) => pa?.length === 4 && pb?.length === 4,
     60_000,
   );
-  assert.equal(b.claimedIn.get(1)?.size, 4, `B's claims per cycle: ${JSON.stringify([...b.claimedIn].map(([k, v]) => [k, [...v]]))}`);
+  const bClaims = `B's claims per cycle: ${JSON.stringify([...b.claimedIn].map(([k, v]) => [k, [...v]]))}`;
+  assert.equal((b.claimedIn.get(1)?.size ?? 0) + (b.claimedIn.get(2)?.size ?? 0), 4, bClaims);
   const [pa, pb] = [ra.stats().ingest.partitions, rb.stats().ingest.partitions];
   assert.deepEqual([...pa, ...pb].sort(), all, 'disjoint and complete');
   // Two more cycles of each: nobody takes anything further (converged, no flapping).
@@ -101,5 +103,5 @@ test('one fresh runner claims all 8 partitions in its first cycle; a second take
   await waitFor('two more cycles each', () => Promise.resolve([a.cycles, b.cycles]), ([x, y]) => (x ?? 0) >= cyclesA + 2 && (y ?? 0) >= cyclesB + 2, 30_000);
   assert.deepEqual(ra.stats().ingest.partitions, pa);
   assert.deepEqual(rb.stats().ingest.partitions, pb);
-  assert.deepEqual([...b.claimedIn.keys()], [1], 'B claimed only in its first cycle');
+  assert.ok([...b.claimedIn.keys()].every((k) => k <= 2), `B claimed only in its first two cycles; ${bClaims}`);
 });

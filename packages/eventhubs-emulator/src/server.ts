@@ -4,6 +4,7 @@
  * Everything listens on loopback only.
  */
 import type { AddressInfo, Server, Socket } from 'node:net';
+import { FrameSizeGuard } from './frameGuard.js';
 import rhea, { type Connection, type Delivery, type EventContext, type Message, type Receiver, type Sender } from 'rhea';
 import { AmqpDecodeError } from './amqpCodec.js';
 import { BATCH_FORMAT, decodeEnvelope, prepareEvent, runtimeInfoSection, type PreparedEvent } from './eventCodec.js';
@@ -18,6 +19,10 @@ import { covers, resourcePath, verifySasToken } from './sas.js';
 const { types, message: messageCodec } = rhea;
 
 export const MAX_MESSAGE_SIZE = 1024 * 1024;
+/** Largest frame a peer may send: a whole message plus room for the transfer performative. */
+export const MAX_FRAME_SIZE = MAX_MESSAGE_SIZE + 64 * 1024;
+/** CBS and management replies held for a peer that gives no credit; past this its reply link is closed. */
+export const MAX_QUEUED_REPLIES = 64;
 export const DEFAULT_KEY_NAME = 'RootManageSharedAccessKey';
 /** The same placeholder the official emulator documents, so its sample settings work unchanged. */
 export const DEFAULT_KEY = 'SAS_KEY_VALUE';
@@ -228,6 +233,11 @@ class EmulatorServer implements Emulator {
     server.on('connection', (socket: Socket) => {
       this.sockets.add(socket);
       socket.on('close', () => this.sockets.delete(socket));
+      // Before authentication too: what a peer can make the emulator buffer is one frame at most.
+      const guard = new FrameSizeGuard(MAX_FRAME_SIZE);
+      socket.on('data', (chunk: Buffer) => {
+        if (!guard.push(chunk)) socket.destroy(new Error(`a frame larger than ${MAX_FRAME_SIZE} bytes`));
+      });
     });
     await new Promise<void>((resolve, reject) => {
       if (server.listening) return resolve();
@@ -560,6 +570,14 @@ class EmulatorServer implements Emulator {
       return;
     }
     if (target.kind === 'hub' || target.kind === 'partition') {
+      // Checked on every transfer, not only at attach: a token expires, and a client that ignores
+      // the detach must not keep publishing.
+      if (!this.authorized(this.state(ctx.connection), resourcePath(`sb://x/${link.target?.address ?? ''}`))) {
+        const err = amqpError('amqp:unauthorized-access', `Unauthorized access. A valid token is required to send to '${link.target?.address ?? ''}'.`);
+        delivery.reject(err);
+        if (!link.is_closed()) link.close(err);
+        return;
+      }
       this.onPublish(target, delivery, ctx.message as unknown, ext.format ?? 0);
       return;
     }
@@ -570,6 +588,12 @@ class EmulatorServer implements Emulator {
     if (typeof replyTo !== 'string') return;
     const r = this.conns.get(connection)?.replyLinks.get(replyTo);
     if (!r) return;
+    if (r.queue.length >= MAX_QUEUED_REPLIES) {
+      // A peer that asks and never takes the answers must not grow the queue without bound.
+      r.queue.length = 0;
+      r.link.close(amqpError('amqp:resource-limit-exceeded', `more than ${MAX_QUEUED_REPLIES} replies waiting for credit`));
+      return;
+    }
     r.queue.push(message);
     this.flushReplies(r);
   }

