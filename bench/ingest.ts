@@ -128,7 +128,16 @@ export function benchCpu(raws: readonly RawEvent[], batchSize: number, reps: num
 }
 
 async function truncate(pool: pg.Pool, schema: string): Promise<void> {
-  await pool.query(`TRUNCATE ${ident(schema)}.events, ${ident(schema)}.tenants`);
+  // On a shared Citus coordinator TRUNCATE can meet a deadlock with other sessions' DDL: try again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pool.query(`TRUNCATE ${ident(schema)}.events, ${ident(schema)}.tenants`);
+      return;
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== '40P01' || attempt >= 5) throw err;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
 }
 
 async function timed(fn: () => Promise<void>): Promise<{ seconds: number; cpuUs: number }> {

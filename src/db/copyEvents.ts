@@ -184,6 +184,18 @@ export function isUniqueViolation(err: unknown): boolean {
   return state === '23505' || (state === 'XX000' && err instanceof Error && /duplicate key value violates unique constraint/i.test(err.message));
 }
 
+const CITUS_NO_PARTITION = /no partition of relation .* found for row/i;
+
+/**
+ * Citus reports errors of its COPY path under XX000, where PostgreSQL and the upsert give the row's
+ * own SQLSTATE. A missing partition gets the code PostgreSQL uses (23514), so writeEvents creates
+ * it as it would for the upsert.
+ */
+function asPostgresError(err: unknown): unknown {
+  if (sqlState(err) !== 'XX000' || !(err instanceof Error) || !CITUS_NO_PARTITION.test(err.message)) return err;
+  return Object.assign(new Error(err.message, { cause: err }), { code: '23514' });
+}
+
 export interface CopyChunkResult {
   inserted: number;
   duplicates: number;
@@ -247,7 +259,10 @@ export async function copyChunk(
         const n = await copyText(client, schema, fresh === rows && encoded !== undefined ? encoded : encodeCopyText(fresh));
         if (n !== fresh.length) throw new Error(`COPY reported ${n} rows for ${fresh.length}`);
       } catch (err) {
-        if (!isUniqueViolation(err)) throw err;
+        const cls = classifyError(err);
+        // Citus's other XX000 refusals carry no row-level SQLSTATE: the upsert reports the real one.
+        const citusRefusal = sqlState(err) === 'XX000' && cls !== 'transient' && cls !== 'unavailable' && !CITUS_NO_PARTITION.test(String((err as Error).message));
+        if (!isUniqueViolation(err) && !citusRefusal) throw asPostgresError(err);
         refused = true;
       }
     }
@@ -263,7 +278,8 @@ export async function copyChunk(
     // A connection that failed mid-protocol is not reused.
     client.release(broken);
   }
-  // Keys that exist now (another writer, or a skipped probe): the upsert counts exactly.
+  // Keys that exist now (another writer, or a skipped probe), or a Citus refusal without its row's
+  // SQLSTATE: the upsert counts exactly, and reports a refused row with its own code.
   advisor.record(true);
   const r = await upsert(rows);
   return { ...r, path: 'fallback' };

@@ -56,14 +56,17 @@ test('COPY writes a new chunk; the same chunk again falls back once, then is pro
   // Optimistic COPY meets the existing keys, nothing of it stays, and the upsert counts exactly.
   assert.deepEqual(await copyChunk(s.pool, s.schema, rows, upsert, advisor), { inserted: 0, duplicates: 600, path: 'fallback' });
   assert.equal(advisor.shouldProbe(), true, 'a chunk with duplicates makes the next ones probe');
-  // Probed: the existing keys are left out before COPY; the new ones are copied.
+  // Probed: the existing keys are left out before COPY; the new ones are copied. Citus cannot plan
+  // the probe (a LATERAL subquery over a distributed table): it is refused once, never asked again,
+  // and COPY's conflict goes through the upsert, with the same counts.
   const more = makeRows(300, 40);
   const mixed = [...rows.slice(0, 200), ...more, ...rows.slice(500)];
-  assert.deepEqual(await copyChunk(s.pool, s.schema, mixed, upsert, advisor), { inserted: 300, duplicates: 300, path: 'copy' });
+  assert.deepEqual(await copyChunk(s.pool, s.schema, mixed, upsert, advisor), { inserted: 300, duplicates: 300, path: caps.citus ? 'fallback' : 'copy' });
   assert.equal(await countEvents([...rows, ...more]), 900);
   // After probeChunks clean chunks the advisor copies optimistically again.
   for (let i = 0; i < 4; i++) await copyChunk(s.pool, s.schema, makeRows(200, 5), upsert, advisor);
   assert.equal(advisor.shouldProbe(), false);
+  assert.equal(await countEvents([...rows, ...more]), 900);
 });
 
 test('writeEvents takes COPY for chunks at or above copyMinRows and the upsert below; totals exact', async () => {
