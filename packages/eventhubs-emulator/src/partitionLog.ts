@@ -33,6 +33,19 @@ export interface PartitionLogOptions {
 
 const OPAQUE_PREFIX = 'eo.';
 
+/**
+ * A stored event must not pin memory it does not count. Small buffers from Buffer.concat or
+ * subarray are views into Node's shared 8 KiB allocation slabs (or into a whole network read):
+ * one retained 300-byte event keeps its slab alive, so byte retention counted only a fraction of
+ * what the process held, and a long local run grew without bound. A private copy costs one
+ * allocation per event and makes `retention.maxBytesPerPartition` the real bound.
+ */
+function ownCopy(b: Buffer): Buffer {
+  const own = Buffer.allocUnsafeSlow(b.length);
+  b.copy(own);
+  return own;
+}
+
 export class PartitionLog {
   readonly partitionId: string;
   private readonly opaque: boolean;
@@ -102,16 +115,17 @@ export class PartitionLog {
       const sequenceNumber = this.nextSequence++;
       const position = this.nextPosition;
       const offset = this.formatOffset(sequenceNumber, position);
-      const { head, tail } = stampEvent(ev, { sequenceNumber, offset, enqueuedTimeMs: time, partitionKey });
+      const stamped = stampEvent(ev, { sequenceNumber, offset, enqueuedTimeMs: time, partitionKey });
       const entry: LogEntry = {
         sequenceNumber,
         offset,
         enqueuedTimeMs: time,
         partitionKey: ev.partitionKey ?? partitionKey,
-        head,
-        tail,
+        head: ownCopy(stamped.head),
+        tail: ownCopy(stamped.tail),
         position,
       };
+      const { head, tail } = entry;
       this.nextPosition += head.length + tail.length;
       this.retainedBytes += head.length + tail.length;
       this.entries.push(entry);

@@ -148,3 +148,16 @@ test('positions before retention start at the oldest retained event; clear resta
   assert.equal(log.size, 0);
   assert.equal(log.append([ev('z')], undefined)[0]?.sequenceNumber, 0);
 });
+
+test('a stored event owns its bytes: it pins no shared allocation slab or network buffer, so byte retention bounds memory', () => {
+  const log = new PartitionLog({ partitionId: '0', now: () => 1 });
+  // A body cut out of a larger buffer, as events cut out of a network read are.
+  const wire = Buffer.alloc(64 * 1024, 0x61);
+  const prepared = prepareEvent(rhea.message.encode({ body: dataSection(wire.subarray(0, 300)) }));
+  const [entry] = log.append([prepared, ev('small')], undefined);
+  for (const e of [entry, ...log.all()]) {
+    assert.ok(e);
+    assert.equal(e.tail.buffer.byteLength, e.tail.length, 'tail is its own allocation');
+    assert.equal(e.head.buffer.byteLength, e.head.length, 'head is its own allocation');
+  }
+});
