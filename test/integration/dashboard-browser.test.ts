@@ -510,7 +510,10 @@ test.skipIf(skip)('a bad or unknown storefront shows a clear message, not a blan
     ['999999', /Storefront 999999 is not known to hubsink: no event from it was ever received/],
   ] as const) {
     await page.goto(`${base}/#tenant=${tenant}&range=1h`);
+    // A change of the fragment alone does not reload the page, so the message of the previous
+    // case may still be on screen: wait for this case's text, not for any visible message.
     await page.locator('#message').waitFor({ state: 'visible' });
+    await waitUntil(`the message for ${tenant}`, async () => (await page.locator('#message').textContent()) ?? '', (t) => message.test(t), 15_000);
     assert.match((await page.locator('#message').textContent()) ?? '', message);
     assert.equal(await page.locator('#panels').isHidden(), true);
     // The picker still offers the real storefronts.
