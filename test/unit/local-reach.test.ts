@@ -5,10 +5,10 @@
  */
 import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readlink, realpath, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { checkEmbeddedPgReachable, EmbeddedPgError } from '../../src/local/reach.js';
+import { binaryPackageDir, blockedForPostgresUser, checkEmbeddedPgReachable, EmbeddedPgError, makeBinariesReachable } from '../../src/local/reach.js';
 import { ServiceStartError, startTestServices } from '../setup/services.js';
 
 /** A folder with mode 700 holding a fake checkout's binary folder, and a reachable data folder. */
@@ -91,5 +91,34 @@ describe('embedded PostgreSQL reachability (as root it runs as "postgres")', () 
     assert.ok(err instanceof ServiceStartError);
     assert.equal(err.message, 'test setup: could not start Azurite: azurite did not listen on 1234 within 30000 ms');
     assert.equal(pgStopped, true);
+  });
+});
+
+describe('embedded PostgreSQL binaries made reachable (as root, a checkout below a mode-700 folder)', () => {
+  test('binaryPackageDir finds the installed package although its exports hide package.json', async () => {
+    const dir = binaryPackageDir();
+    assert.ok(dir, 'the binary package is installed for this platform');
+    assert.ok((await stat(path.join(dir, 'native', 'bin'))).isDirectory());
+  });
+
+  test('the package is copied to a fresh folder the postgres user can enter and linked in its place; a second call reuses it', async () => {
+    const c = await closedCheckout();
+    try {
+      const pkg = path.dirname(path.dirname(c.bin));
+      await writeFile(path.join(c.bin, 'initdb'), '#!/bin/sh\n', { mode: 0o755 });
+      await symlink('initdb', path.join(c.bin, 'initdb-link'));
+      assert.ok(await blockedForPostgresUser(c.bin, true), 'blocked before');
+      const moved = await makeBinariesReachable(pkg, true, c.root);
+      assert.ok(moved);
+      assert.equal(await blockedForPostgresUser(path.join(moved, 'native', 'bin'), true), undefined, 'the copy is reachable');
+      assert.ok((await lstat(pkg)).isSymbolicLink(), 'the package folder is now a link');
+      assert.equal(await realpath(path.join(pkg, 'native', 'bin', 'initdb')), path.join(moved, 'native', 'bin', 'initdb'));
+      assert.equal(await readlink(path.join(moved, 'native', 'bin', 'initdb-link')), 'initdb', 'links inside stay relative');
+      assert.equal(await makeBinariesReachable(pkg, true, c.root), moved, 'idempotent');
+      // Not root, or nothing blocks: nothing moves.
+      assert.equal(await makeBinariesReachable(pkg, false, c.root), undefined);
+    } finally {
+      await c.cleanup();
+    }
   });
 });
