@@ -4,6 +4,9 @@
  * and rollups, the generator at a modest rate, the metrics endpoint and the dashboard. External PostgreSQL or
  * Event Hubs replace the embedded ones when given. Everything started is stopped in reverse order.
  */
+import { createHash } from 'node:crypto';
+import { mkdir, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
 import { loadConfig, type HubsinkConfig } from '../config.js';
@@ -106,6 +109,24 @@ export async function checkReachableByPostgresUser(dataDir: string): Promise<voi
   }
 }
 
+/**
+ * Where the embedded server keeps its data. Normally `<data-dir>/pg`. As root with a data folder the
+ * `postgres` user cannot reach (a checkout in root's mode-700 home, or in a mktemp folder), a
+ * folder of the system temp dir named after the data folder instead, so `npm start` works from
+ * any checkout and keeps its data between runs. That folder is made by root; one that exists and
+ * belongs to another user is refused rather than trusted.
+ */
+export async function embeddedDataFolder(dataDir: string, isRoot = process.getuid?.() === 0, tempRoot = tmpdir()): Promise<{ dir: string; movedBecause?: string }> {
+  const wanted = path.join(dataDir, 'pg');
+  const blocked = await blockedForPostgresUser(path.dirname(wanted), isRoot);
+  if (!blocked) return { dir: wanted };
+  const parent = path.join(tempRoot, `hubsink-local-${createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 12)}`);
+  await mkdir(parent, { recursive: true, mode: 0o755 });
+  const st = await stat(parent);
+  if (st.uid !== (process.getuid?.() ?? st.uid)) throw new Error(`${parent} exists and belongs to another user; pick a --data-dir below a folder others may enter, or use --database-url`);
+  return { dir: path.join(parent, 'pg'), movedBecause: `the postgres user cannot enter ${blocked.dir} (mode ${blocked.mode})` };
+}
+
 export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
   const log = opts.log;
   const stops: { what: string; ms: number; fn: () => Promise<unknown> }[] = [];
@@ -124,8 +145,10 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
     let pgDataDir: string | null = null;
     let pgPasswordFile: string | null = null;
     if (!databaseUrl) {
-      pgDataDir = path.join(dataDir, 'pg');
-      await checkReachableByPostgresUser(dataDir);
+      const folder = await embeddedDataFolder(dataDir);
+      pgDataDir = folder.dir;
+      if (folder.movedBecause) log('warn', `PostgreSQL data kept in ${pgDataDir}, not below ${dataDir}: as root it runs as "postgres", and ${folder.movedBecause}`);
+      await checkReachableByPostgresUser(pgDataDir);
       log('info', `starting embedded PostgreSQL (data in ${pgDataDir})`);
       const startEmbeddedPostgres = await loadEmbeddedPostgres();
       const port = await preferredOrFreePort(opts.ports.postgres);

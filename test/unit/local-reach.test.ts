@@ -9,6 +9,7 @@ import { chmod, lstat, mkdir, mkdtemp, readlink, realpath, rm, stat, symlink, wr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { binaryPackageDir, blockedForPostgresUser, checkEmbeddedPgReachable, EmbeddedPgError, makeBinariesReachable } from '../../src/local/reach.js';
+import { embeddedDataFolder } from '../../src/local/stack.js';
 import { ServiceStartError, startTestServices } from '../setup/services.js';
 
 /** A folder with mode 700 holding a fake checkout's binary folder, and a reachable data folder. */
@@ -117,6 +118,24 @@ describe('embedded PostgreSQL binaries made reachable (as root, a checkout below
       assert.equal(await makeBinariesReachable(pkg, true, c.root), moved, 'idempotent');
       // Not root, or nothing blocks: nothing moves.
       assert.equal(await makeBinariesReachable(pkg, false, c.root), undefined);
+    } finally {
+      await c.cleanup();
+    }
+  });
+});
+
+describe('hubsink local as root in a checkout the postgres user cannot enter', () => {
+  test('PostgreSQL data goes to a folder of the temp dir named after the data folder, the same on every run; reachable checkouts keep <data-dir>/pg', async () => {
+    const c = await closedCheckout();
+    try {
+      const dataDir = path.join(c.closed, 'clone', '.hubsink');
+      const first = await embeddedDataFolder(dataDir, true, path.join(c.root, 'tmp'));
+      assert.match(first.dir, /hubsink-local-[0-9a-f]{12}\/pg$/);
+      assert.match(first.movedBecause ?? '', /cannot enter .*home \(mode 700\)/);
+      assert.equal(await blockedForPostgresUser(path.dirname(first.dir), true), undefined, 'the new folder is reachable');
+      assert.deepEqual(await embeddedDataFolder(dataDir, true, path.join(c.root, 'tmp')), first, 'the same folder next time, so the data is kept');
+      assert.deepEqual(await embeddedDataFolder(dataDir, false, path.join(c.root, 'tmp')), { dir: path.join(dataDir, 'pg') }, 'not root: where asked');
+      assert.deepEqual(await embeddedDataFolder(c.data, true, path.join(c.root, 'tmp')), { dir: path.join(c.data, 'pg') }, 'reachable: where asked');
     } finally {
       await c.cleanup();
     }
