@@ -118,7 +118,8 @@ export async function checkReachableByPostgresUser(dataDir: string): Promise<voi
  */
 export async function embeddedDataFolder(dataDir: string, isRoot = process.getuid?.() === 0, tempRoot = tmpdir()): Promise<{ dir: string; movedBecause?: string }> {
   const wanted = path.join(dataDir, 'pg');
-  const blocked = await blockedForPostgresUser(path.dirname(wanted), isRoot);
+  // The data folder itself is opened up (mode 755) when the server starts; what lies above it is not ours to change.
+  const blocked = await blockedForPostgresUser(path.dirname(dataDir), isRoot);
   if (!blocked) return { dir: wanted };
   const parent = path.join(tempRoot, `hubsink-local-${createHash('sha256').update(path.resolve(dataDir)).digest('hex').slice(0, 12)}`);
   await mkdir(parent, { recursive: true, mode: 0o755 });
@@ -148,7 +149,7 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
       const folder = await embeddedDataFolder(dataDir);
       pgDataDir = folder.dir;
       if (folder.movedBecause) log('warn', `PostgreSQL data kept in ${pgDataDir}, not below ${dataDir}: as root it runs as "postgres", and ${folder.movedBecause}`);
-      await checkReachableByPostgresUser(pgDataDir);
+      await checkReachableByPostgresUser(path.dirname(pgDataDir));
       log('info', `starting embedded PostgreSQL (data in ${pgDataDir})`);
       const startEmbeddedPostgres = await loadEmbeddedPostgres();
       const port = await preferredOrFreePort(opts.ports.postgres);
