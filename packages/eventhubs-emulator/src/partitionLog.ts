@@ -10,10 +10,14 @@ export interface LogEntry {
   readonly offset: string;
   readonly enqueuedTimeMs: number;
   readonly partitionKey: string | undefined;
-  /** Header section (may be empty). */
-  readonly head: Buffer;
-  /** Message annotations (with the service's stamps) and every later section. */
-  readonly tail: Buffer;
+  /**
+   * The event as delivered, minus delivery annotations: its header section (if any), then the
+   * message annotations (with the service's stamps) and every later section. A view into one of
+   * the log's segments.
+   */
+  readonly bytes: Buffer;
+  /** Length of the header section at the start of `bytes` (0 when there is none). */
+  readonly headLength: number;
   /** Byte position in the partition's stream, used for numeric offsets. */
   readonly position: number;
 }
@@ -34,16 +38,21 @@ export interface PartitionLogOptions {
 const OPAQUE_PREFIX = 'eo.';
 
 /**
- * A stored event must not pin memory it does not count. Small buffers from Buffer.concat or
- * subarray are views into Node's shared 8 KiB allocation slabs (or into a whole network read):
- * one retained 300-byte event keeps its slab alive, so byte retention counted only a fraction of
- * what the process held, and a long local run grew without bound. A private copy costs one
- * allocation per event and makes `retention.maxBytesPerPartition` the real bound.
+ * Events are stored back to back in segments of this size (a larger event gets one of its own).
+ * One allocation per event (or two, header and rest) cost far more than the event itself once a
+ * partition holds 100,000 of them: each allocation carries a JS object and an allocator header, and
+ * the allocator's heap, fragmented by millions of ~500-byte blocks freed out of order, does not
+ * shrink. Segments are freed whole, oldest first, when retention drops their last event, so what a
+ * partition holds is its retained events' bytes plus at most two segments (the oldest, partly
+ * dropped, and the one being filled).
  */
-function ownCopy(b: Buffer): Buffer {
-  const own = Buffer.allocUnsafeSlow(b.length);
-  b.copy(own);
-  return own;
+export const SEGMENT_BYTES = 256 * 1024;
+
+interface Segment {
+  buf: Buffer;
+  used: number;
+  /** Retained events stored in this segment. */
+  live: number;
 }
 
 export class PartitionLog {
@@ -59,6 +68,8 @@ export class PartitionLog {
   private nextPosition = 0;
   private lastTime = 0;
   private retainedBytes = 0;
+  /** Segments that hold retained events, oldest first; the last one is being filled. */
+  private segments: Segment[] = [];
 
   constructor(opts: PartitionLogOptions) {
     this.partitionId = opts.partitionId;
@@ -83,8 +94,30 @@ export class PartitionLog {
     return this.entries.length - this.first;
   }
 
+  /** Bytes of the retained events (what `maxBytesPerPartition` bounds). */
   get bytes(): number {
     return this.retainedBytes;
+  }
+
+  /** Bytes of the segments the log holds: `bytes` plus at most two segments. */
+  get heldBytes(): number {
+    return this.segments.reduce((n, s) => n + s.buf.length, 0);
+  }
+
+  /** Copies `head` and `tail` next to each other into the current segment (a fresh one if they do not fit). */
+  private store(head: Buffer, tail: Buffer): Buffer {
+    const n = head.length + tail.length;
+    let seg = this.segments[this.segments.length - 1];
+    if (!seg || seg.buf.length - seg.used < n) {
+      seg = { buf: Buffer.allocUnsafeSlow(Math.max(SEGMENT_BYTES, n)), used: 0, live: 0 };
+      this.segments.push(seg);
+    }
+    const at = seg.used;
+    head.copy(seg.buf, at);
+    tail.copy(seg.buf, at + head.length);
+    seg.used += n;
+    seg.live++;
+    return seg.buf.subarray(at, at + n);
   }
 
   last(): LogEntry | undefined {
@@ -121,13 +154,12 @@ export class PartitionLog {
         offset,
         enqueuedTimeMs: time,
         partitionKey: ev.partitionKey ?? partitionKey,
-        head: ownCopy(stamped.head),
-        tail: ownCopy(stamped.tail),
+        bytes: this.store(stamped.head, stamped.tail),
+        headLength: stamped.head.length,
         position,
       };
-      const { head, tail } = entry;
-      this.nextPosition += head.length + tail.length;
-      this.retainedBytes += head.length + tail.length;
+      this.nextPosition += entry.bytes.length;
+      this.retainedBytes += entry.bytes.length;
       this.entries.push(entry);
       added.push(entry);
     }
@@ -139,8 +171,11 @@ export class PartitionLog {
     // The newest event is always kept so the partition's "last enqueued" facts stay true.
     while (this.size > 1 && (this.size > this.maxEvents || this.retainedBytes > this.maxBytes)) {
       const e = this.entries[this.first] as LogEntry;
-      this.retainedBytes -= e.head.length + e.tail.length;
+      this.retainedBytes -= e.bytes.length;
       this.first++;
+      // Entries fill segments in order, so the oldest entry lives in the oldest segment.
+      const seg = this.segments[0];
+      if (seg && --seg.live === 0 && this.segments.length > 1) this.segments.shift();
     }
     // Compact now and then instead of shifting the array on every drop.
     if (this.first > 1024 && this.first * 2 > this.entries.length) {
@@ -198,6 +233,7 @@ export class PartitionLog {
   /** Drops every event; numbering restarts at 0. */
   clear(): void {
     this.entries = [];
+    this.segments = [];
     this.first = 0;
     this.nextSequence = 0;
     this.nextPosition = 0;
