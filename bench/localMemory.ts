@@ -8,6 +8,7 @@
  *   npm run bench:local-memory                               # stack at 1500/s, stack idle, 120 s each
  *   npm run bench:local-memory -- --rate 200 --seconds 180
  *   npm run bench:local-memory -- --modes stack,emulator     # which configurations (see MODES)
+ *   npm run bench:local-memory -- --modes stack,stack@arena2 # the same with MALLOC_ARENA_MAX=2
  *
  * Configurations:
  *   stack     `hubsink local` in-process (startLocalStack) with the generator at --rate, status polled
@@ -29,10 +30,13 @@ import type { LocalStack } from '../src/local/stack.js';
 
 const MODES = ['stack', 'idle', 'emulator', 'produce'] as const;
 type Mode = (typeof MODES)[number];
+/** A configuration, optionally with glibc's malloc limited to 2 arenas (`stack@arena2`). */
+type Run = { mode: Mode; arena2: boolean; label: string };
 
 interface Sample {
   t: number;
   rss: number;
+  heapTotal: number;
   heapUsed: number;
   external: number;
   arrayBuffers: number;
@@ -55,7 +59,7 @@ interface Args {
   rate: number;
   seconds: number;
   every: number;
-  modes: Mode[];
+  modes: Run[];
   out?: string;
   child?: Mode;
   /** The emulator's byte cap per partition, MiB (default: the local stack's). */
@@ -66,7 +70,8 @@ const MB = 1024 * 1024;
 const mb = (b: number): string => (b / MB).toFixed(0);
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { rate: 1500, seconds: 120, every: 5, modes: ['stack', 'idle'] };
+  const run = (label: string): Run => ({ mode: label.replace(/@arena2$/, '') as Mode, arena2: label.endsWith('@arena2'), label });
+  const a: Args = { rate: 1500, seconds: 120, every: 5, modes: [run('stack'), run('idle')] };
   const num = (name: string, v: string | undefined, min: number): number => {
     const n = Number(v);
     if (!Number.isFinite(n) || n < min) throw new Error(`${name} takes a number of at least ${min}`);
@@ -81,10 +86,10 @@ function parseArgs(argv: readonly string[]): Args {
     else if (k === '--cap-mib') a.capMib = num(k, argv[++i], 0.01);
     else if (k === '--modes' || k === '--child') {
       const list = (argv[++i] ?? '').split(',').filter(Boolean);
-      const bad = list.filter((m) => !(MODES as readonly string[]).includes(m));
-      if (bad.length > 0 || list.length === 0) throw new Error(`${k} takes ${k === '--child' ? 'one' : 'a comma-separated list'} of ${MODES.join(', ')}`);
+      const bad = list.filter((m) => !(MODES as readonly string[]).includes(k === '--child' ? m : m.replace(/@arena2$/, '')));
+      if (bad.length > 0 || list.length === 0) throw new Error(`${k} takes ${k === '--child' ? 'one' : 'a comma-separated list'} of ${MODES.join(', ')}${k === '--child' ? '' : ' (each optionally with @arena2)'}`);
       if (k === '--child') a.child = list[0] as Mode;
-      else a.modes = list as Mode[];
+      else a.modes = list.map(run);
     } else if (k === '--help' || k === '-h') {
       process.stdout.write(`usage: npm run bench:local-memory -- [--rate N] [--seconds S] [--every S] [--cap-mib M] [--modes ${MODES.join(',')}] [--out FILE]\n`);
       process.exit(0);
@@ -264,6 +269,7 @@ async function runChild(args: Args & { child: Mode }): Promise<void> {
     const s: Sample = {
       t: (Date.now() - t0) / 1000,
       rss: m.rss,
+      heapTotal: m.heapTotal,
       heapUsed: m.heapUsed,
       external: m.external,
       arrayBuffers: m.arrayBuffers,
@@ -300,7 +306,7 @@ function slope(points: readonly { t: number; y: number }[]): number {
 }
 
 interface ModeResult {
-  mode: Mode;
+  mode: string;
   rate: number;
   samples: Sample[];
   /** Over the last two thirds of the run (after start-up), MB per minute. */
@@ -308,12 +314,14 @@ interface ModeResult {
   exitCode: number | null;
 }
 
-function runMode(mode: Mode, args: Args): Promise<ModeResult> {
+function runMode(run: Run, args: Args): Promise<ModeResult> {
+  const mode = run.label;
   const script = fileURLToPath(import.meta.url);
-  const childArgs = ['--expose-gc', script, '--child', mode, '--rate', String(args.rate), '--seconds', String(args.seconds), '--every', String(args.every)];
+  const childArgs = ['--expose-gc', script, '--child', run.mode, '--rate', String(args.rate), '--seconds', String(args.seconds), '--every', String(args.every)];
   if (args.capMib !== undefined) childArgs.push('--cap-mib', String(args.capMib));
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, childArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const env = run.arena2 ? { ...process.env, MALLOC_ARENA_MAX: '2' } : process.env;
+    const child = spawn(process.execPath, childArgs, { stdio: ['ignore', 'pipe', 'inherit'], env });
     const samples: Sample[] = [];
     let buf = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -337,7 +345,7 @@ function runMode(mode: Mode, args: Args): Promise<ModeResult> {
       const per = (f: (s: Sample) => number): number => (slope(late.map((s) => ({ t: s.t, y: f(s) }))) * 60) / MB;
       resolve({
         mode,
-        rate: mode === 'idle' ? 0 : args.rate,
+        rate: run.mode === 'idle' ? 0 : args.rate,
         samples,
         growth: {
           rss: per((s) => s.rss),
@@ -357,10 +365,10 @@ function printTables(results: readonly ModeResult[], args: Args): void {
   const out: string[] = [];
   for (const r of results) {
     out.push(`\n${r.mode} (rate ${r.rate}/s, ${args.seconds} s, a sample every ${args.every} s after a full GC)`);
-    out.push('| s | rss MB | heapUsed MB | external MB | arrayBuffers MB | emulator log MB | log events | PostgreSQL PSS MB | other children PSS MB | sent | done | CPU s | load |');
-    out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    out.push('| s | rss MB | heapTotal MB | heapUsed MB | external MB | arrayBuffers MB | emulator log MB | log events | PostgreSQL PSS MB | other children PSS MB | sent | done | CPU s | load |');
+    out.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
     for (const s of r.samples) {
-      out.push(`| ${s.t.toFixed(0)} | ${mb(s.rss)} | ${mb(s.heapUsed)} | ${mb(s.external)} | ${mb(s.arrayBuffers)} | ${mb(s.logBytes)} | ${s.logEvents} | ${mb(s.postgres)} | ${mb(s.children - s.postgres)} | ${s.sent} | ${s.done} | ${(s.cpuMs / 1000).toFixed(1)} | ${s.load1.toFixed(2)} |`);
+      out.push(`| ${s.t.toFixed(0)} | ${mb(s.rss)} | ${mb(s.heapTotal)} | ${mb(s.heapUsed)} | ${mb(s.external)} | ${mb(s.arrayBuffers)} | ${mb(s.logBytes)} | ${s.logEvents} | ${mb(s.postgres)} | ${mb(s.children - s.postgres)} | ${s.sent} | ${s.done} | ${(s.cpuMs / 1000).toFixed(1)} | ${s.load1.toFixed(2)} |`);
     }
   }
   out.push(`\nSummary (growth: least-squares slope over the last two thirds of each run)`);
@@ -384,7 +392,7 @@ function printTables(results: readonly ModeResult[], args: Args): void {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   if (args.child) return runChild({ ...args, child: args.child });
-  process.stderr.write(`local memory bench: ${args.modes.join(', ')} at ${args.rate}/s, ${args.seconds} s each; MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? '(unset)'}\n`);
+  process.stderr.write(`local memory bench: ${args.modes.map((m) => m.label).join(', ')} at ${args.rate}/s, ${args.seconds} s each; MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX ?? '(unset)'}\n`);
   const results: ModeResult[] = [];
   for (const mode of args.modes) results.push(await runMode(mode, args));
   printTables(results, args);
