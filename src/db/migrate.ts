@@ -12,6 +12,7 @@ import type pg from 'pg';
 import { detectCapabilities } from './capabilities.js';
 import { ident } from './ident.js';
 import { maintainPartitions } from './partitions.js';
+import { HubsinkError } from '../errors.js';
 
 /** Arbitrary constant ("hubsink" in ASCII) shared by every hubsink migrator on a database. */
 export const MIGRATION_LOCK_KEY = 0x6875_6273_696e_6bn;
@@ -36,7 +37,8 @@ export interface MigrateOptions {
   partitions?: { now: Date; aheadDays: number; retentionDays: number };
 }
 
-export class MigrationError extends Error {
+export class MigrationError extends HubsinkError {
+  readonly kind = 'failed';
   override name = 'MigrationError';
 }
 

@@ -51,11 +51,13 @@ import {
   stateSql,
   waitForWritersSql,
 } from './sql.js';
+import { HubsinkError } from '../errors.js';
 
 export type Queryable = pg.Pool | pg.PoolClient;
 
 /** The events lock could not be had within the lock timeout; the next run tries again. */
-export class RollupBusyError extends Error {
+export class RollupBusyError extends HubsinkError {
+  readonly kind = 'busy';
   override name = 'RollupBusyError';
 }
 
@@ -266,7 +268,8 @@ export interface RebuildResult {
   watermark: number;
 }
 
-export class RebuildRangeError extends Error {
+export class RebuildRangeError extends HubsinkError {
+  readonly kind = 'usage';
   override name = 'RebuildRangeError';
 }
 
