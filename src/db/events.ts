@@ -9,6 +9,7 @@ import { classifyError, DatabaseUnavailableError, describeError, sqlState } from
 import type { EventRow } from '../pipeline/types.js';
 import { copyChunk } from './copyEvents.js';
 import { ident } from './ident.js';
+import type { Queryable } from './queryable.js';
 import { createDayPartitions, daysInWindow } from './partitionsOnDemand.js';
 import type { TenantRegistry } from './tenants.js';
 
@@ -53,7 +54,7 @@ export function insertEventsParams(rows: readonly EventRow[]): unknown[][] {
 }
 
 export async function insertEventRows(
-  client: pg.Pool | pg.PoolClient,
+  client: Queryable,
   schema: string,
   rows: readonly EventRow[],
 ): Promise<{ inserted: number; duplicates: number }> {
