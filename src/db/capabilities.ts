@@ -2,7 +2,7 @@
  * What the connected server offers. Backend differences are decided from this data in one place
  * instead of probing the server again wherever they matter.
  */
-import type pg from 'pg';
+import type { Queryable } from './queryable.js';
 
 export interface Capabilities {
   citus: boolean;
@@ -42,7 +42,7 @@ export function capabilitiesFromRow(row: Row): Capabilities {
  * settings chosen from the answer (configureSession) apply to new connections only, and none
  * should stay in the pool without them.
  */
-export async function detectCapabilities(pool: pg.Pool | pg.PoolClient): Promise<Capabilities> {
+export async function detectCapabilities(pool: Queryable): Promise<Capabilities> {
   const client = 'release' in pool ? pool : await pool.connect();
   let rows: Row[];
   try {

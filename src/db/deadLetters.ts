@@ -8,23 +8,17 @@
  * brought back by a redelivery.
  */
 import { createHash } from 'node:crypto';
-import type pg from 'pg';
 import { clampDate } from '../pipeline/deadletter.js';
 import type { DeadLetterRecord } from '../pipeline/types.js';
 import { ident } from './ident.js';
+import type { Queryable } from './queryable.js';
+import type { Statement } from './statement.js';
 import { classifyError, describeError, sqlState } from '../pipeline/classify.js';
 
 export type ParkReason = 'invalid' | 'rejected';
 export const PARK_REASONS: readonly ParkReason[] = ['invalid', 'rejected'];
 export type DeadLetterStatus = 'parked' | 'replayed' | 'discarded';
 export const DEAD_LETTER_STATUSES: readonly DeadLetterStatus[] = ['parked', 'replayed', 'discarded'];
-
-type Queryable = pg.Pool | pg.PoolClient;
-
-export interface Statement {
-  text: string;
-  values: unknown[];
-}
 
 // ---------------------------------------------------------------------------------------------
 // Values that PostgreSQL text and jsonb cannot hold as they are.

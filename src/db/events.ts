@@ -5,10 +5,12 @@
  */
 import type pg from 'pg';
 import { DEFAULT_COPY_MIN_ROWS } from '../config.js';
+import { backoffDelay, type BackoffPolicy } from '../pipeline/backoff.js';
 import { classifyError, DatabaseUnavailableError, describeError, sqlState } from '../pipeline/classify.js';
 import type { EventRow } from '../pipeline/types.js';
 import { copyChunk } from './copyEvents.js';
 import { ident } from './ident.js';
+import type { Queryable } from './queryable.js';
 import { createDayPartitions, daysInWindow } from './partitionsOnDemand.js';
 import type { TenantRegistry } from './tenants.js';
 
@@ -53,7 +55,7 @@ export function insertEventsParams(rows: readonly EventRow[]): unknown[][] {
 }
 
 export async function insertEventRows(
-  client: pg.Pool | pg.PoolClient,
+  client: Queryable,
   schema: string,
   rows: readonly EventRow[],
 ): Promise<{ inserted: number; duplicates: number }> {
@@ -120,16 +122,10 @@ export interface WriteOutcome {
   createdPartitions: string[];
 }
 
-export const BACKOFF_BASE_MS = 100;
-export const BACKOFF_CAP_MS = 5_000;
+/** Backoff between transient failures of one statement: short, since the batch waits on it. */
+export const WRITE_BACKOFF: BackoffPolicy = { baseMs: 100, capMs: 5_000 };
 /** A bound on attempts per statement even if the clock does not move (an injected clock, say). */
 export const MAX_ATTEMPTS = 200;
-
-/** Pure: delay before retry number `attempt` (1-based): exponential, capped, half of it jittered. */
-export function backoffDelay(attempt: number, random: number): number {
-  const exp = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt - 1, 20));
-  return Math.round(exp / 2 + (exp / 2) * random);
-}
 
 /** Pure: consecutive slices of at most `size`. */
 export function chunk<T>(rows: readonly T[], size: number): T[][] {
@@ -235,7 +231,7 @@ export async function writeEvents(pool: pg.Pool, schema: string, rows: readonly 
         }
         out.retries++;
         opts.onRetry?.(attempts, failure);
-        await sleep(Math.min(left, backoffDelay(attempts, random())));
+        await sleep(Math.min(left, backoffDelay(attempts, random(), WRITE_BACKOFF)));
       }
     }
   }

@@ -1,10 +1,8 @@
 /**
  * `import_files`: where each input file of `hubsink import` stands (migration 004_import_files).
  */
-import type pg from 'pg';
 import { ident } from './ident.js';
-
-type Queryable = pg.Pool | pg.PoolClient;
+import type { Queryable } from './queryable.js';
 
 export interface FileKey {
   source: string;

@@ -13,6 +13,7 @@ import { detectCapabilities } from './capabilities.js';
 import { ident } from './ident.js';
 import { maintainPartitions } from './partitions.js';
 import { HubsinkError } from '../errors.js';
+import { inTransaction } from './queryable.js';
 
 /** Arbitrary constant ("hubsink" in ASCII) shared by every hubsink migrator on a database. */
 export const MIGRATION_LOCK_KEY = 0x6875_6273_696e_6bn;
@@ -131,13 +132,10 @@ export async function migrate(pool: pg.Pool, schema: string, opts: MigrateOption
   const files = await loadMigrations(opts.dir ?? (await defaultMigrationsDir()));
   const st = migrationStatements(schema);
   const applied: string[] = [];
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    for (const m of files) {
-      const label = `${String(m.version).padStart(3, '0')}_${m.name}`;
-      await client.query('BEGIN');
-      try {
+  for (const m of files) {
+    const label = `${String(m.version).padStart(3, '0')}_${m.name}`;
+    try {
+      const fresh = await inTransaction(pool, async (client) => {
         await client.query(st.lock, [MIGRATION_LOCK_KEY.toString()]);
         await client.query(st.createSchema);
         await client.query(st.createTable);
@@ -152,34 +150,30 @@ export async function migrate(pool: pg.Pool, schema: string, opts: MigrateOption
                 'Applied migrations must never be edited: restore the file and add a new numbered migration instead.',
             );
           }
-          await client.query('COMMIT');
-          continue;
+          return false;
         }
         await client.query(st.searchPath);
         await client.query(m.sql);
         await client.query(st.record, [m.version, m.name, m.checksum]);
-        await client.query('COMMIT');
+        return true;
+      });
+      if (fresh) {
         applied.push(label);
         log(`applied ${label} to schema ${schema}`);
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
-        if (err instanceof MigrationError) throw err;
-        throw new MigrationError(`migration ${label} failed in schema ${schema}: ${err instanceof Error ? err.message : String(err)}`, {
-          cause: err,
-        });
       }
+    } catch (err) {
+      if (err instanceof MigrationError) throw err;
+      throw new MigrationError(`migration ${label} failed in schema ${schema}: ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+      });
     }
-    const last = files[files.length - 1];
-    const { rows } = await client.query<AppliedRow>(st.applied);
-    const unknown = rows.filter((r) => !files.some((f) => f.version === r.version));
-    if (unknown.length > 0 && last) {
-      // A newer hubsink migrated this schema; this one keeps working on what it knows.
-      log(`schema ${schema} has migrations newer than this hubsink knows (${unknown.map((r) => r.version).join(', ')}); last known is ${last.version}`);
-    }
-  } finally {
-    client.release(broken);
+  }
+  const last = files[files.length - 1];
+  const { rows } = await pool.query<AppliedRow>(st.applied);
+  const unknown = rows.filter((r) => !files.some((f) => f.version === r.version));
+  if (unknown.length > 0 && last) {
+    // A newer hubsink migrated this schema; this one keeps working on what it knows.
+    log(`schema ${schema} has migrations newer than this hubsink knows (${unknown.map((r) => r.version).join(', ')}); last known is ${last.version}`);
   }
   if (!opts.partitions) return { applied, createdPartitions: [] };
   const caps = await detectCapabilities(pool);

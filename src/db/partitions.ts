@@ -8,6 +8,7 @@
 import type pg from 'pg';
 import type { Capabilities } from './capabilities.js';
 import { ident } from './ident.js';
+import { inTransaction, type Queryable } from './queryable.js';
 
 const DAY_MS = 86_400_000;
 /** Partition maintenance of one schema serializes on (this, hashtext(schema)). */
@@ -123,10 +124,21 @@ interface ListRow {
 }
 
 /** Partitions of `<schema>.events` with their bounds, oldest first (a DEFAULT partition has none). */
-export async function listPartitions(client: pg.Pool | pg.PoolClient, schema: string): Promise<{ name: string; from: Date | null; to: Date | null }[]> {
+export async function listPartitions(client: Queryable, schema: string): Promise<{ name: string; from: Date | null; to: Date | null }[]> {
   const st = partitionStatements(schema);
   const { rows } = await client.query<ListRow>(st.list, [st.parent]);
   return rows.map((r) => ({ name: r.name, from: r.from_value, to: r.to_value }));
+}
+
+/**
+ * In a transaction: takes the schema's maintenance lock and pins TimeZone to UTC until it ends, then
+ * lists the partitions as they are under the lock.
+ */
+export async function lockPartitions(client: pg.PoolClient, schema: string): Promise<{ name: string; from: Date | null; to: Date | null }[]> {
+  const st = partitionStatements(schema);
+  await client.query(st.lock, [PARTITION_LOCK_CLASS, schema]);
+  await client.query(st.utc);
+  return listPartitions(client, schema);
 }
 
 async function format(client: pg.PoolClient, sql: string, params: unknown[]): Promise<string> {
@@ -190,50 +202,35 @@ export async function maintainPartitions(pool: pg.Pool, schema: string, opts: Pa
   const drop = opts.drop !== false;
   // Roll up before taking any lock: the rollup waits for writers on events, which our DDL would block.
   if (drop && opts.rollUp && (await expiredUnfolded(pool, schema, plan.dropBefore)).length > 0) await opts.rollUp();
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    await client.query('BEGIN');
-    try {
-      await client.query(st.lock, [PARTITION_LOCK_CLASS, schema]);
-      await client.query(st.utc);
-      const before = await listPartitions(client, schema);
-      if (opts.caps.citus) {
-        await client.query(st.citusCreate, [st.parent, plan.createTo.toISOString(), plan.createFrom.toISOString()]);
-      } else {
-        const existing = new Set(before.map((p) => p.name));
-        for (const day of plan.days) {
-          if (existing.has(day.name)) continue;
-          await client.query(await format(client, st.formatCreate, [schema, day.name, day.from.toISOString(), day.to.toISOString()]));
-        }
+  return inTransaction(pool, async (client) => {
+    const before = await lockPartitions(client, schema);
+    if (opts.caps.citus) {
+      await client.query(st.citusCreate, [st.parent, plan.createTo.toISOString(), plan.createFrom.toISOString()]);
+    } else {
+      const existing = new Set(before.map((p) => p.name));
+      for (const day of plan.days) {
+        if (existing.has(day.name)) continue;
+        await client.query(await format(client, st.formatCreate, [schema, day.name, day.from.toISOString(), day.to.toISOString()]));
       }
-      const kept: KeptPartition[] = [];
-      if (drop) {
-        for (const p of expiredPartitions(before, plan.dropBefore)) {
-          await client.query(await format(client, st.formatLock, [schema, p.name]));
-          const reason = await unfolded(client, schema, p.name);
-          if (reason !== undefined) kept.push({ name: p.name, reason });
-          else await client.query(await format(client, st.formatDrop, [schema, p.name]));
-        }
-      }
-      const after = await listPartitions(client, schema);
-      await client.query('COMMIT');
-      const beforeNames = new Set(before.map((p) => p.name));
-      const afterNames = new Set(after.map((p) => p.name));
-      return {
-        created: after.filter((p) => !beforeNames.has(p.name)).map((p) => p.name),
-        dropped: before.filter((p) => !afterNames.has(p.name)).map((p) => p.name),
-        kept,
-      };
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw err;
     }
-  } finally {
-    client.release(broken);
-  }
+    const kept: KeptPartition[] = [];
+    if (drop) {
+      for (const p of expiredPartitions(before, plan.dropBefore)) {
+        await client.query(await format(client, st.formatLock, [schema, p.name]));
+        const reason = await unfolded(client, schema, p.name);
+        if (reason !== undefined) kept.push({ name: p.name, reason });
+        else await client.query(await format(client, st.formatDrop, [schema, p.name]));
+      }
+    }
+    const after = await listPartitions(client, schema);
+    const beforeNames = new Set(before.map((p) => p.name));
+    const afterNames = new Set(after.map((p) => p.name));
+    return {
+      created: after.filter((p) => !beforeNames.has(p.name)).map((p) => p.name),
+      dropped: before.filter((p) => !afterNames.has(p.name)).map((p) => p.name),
+      kept,
+    };
+  });
 }
 
 /** Pure: one line per partition touched, for logs and the CLI. */

@@ -5,8 +5,7 @@
  */
 import type pg from 'pg';
 import { ident } from './ident.js';
-
-type Queryable = pg.Pool | pg.PoolClient;
+import type { Queryable } from './queryable.js';
 
 export function parkedCountSql(schema: string): string {
   return `SELECT reason, count(*)::bigint::text AS n FROM ${ident(schema)}.dead_letters WHERE status = 'parked' GROUP BY reason ORDER BY reason`;

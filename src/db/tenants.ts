@@ -4,8 +4,8 @@
  * tenants is a reference table, so every insert is a 2PC across all nodes: the in-memory cache
  * keeps steady-state batches from paying that.
  */
-import type pg from 'pg';
 import { ident } from './ident.js';
+import type { Queryable } from './queryable.js';
 
 export function ensureTenantsSql(schema: string): string {
   return `INSERT INTO ${ident(schema)}.tenants (tenant_id) SELECT unnest($1::bigint[]) ON CONFLICT (tenant_id) DO NOTHING`;
@@ -31,7 +31,7 @@ export class TenantRegistry {
     return [...ids].sort((a, b) => a - b);
   }
 
-  async ensure(client: pg.Pool | pg.PoolClient, schema: string, tenantIds: readonly number[]): Promise<void> {
+  async ensure(client: Queryable, schema: string, tenantIds: readonly number[]): Promise<void> {
     const ids = this.unseen(schema, tenantIds);
     if (ids.length === 0) return;
     await client.query(ensureTenantsSql(schema), [ids]);

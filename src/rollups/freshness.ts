@@ -2,11 +2,9 @@
  * Rollup freshness for the gauge: one row of the ingest_seq index per rollup, never a count over
  * events, so it is cheap enough to read at every metrics collection.
  */
-import type pg from 'pg';
+import type { Queryable } from '../db/queryable.js';
 import { ROLLUPS } from './definitions.js';
 import { oldestPendingSql, stateSql } from './sql.js';
-
-type Queryable = pg.Pool | pg.PoolClient;
 
 /**
  * Per rollup, the age of the oldest event it has not folded in: `now − ingested_at` of the first

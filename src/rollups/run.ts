@@ -21,6 +21,7 @@
 import type pg from 'pg';
 import type { RollupDimensionLimits } from '../config.js';
 import { qualified } from '../db/ident.js';
+import { inTransaction, type Queryable } from '../db/queryable.js';
 import { listPartitions, oldestPartitionStart, PARTITION_LOCK_CLASS } from '../db/partitions.js';
 import {
   ROLLUPS,
@@ -52,8 +53,6 @@ import {
   waitForWritersSql,
 } from './sql.js';
 import { HubsinkError } from '../errors.js';
-
-export type Queryable = pg.Pool | pg.PoolClient;
 
 /** The events lock could not be had within the lock timeout; the next run tries again. */
 export class RollupBusyError extends HubsinkError {
@@ -96,27 +95,6 @@ function toSafeInt(text: string | null | undefined, what: string): number {
   const n = Number(text ?? '0');
   if (!Number.isSafeInteger(n)) throw new Error(`${what} out of range: ${String(text)}`);
   return n;
-}
-
-async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    const out = await fn(client);
-    await client.query('COMMIT');
-    return out;
-  } catch (err) {
-    try {
-      await client.query('ROLLBACK');
-    } catch (rollbackErr) {
-      broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
-    }
-    throw err;
-  } finally {
-    // A client whose ROLLBACK failed is in an unknown state: destroy it rather than reuse it.
-    client.release(broken);
-  }
 }
 
 /** Reads how the rollup tables encode distinct counts and returns the matching profile. */

@@ -1,6 +1,6 @@
 import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
-import { backoffDelay, BACKOFF_CAP_MS, chunk, insertEventsParams, insertEventsSql } from '../../src/db/events.js';
+import { chunk, insertEventsParams, insertEventsSql } from '../../src/db/events.js';
 import { migrationChecksum, migrationStatements, orderMigrationFiles, MigrationError } from '../../src/db/migrate.js';
 import { partitionName, partitionPlan, partitionStatements, partitionWindow, startOfUtcDay } from '../../src/db/partitions.js';
 import { citusSessionSql } from '../../src/db/session.js';
@@ -48,21 +48,6 @@ test('insertEventsParams gives one array per column in row order, JSON and numbe
   assert.deepEqual(p[14], [a.raw.source.partitionId, b.raw.source.partitionId]);
   assert.deepEqual(p[15], [a.raw.source.sequenceNumber, b.raw.source.sequenceNumber]);
   for (const col of p) assert.equal(col.length, 2);
-});
-
-test('backoffDelay doubles from 100 ms, is capped at 5 s, and jitters within the upper half', () => {
-  const table: [attempt: number, random: number, ms: number][] = [
-    [1, 0, 50],
-    [1, 0.999, 100],
-    [2, 0, 100],
-    [3, 0.5, 300],
-    [6, 0, 1600],
-    [7, 0, 2500],
-    [7, 1, 5000],
-    [60, 0.5, 3750],
-  ];
-  for (const [attempt, random, ms] of table) assert.equal(backoffDelay(attempt, random), ms, `attempt ${attempt}, random ${random}`);
-  assert.ok(backoffDelay(1000, 0.999) <= BACKOFF_CAP_MS);
 });
 
 test('chunk splits into consecutive slices and refuses a non-positive size', () => {
