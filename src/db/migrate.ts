@@ -13,6 +13,7 @@ import { detectCapabilities } from './capabilities.js';
 import { ident } from './ident.js';
 import { maintainPartitions } from './partitions.js';
 import { inTransaction } from './queryable.js';
+import type { Statement } from './statement.js';
 
 /** Arbitrary constant ("hubsink" in ASCII) shared by every hubsink migrator on a database. */
 export const MIGRATION_LOCK_KEY = 0x6875_6273_696e_6bn;
@@ -103,19 +104,25 @@ export async function loadMigrations(dir: string): Promise<MigrationFile[]> {
 export function migrationStatements(schema: string) {
   const s = ident(schema);
   return {
-    lock: 'SELECT pg_advisory_xact_lock($1::bigint)',
-    createSchema: `CREATE SCHEMA IF NOT EXISTS ${s}`,
-    createTable: `CREATE TABLE IF NOT EXISTS ${s}.hubsink_migrations (
+    lock: { text: 'SELECT pg_advisory_xact_lock($1::bigint)', values: [MIGRATION_LOCK_KEY.toString()] } satisfies Statement,
+    createSchema: { text: `CREATE SCHEMA IF NOT EXISTS ${s}`, values: [] } satisfies Statement,
+    createTable: {
+      text: `CREATE TABLE IF NOT EXISTS ${s}.hubsink_migrations (
   version    int PRIMARY KEY,
   name       text NOT NULL,
   checksum   text NOT NULL,
   applied_at timestamptz NOT NULL DEFAULT now()
 )`,
+      values: [],
+    } satisfies Statement,
     // The schema first: the files create their objects unqualified. No `public`: a role with CREATE
     // there could plant functions the files would call (extensions are named with their schema).
-    searchPath: `SET LOCAL search_path = ${s}, pg_catalog`,
-    applied: `SELECT version, name, checksum FROM ${s}.hubsink_migrations ORDER BY version`,
-    record: `INSERT INTO ${s}.hubsink_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
+    searchPath: { text: `SET LOCAL search_path = ${s}, pg_catalog`, values: [] } satisfies Statement,
+    applied: { text: `SELECT version, name, checksum FROM ${s}.hubsink_migrations ORDER BY version`, values: [] } satisfies Statement,
+    record: (m: Pick<MigrationFile, 'version' | 'name' | 'checksum'>): Statement => ({
+      text: `INSERT INTO ${s}.hubsink_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
+      values: [m.version, m.name, m.checksum],
+    }),
   };
 }
 
@@ -134,7 +141,7 @@ export async function migrate(pool: pg.Pool, schema: string, opts: MigrateOption
     const label = `${String(m.version).padStart(3, '0')}_${m.name}`;
     try {
       const fresh = await inTransaction(pool, async (client) => {
-        await client.query(st.lock, [MIGRATION_LOCK_KEY.toString()]);
+        await client.query(st.lock);
         await client.query(st.createSchema);
         await client.query(st.createTable);
         // Read under the lock: another migrator may have applied this file while we waited.
@@ -152,7 +159,7 @@ export async function migrate(pool: pg.Pool, schema: string, opts: MigrateOption
         }
         await client.query(st.searchPath);
         await client.query(m.sql);
-        await client.query(st.record, [m.version, m.name, m.checksum]);
+        await client.query(st.record(m));
         return true;
       });
       if (fresh) {

@@ -10,7 +10,6 @@ import {
   encodeJsonValue,
   filterClause,
   markReplayedBySourceSql,
-  parkParams,
   parkSql,
   safeText,
   sourceKeyValues,
@@ -95,14 +94,13 @@ describe('dead_letters SQL builders', () => {
     assert.deepEqual(filterClause({}), { where: '', values: [] });
   });
   test('the park statement is idempotent on the source key and takes one array per column', () => {
-    const sql = parkSql('dl_schema');
+    const { text: sql, values: params } = parkSql('dl_schema', [rec('invalid', 1), rec('rejected', 2)]);
     assert.match(sql, /^INSERT INTO "dl_schema"\.dead_letters \(reason, error, /);
     assert.match(sql, /ON CONFLICT ON CONSTRAINT dead_letters_source_key DO NOTHING RETURNING id, reason$/);
-    const params = parkParams([rec('invalid', 1), rec('rejected', 2)]);
     assert.equal(params.length, (sql.match(/\$\d+::/g) ?? []).length);
-    for (const column of params) assert.equal(column.length, 2);
-    assert.throws(() => parkParams([rec('transient', 3)]), /only invalid or rejected events are parked, not transient/);
-    assert.throws(() => parkSql('Bad-Schema'), /not a valid SQL identifier/);
+    for (const column of params) assert.equal((column as unknown[]).length, 2);
+    assert.throws(() => parkSql('dl_schema', [rec('transient', 3)]), /only invalid or rejected events are parked, not transient/);
+    assert.throws(() => parkSql('Bad-Schema', []), /not a valid SQL identifier/);
   });
   test('the source key lower-cases the hub and hashes the body, as parking does', () => {
     const [hub, part, seq, enq, sha] = sourceKeyValues([rec('invalid', 7)]);
