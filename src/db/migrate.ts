@@ -12,6 +12,7 @@ import type pg from 'pg';
 import { detectCapabilities } from './capabilities.js';
 import { ident } from './ident.js';
 import { maintainPartitions } from './partitions.js';
+import { HubsinkError } from '../errors.js';
 import { inTransaction } from './queryable.js';
 import type { Statement } from './statement.js';
 
@@ -38,7 +39,8 @@ export interface MigrateOptions {
   partitions?: { now: Date; aheadDays: number; retentionDays: number };
 }
 
-export class MigrationError extends Error {
+export class MigrationError extends HubsinkError {
+  readonly kind = 'failed';
   override name = 'MigrationError';
 }
 

@@ -24,6 +24,7 @@ import { deadLetterFromRaw, fromDeadLetterMessage, nextAttempt } from '../pipeli
 import type { DeadLetterRecord, EventRow, RawEvent } from '../pipeline/types.js';
 import { validateEvent } from '../pipeline/validate.js';
 import { classifyError, DatabaseUnavailableError, describeError } from '../pipeline/classify.js';
+import { HubsinkError } from '../errors.js';
 
 export type DeadLetterMode = 'retry' | 'replay';
 
@@ -53,7 +54,8 @@ export interface DeadLetterCounts {
 }
 
 /** Thrown when the database still fails transiently: nothing of the batch may be checkpointed past. */
-export class TransientDatabaseError extends Error {
+export class TransientDatabaseError extends HubsinkError {
+  readonly kind = 'unavailable';
   override name = 'TransientDatabaseError';
   constructor(
     message: string,

@@ -49,9 +49,11 @@ import {
   stateSql,
   waitForWritersSql,
 } from './sql.js';
+import { HubsinkError } from '../errors.js';
 
 /** The events lock could not be had within the lock timeout; the next run tries again. */
-export class RollupBusyError extends Error {
+export class RollupBusyError extends HubsinkError {
+  readonly kind = 'busy';
   override name = 'RollupBusyError';
 }
 
@@ -240,7 +242,8 @@ export interface RebuildResult {
   watermark: number;
 }
 
-export class RebuildRangeError extends Error {
+export class RebuildRangeError extends HubsinkError {
+  readonly kind = 'usage';
   override name = 'RebuildRangeError';
 }
 
