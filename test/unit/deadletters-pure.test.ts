@@ -29,6 +29,7 @@ import {
 } from '../../src/hubs/checkpoints.js';
 import { toDeadLetterMessage } from '../../src/pipeline/deadletter.js';
 import type { DeadLetterRecord, RawEvent } from '../../src/pipeline/types.js';
+import { makeSource } from '../support/rows.js';
 
 const at = new Date('2026-04-01T00:00:00.000Z');
 
@@ -39,7 +40,7 @@ function rec(reason: DeadLetterRecord['reason'], n: number): DeadLetterRecord {
     body: Buffer.from(`{"n":${n}}`),
     properties: { p: n },
     tenantId: 3,
-    source: { hub: 'ClickStream', consumerGroup: '$Default', partitionId: '1', sequenceNumber: n, offset: `o${n}`, enqueuedTime: at },
+    source: makeSource({ hub: 'ClickStream', partitionId: '1', sequenceNumber: n, offset: `o${n}`, enqueuedTime: at }),
     attempts: 1,
     firstFailureAt: at,
     lastFailureAt: at,
@@ -125,7 +126,7 @@ describe('a batch from the dead-letter hub', () => {
   const raw = (body: Buffer, properties: Record<string, unknown>): RawEvent => ({
     body,
     properties,
-    source: { hub: 'clickstream-deadletter', consumerGroup: '$Default', partitionId: '2', sequenceNumber: 44, offset: 'abc', enqueuedTime: at },
+    source: makeSource({ hub: 'clickstream-deadletter', partitionId: '2', sequenceNumber: 44, offset: 'abc', enqueuedTime: at }),
   });
   test('decodes dead letters and turns anything else into an invalid record under its own coordinates', () => {
     const m = toDeadLetterMessage(rec('rejected', 9));
