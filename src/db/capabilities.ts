@@ -3,6 +3,7 @@
  * instead of probing the server again wherever they matter.
  */
 import type { Queryable } from './queryable.js';
+import type { Statement } from './statement.js';
 
 export interface Capabilities {
   citus: boolean;
@@ -14,10 +15,15 @@ export interface Capabilities {
   serverVersionNum: number;
 }
 
-export const CAPABILITIES_SQL = `SELECT current_setting('server_version_num')::int AS server_version_num,
+export function capabilitiesSql(): Statement {
+  return {
+    text: `SELECT current_setting('server_version_num')::int AS server_version_num,
   (SELECT extversion FROM pg_extension WHERE extname = 'citus') AS citus_version,
   EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hll') AS hll_available,
-  EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hll') AS hll_installed`;
+  EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hll') AS hll_installed`,
+    values: [],
+  };
+}
 
 interface Row {
   server_version_num: number;
@@ -46,7 +52,7 @@ export async function detectCapabilities(pool: Queryable): Promise<Capabilities>
   const client = 'release' in pool ? pool : await pool.connect();
   let rows: Row[];
   try {
-    ({ rows } = await client.query<Row>(CAPABILITIES_SQL));
+    ({ rows } = await client.query<Row>(capabilitiesSql()));
   } finally {
     if (client !== pool) client.release(true);
   }

@@ -11,6 +11,7 @@ import type { EventRow } from '../pipeline/types.js';
 import { copyChunk } from './copyEvents.js';
 import { ident } from './ident.js';
 import type { Queryable } from './queryable.js';
+import type { Statement } from './statement.js';
 import { createDayPartitions, daysInWindow } from './partitionsOnDemand.js';
 import type { TenantRegistry } from './tenants.js';
 
@@ -38,20 +39,20 @@ const COLUMNS: readonly (readonly [column: string, arrayType: string, value: (r:
   ['source_enqueued_at', 'timestamptz[]', (r) => r.raw.source.enqueuedTime.toISOString()],
 ];
 
-/** Pure: the insert statement for a schema. Same text for every batch, so it can be prepared. */
-export function insertEventsSql(schema: string): string {
+/**
+ * Pure: the insert of these rows: one array per column, in parameter order. The text is the same
+ * for every batch of a schema, so the server can reuse its plan.
+ */
+export function insertEventsSql(schema: string, rows: readonly EventRow[]): Statement {
   const cols = COLUMNS.map(([c]) => c).join(', ');
   const params = COLUMNS.map(([, t], i) => `$${i + 1}::${t}`).join(', ');
-  return (
-    `INSERT INTO ${ident(schema)}.events (${cols}) ` +
-    `SELECT * FROM unnest(${params}) ` +
-    'ON CONFLICT (tenant_id, event_id, occurred_at) DO NOTHING RETURNING 1'
-  );
-}
-
-/** Pure: one array per column, in parameter order. */
-export function insertEventsParams(rows: readonly EventRow[]): unknown[][] {
-  return COLUMNS.map(([, , value]) => rows.map(value));
+  return {
+    text:
+      `INSERT INTO ${ident(schema)}.events (${cols}) ` +
+      `SELECT * FROM unnest(${params}) ` +
+      'ON CONFLICT (tenant_id, event_id, occurred_at) DO NOTHING RETURNING 1',
+    values: COLUMNS.map(([, , value]) => rows.map(value)),
+  };
 }
 
 export async function insertEventRows(
@@ -60,7 +61,7 @@ export async function insertEventRows(
   rows: readonly EventRow[],
 ): Promise<{ inserted: number; duplicates: number }> {
   if (rows.length === 0) return { inserted: 0, duplicates: 0 };
-  const res = await client.query(insertEventsSql(schema), insertEventsParams(rows));
+  const res = await client.query(insertEventsSql(schema, rows));
   // res.rows, not res.rowCount: on Citus the command tag counts rows attempted.
   const inserted = res.rows.length;
   return { inserted, duplicates: rows.length - inserted };

@@ -14,6 +14,7 @@ import { ident } from './ident.js';
 import { maintainPartitions } from './partitions.js';
 import { HubsinkError } from '../errors.js';
 import { inTransaction } from './queryable.js';
+import type { Statement } from './statement.js';
 
 /** Arbitrary constant ("hubsink" in ASCII) shared by every hubsink migrator on a database. */
 export const MIGRATION_LOCK_KEY = 0x6875_6273_696e_6bn;
@@ -201,20 +202,29 @@ export async function loadMigrations(dir: string): Promise<MigrationFile[]> {
 export function migrationStatements(schema: string) {
   const s = ident(schema);
   return {
-    lock: 'SELECT pg_advisory_xact_lock($1::bigint)',
-    createSchema: `CREATE SCHEMA IF NOT EXISTS ${s}`,
-    createTable: `CREATE TABLE IF NOT EXISTS ${s}.hubsink_migrations (
+    lock: { text: 'SELECT pg_advisory_xact_lock($1::bigint)', values: [MIGRATION_LOCK_KEY.toString()] } satisfies Statement,
+    createSchema: { text: `CREATE SCHEMA IF NOT EXISTS ${s}`, values: [] } satisfies Statement,
+    createTable: {
+      text: `CREATE TABLE IF NOT EXISTS ${s}.hubsink_migrations (
   version    int PRIMARY KEY,
   name       text NOT NULL,
   checksum   text NOT NULL,
   applied_at timestamptz NOT NULL DEFAULT now()
 )`,
+      values: [],
+    } satisfies Statement,
     // The schema first: the files create their objects unqualified. No `public`: a role with CREATE
     // there could plant functions the files would call (extensions are named with their schema).
-    searchPath: `SET LOCAL search_path = ${s}, pg_catalog`,
-    applied: `SELECT version, name, checksum FROM ${s}.hubsink_migrations ORDER BY version`,
-    record: `INSERT INTO ${s}.hubsink_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
-    upgradeChecksum: `UPDATE ${s}.hubsink_migrations SET checksum = $2 WHERE version = $1`,
+    searchPath: { text: `SET LOCAL search_path = ${s}, pg_catalog`, values: [] } satisfies Statement,
+    applied: { text: `SELECT version, name, checksum FROM ${s}.hubsink_migrations ORDER BY version`, values: [] } satisfies Statement,
+    record: (m: Pick<MigrationFile, 'version' | 'name' | 'checksum'>): Statement => ({
+      text: `INSERT INTO ${s}.hubsink_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
+      values: [m.version, m.name, m.checksum],
+    }),
+    upgradeChecksum: (m: Pick<MigrationFile, 'version' | 'checksum'>): Statement => ({
+      text: `UPDATE ${s}.hubsink_migrations SET checksum = $2 WHERE version = $1`,
+      values: [m.version, m.checksum],
+    }),
   };
 }
 
@@ -233,7 +243,7 @@ export async function migrate(pool: pg.Pool, schema: string, opts: MigrateOption
     const label = `${String(m.version).padStart(3, '0')}_${m.name}`;
     try {
       const fresh = await inTransaction(pool, async (client) => {
-        await client.query(st.lock, [MIGRATION_LOCK_KEY.toString()]);
+        await client.query(st.lock);
         await client.query(st.createSchema);
         await client.query(st.createTable);
         // Read under the lock: another migrator may have applied this file while we waited.
@@ -242,7 +252,7 @@ export async function migrate(pool: pg.Pool, schema: string, opts: MigrateOption
         if (done) {
           const verdict = compareChecksum(m.version, done.checksum, m);
           if (verdict === 'upgrade') {
-            await client.query(st.upgradeChecksum, [m.version, m.checksum]);
+            await client.query(st.upgradeChecksum(m));
             log(`${label}: stored checksum of schema ${schema} upgraded to the content checksum (comments and layout no longer count)`);
           }
           if (verdict === 'changed') {
@@ -256,7 +266,7 @@ export async function migrate(pool: pg.Pool, schema: string, opts: MigrateOption
         }
         await client.query(st.searchPath);
         await client.query(m.sql);
-        await client.query(st.record, [m.version, m.name, m.checksum]);
+        await client.query(st.record(m));
         return true;
       });
       if (fresh) {

@@ -46,7 +46,7 @@ export async function createDayPartitions(pool: pg.Pool, schema: string, days: r
       const to = from + DAY_MS;
       if (covered(from, to)) continue;
       const name = partitionName(day);
-      const { rows } = await client.query<{ ddl: string }>(st.formatCreate, [schema, name, new Date(from).toISOString(), new Date(to).toISOString()]);
+      const { rows } = await client.query<{ ddl: string }>(st.formatCreate(name, new Date(from), new Date(to)));
       if (rows[0]) await client.query(rows[0].ddl);
       existing.push({ name, from: new Date(from), to: new Date(to) });
       created.push(name);

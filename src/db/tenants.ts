@@ -6,9 +6,10 @@
  */
 import { ident } from './ident.js';
 import type { Queryable } from './queryable.js';
+import type { Statement } from './statement.js';
 
-export function ensureTenantsSql(schema: string): string {
-  return `INSERT INTO ${ident(schema)}.tenants (tenant_id) SELECT unnest($1::bigint[]) ON CONFLICT (tenant_id) DO NOTHING`;
+export function ensureTenantsSql(schema: string, tenantIds: readonly number[]): Statement {
+  return { text: `INSERT INTO ${ident(schema)}.tenants (tenant_id) SELECT unnest($1::bigint[]) ON CONFLICT (tenant_id) DO NOTHING`, values: [[...tenantIds]] };
 }
 
 export class TenantRegistry {
@@ -34,7 +35,7 @@ export class TenantRegistry {
   async ensure(client: Queryable, schema: string, tenantIds: readonly number[]): Promise<void> {
     const ids = this.unseen(schema, tenantIds);
     if (ids.length === 0) return;
-    await client.query(ensureTenantsSql(schema), [ids]);
+    await client.query(ensureTenantsSql(schema, ids));
     // Remembered only after the insert succeeded: a failed one must be retried next time.
     for (const id of ids) this.remember(`${schema}:${id}`);
   }

@@ -166,7 +166,7 @@ export async function processDeadLetters(deps: DeadLetterDeps, raws: readonly Ra
       const written = rows.filter((r) => !rejected.has(r)).map((r) => recordOf.get(r)).filter((r): r is DeadLetterRecord => r !== undefined);
       if (written.length > 0) {
         const st = markReplayedBySourceSql(config.schema, written, 'replayed from the dead-letter hub');
-        const res = await deps.pool.query(st.text, st.values);
+        const res = await deps.pool.query(st);
         counts.markedReplayed = res.rows.length;
       }
     }

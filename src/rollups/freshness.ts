@@ -13,11 +13,11 @@ import { oldestPendingSql, stateSql } from './sql.js';
  */
 export async function rollupFreshness(db: Queryable, schema: string, now: Date): Promise<{ rollup: string; seconds: number }[]> {
   const names = ROLLUPS.map((r) => r.name);
-  const state = await db.query<{ name: string; last_seq: string }>(stateSql(schema), [names]);
+  const state = await db.query<{ name: string; last_seq: string }>(stateSql(schema, names));
   const lastSeq = new Map(state.rows.map((r) => [r.name, r.last_seq]));
   const out: { rollup: string; seconds: number }[] = [];
   for (const name of names) {
-    const { rows } = await db.query<{ ingested_at: Date }>(oldestPendingSql(schema), [lastSeq.get(name) ?? '0']);
+    const { rows } = await db.query<{ ingested_at: Date }>(oldestPendingSql(schema, lastSeq.get(name) ?? '0'));
     const oldest = rows[0]?.ingested_at;
     out.push({ rollup: name, seconds: oldest ? Math.max(0, (now.getTime() - oldest.getTime()) / 1000) : 0 });
   }

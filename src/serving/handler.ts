@@ -58,8 +58,8 @@ export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): Metrics
       const maxRows = deps.maxRows ?? DEFAULT_MAX_ROWS;
       const sql = metricsSql(q, sketch, deps.schema, { maxRows });
       const [rows, state] = await Promise.all([
-        deps.pool.query<MetricsRow>(sql.text, sql.values),
-        deps.pool.query<{ last_run_at: Date | null }>(lastRunSql(deps.schema), [rollupForGrain(q.grain).name]),
+        deps.pool.query<MetricsRow>(sql),
+        deps.pool.query<{ last_run_at: Date | null }>(lastRunSql(deps.schema, rollupForGrain(q.grain).name)),
       ]);
       if (exceedsRowLimit(rows.rows, maxRows)) {
         return errorResponse(new ParameterError('to', `this range holds more than ${maxRows} rollup rows for the tenant; narrow the range or use a coarser grain`));

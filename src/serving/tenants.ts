@@ -10,6 +10,7 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type pg from 'pg';
 import { qualified } from '../db/ident.js';
+import type { Statement } from '../db/statement.js';
 import { rollupForGrain, type Grain, type RollupRetention } from '../rollups/definitions.js';
 import { errorResponse, notReady, NO_STORE, ParameterError } from './http.js';
 import { chooseGrain, parseTimeRange, type ParamError } from './params.js';
@@ -47,11 +48,6 @@ export function parseTenantsParams(query: URLSearchParams, opts: { now: Date; re
   const chosen = chooseGrain('auto', from, to, opts);
   if ('error' in chosen) return { ok: false, error: chosen.error };
   return { ok: true, query: { from, to, grain: chosen.grain, limit } };
-}
-
-export interface Statement {
-  text: string;
-  values: unknown[];
 }
 
 /** The most active storefronts of the range, from the coarsest rollup that tiles it. */
@@ -148,15 +144,15 @@ export function makeTenantsHandler(getDeps: () => Promise<TenantsDeps>): Handler
     const q = parsed.query;
     try {
       const a = activeTenantsSql(q, deps.schema);
-      const active = await deps.pool.query<{ tenant_id: string; events: string }>(a.text, a.values);
+      const active = await deps.pool.query<{ tenant_id: string; events: string }>(a);
       const k = knownTenantsSql(
         deps.schema,
         active.rows.map((r) => r.tenant_id),
         q.limit,
       );
       const [known, state] = await Promise.all([
-        deps.pool.query<{ tenant_id: string; name: string | null }>(k.text, k.values),
-        deps.pool.query<{ last_run_at: Date | null }>(lastRunSql(deps.schema), [rollupForGrain(q.grain).name]),
+        deps.pool.query<{ tenant_id: string; name: string | null }>(k),
+        deps.pool.query<{ last_run_at: Date | null }>(lastRunSql(deps.schema, rollupForGrain(q.grain).name)),
       ]);
       return { status: 200, headers: NO_STORE, jsonBody: shapeTenants(q, state.rows[0]?.last_run_at ?? null, active.rows, known.rows) };
     } catch (err) {

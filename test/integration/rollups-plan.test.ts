@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { insertEventRows } from '../../src/db/events.js';
 import { ROLLUPS, GRAIN_MS, bucketStart } from '../../src/rollups/definitions.js';
-import { aggregateSql, countWindowSql, dimensionParams } from '../../src/rollups/sql.js';
+import { aggregateSql, countEventsSql } from '../../src/rollups/sql.js';
+import type { Statement } from '../../src/db/statement.js';
 import { noCitus } from '../support/services.js';
 import { rollupSchema, sampleRows, type RollupFixture } from './rollups-fixture.js';
 
@@ -33,8 +34,8 @@ afterAll(async () => {
   await f.s.drop();
 });
 
-async function explain(client: pg.PoolClient, sql: string, params: unknown[], analyze: boolean): Promise<string> {
-  const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${analyze ? '(ANALYZE, COSTS OFF) ' : ''}${sql}`, params);
+async function explain(client: pg.PoolClient, st: Statement, analyze: boolean): Promise<string> {
+  const { rows } = await client.query<{ 'QUERY PLAN': string }>({ text: `EXPLAIN ${analyze ? '(ANALYZE, COSTS OFF) ' : ''}${st.text}`, values: st.values });
   return rows.map((r) => r['QUERY PLAN']).join('\n');
 }
 
@@ -67,7 +68,7 @@ test('the ingest_seq window is read through an index on every partition that hol
   try {
     // Show every shard's plan on Citus, not just one.
     if (f.caps.citus) await client.query('SET citus.explain_all_tasks = on');
-    const plan = await explain(client, countWindowSql(f.s.schema), [total - 200, total], true);
+    const plan = await explain(client, countEventsSql(f.s.schema, { source: 'window', fromSeq: total - 200, toSeq: total }), true);
     const scans = partitionScans(plan);
     const reading = scans.filter((s) => s.actualRows > 0);
     assert.ok(reading.length >= 1, plan);
@@ -88,8 +89,8 @@ test.skipIf(noCitus())('on Citus, the rollup INSERT..SELECT is pushed down to th
   const client = await f.s.pool.connect();
   try {
     for (const def of ROLLUPS) {
-      const windowPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'window'), [0, total, ...dimensionParams(def)], false);
-      const rebuildPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'rebuild'), [3, new Date(Date.now() - 4 * GRAIN_MS.day), new Date(), total, ...dimensionParams(def)], false);
+      const windowPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, { source: 'window', fromSeq: 0, toSeq: total }), false);
+      const rebuildPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, { source: 'rebuild', tenantId: 3, from: new Date(Date.now() - 4 * GRAIN_MS.day), to: new Date(), watermark: total }), false);
       for (const plan of [windowPlan, rebuildPlan]) {
         assert.match(plan, /Custom Scan \(Citus Adaptive\)/);
         assert.match(plan, new RegExp(`Insert on ${def.table}_\\d+ r`), `the INSERT runs on a shard of ${def.table}:\n${plan}`);
@@ -108,8 +109,8 @@ test.skipIf(!noCitus())('on plain PostgreSQL, the rollup INSERT..SELECT is one l
   const client = await f.s.pool.connect();
   try {
     for (const def of ROLLUPS) {
-      const windowPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'window'), [0, total, ...dimensionParams(def)], false);
-      const rebuildPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'rebuild'), [3, new Date(Date.now() - 4 * GRAIN_MS.day), new Date(), total, ...dimensionParams(def)], false);
+      const windowPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, { source: 'window', fromSeq: 0, toSeq: total }), false);
+      const rebuildPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, { source: 'rebuild', tenantId: 3, from: new Date(Date.now() - 4 * GRAIN_MS.day), to: new Date(), watermark: total }), false);
       for (const plan of [windowPlan, rebuildPlan]) {
         assert.match(plan, new RegExp(`^Insert on ${def.table} r`), plan);
         assert.match(plan, /Conflict Resolution: UPDATE/);

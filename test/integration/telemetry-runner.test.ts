@@ -14,6 +14,7 @@ import { kill, runnerArgs, sendLoad, spawnHubsink, startStack, waitFor, type Run
 import { sample } from '../support/metrics.js';
 import { testDatabaseUrl } from '../support/services.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcpProxy.js';
+import { makeSource } from '../support/rows.js';
 
 let stack: Stack;
 let proxy: TcpProxy;
@@ -37,7 +38,7 @@ function parkedRecord(reason: 'invalid' | 'rejected', seq: number): DeadLetterRe
     error: 'test',
     body: Buffer.from(`{"n":${seq}}`),
     properties: {},
-    source: { hub: stack.hub, consumerGroup: '$Default', partitionId: '0', sequenceNumber: seq, offset: String(seq), enqueuedTime: at },
+    source: makeSource({ hub: stack.hub, partitionId: '0', sequenceNumber: seq, offset: String(seq), enqueuedTime: at }),
     attempts: 1,
     firstFailureAt: at,
     lastFailureAt: at,
