@@ -90,6 +90,16 @@ export function parseTime(value: string, now: () => Date = () => new Date()): Da
   return d;
 }
 
+/** Refuses a value of `--flag` that is not an Event Hubs connection string (before anything connects). */
+export function checkEventHubsConnection(flag: string, value: string): void {
+  if (!/(^|;)\s*Endpoint\s*=\s*sb:\/\//i.test(value)) throw new UsageError(`--${flag}: not an Event Hubs connection string (Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...)`);
+}
+
+/** The generator's shares of re-sent and malformed events leave room for good ones. */
+export function checkGeneratorShares(opts: { duplicates: number; malformed: number }): void {
+  if (opts.duplicates + opts.malformed >= 1) throw new UsageError('--duplicates plus --malformed must stay below 1');
+}
+
 /**
  * A secret given as `--flag VALUE`, `--flag-file PATH`, or in the environment variable `envName`.
  * A command line is visible to every local user (ps) and kept in shell history; the file and the

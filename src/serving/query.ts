@@ -8,6 +8,7 @@ import { rollupForGrain, type Grain, type RollupDefinition } from '../rollups/de
 import type { SketchKind, SketchProfile } from '../rollups/sketches.js';
 import { STATE_TABLE } from '../rollups/sql.js';
 import type { MetricsQuery } from './params.js';
+import type { MetricsPoint, MetricsSeries } from './wire.js';
 
 /** Rows of a rollup one response may read, unless configured otherwise (HUBSINK_METRICS_MAX_ROWS). */
 export const DEFAULT_MAX_ROWS = 200_000;
@@ -76,24 +77,7 @@ export interface MetricsRow {
   keys: string;
 }
 
-export interface MetricsPoint {
-  t: string;
-  events: number;
-  /** Decimal string with 4 places (the scale of events.revenue): exact, unlike a JSON number. */
-  revenue: string;
-  sessions: number;
-  users: number;
-}
-
-export interface MetricsSeries {
-  /** Value of the `by` dimension ('' when the events had none); null without `by` and for "other". */
-  key: string | null;
-  /** Present (true) on the one series that sums every value beyond the `top` largest. */
-  other?: true;
-  /** On the "other" series: how many values it holds. */
-  otherKeys?: number;
-  points: MetricsPoint[];
-}
+export type { MetricsPoint, MetricsSeries };
 
 export interface MetricsResponse {
   tenantId: number;
