@@ -46,9 +46,105 @@ export class MigrationError extends HubsinkError {
 
 const FILE_NAME = /^(\d{3})_([a-z0-9_]+)\.sql$/;
 
-/** Pure: checksum of a migration's text. Line endings are normalized so a CRLF checkout is not "changed". */
+/**
+ * Pure: a migration as its checksum sees it: comments (`--` and nested `/* *\/`) dropped and every
+ * run of whitespace made one space, outside string literals and quoted identifiers, which are kept
+ * as they are. Dollar-quoted bodies (DO blocks, function bodies, format templates) are code, and are
+ * normalized the same way. So a comment can be corrected or the file re-indented after it was
+ * applied, while any change to what the server runs still changes the checksum.
+ */
+export function migrationContent(sql: string): string {
+  const out: string[] = [];
+  let space = false;
+  const emit = (tok: string): void => {
+    if (space && out.length > 0) out.push(' ');
+    space = false;
+    out.push(tok);
+  };
+  const n = sql.length;
+  let i = 0;
+  while (i < n) {
+    const c = sql[i] as string;
+    const next = sql[i + 1];
+    if (c === '-' && next === '-') {
+      const eol = sql.indexOf('\n', i);
+      i = eol === -1 ? n : eol;
+      space = true;
+    } else if (c === '/' && next === '*') {
+      let depth = 1;
+      i += 2;
+      while (i < n && depth > 0) {
+        if (sql.startsWith('/*', i)) {
+          depth++;
+          i += 2;
+        } else if (sql.startsWith('*/', i)) {
+          depth--;
+          i += 2;
+        } else i++;
+      }
+      space = true;
+    } else if (/\s/.test(c)) {
+      space = true;
+      i++;
+    } else if (c === "'" || c === '"') {
+      // A literal or quoted identifier, verbatim; doubled quotes stay inside, and so do backslash
+      // escapes of an E'' string.
+      const escapes = c === "'" && /[eE]/.test(sql[i - 1] ?? '') && !/[A-Za-z0-9_]/.test(sql[i - 2] ?? '');
+      let j = i + 1;
+      while (j < n) {
+        if (escapes && sql[j] === '\\') j += 2;
+        else if (sql[j] === c && sql[j + 1] === c) j += 2;
+        else if (sql[j] === c) break;
+        else j++;
+      }
+      emit(sql.slice(i, j + 1));
+      i = j + 1;
+    } else {
+      const tag = c === '$' && !/[A-Za-z0-9_$]/.test(sql[i - 1] ?? '') ? /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i)) : null;
+      const end = tag ? sql.indexOf(tag[0], i + tag[0].length) : -1;
+      if (tag && end !== -1) {
+        emit(`${tag[0]}${migrationContent(sql.slice(i + tag[0].length, end))}${tag[0]}`);
+        i = end + tag[0].length;
+      } else {
+        emit(c);
+        i++;
+      }
+    }
+  }
+  return out.join('');
+}
+
+/** Pure: checksum of a migration: of its content, so comments and layout may change (migrationContent). */
 export function migrationChecksum(sql: string): string {
+  return createHash('sha256').update(migrationContent(sql), 'utf8').digest('hex');
+}
+
+/** Pure: what migrators before content checksums stored: the whole text's, CRLF read as LF. */
+export function rawTextChecksum(sql: string): string {
   return createHash('sha256').update(sql.replace(/\r\n/g, '\n'), 'utf8').digest('hex');
+}
+
+/**
+ * Checksums that databases migrated before content checksums hold: per version, the raw-text
+ * checksum of the file as it was shipped then, and the content checksum of that same text. A stored
+ * raw checksum is accepted (and replaced by the content checksum) only while the file's content
+ * checksum is still that one: its comments or layout may have changed since, its statements not.
+ */
+export const RAW_TEXT_CHECKSUMS: Readonly<Record<number, { raw: string; content: string }>> = {
+  1: { raw: 'b980c86e0075821f2cb6c47f2a9be9853cce9ab3fc217f94ba6da129f6cf394e', content: 'b168e0f9187cece67e99987f7b3778e10296639396fa41df0f6d0a7ddc1557ce' },
+  2: { raw: '557f1058207adbcdb1533c76167f2abc0cb93535baa2bc70bcc8c43e8ba38397', content: '613d7e7695f5c6a4ebb6a102bceedd82603cd111b0a92325b6801c63054f07f7' },
+  3: { raw: 'b9080b9344d954de72dc5a58216b64d7822cd90c86249cb07820cd863bbc921f', content: '39ba86d8df426b8599c4feec25b23c6d85b7338d01d17ad891fe4dd56f189c7d' },
+  4: { raw: 'a570e7e2d2906e0972de06361e4a51e10f60a743a797b51a6a0ec5c00993d33b', content: 'd8d938c9510e00a57839caa7f22e9cc84a50118d3b2c4c7db311a2eda4344b1d' },
+};
+
+/**
+ * Pure: what to do with an applied migration whose stored checksum is `stored`: nothing (`same`),
+ * replace the stored raw-text checksum by the content checksum (`upgrade`), or refuse (`changed`).
+ */
+export function compareChecksum(version: number, stored: string, file: Pick<MigrationFile, 'checksum'>): 'same' | 'upgrade' | 'changed' {
+  if (stored === file.checksum) return 'same';
+  const legacy = RAW_TEXT_CHECKSUMS[version];
+  return legacy && legacy.raw === stored && legacy.content === file.checksum ? 'upgrade' : 'changed';
 }
 
 /** Pure: parses and orders file names; anything not NNN_name.sql is ignored, duplicate versions refused. */
@@ -125,6 +221,10 @@ export function migrationStatements(schema: string) {
       text: `INSERT INTO ${s}.hubsink_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
       values: [m.version, m.name, m.checksum],
     }),
+    upgradeChecksum: (m: Pick<MigrationFile, 'version' | 'checksum'>): Statement => ({
+      text: `UPDATE ${s}.hubsink_migrations SET checksum = $2 WHERE version = $1`,
+      values: [m.version, m.checksum],
+    }),
   };
 }
 
@@ -150,7 +250,12 @@ export async function migrate(pool: pg.Pool, schema: string, opts: MigrateOption
         const { rows } = await client.query<AppliedRow>(st.applied);
         const done = rows.find((r) => r.version === m.version);
         if (done) {
-          if (done.checksum !== m.checksum) {
+          const verdict = compareChecksum(m.version, done.checksum, m);
+          if (verdict === 'upgrade') {
+            await client.query(st.upgradeChecksum(m));
+            log(`${label}: stored checksum of schema ${schema} upgraded to the content checksum (comments and layout no longer count)`);
+          }
+          if (verdict === 'changed') {
             throw new MigrationError(
               `migration ${label} was already applied to schema ${schema} but its file has changed since ` +
                 `(checksum ${done.checksum.slice(0, 12)}… in the database, ${m.checksum.slice(0, 12)}… on disk). ` +
