@@ -8,7 +8,7 @@ import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { insertEventRows } from '../../src/db/events.js';
-import { ROLLUPS, GRAIN_MS, bucketStart } from '../../src/rollups/definitions.js';
+import { ROLLUPS, GRAIN_MS, bucketStart, type RollupDefinition } from '../../src/rollups/definitions.js';
 import { aggregateSql, countEventsSql } from '../../src/rollups/sql.js';
 import type { Statement } from '../../src/db/statement.js';
 import { noCitus } from '../support/services.js';
@@ -37,6 +37,17 @@ afterAll(async () => {
 async function explain(client: pg.PoolClient, st: Statement, analyze: boolean): Promise<string> {
   const { rows } = await client.query<{ 'QUERY PLAN': string }>({ text: `EXPLAIN ${analyze ? '(ANALYZE, COSTS OFF) ' : ''}${st.text}`, values: st.values });
   return rows.map((r) => r['QUERY PLAN']).join('\n');
+}
+
+/** The plans of a rollup's incremental and rebuild aggregates over the fixture's events. */
+async function aggregatePlans(client: pg.PoolClient, def: RollupDefinition): Promise<[window: string, rebuild: string]> {
+  const window = await explain(client, aggregateSql(def, f.sketch, f.s.schema, { source: 'window', fromSeq: 0, toSeq: total }), false);
+  const rebuild = await explain(
+    client,
+    aggregateSql(def, f.sketch, f.s.schema, { source: 'rebuild', tenantId: 3, from: new Date(Date.now() - 4 * GRAIN_MS.day), to: new Date(), watermark: total }),
+    false,
+  );
+  return [window, rebuild];
 }
 
 interface ScanNode {
@@ -89,8 +100,7 @@ test.skipIf(noCitus())('on Citus, the rollup INSERT..SELECT is pushed down to th
   const client = await f.s.pool.connect();
   try {
     for (const def of ROLLUPS) {
-      const windowPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, { source: 'window', fromSeq: 0, toSeq: total }), false);
-      const rebuildPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, { source: 'rebuild', tenantId: 3, from: new Date(Date.now() - 4 * GRAIN_MS.day), to: new Date(), watermark: total }), false);
+      const [windowPlan, rebuildPlan] = await aggregatePlans(client, def);
       for (const plan of [windowPlan, rebuildPlan]) {
         assert.match(plan, /Custom Scan \(Citus Adaptive\)/);
         assert.match(plan, new RegExp(`Insert on ${def.table}_\\d+ r`), `the INSERT runs on a shard of ${def.table}:\n${plan}`);
@@ -109,8 +119,7 @@ test.skipIf(!noCitus())('on plain PostgreSQL, the rollup INSERT..SELECT is one l
   const client = await f.s.pool.connect();
   try {
     for (const def of ROLLUPS) {
-      const windowPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, { source: 'window', fromSeq: 0, toSeq: total }), false);
-      const rebuildPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, { source: 'rebuild', tenantId: 3, from: new Date(Date.now() - 4 * GRAIN_MS.day), to: new Date(), watermark: total }), false);
+      const [windowPlan, rebuildPlan] = await aggregatePlans(client, def);
       for (const plan of [windowPlan, rebuildPlan]) {
         assert.match(plan, new RegExp(`^Insert on ${def.table} r`), plan);
         assert.match(plan, /Conflict Resolution: UPDATE/);

@@ -19,6 +19,7 @@ import { rowKey } from '../../src/pipeline/batch.js';
 import { validateEvent } from '../../src/pipeline/validate.js';
 import { createTestSchema, testAzuriteConnection, testDatabaseUrl, uniqueName, type TestSchema } from '../support/services.js';
 import { makeSource } from '../support/rows.js';
+import { startDatabaseProxy, type TcpProxy } from '../support/tcpProxy.js';
 
 /** The repository root, from test/integration/. */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -177,16 +178,26 @@ export async function kill(p: RunnerProcess): Promise<void> {
 
 /**
  * A test file's stack and the runner processes it spawns: the stack starts before the file's tests
- * (handed to `set`), and after them every child in `children` is killed and the stack closed.
+ * (handed to `set`), and after them every child in `children` is killed and the stack closed. With
+ * `databaseProxy`, a TCP proxy in front of the test database is started too (for outages), and
+ * stopped after the children.
  */
-export function stackForFile(set: (stack: Stack) => void, children: RunnerProcess[], opts: Parameters<typeof startStack>[0] = {}): void {
+export function stackForFile(
+  set: (stack: Stack) => void,
+  children: RunnerProcess[],
+  opts: Parameters<typeof startStack>[0] & { databaseProxy?: (proxy: TcpProxy) => void } = {},
+): void {
+  const { databaseProxy, ...stackOpts } = opts;
   let stack: Stack | undefined;
+  let proxy: TcpProxy | undefined;
   beforeAll(async () => {
-    stack = await startStack(opts);
+    stack = await startStack(stackOpts);
     set(stack);
+    if (databaseProxy) databaseProxy((proxy = await startDatabaseProxy()));
   });
   afterAll(async () => {
     for (const c of children) await kill(c);
+    await proxy?.stop();
     await stack?.close();
   });
 }

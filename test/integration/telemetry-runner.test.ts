@@ -4,32 +4,22 @@
  * the rollup freshness; /readyz turns unready when the database becomes unreachable (a TCP proxy in
  * front of it is closed) and ready again when it comes back; /healthz stays up throughout.
  */
-import { afterAll, beforeAll, test } from 'vitest';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { detectCapabilities } from '../../src/db/capabilities.js';
 import { parkDeadLetters } from '../../src/db/deadLetters.js';
 import { runRollups } from '../../src/rollups/run.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
-import { kill, runnerArgs, sendLoad, spawnHubsink, startStack, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
+import { runnerArgs, sendLoad, spawnHubsink, stackForFile, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
 import { sample } from '../support/metrics.js';
 import { testDatabaseUrl } from '../support/services.js';
-import { startTcpProxy, type TcpProxy } from '../support/tcpProxy.js';
+import type { TcpProxy } from '../support/tcpProxy.js';
 import { makeSource } from '../support/rows.js';
 
 let stack: Stack;
 let proxy: TcpProxy;
 const children: RunnerProcess[] = [];
-
-beforeAll(async () => {
-  stack = await startStack({ partitions: 2 });
-  const target = new URL(testDatabaseUrl());
-  proxy = await startTcpProxy(target.hostname || '127.0.0.1', Number(target.port || 5432));
-});
-afterAll(async () => {
-  for (const c of children) await kill(c);
-  await proxy.stop();
-  await stack.close();
-});
+stackForFile((s) => (stack = s), children, { partitions: 2, databaseProxy: (p) => (proxy = p) });
 
 function parkedRecord(reason: 'invalid' | 'rejected', seq: number): DeadLetterRecord {
   const at = new Date('2026-01-01T00:00:00Z');
