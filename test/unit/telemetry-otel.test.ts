@@ -1,7 +1,8 @@
 import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { INSTRUMENTS, noopTelemetry } from '../../src/telemetry/telemetry.js';
-import { partitionLag, ProcessedPositions } from '../../src/runner/telemetry.js';
+import { ProcessedPositions } from '../../src/runner/telemetry.js';
+import { partitionLag } from '../../src/hubs/checkpoints.js';
 import { findMetric, histogram, pointValue, testTelemetry } from '../support/metrics.js';
 
 const batch = (received: number, inserted: number, duplicates: number, invalid: number, rejected: number, transient: number, latencyMs: number) => ({
