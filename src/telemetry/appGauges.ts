@@ -11,7 +11,7 @@
  * one container client. A failed creation is retried at the next collection.
  */
 import type { ContainerClient } from '@azure/storage-blob';
-import { requireEventHubs, requireStorage, type EventHubsConnection, type HubsinkConfig, type StorageConnection } from '../config.js';
+import { ConfigError, requireEventHubs, requireStorage, type EventHubsConnection, type HubsinkConfig, type StorageConnection } from '../config.js';
 import { createConsumer, existingContainer, FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
 import { backlogSource, ingestLagSource, type HubScope, type PartitionPropertiesSource } from './hubGauges.js';
 import type { GaugeSources } from './telemetry.js';
@@ -49,7 +49,7 @@ export function appHubGauges(config: HubsinkConfig, opts: AppHubGaugeOptions = {
     conn = requireEventHubs(config);
     storage = requireStorage(config);
   } catch (err) {
-    return { on: false, reason: err instanceof Error ? err.message : String(err) };
+    return { on: false, reason: err instanceof ConfigError ? err.problems.join('; ') : String(err) };
   }
   const createClient = opts.createClient ?? defaultClient;
   const openContainer = opts.openContainer ?? defaultContainer;
