@@ -196,14 +196,30 @@ describe('Function App: ingest lag and dead-letter backlog from the host\'s chec
     await h.terminate[0]?.();
   });
 
-  test('storage unreachable: lag and backlog are skipped, the other gauges stay', async () => {
-    // A port nobody listens on: connections are refused.
-    const port = await new Promise<number>((resolve) => {
+  /** A port nobody listens on: connections are refused. */
+  const closedPort = () =>
+    new Promise<number>((resolve) => {
       const s = net.createServer().listen(0, '127.0.0.1', () => {
         const p = (s.address() as net.AddressInfo).port;
         s.close(() => resolve(p));
       });
     });
+
+  test('Event Hubs unreachable: lag and backlog are skipped, the other gauges stay', async () => {
+    const port = await closedPort();
+    const dead = emu.connectionString().replace(/Endpoint=sb:\/\/[^/;]+/, `Endpoint=sb://127.0.0.1:${port}`);
+    assert.notEqual(dead, emu.connectionString());
+    const h = harness(loadConfig(env({ EventHubConnection: dead })));
+    await h.load();
+    const rm = await h.reader.read();
+    assert.equal(findMetric(rm, LAG)?.dataPoints.length ?? 0, 0);
+    assert.equal(findMetric(rm, BACKLOG)?.dataPoints.length ?? 0, 0);
+    assert.equal(typeof pointValue(rm, POOL), 'number');
+    await h.terminate[0]?.();
+  });
+
+  test('storage unreachable: lag and backlog are skipped, the other gauges stay', async () => {
+    const port = await closedPort();
     const dead = testAzuriteConnection().replace(/BlobEndpoint=http:\/\/[^/;]+/, `BlobEndpoint=http://127.0.0.1:${port}`);
     assert.notEqual(dead, testAzuriteConnection(), 'the connection string names a blob endpoint');
     const h = harness(loadConfig(env({ AzureWebJobsStorage: dead })));
