@@ -13,7 +13,8 @@ module.exports = {
     { name: 'no-cycles', severity: 'error', comment: 'no import cycle, between modules or (with --collapse) between folders', from: {}, to: { circular: true } },
     { name: 'base-below-features', severity: 'error', comment: 'pipeline, db and hubs are below the features and entry points', from: { path: BASE }, to: { path: [FEATURES, ENTRY] } },
     { name: 'features-below-entry', severity: 'error', comment: 'features do not import the entry points', from: { path: FEATURES }, to: { path: ENTRY } },
-    { name: 'config-at-the-bottom', severity: 'error', comment: 'config imports nothing of the app', from: { path: '^src/config\\.ts$' }, to: { path: '^src/' } },
+    { name: 'config-at-the-bottom', severity: 'error', comment: 'config imports nothing of the app but the error base', from: { path: '^src/config\\.ts$' }, to: { path: '^src/', pathNot: '^src/errors\\.ts$' } },
+    { name: 'errors-at-the-bottom', severity: 'error', comment: 'the error base (src/errors.ts), which every layer may import, imports nothing of the app', from: { path: '^src/errors\\.ts$' }, to: { path: '^src/' } },
     {
       name: 'deployable-without-dev-tools',
       severity: 'error',

@@ -15,7 +15,7 @@
 import type pg from 'pg';
 import { DEFAULT_COPY_MIN_ROWS, loadConfig } from '../src/config.js';
 import { CopyAdvisor, copyChunk, copyText, encodeCopyText } from '../src/db/copyEvents.js';
-import { insertEventRows, insertEventsParams, insertEventsSql } from '../src/db/events.js';
+import { insertEventRows, insertEventsSql } from '../src/db/events.js';
 import { ident } from '../src/db/ident.js';
 import { TenantRegistry } from '../src/db/tenants.js';
 import { createGenerator } from '../src/generator/generator.js';
@@ -154,7 +154,6 @@ export async function benchIngest(
 ): Promise<IngestFigure[]> {
   const { raws, rows } = makeEvents(opts.events, `bench-ingest-${opts.events}`);
   const config = { ...loadConfig({}), schema };
-  const sql = insertEventsSql(schema);
   const allTenants = [...new Set(rows.map((r) => r.tenantId))].sort((a, b) => a - b);
   const out: IngestFigure[] = [];
   for (const streams of opts.streams) {
@@ -164,7 +163,7 @@ export async function benchIngest(
       const useCopy = size >= config.copyMinRows;
       // Encoded before any clock starts: the COPY reference and the statement figure time the server.
       const texts = rowStreams.map((s) => s.map((c) => Buffer.from(encodeCopyText(c), 'utf8')));
-      const params = useCopy ? [] : rowStreams.map((s) => s.map((c) => insertEventsParams(c)));
+      const statements = useCopy ? [] : rowStreams.map((s) => s.map((c) => insertEventsSql(schema, c)));
       const allRowChunks = rowStreams.flat();
       const tenantsPerBatch = allRowChunks.reduce((n, c) => n + new Set(c.map((r) => r.tenantId)).size, 0) / allRowChunks.length;
       const copy: number[] = [];
@@ -207,7 +206,9 @@ export async function benchIngest(
             rowStreams.map(async (stream, i) => {
               for (let j = 0; j < stream.length; j++) {
                 const c = stream[j] ?? [];
-                const n = useCopy ? (await copyChunk(pool, schema, c, upsert, advisor, texts[i]?.[j])).inserted : (await pool.query(sql, params[i]?.[j])).rows.length;
+                const st = statements[i]?.[j];
+                if (!useCopy && !st) throw new Error(`no statement prepared for stream ${i} chunk ${j}`);
+                const n = useCopy || !st ? (await copyChunk(pool, schema, c, upsert, advisor, texts[i]?.[j])).inserted : (await pool.query(st)).rows.length;
                 written += n;
               }
             }),

@@ -3,7 +3,7 @@
 // library they use (dist/functions.js) and the dashboard assets (dist/dashboard/, built by
 // build:dashboard). Dev tools (emulator, embedded PostgreSQL, Azurite, the local stack, the
 // generator, the CLI) are not reachable from src/functions, so they are not in it; the test
-// test/unit/deployable.test.ts checks that from the bundle's metafile.
+// test/integration/deployable.test.ts checks that from the bundle's metafile.
 import { build } from 'esbuild';
 import { cp, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';

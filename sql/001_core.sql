@@ -1,6 +1,7 @@
 -- Core tables. Written without schema qualification: the migrator runs this file with
--- search_path = <HUBSINK_SCHEMA>, public. Citus-only calls run only when the citus extension is
+-- search_path = <HUBSINK_SCHEMA>, pg_catalog. Citus-only calls run only when the citus extension is
 -- present, so the same file serves plain PostgreSQL and a Citus coordinator.
+-- (Comments and layout may change after a migration was applied; its statements may not.)
 
 -- Storefronts. Ingest registers unseen tenant ids here; events carry no foreign key to it, so an
 -- event from a brand-new storefront is never refused.
@@ -29,7 +30,7 @@ CREATE TABLE events (
   revenue            numeric(18,4),
   properties         jsonb,
   -- Rollup watermark. All writes go through the coordinator, so its sequence is a valid
-  -- high-water mark on Citus too (notes/citus.md).
+  -- high-water mark on Citus too (docs/design.md, "Citus facts the code depends on").
   ingest_seq         bigserial   NOT NULL,
   ingested_at        timestamptz NOT NULL DEFAULT now(),
   source_partition   text,

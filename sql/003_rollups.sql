@@ -1,6 +1,7 @@
 -- Rollups: minute, hour and day aggregates of events, folded in incrementally by `ingest_seq`
--- (src/db/rollups.ts). The column lists mirror src/rollups/definitions.ts; the integration test
--- rollups-schema checks that they agree.
+-- (src/rollups/run.ts). The column lists mirror src/rollups/definitions.ts; the test "migration:
+-- rollup tables match the definitions and the sketch profile the server supports"
+-- (test/integration/rollups-core.test.ts) checks that they agree.
 
 -- Distinct counts use HyperLogLog when the hll extension can be installed; otherwise the sketch
 -- columns are bigint[] K-minimum-values sketches (src/rollups/sketches.ts). The extension goes into

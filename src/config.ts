@@ -4,8 +4,10 @@
  * Names follow docs/design.md ("Configuration names") so the same app settings work in Azure, under `func start` and standalone.
  */
 import { z } from 'zod';
+import { HubsinkError } from './errors.js';
 
-export class ConfigError extends Error {
+export class ConfigError extends HubsinkError {
+  readonly kind = 'config';
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
     this.name = 'ConfigError';

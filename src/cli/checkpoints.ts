@@ -26,6 +26,7 @@ import {
   type StoredOwnership,
 } from '../hubs/checkpoints.js';
 import { ago, formatTable, isoSeconds, jsonSafe } from '../deadletters/format.js';
+import { FailedError, RefusedError } from '../errors.js';
 import { parsePositiveInt, parseTime, UsageError } from './program.js';
 
 const HUB_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,254}[A-Za-z0-9])?$/;
@@ -181,9 +182,7 @@ export function register(program: Command): void {
       const container = await openContainer(requireStorage(cfg), o.container);
       if (!(await container.exists())) {
         // Nothing to rewind, and creating it here would hide a wrong --container.
-        process.stderr.write(`hubsink: blob container ${o.container} does not exist: no consumer has checkpointed there (check --container)\n`);
-        process.exitCode = 1;
-        return;
+        throw new FailedError(`blob container ${o.container} does not exist: no consumer has checkpointed there (check --container)`);
       }
       const reader = await openConsumer(cfg, o.hub, o.readConsumerGroup ?? o.consumerGroup);
       try {
@@ -192,13 +191,11 @@ export function register(program: Command): void {
         const live = liveOwnership(await readOwnership(container, scope), now, o.staleAfter * 1000);
         if (live.length > 0 && o.force !== true) {
           const who = live.map((l) => `partition ${l.partitionId} by ${l.ownerId} (renewed ${l.lastModified ? ago(l.lastModified, now) : 'recently'})`).join(', ');
-          process.stderr.write(
-            `hubsink: refusing to rewind ${o.hub}/${o.consumerGroup}: a consumer is running (ownership held: ${who}).\n` +
+          throw new RefusedError(
+            `refusing to rewind ${o.hub}/${o.consumerGroup}: a consumer is running (ownership held: ${who}).\n` +
               'A running consumer keeps its position in memory and would overwrite the rewound checkpoints with its next one.\n' +
-              `Stop the Function App or runner, wait until ownership is older than ${o.staleAfter} s, then run this again (or pass --force).\n`,
+              `Stop the Function App or runner, wait until ownership is older than ${o.staleAfter} s, then run this again (or pass --force).`,
           );
-          process.exitCode = 1;
-          return;
         }
         const states = await partitionStates(reader);
         const checkpoints = await readCheckpoints(container, scope);
@@ -206,14 +203,12 @@ export function register(program: Command): void {
         // TIME: writing one there could skip events it never read.
         const missing = states.filter((p) => !checkpoints.has(p.partitionId) && !p.isEmpty).map((p) => p.partitionId);
         if (o.to && missing.length > 0 && o.force !== true) {
-          process.stderr.write(
-            `hubsink: refusing to rewind ${o.hub}/${o.consumerGroup} to ${o.to.toISOString()}: partition(s) ${missing.join(', ')} have no checkpoint.\n` +
+          throw new RefusedError(
+            `refusing to rewind ${o.hub}/${o.consumerGroup} to ${o.to.toISOString()}: partition(s) ${missing.join(', ')} have no checkpoint.\n` +
               'Without a checkpoint the consumer starts at its initial position: `initialOffsetOptions` in host.json for the Function App\n' +
               '(hubsink ships `fromStart`), `--start` for `hubsink run` (default earliest). Writing a checkpoint at TIME could move it\n' +
-              'forward past events it never read. Use --to-start, or pass --force to write checkpoints at TIME anyway.\n',
+              'forward past events it never read. Use --to-start, or pass --force to write checkpoints at TIME anyway.',
           );
-          process.exitCode = 1;
-          return;
         }
         const actions: RewindAction[] = [];
         for (const p of states) {

@@ -10,7 +10,7 @@ import { migrate } from '../db/migrate.js';
 import { describeMaintenance } from '../db/partitions.js';
 import { createPool } from '../db/pool.js';
 import { maintain } from '../partitions/maintain.js';
-import { parsePositiveInt, UsageError } from './program.js';
+import { finishWith, parsePositiveInt, UsageError } from './program.js';
 
 function schemaOption(value: string | undefined, fallback: string): string {
   const schema = value ?? fallback;
@@ -86,7 +86,7 @@ export function register(program: Command): void {
           for (const k of r.kept) process.stderr.write(`hubsink: kept ${k.name}: ${k.reason}\n`);
           if (r.created.length + r.dropped.length + r.kept.length === 0) process.stderr.write(`partitions of ${schema}.events are up to date\n`);
         }
-        if (r.kept.length > 0) process.exitCode = 1;
+        if (r.kept.length > 0) finishWith('failed');
       } finally {
         await pool.end();
       }

@@ -26,9 +26,10 @@ import { formatBody, formatTable, isoSeconds, jsonSafe, oneLine, bodyText } from
 import { createProgress } from '../deadletters/progress.js';
 import { failed, replayParked, type ReplayItem } from '../deadletters/replay.js';
 import { FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
-import { replayHub, ReplayUsageError, type ReplayFrom } from '../deadletters/replayHub.js';
+import { replayHub, type ReplayFrom } from '../deadletters/replayHub.js';
+import { FailedError } from '../errors.js';
 import { checkpointLag, lagTable, openConsumer, openContainer, parseConsumerGroup, parseContainer, parseTimeOption, type ShowResult } from './checkpoints.js';
-import { parsePositiveInt, UsageError } from './program.js';
+import { finishWith, parsePositiveInt, UsageError } from './program.js';
 
 function parseReason(value: string): ParkReason {
   const r = PARK_REASONS.find((x) => x === value);
@@ -194,11 +195,7 @@ export function register(program: Command): void {
     .action((id: number, o: { json?: boolean }) =>
       withPool(async (pool, cfg) => {
         const d = await getDeadLetter(pool, cfg.schema, id);
-        if (!d) {
-          err(`hubsink: no dead letter with id ${id}`);
-          process.exitCode = 1;
-          return;
-        }
+        if (!d) throw new FailedError(`no dead letter with id ${id}`);
         if (o.json) {
           const text = bodyText(d.body);
           out(JSON.stringify(jsonSafe({ ...d, body: { base64: d.body.toString('base64'), ...(text !== undefined ? { text } : {}) } })));
@@ -262,7 +259,7 @@ export function register(program: Command): void {
           `${o.dryRun ? 'dry run: ' : ''}${summary.processed} of ${summary.selected} selected: ${verb} ${summary.inserted}, already present ${summary.alreadyPresent}, ` +
             `still invalid ${summary.stillInvalid}, still rejected ${summary.stillRejected}${summary.stoppedBy ? `; stopped: ${summary.stoppedBy}` : ''}`,
         );
-        if (failed(summary)) process.exitCode = 1;
+        if (failed(summary)) finishWith('failed');
       }),
     );
 
@@ -330,10 +327,7 @@ export function register(program: Command): void {
               `already parked ${s.alreadyParked}, undecodable ${s.undecodable}, parked rows marked replayed ${s.markedReplayed}` +
               `${s.complete ? '; complete' : `; stopped: ${s.stoppedBy ?? 'unknown'} (run again to resume)`}`,
           );
-          if (!s.complete || stillFailing > 0) process.exitCode = 1;
-        } catch (e) {
-          if (e instanceof ReplayUsageError) throw new UsageError(e.message);
-          throw e;
+          if (!s.complete || stillFailing > 0) finishWith('failed');
         } finally {
           process.removeListener('SIGINT', onSignal);
           process.removeListener('SIGTERM', onSignal);

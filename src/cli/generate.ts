@@ -11,7 +11,7 @@ import { createGenerator, type GeneratorStats } from '../generator/generator.js'
 import { sendGenerated } from '../generator/send.js';
 import { createProducer } from '../hubs/clients.js';
 import { stderrLogger, waitForShutdown } from '../runner/process.js';
-import { parsePositiveInt, parseProbability, parseSeconds, UsageError } from './program.js';
+import { checkEventHubsConnection, checkGeneratorShares, parsePositiveInt, parseProbability, parseSeconds } from './program.js';
 
 
 function parsePositiveNumber(value: string): number {
@@ -73,10 +73,10 @@ export function register(program: Command): void {
       const cfg = loadConfig();
       let conn: EventHubsConnection;
       if (opts.connection !== undefined) {
-        if (!/(^|;)\s*Endpoint\s*=\s*sb:\/\//i.test(opts.connection)) throw new UsageError('--connection: not an Event Hubs connection string (Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...)');
+        checkEventHubsConnection('connection', opts.connection);
         conn = { kind: 'connectionString', connectionString: opts.connection };
       } else conn = requireEventHubs(cfg);
-      if (opts.duplicates + opts.malformed >= 1) throw new UsageError('--duplicates plus --malformed must stay below 1');
+      checkGeneratorShares(opts);
       const hub = opts.hub ?? cfg.ingestHub;
       const seed = opts.seed ?? randomBytes(6).toString('hex');
       const log = stderrLogger();

@@ -12,10 +12,10 @@ import { detectCapabilities } from '../db/capabilities.js';
 import { ident } from '../db/ident.js';
 import { createPool } from '../db/pool.js';
 import { configureSession } from '../db/session.js';
-import { CsvMappingError, parseMaps } from '../import/csvMap.js';
+import { parseMaps } from '../import/csvMap.js';
 import { failed, MAX_AGE_LIMIT_DAYS, runImport, type ImportSummary } from '../import/importer.js';
-import { resolveSources, SourceError, type ImportFormat, type ImportSource } from '../import/sources.js';
-import { EXIT_FAILURE, EXIT_OK, parsePositiveInt, UsageError } from './program.js';
+import { resolveSources, type ImportFormat, type ImportSource } from '../import/sources.js';
+import { finishWith, parsePositiveInt, UsageError } from './program.js';
 
 interface ImportCliOptions {
   format?: ImportFormat;
@@ -138,22 +138,10 @@ export function register(program: Command): void {
         if (err.code !== 'EPIPE') throw err;
       });
       const cfg = loadConfig();
-      let maps;
-      try {
-        maps = parseMaps(opts.map);
-      } catch (err) {
-        if (err instanceof CsvMappingError) throw new UsageError(err.message);
-        throw err;
-      }
+      const maps = parseMaps(opts.map);
       const maxAgeDays = opts.maxAge ?? cfg.retentionDays;
       if (maxAgeDays > MAX_AGE_LIMIT_DAYS) throw new UsageError(`HUBSINK_RETENTION_DAYS ${maxAgeDays} is above the import limit of ${MAX_AGE_LIMIT_DAYS} days: give --max-age`);
-      let sources: ImportSource[];
-      try {
-        sources = await resolveSources(args, { ...(cfg.storage ? { storage: cfg.storage } : {}), ...(opts.format ? { format: opts.format } : {}) });
-      } catch (err) {
-        if (err instanceof SourceError) throw new UsageError(err.message);
-        throw err;
-      }
+      const sources = await resolveSources(args, { ...(cfg.storage ? { storage: cfg.storage } : {}), ...(opts.format ? { format: opts.format } : {}) });
       if (!opts.dryRun) requireDatabase(cfg);
       if (maxAgeDays > cfg.retentionDays && !opts.dryRun) {
         process.stderr.write(
@@ -206,7 +194,7 @@ export function register(program: Command): void {
         });
         bar.stop();
         process.stdout.write(opts.json ? `${JSON.stringify(summary)}\n` : formatSummary(summary));
-        process.exitCode = failed(summary) ? EXIT_FAILURE : EXIT_OK;
+        if (failed(summary)) finishWith('failed');
       } finally {
         bar.stop();
         process.off('SIGINT', onInt);

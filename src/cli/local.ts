@@ -12,7 +12,7 @@ import type { Logger, LogLevel } from '../runner/checkpointingConsumer.js';
 import { exitSoonAfterShutdown, waitForShutdown } from '../runner/process.js';
 import { describeError } from '../pipeline/classify.js';
 import { escapeControls, redactSecrets } from '../pipeline/terminal.js';
-import { parseNonNegativeInt, parsePort, parsePositiveInt, parseProbability, parseSeconds, resolveSecret, UsageError } from './program.js';
+import { checkEventHubsConnection, checkGeneratorShares, parseNonNegativeInt, parsePort, parsePositiveInt, parseProbability, parseSeconds, resolveSecret, UsageError } from './program.js';
 
 
 interface LocalCliOptions {
@@ -107,10 +107,8 @@ export function register(program: Command): void {
       if (databaseUrl !== undefined) opts.databaseUrl = databaseUrl;
       if (eventhubConnection !== undefined) opts.eventhubConnection = eventhubConnection;
       if (opts.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(opts.databaseUrl)) throw new UsageError('--database-url: expected postgres://user:password@host:port/database');
-      if (opts.eventhubConnection !== undefined && !/(^|;)\s*Endpoint\s*=\s*sb:\/\//i.test(opts.eventhubConnection)) {
-        throw new UsageError('--eventhub-connection: not an Event Hubs connection string (Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...)');
-      }
-      if (opts.duplicates + opts.malformed >= 1) throw new UsageError('--duplicates plus --malformed must stay below 1');
+      if (opts.eventhubConnection !== undefined) checkEventHubsConnection('eventhub-connection', opts.eventhubConnection);
+      checkGeneratorShares(opts);
       // Settings problems are reported before anything starts.
       loadConfig();
       if (!isStackChild()) {

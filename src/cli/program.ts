@@ -1,20 +1,48 @@
 /**
  * Shared CLI plumbing. Commands live in their own modules and register themselves here; they get
- * configuration through `loadConfig` (parsed once per process) and report usage errors with exit
- * code 2, runtime failures with 1, as Unix tools do.
+ * configuration through `loadConfig` (parsed once per process) and throw errors of a kind
+ * (src/errors.ts); `runCli` turns the kind into the exit status, in the one table `EXIT_CODES`:
+ * 2 for bad arguments or settings, 1 when the work failed, as Unix tools do.
  */
 import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { escapeControls, redactSecrets } from '../pipeline/terminal.js';
+import { errorKind, HubsinkError, type ErrorKind } from '../errors.js';
 
-export class UsageError extends Error {
+export class UsageError extends HubsinkError {
+  readonly kind = 'usage';
   override name = 'UsageError';
 }
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+
+/** The one place where a kind of error becomes an exit status (docs/design.md, "Errors"). */
+export const EXIT_CODES: Readonly<Record<ErrorKind, number>> = {
+  usage: EXIT_USAGE,
+  config: EXIT_USAGE,
+  refused: EXIT_FAILURE,
+  unavailable: EXIT_FAILURE,
+  busy: EXIT_FAILURE,
+  failed: EXIT_FAILURE,
+};
+
+/** Pure: the exit status for what a command threw (commander's own errors included). */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+  return EXIT_CODES[errorKind(err)];
+}
+
+/**
+ * For a command that has printed its whole report (a summary, a table) but whose work did not all
+ * succeed: the exit status of `kind`, with nothing more said. A later, milder call does not lower it.
+ */
+export function finishWith(kind: ErrorKind): void {
+  const prior = typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
+  process.exitCode = Math.max(prior, EXIT_CODES[kind]);
+}
 
 /** Parses a positive integer option, or fails with a usage error naming the option. */
 export function parsePositiveInt(value: string): number {
@@ -60,6 +88,16 @@ export function parseTime(value: string, now: () => Date = () => new Date()): Da
     throw new InvalidArgumentError('expected an ISO-8601 time (2026-01-31T12:00:00Z) or an age such as 30m, 6h, 2d');
   }
   return d;
+}
+
+/** Refuses a value of `--flag` that is not an Event Hubs connection string (before anything connects). */
+export function checkEventHubsConnection(flag: string, value: string): void {
+  if (!/(^|;)\s*Endpoint\s*=\s*sb:\/\//i.test(value)) throw new UsageError(`--${flag}: not an Event Hubs connection string (Endpoint=sb://...;SharedAccessKeyName=...;SharedAccessKey=...)`);
+}
+
+/** The generator's shares of re-sent and malformed events leave room for good ones. */
+export function checkGeneratorShares(opts: { duplicates: number; malformed: number }): void {
+  if (opts.duplicates + opts.malformed >= 1) throw new UsageError('--duplicates plus --malformed must stay below 1');
 }
 
 /**
@@ -112,24 +150,13 @@ export async function runCli(program: Command, argv: string[]): Promise<number> 
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT_OK;
   } catch (err) {
-    if (err instanceof CommanderError) {
-      // --help and --version arrive here too, with exit code 0.
-      if (err.exitCode === 0) return EXIT_OK;
-      return EXIT_USAGE;
-    }
+    // Commander has printed its own message (and --help and --version arrive here, with 0).
+    if (err instanceof CommanderError) return exitCodeOf(err);
     // Messages may quote settings or what a server said: escaped and with secrets redacted.
-    const say = (msg: string): void => void process.stderr.write(`hubsink: ${escapeControls(redactSecrets(msg), { multiline: true })}\n`);
-    if (err instanceof UsageError) {
-      say(err.message);
-      return EXIT_USAGE;
-    }
-    const { ConfigError } = await import('../config.js');
-    if (err instanceof ConfigError) {
-      say(err.message);
-      return EXIT_USAGE;
-    }
-    say(err instanceof Error ? err.message : String(err));
-    if (process.env.HUBSINK_DEBUG) process.stderr.write(`${debugDump(err)}\n`);
-    return EXIT_FAILURE;
+    process.stderr.write(`hubsink: ${escapeControls(redactSecrets(err instanceof Error ? err.message : String(err)), { multiline: true })}\n`);
+    const code = exitCodeOf(err);
+    // A usage or settings message is the whole story; for a failure HUBSINK_DEBUG shows the rest.
+    if (process.env.HUBSINK_DEBUG && code !== EXIT_USAGE) process.stderr.write(`${debugDump(err)}\n`);
+    return code;
   }
 }

@@ -10,7 +10,6 @@ import { createPool } from '../db/pool.js';
 import {
   describeCycle,
   pruneRollups,
-  RebuildRangeError,
   rebuildProblems,
   rebuildRollups,
   rollupCycle,
@@ -19,6 +18,7 @@ import {
   type RollupRunResult,
   type RollupStatus,
 } from '../rollups/run.js';
+import { FailedError } from '../errors.js';
 import { parsePositiveInt, parseTime, UsageError } from './program.js';
 
 function schemaOption(value: string | undefined, cfg: HubsinkConfig): string {
@@ -127,10 +127,7 @@ export function register(program: Command): void {
         }));
         if (opts.json) out(JSON.stringify({ runs: runs.length, caughtUp, rollups: totals, pruned }));
         else out(totals.map((t) => `${t.name}\t(${t.fromSeq}, ${t.toSeq}]\trows=${t.rows}\truns=${runs.length}\t${caughtUp ? 'caught up' : 'behind'}`).join('\n'));
-        if (!caughtUp) {
-          process.stderr.write(`hubsink: not caught up after ${runs.length} runs (raise --max-runs or --max-rows)\n`);
-          process.exitCode = 1;
-        }
+        if (!caughtUp) throw new FailedError(`not caught up after ${runs.length} runs (raise --max-runs or --max-rows)`);
       } finally {
         await pool.end();
       }
@@ -159,9 +156,7 @@ export function register(program: Command): void {
         const caps = await detectCapabilities(pool);
         // The guard against erasing history takes the oldest partition that exists (not this
         // shell's HUBSINK_RETENTION_DAYS, which may not be the app's): a refusal is a usage error.
-        const results = await rebuildRollups(pool, schema, { ...request, caps, dimensions: cfg.rollupDimensions }).catch((err: unknown) => {
-          throw err instanceof RebuildRangeError ? new UsageError(err.message) : err;
-        });
+        const results = await rebuildRollups(pool, schema, { ...request, caps, dimensions: cfg.rollupDimensions });
         if (opts.json) out(JSON.stringify({ tenantId: opts.tenant, rollups: results }));
         else {
           out(

@@ -2,7 +2,8 @@
  * What the connected server offers. Backend differences are decided from this data in one place
  * instead of probing the server again wherever they matter.
  */
-import type pg from 'pg';
+import type { Queryable } from './queryable.js';
+import type { Statement } from './statement.js';
 
 export interface Capabilities {
   citus: boolean;
@@ -14,10 +15,15 @@ export interface Capabilities {
   serverVersionNum: number;
 }
 
-export const CAPABILITIES_SQL = `SELECT current_setting('server_version_num')::int AS server_version_num,
+export function capabilitiesSql(): Statement {
+  return {
+    text: `SELECT current_setting('server_version_num')::int AS server_version_num,
   (SELECT extversion FROM pg_extension WHERE extname = 'citus') AS citus_version,
   EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'hll') AS hll_available,
-  EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hll') AS hll_installed`;
+  EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'hll') AS hll_installed`,
+    values: [],
+  };
+}
 
 interface Row {
   server_version_num: number;
@@ -42,11 +48,11 @@ export function capabilitiesFromRow(row: Row): Capabilities {
  * settings chosen from the answer (configureSession) apply to new connections only, and none
  * should stay in the pool without them.
  */
-export async function detectCapabilities(pool: pg.Pool | pg.PoolClient): Promise<Capabilities> {
+export async function detectCapabilities(pool: Queryable): Promise<Capabilities> {
   const client = 'release' in pool ? pool : await pool.connect();
   let rows: Row[];
   try {
-    ({ rows } = await client.query<Row>(CAPABILITIES_SQL));
+    ({ rows } = await client.query<Row>(capabilitiesSql()));
   } finally {
     if (client !== pool) client.release(true);
   }

@@ -20,6 +20,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { classifyError, sqlState } from '../pipeline/classify.js';
 import type { EventRow } from '../pipeline/types.js';
 import { ident } from './ident.js';
+import type { Statement } from './statement.js';
 
 /** The columns COPY fills, in the order of encodeCopyText's fields. */
 export const COPY_COLUMNS = [
@@ -53,12 +54,27 @@ export function copyEventsSql(schema: string): string {
  * join over a just-truncated or fast-growing table scans it whole); the occurred_at range lets the
  * planner drop the partitions no key can be in before it runs.
  */
-export function probeEventsSql(schema: string): string {
-  return (
-    'SELECT u.i::int AS i FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[]) WITH ORDINALITY AS u(t, e, o, i) ' +
-    `CROSS JOIN LATERAL (SELECT 1 FROM ${ident(schema)}.events v ` +
-    'WHERE v.tenant_id = u.t AND v.event_id = u.e AND v.occurred_at = u.o AND v.occurred_at BETWEEN $4::timestamptz AND $5::timestamptz LIMIT 1) x'
-  );
+export function probeEventsSql(schema: string, rows: readonly EventRow[]): Statement {
+  let min = Infinity;
+  let max = -Infinity;
+  const tenants: number[] = new Array<number>(rows.length);
+  const ids: string[] = new Array<string>(rows.length);
+  const times: string[] = new Array<string>(rows.length);
+  rows.forEach((r, i) => {
+    const t = r.occurredAt.getTime();
+    if (t < min) min = t;
+    if (t > max) max = t;
+    tenants[i] = r.tenantId;
+    ids[i] = r.eventId;
+    times[i] = r.occurredAt.toISOString();
+  });
+  return {
+    text:
+      'SELECT u.i::int AS i FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[]) WITH ORDINALITY AS u(t, e, o, i) ' +
+      `CROSS JOIN LATERAL (SELECT 1 FROM ${ident(schema)}.events v ` +
+      'WHERE v.tenant_id = u.t AND v.event_id = u.e AND v.occurred_at = u.o AND v.occurred_at BETWEEN $4::timestamptz AND $5::timestamptz LIMIT 1) x',
+    values: [tenants, ids, times, new Date(min).toISOString(), new Date(max).toISOString()],
+  };
 }
 
 const SPECIAL = /[\\\n\r\t]/;
@@ -205,20 +221,7 @@ export interface CopyChunkResult {
 
 /** Positions (0-based) of rows whose key exists already. */
 async function probe(client: pg.PoolClient, schema: string, rows: readonly EventRow[]): Promise<Set<number>> {
-  let min = Infinity;
-  let max = -Infinity;
-  const tenants: number[] = new Array<number>(rows.length);
-  const ids: string[] = new Array<string>(rows.length);
-  const times: string[] = new Array<string>(rows.length);
-  rows.forEach((r, i) => {
-    const t = r.occurredAt.getTime();
-    if (t < min) min = t;
-    if (t > max) max = t;
-    tenants[i] = r.tenantId;
-    ids[i] = r.eventId;
-    times[i] = r.occurredAt.toISOString();
-  });
-  const res = await client.query<{ i: number }>(probeEventsSql(schema), [tenants, ids, times, new Date(min).toISOString(), new Date(max).toISOString()]);
+  const res = await client.query<{ i: number }>(probeEventsSql(schema, rows));
   return new Set(res.rows.map((r) => r.i - 1));
 }
 

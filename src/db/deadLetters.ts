@@ -8,23 +8,17 @@
  * brought back by a redelivery.
  */
 import { createHash } from 'node:crypto';
-import type pg from 'pg';
 import { clampDate } from '../pipeline/deadletter.js';
 import type { DeadLetterRecord } from '../pipeline/types.js';
 import { ident } from './ident.js';
+import type { Queryable } from './queryable.js';
+import type { Statement } from './statement.js';
 import { classifyError, describeError, sqlState } from '../pipeline/classify.js';
 
 export type ParkReason = 'invalid' | 'rejected';
 export const PARK_REASONS: readonly ParkReason[] = ['invalid', 'rejected'];
 export type DeadLetterStatus = 'parked' | 'replayed' | 'discarded';
 export const DEAD_LETTER_STATUSES: readonly DeadLetterStatus[] = ['parked', 'replayed', 'discarded'];
-
-type Queryable = pg.Pool | pg.PoolClient;
-
-export interface Statement {
-  text: string;
-  values: unknown[];
-}
 
 // ---------------------------------------------------------------------------------------------
 // Values that PostgreSQL text and jsonb cannot hold as they are.
@@ -140,22 +134,20 @@ const PARK_COLUMNS: readonly (readonly [column: string, arrayType: string, value
   ['last_failure_at', 'timestamptz[]', (r) => clampTime(r.lastFailureAt)],
 ];
 
-/** Pure: the park statement. Same text for every batch. */
-export function parkSql(schema: string): string {
+/**
+ * Pure: the park statement of these records, one array per column. Same text for every batch.
+ * Refuses what must never be parked (transient failures wait on the hub).
+ */
+export function parkSql(schema: string, records: readonly DeadLetterRecord[]): Statement {
   const cols = PARK_COLUMNS.map(([c]) => c).join(', ');
   const params = PARK_COLUMNS.map(([, t], i) => `$${i + 1}::${t}`).join(', ');
-  return (
+  const text =
     `INSERT INTO ${ident(schema)}.dead_letters (${cols}) SELECT * FROM unnest(${params}) ` +
-    'ON CONFLICT ON CONSTRAINT dead_letters_source_key DO NOTHING RETURNING id, reason'
-  );
-}
-
-/** Pure: one array per column. Refuses what must never be parked (transient failures wait on the hub). */
-export function parkParams(records: readonly DeadLetterRecord[]): unknown[][] {
+    'ON CONFLICT ON CONSTRAINT dead_letters_source_key DO NOTHING RETURNING id, reason';
   for (const r of records) {
     if (!PARK_REASONS.includes(r.reason as ParkReason)) throw new Error(`only invalid or rejected events are parked, not ${r.reason}`);
   }
-  return PARK_COLUMNS.map(([, , value]) => records.map(value));
+  return { text, values: PARK_COLUMNS.map(([, , value]) => records.map(value)) };
 }
 
 export interface ParkResult {
@@ -287,9 +279,10 @@ export async function parkDeadLetters(db: Queryable, schema: string, records: re
   const byReason: Record<ParkReason, number> = { invalid: 0, rejected: 0 };
   const ids: number[] = [];
   if (records.length === 0) return { parked: 0, ids, byReason, alreadyParked: 0 };
-  const text = parkSql(schema);
+  // A bad schema name is the caller's error, thrown before anything is tried (or bisected).
+  ident(schema);
   const insert = async (group: readonly DeadLetterRecord[]): Promise<void> => {
-    const res = await db.query<{ id: string; reason: ParkReason }>(text, parkParams(group));
+    const res = await db.query<{ id: string; reason: ParkReason }>(parkSql(schema, group));
     for (const r of res.rows) {
       byReason[r.reason]++;
       ids.push(Number(r.id));
@@ -337,7 +330,7 @@ export async function parkDeadLetters(db: Queryable, schema: string, records: re
   return { parked: ids.length, ids, byReason, alreadyParked: records.length - ids.length };
 }
 
-/** Pure: the source key of a record, exactly as parkParams writes it. */
+/** Pure: the source key of a record, exactly as parkSql writes it. */
 export function sourceKeyValues(records: readonly DeadLetterRecord[]): unknown[][] {
   const keyColumns = ['source_hub', 'source_partition', 'source_sequence', 'source_enqueued_at', 'body_sha256'];
   return keyColumns.map((c) => {
@@ -528,13 +521,13 @@ export function parkedFromRow(r: FullRow): ParkedDeadLetter {
 
 export async function listDeadLetters(db: Queryable, schema: string, f: DeadLetterFilter, limit: number): Promise<ParkedSummary[]> {
   const st = listSql(schema, f, limit);
-  const { rows } = await db.query<SummaryRow>(st.text, st.values);
+  const { rows } = await db.query<SummaryRow>(st);
   return rows.map(summaryFromRow);
 }
 
 export async function fetchDeadLetters(db: Queryable, schema: string, f: DeadLetterFilter, limit: number): Promise<ParkedDeadLetter[]> {
   const st = fullRowsSql(schema, f, limit);
-  const { rows } = await db.query<FullRow>(st.text, st.values);
+  const { rows } = await db.query<FullRow>(st);
   return rows.map(parkedFromRow);
 }
 
@@ -545,7 +538,7 @@ export async function getDeadLetter(db: Queryable, schema: string, id: number): 
 
 export async function countDeadLetters(db: Queryable, schema: string, f: DeadLetterFilter): Promise<number> {
   const st = countSql(schema, f);
-  const { rows } = await db.query<{ n: string }>(st.text, st.values);
+  const { rows } = await db.query<{ n: string }>(st);
   return Number(rows[0]?.n ?? 0);
 }
 
@@ -582,10 +575,10 @@ export function statsSql(schema: string, opts: { tenants: number; days: number }
 
 export async function deadLetterStats(db: Queryable, schema: string, opts: { tenants: number; days: number }): Promise<DeadLetterStats> {
   const st = statsSql(schema, opts);
-  const a = await db.query<{ status: DeadLetterStatus; reason: ParkReason; n: string }>(st.byStatusReason.text, st.byStatusReason.values);
-  const b = await db.query<{ tenant_id: string | null; n: string }>(st.byTenant.text, st.byTenant.values);
-  const c = await db.query<{ day: string; reason: ParkReason; n: string }>(st.byDay.text, st.byDay.values);
-  const d = await db.query<{ oldest: Date | null }>(st.oldest.text, st.oldest.values);
+  const a = await db.query<{ status: DeadLetterStatus; reason: ParkReason; n: string }>(st.byStatusReason);
+  const b = await db.query<{ tenant_id: string | null; n: string }>(st.byTenant);
+  const c = await db.query<{ day: string; reason: ParkReason; n: string }>(st.byDay);
+  const d = await db.query<{ oldest: Date | null }>(st.oldest);
   return {
     byStatusReason: a.rows.map((r) => ({ status: r.status, reason: r.reason, count: Number(r.n) })),
     byTenant: b.rows.map((r) => ({ tenantId: r.tenant_id === null ? null : Number(r.tenant_id), count: Number(r.n) })),
@@ -639,7 +632,7 @@ export function discardSql(schema: string, f: Omit<DeadLetterFilter, 'status'>, 
 }
 
 async function idsOf(db: Queryable, st: Statement): Promise<number[]> {
-  const { rows } = await db.query<{ id: string }>(st.text, st.values);
+  const { rows } = await db.query<{ id: string }>(st);
   return rows.map((r) => Number(r.id));
 }
 
@@ -693,7 +686,7 @@ export async function existingEventKeys(db: Queryable, schema: string, keys: rea
   if (keys.length === 0) return new Set();
   const wanted = new Set(keys.map(eventKey));
   const st = existingEventKeysSql(schema, keys);
-  const { rows } = await db.query<{ tenant_id: string; event_id: string; occurred_at: Date }>(st.text, st.values);
+  const { rows } = await db.query<{ tenant_id: string; event_id: string; occurred_at: Date }>(st);
   const found = new Set<string>();
   for (const r of rows) {
     const k = eventKey({ tenantId: Number(r.tenant_id), eventId: r.event_id, occurredAt: r.occurred_at });

@@ -5,10 +5,13 @@
  */
 import type pg from 'pg';
 import { DEFAULT_COPY_MIN_ROWS } from '../config.js';
+import { backoffDelay, type BackoffPolicy } from '../pipeline/backoff.js';
 import { classifyError, DatabaseUnavailableError, describeError, sqlState } from '../pipeline/classify.js';
 import type { EventRow } from '../pipeline/types.js';
 import { copyChunk } from './copyEvents.js';
 import { ident } from './ident.js';
+import type { Queryable } from './queryable.js';
+import type { Statement } from './statement.js';
 import { createDayPartitions, daysInWindow } from './partitionsOnDemand.js';
 import type { TenantRegistry } from './tenants.js';
 
@@ -36,29 +39,29 @@ const COLUMNS: readonly (readonly [column: string, arrayType: string, value: (r:
   ['source_enqueued_at', 'timestamptz[]', (r) => r.raw.source.enqueuedTime.toISOString()],
 ];
 
-/** Pure: the insert statement for a schema. Same text for every batch, so it can be prepared. */
-export function insertEventsSql(schema: string): string {
+/**
+ * Pure: the insert of these rows: one array per column, in parameter order. The text is the same
+ * for every batch of a schema, so the server can reuse its plan.
+ */
+export function insertEventsSql(schema: string, rows: readonly EventRow[]): Statement {
   const cols = COLUMNS.map(([c]) => c).join(', ');
   const params = COLUMNS.map(([, t], i) => `$${i + 1}::${t}`).join(', ');
-  return (
-    `INSERT INTO ${ident(schema)}.events (${cols}) ` +
-    `SELECT * FROM unnest(${params}) ` +
-    'ON CONFLICT (tenant_id, event_id, occurred_at) DO NOTHING RETURNING 1'
-  );
-}
-
-/** Pure: one array per column, in parameter order. */
-export function insertEventsParams(rows: readonly EventRow[]): unknown[][] {
-  return COLUMNS.map(([, , value]) => rows.map(value));
+  return {
+    text:
+      `INSERT INTO ${ident(schema)}.events (${cols}) ` +
+      `SELECT * FROM unnest(${params}) ` +
+      'ON CONFLICT (tenant_id, event_id, occurred_at) DO NOTHING RETURNING 1',
+    values: COLUMNS.map(([, , value]) => rows.map(value)),
+  };
 }
 
 export async function insertEventRows(
-  client: pg.Pool | pg.PoolClient,
+  client: Queryable,
   schema: string,
   rows: readonly EventRow[],
 ): Promise<{ inserted: number; duplicates: number }> {
   if (rows.length === 0) return { inserted: 0, duplicates: 0 };
-  const res = await client.query(insertEventsSql(schema), insertEventsParams(rows));
+  const res = await client.query(insertEventsSql(schema, rows));
   // res.rows, not res.rowCount: on Citus the command tag counts rows attempted.
   const inserted = res.rows.length;
   return { inserted, duplicates: rows.length - inserted };
@@ -120,16 +123,10 @@ export interface WriteOutcome {
   createdPartitions: string[];
 }
 
-export const BACKOFF_BASE_MS = 100;
-export const BACKOFF_CAP_MS = 5_000;
+/** Backoff between transient failures of one statement: short, since the batch waits on it. */
+export const WRITE_BACKOFF: BackoffPolicy = { baseMs: 100, capMs: 5_000 };
 /** A bound on attempts per statement even if the clock does not move (an injected clock, say). */
 export const MAX_ATTEMPTS = 200;
-
-/** Pure: delay before retry number `attempt` (1-based): exponential, capped, half of it jittered. */
-export function backoffDelay(attempt: number, random: number): number {
-  const exp = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(attempt - 1, 20));
-  return Math.round(exp / 2 + (exp / 2) * random);
-}
 
 /** Pure: consecutive slices of at most `size`. */
 export function chunk<T>(rows: readonly T[], size: number): T[][] {
@@ -235,7 +232,7 @@ export async function writeEvents(pool: pg.Pool, schema: string, rows: readonly 
         }
         out.retries++;
         opts.onRetry?.(attempts, failure);
-        await sleep(Math.min(left, backoffDelay(attempts, random())));
+        await sleep(Math.min(left, backoffDelay(attempts, random(), WRITE_BACKOFF)));
       }
     }
   }

@@ -1,10 +1,9 @@
 /**
  * `import_files`: where each input file of `hubsink import` stands (migration 004_import_files).
  */
-import type pg from 'pg';
 import { ident } from './ident.js';
-
-type Queryable = pg.Pool | pg.PoolClient;
+import type { Queryable } from './queryable.js';
+import type { Statement } from './statement.js';
 
 export interface FileKey {
   source: string;
@@ -12,14 +11,9 @@ export interface FileKey {
   modifiedAt: Date;
 }
 
-export interface FileProgress extends FileKey {
+/** Where a file stands: its key, the position and counts so far, and when it was finished. */
+export interface FileProgress extends FileKey, ProgressDelta {
   format: string;
-  units: number;
-  bytes: number;
-  inserted: number;
-  duplicates: number;
-  invalid: number;
-  rejected: number;
   finishedAt: Date | null;
 }
 
@@ -32,26 +26,39 @@ export interface ProgressDelta {
   rejected: number;
 }
 
+/** The file's key as bind values $1..$3 of every statement below. */
+function keyValues(key: FileKey): unknown[] {
+  return [key.source, key.size, key.modifiedAt.toISOString()];
+}
+
 export function importFilesSql(schema: string) {
   const t = `${ident(schema)}.import_files`;
   return {
     // Creates the row at the first sight of a file; returns where it stands either way.
-    begin:
-      `INSERT INTO ${t} (source, size, modified_at, format) VALUES ($1, $2, $3, $4) ` +
-      'ON CONFLICT (source, size, modified_at) DO UPDATE SET updated_at = now() ' +
-      'RETURNING units::text, bytes::text, inserted::text, duplicates::text, invalid::text, rejected::text, finished_at',
+    begin: (key: FileKey, format: string): Statement => ({
+      text:
+        `INSERT INTO ${t} (source, size, modified_at, format) VALUES ($1, $2, $3, $4) ` +
+        'ON CONFLICT (source, size, modified_at) DO UPDATE SET updated_at = now() ' +
+        'RETURNING units::text, bytes::text, inserted::text, duplicates::text, invalid::text, rejected::text, finished_at',
+      values: [...keyValues(key), format],
+    }),
     // Absolute positions (not increments): a batch repeated after a crash must not count twice.
-    advance:
-      `UPDATE ${t} SET units = $4, bytes = $5, inserted = inserted + $6, duplicates = duplicates + $7, invalid = invalid + $8, rejected = rejected + $9, updated_at = now() ` +
-      'WHERE source = $1 AND size = $2 AND modified_at = $3 AND units < $4',
-    finish: `UPDATE ${t} SET finished_at = now(), updated_at = now() WHERE source = $1 AND size = $2 AND modified_at = $3`,
+    advance: (key: FileKey, at: { units: number; bytes: number }, counts: Omit<ProgressDelta, 'units' | 'bytes'>): Statement => ({
+      text:
+        `UPDATE ${t} SET units = $4, bytes = $5, inserted = inserted + $6, duplicates = duplicates + $7, invalid = invalid + $8, rejected = rejected + $9, updated_at = now() ` +
+        'WHERE source = $1 AND size = $2 AND modified_at = $3 AND units < $4',
+      values: [...keyValues(key), at.units, at.bytes, counts.inserted, counts.duplicates, counts.invalid, counts.rejected],
+    }),
+    finish: (key: FileKey): Statement => ({
+      text: `UPDATE ${t} SET finished_at = now(), updated_at = now() WHERE source = $1 AND size = $2 AND modified_at = $3`,
+      values: keyValues(key),
+    }),
   };
 }
 
 export async function beginFile(db: Queryable, schema: string, key: FileKey, format: string): Promise<FileProgress> {
   const { rows } = await db.query<{ units: string; bytes: string; inserted: string; duplicates: string; invalid: string; rejected: string; finished_at: Date | null }>(
-    importFilesSql(schema).begin,
-    [key.source, key.size, key.modifiedAt.toISOString(), format],
+    importFilesSql(schema).begin(key, format),
   );
   const r = rows[0];
   if (!r) throw new Error(`import_files: no row for ${key.source}`);
@@ -70,9 +77,9 @@ export async function beginFile(db: Queryable, schema: string, key: FileKey, for
 
 /** Moves the file's position to `units`/`bytes` (after the batch was written) and adds its counts. */
 export async function advanceFile(db: Queryable, schema: string, key: FileKey, at: { units: number; bytes: number }, counts: Omit<ProgressDelta, 'units' | 'bytes'>): Promise<void> {
-  await db.query(importFilesSql(schema).advance, [key.source, key.size, key.modifiedAt.toISOString(), at.units, at.bytes, counts.inserted, counts.duplicates, counts.invalid, counts.rejected]);
+  await db.query(importFilesSql(schema).advance(key, at, counts));
 }
 
 export async function finishFile(db: Queryable, schema: string, key: FileKey): Promise<void> {
-  await db.query(importFilesSql(schema).finish, [key.source, key.size, key.modifiedAt.toISOString()]);
+  await db.query(importFilesSql(schema).finish(key));
 }

@@ -12,6 +12,9 @@ import type pg from 'pg';
 import { detectCapabilities } from './capabilities.js';
 import { ident } from './ident.js';
 import { maintainPartitions } from './partitions.js';
+import { HubsinkError } from '../errors.js';
+import { inTransaction } from './queryable.js';
+import type { Statement } from './statement.js';
 
 /** Arbitrary constant ("hubsink" in ASCII) shared by every hubsink migrator on a database. */
 export const MIGRATION_LOCK_KEY = 0x6875_6273_696e_6bn;
@@ -36,15 +39,112 @@ export interface MigrateOptions {
   partitions?: { now: Date; aheadDays: number; retentionDays: number };
 }
 
-export class MigrationError extends Error {
+export class MigrationError extends HubsinkError {
+  readonly kind = 'failed';
   override name = 'MigrationError';
 }
 
 const FILE_NAME = /^(\d{3})_([a-z0-9_]+)\.sql$/;
 
-/** Pure: checksum of a migration's text. Line endings are normalized so a CRLF checkout is not "changed". */
+/**
+ * Pure: a migration as its checksum sees it: comments (`--` and nested `/* *\/`) dropped and every
+ * run of whitespace made one space, outside string literals and quoted identifiers, which are kept
+ * as they are. Dollar-quoted bodies (DO blocks, function bodies, format templates) are code, and are
+ * normalized the same way. So a comment can be corrected or the file re-indented after it was
+ * applied, while any change to what the server runs still changes the checksum.
+ */
+export function migrationContent(sql: string): string {
+  const out: string[] = [];
+  let space = false;
+  const emit = (tok: string): void => {
+    if (space && out.length > 0) out.push(' ');
+    space = false;
+    out.push(tok);
+  };
+  const n = sql.length;
+  let i = 0;
+  while (i < n) {
+    const c = sql[i] as string;
+    const next = sql[i + 1];
+    if (c === '-' && next === '-') {
+      const eol = sql.indexOf('\n', i);
+      i = eol === -1 ? n : eol;
+      space = true;
+    } else if (c === '/' && next === '*') {
+      let depth = 1;
+      i += 2;
+      while (i < n && depth > 0) {
+        if (sql.startsWith('/*', i)) {
+          depth++;
+          i += 2;
+        } else if (sql.startsWith('*/', i)) {
+          depth--;
+          i += 2;
+        } else i++;
+      }
+      space = true;
+    } else if (/\s/.test(c)) {
+      space = true;
+      i++;
+    } else if (c === "'" || c === '"') {
+      // A literal or quoted identifier, verbatim; doubled quotes stay inside, and so do backslash
+      // escapes of an E'' string.
+      const escapes = c === "'" && /[eE]/.test(sql[i - 1] ?? '') && !/[A-Za-z0-9_]/.test(sql[i - 2] ?? '');
+      let j = i + 1;
+      while (j < n) {
+        if (escapes && sql[j] === '\\') j += 2;
+        else if (sql[j] === c && sql[j + 1] === c) j += 2;
+        else if (sql[j] === c) break;
+        else j++;
+      }
+      emit(sql.slice(i, j + 1));
+      i = j + 1;
+    } else {
+      const tag = c === '$' && !/[A-Za-z0-9_$]/.test(sql[i - 1] ?? '') ? /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i)) : null;
+      const end = tag ? sql.indexOf(tag[0], i + tag[0].length) : -1;
+      if (tag && end !== -1) {
+        emit(`${tag[0]}${migrationContent(sql.slice(i + tag[0].length, end))}${tag[0]}`);
+        i = end + tag[0].length;
+      } else {
+        emit(c);
+        i++;
+      }
+    }
+  }
+  return out.join('');
+}
+
+/** Pure: checksum of a migration: of its content, so comments and layout may change (migrationContent). */
 export function migrationChecksum(sql: string): string {
+  return createHash('sha256').update(migrationContent(sql), 'utf8').digest('hex');
+}
+
+/** Pure: what migrators before content checksums stored: the whole text's, CRLF read as LF. */
+export function rawTextChecksum(sql: string): string {
   return createHash('sha256').update(sql.replace(/\r\n/g, '\n'), 'utf8').digest('hex');
+}
+
+/**
+ * Checksums that databases migrated before content checksums hold: per version, the raw-text
+ * checksum of the file as it was shipped then, and the content checksum of that same text. A stored
+ * raw checksum is accepted (and replaced by the content checksum) only while the file's content
+ * checksum is still that one: its comments or layout may have changed since, its statements not.
+ */
+export const RAW_TEXT_CHECKSUMS: Readonly<Record<number, { raw: string; content: string }>> = {
+  1: { raw: 'b980c86e0075821f2cb6c47f2a9be9853cce9ab3fc217f94ba6da129f6cf394e', content: 'b168e0f9187cece67e99987f7b3778e10296639396fa41df0f6d0a7ddc1557ce' },
+  2: { raw: '557f1058207adbcdb1533c76167f2abc0cb93535baa2bc70bcc8c43e8ba38397', content: '613d7e7695f5c6a4ebb6a102bceedd82603cd111b0a92325b6801c63054f07f7' },
+  3: { raw: 'b9080b9344d954de72dc5a58216b64d7822cd90c86249cb07820cd863bbc921f', content: '39ba86d8df426b8599c4feec25b23c6d85b7338d01d17ad891fe4dd56f189c7d' },
+  4: { raw: 'a570e7e2d2906e0972de06361e4a51e10f60a743a797b51a6a0ec5c00993d33b', content: 'd8d938c9510e00a57839caa7f22e9cc84a50118d3b2c4c7db311a2eda4344b1d' },
+};
+
+/**
+ * Pure: what to do with an applied migration whose stored checksum is `stored`: nothing (`same`),
+ * replace the stored raw-text checksum by the content checksum (`upgrade`), or refuse (`changed`).
+ */
+export function compareChecksum(version: number, stored: string, file: Pick<MigrationFile, 'checksum'>): 'same' | 'upgrade' | 'changed' {
+  if (stored === file.checksum) return 'same';
+  const legacy = RAW_TEXT_CHECKSUMS[version];
+  return legacy && legacy.raw === stored && legacy.content === file.checksum ? 'upgrade' : 'changed';
 }
 
 /** Pure: parses and orders file names; anything not NNN_name.sql is ignored, duplicate versions refused. */
@@ -102,19 +202,29 @@ export async function loadMigrations(dir: string): Promise<MigrationFile[]> {
 export function migrationStatements(schema: string) {
   const s = ident(schema);
   return {
-    lock: 'SELECT pg_advisory_xact_lock($1::bigint)',
-    createSchema: `CREATE SCHEMA IF NOT EXISTS ${s}`,
-    createTable: `CREATE TABLE IF NOT EXISTS ${s}.hubsink_migrations (
+    lock: { text: 'SELECT pg_advisory_xact_lock($1::bigint)', values: [MIGRATION_LOCK_KEY.toString()] } satisfies Statement,
+    createSchema: { text: `CREATE SCHEMA IF NOT EXISTS ${s}`, values: [] } satisfies Statement,
+    createTable: {
+      text: `CREATE TABLE IF NOT EXISTS ${s}.hubsink_migrations (
   version    int PRIMARY KEY,
   name       text NOT NULL,
   checksum   text NOT NULL,
   applied_at timestamptz NOT NULL DEFAULT now()
 )`,
+      values: [],
+    } satisfies Statement,
     // The schema first: the files create their objects unqualified. No `public`: a role with CREATE
     // there could plant functions the files would call (extensions are named with their schema).
-    searchPath: `SET LOCAL search_path = ${s}, pg_catalog`,
-    applied: `SELECT version, name, checksum FROM ${s}.hubsink_migrations ORDER BY version`,
-    record: `INSERT INTO ${s}.hubsink_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
+    searchPath: { text: `SET LOCAL search_path = ${s}, pg_catalog`, values: [] } satisfies Statement,
+    applied: { text: `SELECT version, name, checksum FROM ${s}.hubsink_migrations ORDER BY version`, values: [] } satisfies Statement,
+    record: (m: Pick<MigrationFile, 'version' | 'name' | 'checksum'>): Statement => ({
+      text: `INSERT INTO ${s}.hubsink_migrations (version, name, checksum) VALUES ($1, $2, $3)`,
+      values: [m.version, m.name, m.checksum],
+    }),
+    upgradeChecksum: (m: Pick<MigrationFile, 'version' | 'checksum'>): Statement => ({
+      text: `UPDATE ${s}.hubsink_migrations SET checksum = $2 WHERE version = $1`,
+      values: [m.version, m.checksum],
+    }),
   };
 }
 
@@ -129,55 +239,53 @@ export async function migrate(pool: pg.Pool, schema: string, opts: MigrateOption
   const files = await loadMigrations(opts.dir ?? (await defaultMigrationsDir()));
   const st = migrationStatements(schema);
   const applied: string[] = [];
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    for (const m of files) {
-      const label = `${String(m.version).padStart(3, '0')}_${m.name}`;
-      await client.query('BEGIN');
-      try {
-        await client.query(st.lock, [MIGRATION_LOCK_KEY.toString()]);
+  for (const m of files) {
+    const label = `${String(m.version).padStart(3, '0')}_${m.name}`;
+    try {
+      const fresh = await inTransaction(pool, async (client) => {
+        await client.query(st.lock);
         await client.query(st.createSchema);
         await client.query(st.createTable);
         // Read under the lock: another migrator may have applied this file while we waited.
         const { rows } = await client.query<AppliedRow>(st.applied);
         const done = rows.find((r) => r.version === m.version);
         if (done) {
-          if (done.checksum !== m.checksum) {
+          const verdict = compareChecksum(m.version, done.checksum, m);
+          if (verdict === 'upgrade') {
+            await client.query(st.upgradeChecksum(m));
+            log(`${label}: stored checksum of schema ${schema} upgraded to the content checksum (comments and layout no longer count)`);
+          }
+          if (verdict === 'changed') {
             throw new MigrationError(
               `migration ${label} was already applied to schema ${schema} but its file has changed since ` +
                 `(checksum ${done.checksum.slice(0, 12)}… in the database, ${m.checksum.slice(0, 12)}… on disk). ` +
                 'Applied migrations must never be edited: restore the file and add a new numbered migration instead.',
             );
           }
-          await client.query('COMMIT');
-          continue;
+          return false;
         }
         await client.query(st.searchPath);
         await client.query(m.sql);
-        await client.query(st.record, [m.version, m.name, m.checksum]);
-        await client.query('COMMIT');
+        await client.query(st.record(m));
+        return true;
+      });
+      if (fresh) {
         applied.push(label);
         log(`applied ${label} to schema ${schema}`);
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
-        if (err instanceof MigrationError) throw err;
-        throw new MigrationError(`migration ${label} failed in schema ${schema}: ${err instanceof Error ? err.message : String(err)}`, {
-          cause: err,
-        });
       }
+    } catch (err) {
+      if (err instanceof MigrationError) throw err;
+      throw new MigrationError(`migration ${label} failed in schema ${schema}: ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+      });
     }
-    const last = files[files.length - 1];
-    const { rows } = await client.query<AppliedRow>(st.applied);
-    const unknown = rows.filter((r) => !files.some((f) => f.version === r.version));
-    if (unknown.length > 0 && last) {
-      // A newer hubsink migrated this schema; this one keeps working on what it knows.
-      log(`schema ${schema} has migrations newer than this hubsink knows (${unknown.map((r) => r.version).join(', ')}); last known is ${last.version}`);
-    }
-  } finally {
-    client.release(broken);
+  }
+  const last = files[files.length - 1];
+  const { rows } = await pool.query<AppliedRow>(st.applied);
+  const unknown = rows.filter((r) => !files.some((f) => f.version === r.version));
+  if (unknown.length > 0 && last) {
+    // A newer hubsink migrated this schema; this one keeps working on what it knows.
+    log(`schema ${schema} has migrations newer than this hubsink knows (${unknown.map((r) => r.version).join(', ')}); last known is ${last.version}`);
   }
   if (!opts.partitions) return { applied, createdPartitions: [] };
   const caps = await detectCapabilities(pool);

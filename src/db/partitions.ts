@@ -8,6 +8,8 @@
 import type pg from 'pg';
 import type { Capabilities } from './capabilities.js';
 import { ident } from './ident.js';
+import { inTransaction, type Queryable } from './queryable.js';
+import type { Statement } from './statement.js';
 
 const DAY_MS = 86_400_000;
 /** Partition maintenance of one schema serializes on (this, hashtext(schema)). */
@@ -90,29 +92,42 @@ export function partitionPlan(now: Date, aheadDays: number, retentionDays: numbe
   return { days, createFrom, createTo, dropBefore: w.from };
 }
 
-/** Pure: the statements, for one schema. Bounds and names are bind parameters or server-side format(). */
+/**
+ * Pure: the statements, for one schema. Bounds and names are bind parameters or server-side
+ * format(): the format* statements return the DDL text to run next.
+ */
 export function partitionStatements(schema: string) {
   const s = ident(schema);
+  const parent = `${s}.events`;
   return {
-    lock: 'SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))',
-    utc: "SET LOCAL TimeZone = 'UTC'",
+    lock: { text: 'SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))', values: [PARTITION_LOCK_CLASS, schema] } satisfies Statement,
+    /** What a reader of partitions takes (a rebuild): no partition is dropped under it. */
+    sharedLock: { text: 'SELECT pg_advisory_xact_lock_shared($1::int, hashtext($2::text))', values: [PARTITION_LOCK_CLASS, schema] } satisfies Statement,
+    utc: { text: "SET LOCAL TimeZone = 'UTC'", values: [] } satisfies Statement,
     // Bounds are read back from the catalog with the same TimeZone/DateStyle that printed them.
-    list: `SELECT c.relname AS name,
+    list: {
+      text: `SELECT c.relname AS name,
   (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\)'))[1]::timestamptz AS from_value,
   (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \\(''([^'']+)''\\)'))[1]::timestamptz AS to_value
 FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 WHERE i.inhparent = to_regclass($1::text)
 ORDER BY 2 NULLS FIRST, 1`,
-    parent: `${s}.events`,
-    citusCreate: "SELECT create_time_partitions($1::regclass, INTERVAL '1 day', $2::timestamptz, $3::timestamptz)",
+      values: [parent],
+    } satisfies Statement,
+    citusCreate: (from: Date, to: Date): Statement => ({
+      text: "SELECT create_time_partitions($1::regclass, INTERVAL '1 day', $2::timestamptz, $3::timestamptz)",
+      values: [parent, to.toISOString(), from.toISOString()],
+    }),
     // DDL takes no bind parameters: format() quotes the name and bounds on the server.
-    formatCreate:
-      "SELECT format('CREATE TABLE %I.%I PARTITION OF %I.events FOR VALUES FROM (%L) TO (%L)', $1::text, $2::text, $1::text, $3::timestamptz, $4::timestamptz) AS ddl",
-    formatDrop: "SELECT format('DROP TABLE %I.%I', $1::text, $2::text) AS ddl",
-    formatLock: "SELECT format('LOCK TABLE %I.%I IN ACCESS EXCLUSIVE MODE', $1::text, $2::text) AS ddl",
-    formatMaxSeq: "SELECT format('SELECT max(ingest_seq)::text AS max_seq FROM %I.%I', $1::text, $2::text) AS sql",
+    formatCreate: (name: string, from: Date, to: Date): Statement => ({
+      text: "SELECT format('CREATE TABLE %I.%I PARTITION OF %I.events FOR VALUES FROM (%L) TO (%L)', $1::text, $2::text, $1::text, $3::timestamptz, $4::timestamptz) AS ddl",
+      values: [schema, name, from.toISOString(), to.toISOString()],
+    }),
+    formatDrop: (name: string): Statement => ({ text: "SELECT format('DROP TABLE %I.%I', $1::text, $2::text) AS ddl", values: [schema, name] }),
+    formatLock: (name: string): Statement => ({ text: "SELECT format('LOCK TABLE %I.%I IN ACCESS EXCLUSIVE MODE', $1::text, $2::text) AS ddl", values: [schema, name] }),
+    formatMaxSeq: (name: string): Statement => ({ text: "SELECT format('SELECT max(ingest_seq)::text AS max_seq FROM %I.%I', $1::text, $2::text) AS sql", values: [schema, name] }),
     // The lowest watermark of every rollup: rows at or below it are folded into all of them.
-    watermark: `SELECT min(last_seq)::text AS last_seq, count(*)::int AS n FROM ${s}.rollup_state`,
+    watermark: { text: `SELECT min(last_seq)::text AS last_seq, count(*)::int AS n FROM ${s}.rollup_state`, values: [] } satisfies Statement,
   };
 }
 
@@ -123,14 +138,26 @@ interface ListRow {
 }
 
 /** Partitions of `<schema>.events` with their bounds, oldest first (a DEFAULT partition has none). */
-export async function listPartitions(client: pg.Pool | pg.PoolClient, schema: string): Promise<{ name: string; from: Date | null; to: Date | null }[]> {
+export async function listPartitions(client: Queryable, schema: string): Promise<{ name: string; from: Date | null; to: Date | null }[]> {
   const st = partitionStatements(schema);
-  const { rows } = await client.query<ListRow>(st.list, [st.parent]);
+  const { rows } = await client.query<ListRow>(st.list);
   return rows.map((r) => ({ name: r.name, from: r.from_value, to: r.to_value }));
 }
 
-async function format(client: pg.PoolClient, sql: string, params: unknown[]): Promise<string> {
-  const { rows } = await client.query<Record<string, string>>(sql, params);
+/**
+ * In a transaction: takes the schema's maintenance lock and pins TimeZone to UTC until it ends, then
+ * lists the partitions as they are under the lock.
+ */
+export async function lockPartitions(client: pg.PoolClient, schema: string): Promise<{ name: string; from: Date | null; to: Date | null }[]> {
+  const st = partitionStatements(schema);
+  await client.query(st.lock);
+  await client.query(st.utc);
+  return listPartitions(client, schema);
+}
+
+/** Runs a format* statement and returns the statement it printed. */
+async function format(client: pg.PoolClient, st: Statement): Promise<string> {
+  const { rows } = await client.query<Record<string, string>>(st);
   const text = Object.values(rows[0] ?? {})[0];
   if (typeof text !== 'string') throw new Error('format() returned nothing');
   return text;
@@ -154,7 +181,7 @@ export function expiredPartitions<P extends { to: Date | null }>(partitions: rea
  */
 async function unfolded(client: pg.PoolClient, schema: string, name: string): Promise<string | undefined> {
   const st = partitionStatements(schema);
-  const { rows } = await client.query<{ max_seq: string | null }>(await format(client, st.formatMaxSeq, [schema, name]));
+  const { rows } = await client.query<{ max_seq: string | null }>(await format(client, st.formatMaxSeq(name)));
   const maxSeq = rows[0]?.max_seq ?? null;
   if (maxSeq === null) return undefined;
   const w = await client.query<{ last_seq: string | null; n: number }>(st.watermark);
@@ -190,50 +217,35 @@ export async function maintainPartitions(pool: pg.Pool, schema: string, opts: Pa
   const drop = opts.drop !== false;
   // Roll up before taking any lock: the rollup waits for writers on events, which our DDL would block.
   if (drop && opts.rollUp && (await expiredUnfolded(pool, schema, plan.dropBefore)).length > 0) await opts.rollUp();
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    await client.query('BEGIN');
-    try {
-      await client.query(st.lock, [PARTITION_LOCK_CLASS, schema]);
-      await client.query(st.utc);
-      const before = await listPartitions(client, schema);
-      if (opts.caps.citus) {
-        await client.query(st.citusCreate, [st.parent, plan.createTo.toISOString(), plan.createFrom.toISOString()]);
-      } else {
-        const existing = new Set(before.map((p) => p.name));
-        for (const day of plan.days) {
-          if (existing.has(day.name)) continue;
-          await client.query(await format(client, st.formatCreate, [schema, day.name, day.from.toISOString(), day.to.toISOString()]));
-        }
+  return inTransaction(pool, async (client) => {
+    const before = await lockPartitions(client, schema);
+    if (opts.caps.citus) {
+      await client.query(st.citusCreate(plan.createFrom, plan.createTo));
+    } else {
+      const existing = new Set(before.map((p) => p.name));
+      for (const day of plan.days) {
+        if (existing.has(day.name)) continue;
+        await client.query(await format(client, st.formatCreate(day.name, day.from, day.to)));
       }
-      const kept: KeptPartition[] = [];
-      if (drop) {
-        for (const p of expiredPartitions(before, plan.dropBefore)) {
-          await client.query(await format(client, st.formatLock, [schema, p.name]));
-          const reason = await unfolded(client, schema, p.name);
-          if (reason !== undefined) kept.push({ name: p.name, reason });
-          else await client.query(await format(client, st.formatDrop, [schema, p.name]));
-        }
-      }
-      const after = await listPartitions(client, schema);
-      await client.query('COMMIT');
-      const beforeNames = new Set(before.map((p) => p.name));
-      const afterNames = new Set(after.map((p) => p.name));
-      return {
-        created: after.filter((p) => !beforeNames.has(p.name)).map((p) => p.name),
-        dropped: before.filter((p) => !afterNames.has(p.name)).map((p) => p.name),
-        kept,
-      };
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw err;
     }
-  } finally {
-    client.release(broken);
-  }
+    const kept: KeptPartition[] = [];
+    if (drop) {
+      for (const p of expiredPartitions(before, plan.dropBefore)) {
+        await client.query(await format(client, st.formatLock(p.name)));
+        const reason = await unfolded(client, schema, p.name);
+        if (reason !== undefined) kept.push({ name: p.name, reason });
+        else await client.query(await format(client, st.formatDrop(p.name)));
+      }
+    }
+    const after = await listPartitions(client, schema);
+    const beforeNames = new Set(before.map((p) => p.name));
+    const afterNames = new Set(after.map((p) => p.name));
+    return {
+      created: after.filter((p) => !beforeNames.has(p.name)).map((p) => p.name),
+      dropped: before.filter((p) => !afterNames.has(p.name)).map((p) => p.name),
+      kept,
+    };
+  });
 }
 
 /** Pure: one line per partition touched, for logs and the CLI. */

@@ -10,7 +10,8 @@
  * and the daily run never race to create the same table.
  */
 import type pg from 'pg';
-import { listPartitions, partitionName, partitionStatements, PARTITION_LOCK_CLASS, startOfUtcDay } from './partitions.js';
+import { inTransaction } from './queryable.js';
+import { lockPartitions, partitionName, partitionStatements, startOfUtcDay } from './partitions.js';
 
 const DAY_MS = 86_400_000;
 
@@ -35,36 +36,21 @@ export function daysInWindow(times: readonly Date[], window: { from: Date; to: D
 export async function createDayPartitions(pool: pg.Pool, schema: string, days: readonly Date[]): Promise<string[]> {
   if (days.length === 0) return [];
   const st = partitionStatements(schema);
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    await client.query('BEGIN');
-    try {
-      await client.query(st.lock, [PARTITION_LOCK_CLASS, schema]);
-      await client.query(st.utc);
-      const existing = await listPartitions(client, schema);
-      const covered = (from: number, to: number) =>
-        existing.some((p) => p.from !== null && p.to !== null && p.from.getTime() < to && p.to.getTime() > from);
-      const created: string[] = [];
-      for (const day of days) {
-        const from = startOfUtcDay(day).getTime();
-        const to = from + DAY_MS;
-        if (covered(from, to)) continue;
-        const name = partitionName(day);
-        const { rows } = await client.query<{ ddl: string }>(st.formatCreate, [schema, name, new Date(from).toISOString(), new Date(to).toISOString()]);
-        if (rows[0]) await client.query(rows[0].ddl);
-        existing.push({ name, from: new Date(from), to: new Date(to) });
-        created.push(name);
-      }
-      await client.query('COMMIT');
-      return created;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw err;
+  return inTransaction(pool, async (client) => {
+    const existing = await lockPartitions(client, schema);
+    const covered = (from: number, to: number) =>
+      existing.some((p) => p.from !== null && p.to !== null && p.from.getTime() < to && p.to.getTime() > from);
+    const created: string[] = [];
+    for (const day of days) {
+      const from = startOfUtcDay(day).getTime();
+      const to = from + DAY_MS;
+      if (covered(from, to)) continue;
+      const name = partitionName(day);
+      const { rows } = await client.query<{ ddl: string }>(st.formatCreate(name, new Date(from), new Date(to)));
+      if (rows[0]) await client.query(rows[0].ddl);
+      existing.push({ name, from: new Date(from), to: new Date(to) });
+      created.push(name);
     }
-  } finally {
-    client.release(broken);
-  }
+    return created;
+  });
 }

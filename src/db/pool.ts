@@ -77,7 +77,6 @@ export function createPool(cfg: HubsinkConfig, tokenProvider?: TokenProvider): P
  */
 export async function createServingPool(cfg: HubsinkConfig, tokenProvider?: TokenProvider): Promise<pg.Pool> {
   const pool = await newPool(cfg, cfg.metrics.poolMax, tokenProvider);
-  const timeout = statementTimeoutSql(cfg.metrics.statementTimeoutMs);
-  onNewConnection(pool, timeout.text, timeout.values);
+  onNewConnection(pool, statementTimeoutSql(cfg.metrics.statementTimeoutMs));
   return pool;
 }

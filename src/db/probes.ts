@@ -5,11 +5,14 @@
  */
 import type pg from 'pg';
 import { ident } from './ident.js';
+import type { Queryable } from './queryable.js';
+import type { Statement } from './statement.js';
 
-type Queryable = pg.Pool | pg.PoolClient;
-
-export function parkedCountSql(schema: string): string {
-  return `SELECT reason, count(*)::bigint::text AS n FROM ${ident(schema)}.dead_letters WHERE status = 'parked' GROUP BY reason ORDER BY reason`;
+export function parkedCountSql(schema: string): Statement {
+  return {
+    text: `SELECT reason, count(*)::bigint::text AS n FROM ${ident(schema)}.dead_letters WHERE status = 'parked' GROUP BY reason ORDER BY reason`,
+    values: [],
+  };
 }
 
 /** Parked dead letters per reason; both reasons are always present (0 when none). */

@@ -5,13 +5,14 @@
 import type pg from 'pg';
 import type { Capabilities } from './capabilities.js';
 import { ident } from './ident.js';
+import type { Statement } from './statement.js';
 
 /** Pure: the statement for a validated integer (SET cannot take bind parameters). */
-export function citusSessionSql(cachedConnsPerWorker: number): string {
+export function citusSessionSql(cachedConnsPerWorker: number): Statement {
   if (!Number.isSafeInteger(cachedConnsPerWorker) || cachedConnsPerWorker < 0) {
     throw new RangeError(`citus.max_cached_conns_per_worker must be a non-negative integer, got ${String(cachedConnsPerWorker)}`);
   }
-  return `SET citus.max_cached_conns_per_worker = ${cachedConnsPerWorker}`;
+  return { text: `SET citus.max_cached_conns_per_worker = ${cachedConnsPerWorker}`, values: [] };
 }
 
 export interface SessionOptions {
@@ -25,12 +26,12 @@ export interface SessionOptions {
  * built-in (say `unnest(bigint[])` against the built-in `unnest(anyarray)`) and run it as hubsink.
  * Extensions the code calls (hll) are schema-qualified where they are used.
  */
-export function searchPathSql(schema: string): { text: string; values: string[] } {
+export function searchPathSql(schema: string): Statement {
   return { text: `SELECT pg_catalog.set_config('search_path', $1, false)`, values: [`pg_catalog, ${ident(schema)}`] };
 }
 
 /** Pure: a statement_timeout for every statement of a session. */
-export function statementTimeoutSql(ms: number): { text: string; values: string[] } {
+export function statementTimeoutSql(ms: number): Statement {
   if (!Number.isSafeInteger(ms) || ms < 1) throw new RangeError(`statement_timeout must be a positive integer of milliseconds, got ${String(ms)}`);
   return { text: `SELECT pg_catalog.set_config('statement_timeout', $1, false)`, values: [`${ms}ms`] };
 }
@@ -39,24 +40,23 @@ export function statementTimeoutSql(ms: number): { text: string; values: string[
 type ConnectHook = (client: pg.PoolClient) => Promise<void>;
 
 /**
- * Runs `sql` on every new connection of the pool before anyone gets the connection. The pool's
+ * Runs `statement` on every new connection of the pool before anyone gets the connection. The pool's
  * onConnect hook is used rather than the 'connect' event: the event cannot delay the caller's
  * first query (pg deprecates queueing on a busy client), and a hook's failure reaches the caller
  * as the connection's error instead of leaving an unconfigured connection in the pool.
  */
-export function onNewConnection(pool: pg.Pool, sql: string, values?: readonly unknown[]): void {
+export function onNewConnection(pool: pg.Pool, statement: Statement): void {
   const options = pool.options as pg.PoolOptions & { onConnect?: ConnectHook };
   const previous = options.onConnect;
   options.onConnect = async (client) => {
     if (previous) await previous(client);
-    await client.query(sql, values ? [...values] : undefined);
+    await client.query(statement);
   };
 }
 
 /** Pins the search_path of every new connection of the pool (searchPathSql). */
 export function pinSearchPath(pool: pg.Pool, schema: string): void {
-  const sp = searchPathSql(schema);
-  onNewConnection(pool, sp.text, sp.values);
+  onNewConnection(pool, searchPathSql(schema));
 }
 
 /** Applies the session settings the server's capabilities call for. Call once per pool. */

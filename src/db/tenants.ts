@@ -4,11 +4,12 @@
  * tenants is a reference table, so every insert is a 2PC across all nodes: the in-memory cache
  * keeps steady-state batches from paying that.
  */
-import type pg from 'pg';
 import { ident } from './ident.js';
+import type { Queryable } from './queryable.js';
+import type { Statement } from './statement.js';
 
-export function ensureTenantsSql(schema: string): string {
-  return `INSERT INTO ${ident(schema)}.tenants (tenant_id) SELECT unnest($1::bigint[]) ON CONFLICT (tenant_id) DO NOTHING`;
+export function ensureTenantsSql(schema: string, tenantIds: readonly number[]): Statement {
+  return { text: `INSERT INTO ${ident(schema)}.tenants (tenant_id) SELECT unnest($1::bigint[]) ON CONFLICT (tenant_id) DO NOTHING`, values: [[...tenantIds]] };
 }
 
 export class TenantRegistry {
@@ -31,10 +32,10 @@ export class TenantRegistry {
     return [...ids].sort((a, b) => a - b);
   }
 
-  async ensure(client: pg.Pool | pg.PoolClient, schema: string, tenantIds: readonly number[]): Promise<void> {
+  async ensure(client: Queryable, schema: string, tenantIds: readonly number[]): Promise<void> {
     const ids = this.unseen(schema, tenantIds);
     if (ids.length === 0) return;
-    await client.query(ensureTenantsSql(schema), [ids]);
+    await client.query(ensureTenantsSql(schema, ids));
     // Remembered only after the insert succeeded: a failed one must be retried next time.
     for (const id of ids) this.remember(`${schema}:${id}`);
   }

@@ -24,6 +24,7 @@ import { deadLetterFromRaw, fromDeadLetterMessage, nextAttempt } from '../pipeli
 import type { DeadLetterRecord, EventRow, RawEvent } from '../pipeline/types.js';
 import { validateEvent } from '../pipeline/validate.js';
 import { classifyError, DatabaseUnavailableError, describeError } from '../pipeline/classify.js';
+import { HubsinkError } from '../errors.js';
 
 export type DeadLetterMode = 'retry' | 'replay';
 
@@ -53,7 +54,8 @@ export interface DeadLetterCounts {
 }
 
 /** Thrown when the database still fails transiently: nothing of the batch may be checkpointed past. */
-export class TransientDatabaseError extends Error {
+export class TransientDatabaseError extends HubsinkError {
+  readonly kind = 'unavailable';
   override name = 'TransientDatabaseError';
   constructor(
     message: string,
@@ -164,7 +166,7 @@ export async function processDeadLetters(deps: DeadLetterDeps, raws: readonly Ra
       const written = rows.filter((r) => !rejected.has(r)).map((r) => recordOf.get(r)).filter((r): r is DeadLetterRecord => r !== undefined);
       if (written.length > 0) {
         const st = markReplayedBySourceSql(config.schema, written, 'replayed from the dead-letter hub');
-        const res = await deps.pool.query(st.text, st.values);
+        const res = await deps.pool.query(st);
         counts.markedReplayed = res.rows.length;
       }
     }

@@ -28,6 +28,7 @@ import {
   type PartitionState,
   type StoredCheckpoint,
 } from '../hubs/checkpoints.js';
+import { HubsinkError } from '../errors.js';
 
 export type ReplayFrom = { kind: 'start' } | { kind: 'time'; time: Date };
 
@@ -73,7 +74,8 @@ export interface ReplayHubSummary extends Omit<DeadLetterCounts, 'parked'> {
   stoppedBy?: string;
 }
 
-export class ReplayUsageError extends Error {
+export class ReplayUsageError extends HubsinkError {
+  readonly kind = 'usage';
   override name = 'ReplayUsageError';
 }
 

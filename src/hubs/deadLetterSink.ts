@@ -19,6 +19,7 @@ import { describeError } from '../pipeline/classify.js';
 import { toDeadLetterMessage, truncateUtf8, type DeadLetterMessage } from '../pipeline/deadletter.js';
 import type { DeadLetterRecord, DeadLetterSink } from '../pipeline/types.js';
 import { createProducer } from './clients.js';
+import { HubsinkError } from '../errors.js';
 
 /**
  * Retries of the dead-letter producer: a send fails within seconds (about 1–4 s when the hub refuses
@@ -41,7 +42,8 @@ export function createDeadLetterProducer(conn: EventHubsConnection, hub: string,
 }
 
 /** A failed send, named by its cause: the SDK's AggregateError has no message of its own. */
-export class DeadLetterSendError extends Error {
+export class DeadLetterSendError extends HubsinkError {
+  readonly kind = 'unavailable';
   override name = 'DeadLetterSendError';
 }
 
@@ -55,7 +57,8 @@ export interface DeadLetterSinkOptions {
 /** Error text kept when a record must shrink to fit. */
 export const SHORT_ERROR_BYTES = 256;
 
-export class OversizeDeadLetterError extends Error {
+export class OversizeDeadLetterError extends HubsinkError {
+  readonly kind = 'failed';
   override name = 'OversizeDeadLetterError';
 }
 

@@ -8,6 +8,7 @@
  * the event id derived from it (when there is no eventId column) does not depend on column order.
  */
 import { setOwn } from '../pipeline/normalize.js';
+import { HubsinkError } from '../errors.js';
 
 export const EVENT_FIELDS = [
   'eventId',
@@ -32,7 +33,8 @@ export type ColumnTarget = { kind: 'field'; field: EventField } | { kind: 'prope
 const normalize = (s: string): string => s.toLowerCase().replace(/[_\s-]/g, '');
 const BY_NORMALIZED = new Map<string, EventField>(EVENT_FIELDS.map((f) => [normalize(f), f]));
 
-export class CsvMappingError extends Error {
+export class CsvMappingError extends HubsinkError {
+  readonly kind = 'usage';
   override name = 'CsvMappingError';
 }
 

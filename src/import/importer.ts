@@ -31,6 +31,7 @@ import { noopTelemetry, type Telemetry } from '../telemetry/telemetry.js';
 import type { ColumnTarget, CsvMapping } from './csvMap.js';
 import { readItems, type ImportItem } from './records.js';
 import type { ImportSource } from './sources.js';
+import { HubsinkError } from '../errors.js';
 
 /** The source hub of imported events and their dead letters (dlq list shows import/<file>/<line>). */
 export const IMPORT_HUB = 'import';
@@ -99,7 +100,8 @@ export function maxAgeFor(ageMs: number): number {
   return Math.max(0, Math.floor(ageMs / DAY_MS) + 1);
 }
 
-export class ImportStopped extends Error {
+export class ImportStopped extends HubsinkError {
+  readonly kind = 'failed';
   override name = 'ImportStopped';
 }
 

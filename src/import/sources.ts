@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { BlobServiceClient, ContainerClient } from '@azure/storage-blob';
 import type { StorageConnection } from '../config.js';
+import { HubsinkError } from '../errors.js';
 
 export type ImportFormat = 'ndjson' | 'csv';
 
@@ -24,7 +25,8 @@ export interface ImportSource {
   open(start?: number): Promise<Readable>;
 }
 
-export class SourceError extends Error {
+export class SourceError extends HubsinkError {
+  readonly kind = 'usage';
   override name = 'SourceError';
 }
 

@@ -2,6 +2,7 @@ import { chmod, cp, lstat, mkdtemp, readlink, rename, rm, stat, symlink } from '
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { HubsinkError } from '../errors.js';
 
 /**
  * As root, embedded PostgreSQL runs initdb and postgres as the `postgres` user (PostgreSQL refuses to
@@ -67,7 +68,8 @@ export async function makeBinariesReachable(pkgDir: string, isRoot = process.get
 }
 
 /** A start-up failure of the embedded server, with a message that says what to do. */
-export class EmbeddedPgError extends Error {
+export class EmbeddedPgError extends HubsinkError {
+  readonly kind = 'unavailable';
   override name = 'EmbeddedPgError';
 }
 

@@ -14,6 +14,8 @@
  * (often with no message of their own), and wrappers keep the original in `cause`. Both
  * classification and description look through them.
  */
+import { HubsinkError } from '../errors.js';
+
 export type ErrorClass = 'unavailable' | 'transient' | 'rejected' | 'fatal';
 
 /** Node socket errors that mean the server is unreachable or went away. */
@@ -58,7 +60,8 @@ const CITUS_ROW_REFUSALS = [/duplicate key value violates unique constraint/i, /
  * Thrown by the write paths when the database stayed unreachable for the whole retry budget: the
  * batch must be retried later as a whole, never dead-lettered.
  */
-export class DatabaseUnavailableError extends Error {
+export class DatabaseUnavailableError extends HubsinkError {
+  readonly kind = 'unavailable';
   override name = 'DatabaseUnavailableError';
 }
 

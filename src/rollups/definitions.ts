@@ -1,8 +1,9 @@
 /**
  * Declarative rollup definitions. A rollup is a grain, a list of dimensions and a list of measures;
  * the SQL builders turn a definition into statements, so adding a rollup is a definition here plus
- * its table in a migration (test/unit/rollups-definitions and the integration schema test keep the
- * two in step). Pure data, no I/O.
+ * its table in a migration (the test "migration: rollup tables match the definitions and the sketch
+ * profile the server supports" in test/integration/rollups-core.test.ts keeps the two in step).
+ * Pure data, no I/O.
  */
 
 export type Grain = 'minute' | 'hour' | 'day';

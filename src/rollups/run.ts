@@ -20,8 +20,8 @@
  */
 import type pg from 'pg';
 import type { RollupDimensionLimits } from '../config.js';
-import { qualified } from '../db/ident.js';
-import { listPartitions, oldestPartitionStart, PARTITION_LOCK_CLASS } from '../db/partitions.js';
+import { inTransaction, type Queryable } from '../db/queryable.js';
+import { listPartitions, oldestPartitionStart, partitionStatements } from '../db/partitions.js';
 import {
   ROLLUPS,
   bucketCeil,
@@ -36,9 +36,7 @@ import {
   EVENTS_TABLE,
   advanceStateSql,
   aggregateSql,
-  dimensionParams,
-  countRebuildSql,
-  countWindowSql,
+  countEventsSql,
   deleteBucketsSql,
   ensureStateSql,
   hllSchemaSql,
@@ -51,11 +49,11 @@ import {
   stateSql,
   waitForWritersSql,
 } from './sql.js';
-
-export type Queryable = pg.Pool | pg.PoolClient;
+import { HubsinkError } from '../errors.js';
 
 /** The events lock could not be had within the lock timeout; the next run tries again. */
-export class RollupBusyError extends Error {
+export class RollupBusyError extends HubsinkError {
+  readonly kind = 'busy';
   override name = 'RollupBusyError';
 }
 
@@ -96,27 +94,6 @@ function toSafeInt(text: string | null | undefined, what: string): number {
   return n;
 }
 
-async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('BEGIN');
-    const out = await fn(client);
-    await client.query('COMMIT');
-    return out;
-  } catch (err) {
-    try {
-      await client.query('ROLLBACK');
-    } catch (rollbackErr) {
-      broken = rollbackErr instanceof Error ? rollbackErr : new Error(String(rollbackErr));
-    }
-    throw err;
-  } finally {
-    // A client whose ROLLBACK failed is in an unknown state: destroy it rather than reuse it.
-    client.release(broken);
-  }
-}
-
 /** Reads how the rollup tables encode distinct counts and returns the matching profile. */
 export async function loadSketchProfile(
   db: Queryable,
@@ -125,11 +102,9 @@ export async function loadSketchProfile(
   rollups: readonly RollupDefinition[] = ROLLUPS,
 ): Promise<SketchProfile> {
   const sketchCols = [...new Set(rollups.flatMap((r) => r.measures.filter((m) => m.kind === 'distinct').map((m) => m.column)))];
-  const cols = await db.query<{ table_name: string; column_name: string; typname: string }>(sketchColumnsSql(), [
-    schema,
-    rollups.map((r) => r.table),
-    sketchCols,
-  ]);
+  const cols = await db.query<{ table_name: string; column_name: string; typname: string }>(
+    sketchColumnsSql(schema, rollups.map((r) => r.table), sketchCols),
+  );
   // Read the extension from the catalog too: capabilities detected at start-up may predate the
   // migration that installed it.
   const hll = await db.query<{ nspname: string }>(hllSchemaSql());
@@ -141,7 +116,7 @@ export async function loadSketchProfile(
 }
 
 async function readHighWater(db: Queryable, schema: string): Promise<number> {
-  const { rows } = await db.query<{ high_water: string; cache: string }>(highWaterSql(), [qualified(schema, EVENTS_TABLE)]);
+  const { rows } = await db.query<{ high_water: string; cache: string }>(highWaterSql(schema));
   const row = rows[0];
   if (!row) throw new RollupSetupError(`${schema}.${EVENTS_TABLE}.ingest_seq has no sequence`);
   // With a cache, sessions hold preallocated values below the last value the catalog reports,
@@ -151,10 +126,10 @@ async function readHighWater(db: Queryable, schema: string): Promise<number> {
 }
 
 async function waitForWriters(client: pg.PoolClient, schema: string, lockTimeoutMs: number): Promise<void> {
-  const s = waitForWritersSql(schema);
+  const s = waitForWritersSql(schema, lockTimeoutMs);
   await client.query(s.savepoint);
   try {
-    await client.query(s.timeout, [String(lockTimeoutMs)]);
+    await client.query(s.timeout);
     await client.query(s.lock);
   } catch (err) {
     await client.query(s.release);
@@ -195,24 +170,25 @@ export async function runRollup(
   if (!Number.isSafeInteger(opts.maxWindowRows) || opts.maxWindowRows < 1) throw new Error('maxWindowRows must be a positive integer');
   const started = now();
   return inTransaction(pool, async (client) => {
-    const state = await client.query<{ name: string; last_seq: string }>(lockStateSql(schema), [[def.name]]);
+    const state = await client.query<{ name: string; last_seq: string }>(lockStateSql(schema, [def.name]));
     const lastSeqText = state.rows[0]?.last_seq;
     if (lastSeqText === undefined) throw new RollupSetupError(`no rollup_state row for ${def.name}`);
     const fromSeq = toSafeInt(lastSeqText, 'last_seq');
     const toSeq = Math.min(horizon, fromSeq + opts.maxWindowRows);
     let rows = 0;
     if (toSeq > fromSeq) {
-      const counted = await client.query<{ n: string }>(countWindowSql(schema), [fromSeq, toSeq]);
+      const selection = { source: 'window', fromSeq, toSeq } as const;
+      const counted = await client.query<{ n: string }>(countEventsSql(schema, selection));
       rows = toSafeInt(counted.rows[0]?.n, 'row count');
       // Sequence values burnt by duplicates (ON CONFLICT DO NOTHING) or aborted inserts leave
       // windows without rows; only the state moves then.
       if (rows > 0) {
-        await client.query(aggregateSql(def, sketch, schema, 'window', opts.dimensions), [fromSeq, toSeq, ...dimensionParams(def, opts.dimensions)]);
+        await client.query(aggregateSql(def, sketch, schema, selection, opts.dimensions));
       }
     }
     const finished = now();
     const durationMs = Math.max(0, finished.getTime() - started.getTime());
-    await client.query(advanceStateSql(schema), [def.name, Math.max(fromSeq, toSeq), finished, rows, durationMs]);
+    await client.query(advanceStateSql(schema, { name: def.name, lastSeq: Math.max(fromSeq, toSeq), runAt: finished, rows, durationMs }));
     return { name: def.name, fromSeq, toSeq: Math.max(fromSeq, toSeq), rows, durationMs, caughtUp: toSeq >= horizon };
   });
 }
@@ -226,9 +202,9 @@ export async function runRollup(
 export async function runRollups(pool: pg.Pool, schema: string, opts: RollupRunOptions): Promise<RollupRunResult[]> {
   const rollups = opts.rollups ?? ROLLUPS;
   const names = rollups.map((r) => r.name);
-  await pool.query(ensureStateSql(schema), [names]);
+  await pool.query(ensureStateSql(schema, names));
   const sketch = await loadSketchProfile(pool, schema, opts.caps, rollups);
-  const state = await pool.query<{ last_seq: string }>(stateSql(schema), [names]);
+  const state = await pool.query<{ last_seq: string }>(stateSql(schema, names));
   const behind = state.rows.length > 0 ? Math.min(...state.rows.map((r) => toSafeInt(r.last_seq, 'last_seq'))) : 0;
   const highWater = await readHighWater(pool, schema);
   // Nothing new since every rollup's watermark: no reason to queue for the lock at all.
@@ -266,7 +242,8 @@ export interface RebuildResult {
   watermark: number;
 }
 
-export class RebuildRangeError extends Error {
+export class RebuildRangeError extends HubsinkError {
+  readonly kind = 'usage';
   override name = 'RebuildRangeError';
 }
 
@@ -295,17 +272,17 @@ export async function rebuildRollups(pool: pg.Pool, schema: string, opts: Rebuil
   const problems = rebuildProblems(opts);
   if (problems.length > 0) throw new RebuildRangeError(problems.join('; '));
   const rollups = opts.rollups ?? ROLLUPS;
-  await pool.query(ensureStateSql(schema), [rollups.map((r) => r.name)]);
+  await pool.query(ensureStateSql(schema, rollups.map((r) => r.name)));
   const sketch = await loadSketchProfile(pool, schema, opts.caps, rollups);
   return inTransaction(pool, async (client) => {
     // The guard reads what exists, under the partition maintenance lock (shared), so no partition
     // in the range is dropped while the rebuild reads it.
-    await client.query('SELECT pg_advisory_xact_lock_shared($1::int, hashtext($2::text))', [PARTITION_LOCK_CLASS, schema]);
+    await client.query(partitionStatements(schema).sharedLock);
     const oldest = oldestPartitionStart(await listPartitions(client, schema));
     if (!oldest) throw new RebuildRangeError(`${schema}.events has no partitions: there are no raw events to rebuild from`);
     const guarded = rebuildProblems({ ...opts, notBefore: oldest });
     if (guarded.length > 0) throw new RebuildRangeError(guarded.join('; '));
-    const state = await client.query<{ name: string; last_seq: string }>(lockStateSql(schema), [rollups.map((r) => r.name)]);
+    const state = await client.query<{ name: string; last_seq: string }>(lockStateSql(schema, rollups.map((r) => r.name)));
     const watermarks = new Map(state.rows.map((r) => [r.name, toSafeInt(r.last_seq, 'last_seq')]));
     const out: RebuildResult[] = [];
     for (const def of rollups) {
@@ -313,14 +290,12 @@ export async function rebuildRollups(pool: pg.Pool, schema: string, opts: Rebuil
       if (watermark === undefined) throw new RollupSetupError(`no rollup_state row for ${def.name}`);
       const from = bucketStart(opts.from, def.grain);
       const to = bucketCeil(opts.to, def.grain);
-      const deleted = await client.query(deleteBucketsSql(def, schema), [opts.tenantId, from, to]);
-      const counted = await client.query<{ n: string }>(
-        countRebuildSql(schema),
-        [opts.tenantId, from, to, watermark],
-      );
+      const deleted = await client.query(deleteBucketsSql(def, schema, opts.tenantId, from, to));
+      const selection = { source: 'rebuild', tenantId: opts.tenantId, from, to, watermark } as const;
+      const counted = await client.query<{ n: string }>(countEventsSql(schema, selection));
       const rows = toSafeInt(counted.rows[0]?.n, 'row count');
       if (rows > 0) {
-        await client.query(aggregateSql(def, sketch, schema, 'rebuild', opts.dimensions), [opts.tenantId, from, to, watermark, ...dimensionParams(def, opts.dimensions)]);
+        await client.query(aggregateSql(def, sketch, schema, selection, opts.dimensions));
       }
       out.push({ name: def.name, grain: def.grain, from, to, deletedRows: deleted.rowCount ?? 0, rows, watermark });
     }
@@ -348,7 +323,7 @@ export async function pruneRollups(
   const out: PruneResult[] = [];
   for (const def of rollups) {
     const cutoff = retentionCutoff(now, def.grain, retention);
-    const r = await pool.query(pruneSql(def, schema), [cutoff]);
+    const r = await pool.query(pruneSql(def, schema, cutoff));
     out.push({ name: def.name, cutoff, deletedRows: r.rowCount ?? 0 });
   }
   return out;
@@ -380,17 +355,16 @@ export async function rollupStatus(
   const now = opts.now ?? (() => new Date());
   const highWater = await readHighWater(pool, schema);
   const state = await pool.query<{ name: string; last_seq: string; last_run_at: Date | null; last_rows: string; last_duration_ms: number | null }>(
-    stateSql(schema),
-    [rollups.map((r) => r.name)],
+    stateSql(schema, rollups.map((r) => r.name)),
   );
   const byName = new Map(state.rows.map((r) => [r.name, r]));
   const out: RollupStatus[] = [];
   for (const def of rollups) {
     const s = byName.get(def.name);
     const lastSeq = toSafeInt(s?.last_seq, 'last_seq');
-    const pending = await pool.query<{ n: string }>(pendingCountSql(schema), [lastSeq, bound]);
+    const pending = await pool.query<{ n: string }>(pendingCountSql(schema, lastSeq, bound));
     const pendingRows = toSafeInt(pending.rows[0]?.n, 'pending count');
-    const oldest = pendingRows > 0 ? await pool.query<{ ingested_at: Date }>(oldestPendingSql(schema), [lastSeq]) : undefined;
+    const oldest = pendingRows > 0 ? await pool.query<{ ingested_at: Date }>(oldestPendingSql(schema, lastSeq)) : undefined;
     const oldestAt = oldest?.rows[0]?.ingested_at;
     out.push({
       name: def.name,

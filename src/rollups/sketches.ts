@@ -16,6 +16,7 @@
  * later never mixes encodings.
  */
 import { ident } from '../db/ident.js';
+import { HubsinkError } from '../errors.js';
 
 export type SketchKind = 'hll' | 'kmv';
 export const SKETCH_KINDS: readonly SketchKind[] = ['hll', 'kmv'];
@@ -89,7 +90,8 @@ export interface StoredEncoding {
   hllSchema?: string;
 }
 
-export class RollupSetupError extends Error {
+export class RollupSetupError extends HubsinkError {
+  readonly kind = 'unavailable';
   override name = 'RollupSetupError';
 }
 

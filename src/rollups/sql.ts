@@ -1,9 +1,11 @@
 /**
- * SQL builders for the rollups: definition + sketch profile + schema → statement text. Pure; every
+ * SQL builders for the rollups: definition + sketch profile + schema + the values → a Statement
+ * (text and bind values together, so each `$n` is numbered where its value is placed). Pure; every
  * value is a bind parameter, identifiers come from definitions/config and go through ident().
  */
 import { OTHER_VALUE, type RollupDimensionLimits } from '../config.js';
 import { ident, qualified } from '../db/ident.js';
+import type { Statement } from '../db/statement.js';
 import { GRAINS, type Grain, type Measure, type RollupDefinition } from './definitions.js';
 import type { SketchProfile } from './sketches.js';
 
@@ -57,9 +59,6 @@ function measureMerge(m: Measure, sketch: SketchProfile): string {
 /** Without configuration: values cut to 64 characters, no allow-lists. */
 export const DEFAULT_DIMENSION_LIMITS: RollupDimensionLimits = { maxLength: 64, allow: {} };
 
-/** How many bind parameters each source's filter uses; the dimension bounds follow them. */
-const SOURCE_PARAMS: Readonly<Record<AggregateSource, number>> = { window: 2, rebuild: 4 };
-
 /**
  * The stored value of each dimension: '' for none, else the producer's value cut to maxLength
  * characters, and `other` for a value outside the dimension's allow-list when it has one. The
@@ -79,40 +78,44 @@ function dimensionExprs(def: RollupDefinition, limits: RollupDimensionLimits, fi
   });
 }
 
-/** The bind values dimensionExprs refers to, to append after the source's own. */
+/** The bind values dimensionExprs refers to, placed after the source's own. */
 export function dimensionParams(def: RollupDefinition, limits: RollupDimensionLimits = DEFAULT_DIMENSION_LIMITS): unknown[] {
   if (!Number.isSafeInteger(limits.maxLength) || limits.maxLength < 1) throw new RangeError(`maxLength must be a positive integer, got ${String(limits.maxLength)}`);
   return [limits.maxLength, ...def.dimensions.flatMap((d) => (limits.allow[d.name] ? [[...(limits.allow[d.name] ?? [])]] : []))];
 }
 
-/** Which events an aggregation reads. */
-export type AggregateSource =
-  /** the incremental path: $1 < ingest_seq <= $2 */
-  | 'window'
-  /** rebuild: tenant $1, $2 <= occurred_at < $3, ingest_seq <= $4 (the rollup's watermark) */
-  | 'rebuild';
+/** Which events an aggregation (or its count) reads. */
+export type EventSelection =
+  /** the incremental path: fromSeq < ingest_seq <= toSeq */
+  | { source: 'window'; fromSeq: number; toSeq: number }
+  /** rebuild: one tenant, from <= occurred_at < to, ingest_seq <= watermark (the rollup's) */
+  | { source: 'rebuild'; tenantId: number; from: Date; to: Date; watermark: number };
+
+/** The WHERE condition of a selection and its values, numbered from $1. */
+function selectionFilter(sel: EventSelection): { where: string; values: unknown[] } {
+  return sel.source === 'window'
+    ? { where: 'ingest_seq > $1 AND ingest_seq <= $2', values: [sel.fromSeq, sel.toSeq] }
+    : { where: 'tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND ingest_seq <= $4', values: [sel.tenantId, sel.from, sel.to, sel.watermark] };
+}
 
 /**
  * `INSERT INTO rollup SELECT ... FROM events ... GROUP BY tenant_id, bucket, dims ON CONFLICT DO
  * UPDATE` adding counts and sums and merging sketches. Grouping by tenant_id with the tables
- * colocated lets Citus run it on each shard (see docs/design.md, "Citus facts"). Bind values: the source's, then
- * dimensionParams(def, limits).
+ * colocated lets Citus run it on each shard (see docs/design.md, "Citus facts"). Bind values: the
+ * selection's, then dimensionParams(def, limits).
  */
 export function aggregateSql(
   def: RollupDefinition,
   sketch: SketchProfile,
   schema: string,
-  source: AggregateSource,
+  selection: EventSelection,
   limits: RollupDimensionLimits = DEFAULT_DIMENSION_LIMITS,
-): string {
+): Statement {
+  const { where, values } = selectionFilter(selection);
   const bucket = bucketExpr(def.grain);
-  const dims = dimensionExprs(def, limits, SOURCE_PARAMS[source] + 1);
+  const dims = dimensionExprs(def, limits, values.length + 1);
   const cols = [...keyColumns(def), ...measureColumns(def)].map(ident).join(', ');
-  const where =
-    source === 'window'
-      ? 'ingest_seq > $1 AND ingest_seq <= $2'
-      : 'tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND ingest_seq <= $4';
-  return [
+  const text = [
     `INSERT INTO ${qualified(schema, def.table)} AS r (${cols})`,
     `SELECT tenant_id, ${bucket}, ${dims.join(', ')}, ${def.measures.map((m) => measureAggregate(m, sketch)).join(', ')}`,
     `FROM ${qualified(schema, EVENTS_TABLE)}`,
@@ -121,28 +124,35 @@ export function aggregateSql(
     `ON CONFLICT (${keyColumns(def).map(ident).join(', ')}) DO UPDATE SET`,
     def.measures.map((m) => `${ident(m.column)} = ${measureMerge(m, sketch)}`).join(', '),
   ].join('\n');
+  return { text, values: [...values, ...dimensionParams(def, limits)] };
 }
 
-/** $1 = names: creates missing state rows so a new definition starts from sequence 0. */
-export function ensureStateSql(schema: string): string {
-  return `INSERT INTO ${qualified(schema, STATE_TABLE)} (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`;
+/** Creates missing state rows so a new definition starts from sequence 0. */
+export function ensureStateSql(schema: string, names: readonly string[]): Statement {
+  return { text: `INSERT INTO ${qualified(schema, STATE_TABLE)} (name) SELECT unnest($1::text[]) ON CONFLICT (name) DO NOTHING`, values: [[...names]] };
 }
 
-/** $1 = names. Locked in name order so rebuilds (all rows) and runs (one row) never deadlock. */
-export function lockStateSql(schema: string): string {
-  return `SELECT name, last_seq::text AS last_seq FROM ${qualified(schema, STATE_TABLE)} WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`;
+/** Locked in name order so rebuilds (all rows) and runs (one row) never deadlock. */
+export function lockStateSql(schema: string, names: readonly string[]): Statement {
+  return {
+    text: `SELECT name, last_seq::text AS last_seq FROM ${qualified(schema, STATE_TABLE)} WHERE name = ANY($1::text[]) ORDER BY name FOR UPDATE`,
+    values: [[...names]],
+  };
 }
 
 /**
- * High-water mark of `events.ingest_seq` and the sequence's cache size. $1 = qualified events name.
- * pg_sequence_last_value is NULL before the first nextval.
+ * High-water mark of `events.ingest_seq` and the sequence's cache size. pg_sequence_last_value is
+ * NULL before the first nextval.
  */
-export function highWaterSql(): string {
-  return [
-    `SELECT coalesce(pg_sequence_last_value(q.seq), 0)::text AS high_water, s.seqcache::text AS cache`,
-    `FROM (SELECT pg_get_serial_sequence($1, 'ingest_seq')::regclass AS seq) AS q`,
-    `JOIN pg_sequence s ON s.seqrelid = q.seq`,
-  ].join('\n');
+export function highWaterSql(schema: string): Statement {
+  return {
+    text: [
+      `SELECT coalesce(pg_sequence_last_value(q.seq), 0)::text AS high_water, s.seqcache::text AS cache`,
+      `FROM (SELECT pg_get_serial_sequence($1, 'ingest_seq')::regclass AS seq) AS q`,
+      `JOIN pg_sequence s ON s.seqrelid = q.seq`,
+    ].join('\n'),
+    values: [qualified(schema, EVENTS_TABLE)],
+  };
 }
 
 /**
@@ -151,69 +161,83 @@ export function highWaterSql(): string {
  * committed or aborted transaction. Rolling back to the savepoint releases it at once, so ingest
  * pauses only for that instant. The lock_timeout set inside the savepoint reverts with it.
  */
-export function waitForWritersSql(schema: string): { savepoint: string; timeout: string; lock: string; release: string; drop: string } {
+export function waitForWritersSql(
+  schema: string,
+  lockTimeoutMs: number,
+): { savepoint: Statement; timeout: Statement; lock: Statement; release: Statement; drop: Statement } {
   return {
-    savepoint: `SAVEPOINT ${SAVEPOINT}`,
-    timeout: `SELECT set_config('lock_timeout', $1, true)`,
-    lock: `LOCK TABLE ${qualified(schema, EVENTS_TABLE)} IN EXCLUSIVE MODE`,
-    release: `ROLLBACK TO SAVEPOINT ${SAVEPOINT}`,
-    drop: `RELEASE SAVEPOINT ${SAVEPOINT}`,
+    savepoint: { text: `SAVEPOINT ${SAVEPOINT}`, values: [] },
+    timeout: { text: `SELECT set_config('lock_timeout', $1, true)`, values: [String(lockTimeoutMs)] },
+    lock: { text: `LOCK TABLE ${qualified(schema, EVENTS_TABLE)} IN EXCLUSIVE MODE`, values: [] },
+    release: { text: `ROLLBACK TO SAVEPOINT ${SAVEPOINT}`, values: [] },
+    drop: { text: `RELEASE SAVEPOINT ${SAVEPOINT}`, values: [] },
   };
 }
 
-/** $1 < ingest_seq <= $2: how many events a window folds in. */
-export function countWindowSql(schema: string): string {
-  return `SELECT count(*)::text AS n FROM ${qualified(schema, EVENTS_TABLE)} WHERE ingest_seq > $1 AND ingest_seq <= $2`;
+/** How many events a selection folds in: the same filter as aggregateSql's. */
+export function countEventsSql(schema: string, selection: EventSelection): Statement {
+  const { where, values } = selectionFilter(selection);
+  return { text: `SELECT count(*)::text AS n FROM ${qualified(schema, EVENTS_TABLE)} WHERE ${where}`, values };
 }
 
-/** Same filter as aggregateSql(..., 'rebuild'). */
-export function countRebuildSql(schema: string): string {
-  return `SELECT count(*)::text AS n FROM ${qualified(schema, EVENTS_TABLE)} WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND ingest_seq <= $4`;
+export interface StateAdvance {
+  name: string;
+  lastSeq: number;
+  runAt: Date;
+  rows: number;
+  durationMs: number;
 }
 
-/** $1 name, $2 last_seq, $3 last_run_at, $4 last_rows, $5 last_duration_ms */
-export function advanceStateSql(schema: string): string {
-  return `UPDATE ${qualified(schema, STATE_TABLE)} SET last_seq = $2, last_run_at = $3, last_rows = $4, last_duration_ms = $5 WHERE name = $1`;
+export function advanceStateSql(schema: string, a: StateAdvance): Statement {
+  return {
+    text: `UPDATE ${qualified(schema, STATE_TABLE)} SET last_seq = $2, last_run_at = $3, last_rows = $4, last_duration_ms = $5 WHERE name = $1`,
+    values: [a.name, a.lastSeq, a.runAt, a.rows, a.durationMs],
+  };
 }
 
-/** $1 tenant, $2 first bucket, $3 end (exclusive) */
-export function deleteBucketsSql(def: RollupDefinition, schema: string): string {
-  return `DELETE FROM ${qualified(schema, def.table)} WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3`;
+/** A tenant's buckets in [from, to). */
+export function deleteBucketsSql(def: RollupDefinition, schema: string, tenantId: number, from: Date, to: Date): Statement {
+  return { text: `DELETE FROM ${qualified(schema, def.table)} WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3`, values: [tenantId, from, to] };
 }
 
-/** $1 cutoff: buckets that start before it go. */
-export function pruneSql(def: RollupDefinition, schema: string): string {
-  return `DELETE FROM ${qualified(schema, def.table)} WHERE bucket < $1`;
+/** Buckets that start before the cutoff go. */
+export function pruneSql(def: RollupDefinition, schema: string, cutoff: Date): Statement {
+  return { text: `DELETE FROM ${qualified(schema, def.table)} WHERE bucket < $1`, values: [cutoff] };
 }
 
-/** $1 names */
-export function stateSql(schema: string): string {
-  return [
-    `SELECT name, last_seq::text AS last_seq, last_run_at, last_rows::text AS last_rows, last_duration_ms`,
-    `FROM ${qualified(schema, STATE_TABLE)} WHERE name = ANY($1::text[]) ORDER BY name`,
-  ].join('\n');
+export function stateSql(schema: string, names: readonly string[]): Statement {
+  return {
+    text: [
+      `SELECT name, last_seq::text AS last_seq, last_run_at, last_rows::text AS last_rows, last_duration_ms`,
+      `FROM ${qualified(schema, STATE_TABLE)} WHERE name = ANY($1::text[]) ORDER BY name`,
+    ].join('\n'),
+    values: [[...names]],
+  };
 }
 
-/** $1 last_seq, $2 bound: pending rows, counted up to the bound so a huge backlog stays cheap. */
-export function pendingCountSql(schema: string): string {
-  return `SELECT count(*)::text AS n FROM (SELECT 1 FROM ${qualified(schema, EVENTS_TABLE)} WHERE ingest_seq > $1 LIMIT $2) AS p`;
+/** Rows after the watermark, counted up to the bound so a huge backlog stays cheap. */
+export function pendingCountSql(schema: string, lastSeq: number | string, bound: number): Statement {
+  return { text: `SELECT count(*)::text AS n FROM (SELECT 1 FROM ${qualified(schema, EVENTS_TABLE)} WHERE ingest_seq > $1 LIMIT $2) AS p`, values: [lastSeq, bound] };
 }
 
-/** $1 last_seq: when the oldest pending event was ingested. */
-export function oldestPendingSql(schema: string): string {
-  return `SELECT ingested_at FROM ${qualified(schema, EVENTS_TABLE)} WHERE ingest_seq > $1 ORDER BY ingest_seq LIMIT 1`;
+/** When the oldest event after the watermark was ingested. */
+export function oldestPendingSql(schema: string, lastSeq: number | string): Statement {
+  return { text: `SELECT ingested_at FROM ${qualified(schema, EVENTS_TABLE)} WHERE ingest_seq > $1 ORDER BY ingest_seq LIMIT 1`, values: [lastSeq] };
 }
 
-/** $1 schema name, $2 table names, $3 sketch column names → typname per (table, column). */
-export function sketchColumnsSql(): string {
-  return [
-    `SELECT c.relname AS table_name, a.attname AS column_name, t.typname`,
-    `FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace`,
-    `JOIN pg_type t ON t.oid = a.atttypid`,
-    `WHERE n.nspname = $1 AND c.relname = ANY($2::text[]) AND a.attname = ANY($3::text[]) AND a.attnum > 0 AND NOT a.attisdropped`,
-  ].join('\n');
+/** typname per (table, column) of these sketch columns of these tables in a schema. */
+export function sketchColumnsSql(schema: string, tables: readonly string[], columns: readonly string[]): Statement {
+  return {
+    text: [
+      `SELECT c.relname AS table_name, a.attname AS column_name, t.typname`,
+      `FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace`,
+      `JOIN pg_type t ON t.oid = a.atttypid`,
+      `WHERE n.nspname = $1 AND c.relname = ANY($2::text[]) AND a.attname = ANY($3::text[]) AND a.attnum > 0 AND NOT a.attisdropped`,
+    ].join('\n'),
+    values: [schema, [...tables], [...columns]],
+  };
 }
 
-export function hllSchemaSql(): string {
-  return `SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'hll'`;
+export function hllSchemaSql(): Statement {
+  return { text: `SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'hll'`, values: [] };
 }

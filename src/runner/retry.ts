@@ -5,14 +5,10 @@
  * let the next batch's checkpoint move past events nobody has (docs/design.md, guarantee 1).
  */
 
-export const BATCH_RETRY_BASE_MS = 500;
-export const BATCH_RETRY_CAP_MS = 30_000;
+import { backoffDelay, type BackoffPolicy } from '../pipeline/backoff.js';
 
-/** Pure: delay before attempt `attempt + 1` (attempt is 1-based): exponential, capped, half jittered. */
-export function batchRetryDelay(attempt: number, random: number, baseMs = BATCH_RETRY_BASE_MS, capMs = BATCH_RETRY_CAP_MS): number {
-  const exp = Math.min(capMs, baseMs * 2 ** Math.min(Math.max(attempt - 1, 0), 30));
-  return Math.round(exp / 2 + (exp / 2) * Math.min(Math.max(random, 0), 1));
-}
+/** Backoff between attempts at one batch: longer than a statement's, as the whole batch failed. */
+export const BATCH_RETRY_BACKOFF: BackoffPolicy = { baseMs: 500, capMs: 30_000 };
 
 export interface RetryForeverOptions {
   /** Stops retrying (not the attempt in progress): the batch is then abandoned unacknowledged. */
@@ -55,7 +51,7 @@ export async function retryForever<T>(attempt: () => Promise<T>, opts: RetryFore
       return { ok: true, value: await attempt(), attempts: n };
     } catch (err) {
       lastError = err;
-      const delay = batchRetryDelay(n, random(), opts.baseMs, opts.capMs);
+      const delay = backoffDelay(n, random(), { baseMs: opts.baseMs ?? BATCH_RETRY_BACKOFF.baseMs, capMs: opts.capMs ?? BATCH_RETRY_BACKOFF.capMs });
       opts.onFailure(n, err, delay);
       if (opts.signal.aborted) return { ok: false, attempts: n, error: err };
       await sleep(delay, opts.signal);

@@ -17,6 +17,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
+import { HTTP_STATUS, NO_STORE } from './http.js';
 
 export interface DashboardManifest {
   /** Hashed file names under assets/. */
@@ -102,7 +103,7 @@ export function makeDashboardHandler(getAssets?: () => Promise<DashboardAssets>)
     try {
       a = await assets();
     } catch {
-      return { status: 503, headers: { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }, body: 'The dashboard is not built: run `npm run build` (or `npm run build:dashboard`).\n' };
+      return { status: HTTP_STATUS.unavailable, headers: { 'content-type': 'text/plain; charset=utf-8', ...NO_STORE }, body: 'The dashboard is not built: run `npm run build` (or `npm run build:dashboard`).\n' };
     }
     const url = new URL(request.url);
     const sub = (request.params.path ?? '').replace(/^\/+/, '');

@@ -6,6 +6,7 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type pg from 'pg';
 import { rollupStatus, type RollupStatus } from '../rollups/run.js';
+import { errorResponse, notReady, NO_STORE, ParameterError } from './http.js';
 
 export interface FreshnessDeps {
   pool: pg.Pool;
@@ -45,20 +46,19 @@ export function shapeFreshness(now: Date, status: readonly RollupStatus[]): Fres
 }
 
 type Handler = (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
-const NO_STORE = { 'cache-control': 'no-store' };
 
 export function makeFreshnessHandler(getDeps: () => Promise<FreshnessDeps>, opts: { cacheMs?: number; pendingBound?: number } = {}): Handler {
   const cacheMs = opts.cacheMs ?? 2000;
   let cached: { at: number; body: Promise<FreshnessResponse> } | undefined;
   return async (request, context) => {
-    const extra = [...request.query.keys()];
-    if (extra.length > 0) return { status: 400, headers: NO_STORE, jsonBody: { error: { parameter: extra[0], message: `${extra[0]}: unknown parameter; this endpoint takes none` } } };
+    const [extra] = [...request.query.keys()];
+    if (extra !== undefined) return errorResponse(new ParameterError(extra, 'unknown parameter; this endpoint takes none'));
     let deps: FreshnessDeps;
     try {
       deps = await getDeps();
     } catch (err) {
       context.error('freshness: cannot initialise:', err);
-      return { status: 503, headers: NO_STORE, jsonBody: { error: { message: 'the service is not configured or cannot reach its database' } } };
+      return errorResponse(notReady(err));
     }
     const now = deps.now ?? (() => new Date());
     const t = Date.now();
@@ -74,7 +74,7 @@ export function makeFreshnessHandler(getDeps: () => Promise<FreshnessDeps>, opts
       return { status: 200, headers: NO_STORE, jsonBody: await cached.body };
     } catch (err) {
       context.error('freshness: query failed:', err);
-      return { status: 500, headers: NO_STORE, jsonBody: { error: { message: 'internal error (logged)' } } };
+      return errorResponse(err);
     }
   };
 }

@@ -6,7 +6,8 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import type pg from 'pg';
 import { loadSketchProfile } from '../rollups/run.js';
 import { rollupForGrain, type RollupRetention } from '../rollups/definitions.js';
-import { RollupSetupError, type RollupCapabilities, type SketchProfile } from '../rollups/sketches.js';
+import type { RollupCapabilities, SketchProfile } from '../rollups/sketches.js';
+import { errorResponse, httpStatusOf, isStatementTimeout, notReady, NO_STORE, ParameterError, QueryTimeoutError } from './http.js';
 import { parseMetricsParams } from './params.js';
 import { DEFAULT_MAX_ROWS, exceedsRowLimit, lastRunSql, metricsSql, shapeMetrics, type MetricsRow } from './query.js';
 
@@ -25,17 +26,6 @@ export interface MetricsDeps {
 }
 
 export type MetricsHandler = (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
-
-const NO_STORE = { 'cache-control': 'no-store' };
-
-function errorResponse(status: number, message: string, parameter?: string): HttpResponseInit {
-  return { status, headers: NO_STORE, jsonBody: { error: { ...(parameter ? { parameter } : {}), message } } };
-}
-
-/** 57014 query_canceled: what statement_timeout raises. */
-function isStatementTimeout(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '57014';
-}
 
 export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): MetricsHandler {
   // The encoding of the rollup tables does not change while a process runs; read it once.
@@ -57,35 +47,33 @@ export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): Metrics
       deps = await getDeps();
     } catch (err) {
       context.error('metrics: cannot initialise:', err);
-      return errorResponse(503, 'the service is not configured or cannot reach its database');
+      return errorResponse(notReady(err));
     }
     const now = (deps.now ?? (() => new Date()))();
     const parsed = parseMetricsParams(request.params.tenantId, request.query, { now, retentionDays: deps.retentionDays });
-    if (!parsed.ok) return errorResponse(400, `${parsed.error.parameter}: ${parsed.error.message}`, parsed.error.parameter);
+    if (!parsed.ok) return errorResponse(new ParameterError(parsed.error.parameter, parsed.error.message));
     const q = parsed.query;
     try {
       const sketch = await sketchFor(deps);
       const maxRows = deps.maxRows ?? DEFAULT_MAX_ROWS;
       const sql = metricsSql(q, sketch, deps.schema, { maxRows });
       const [rows, state] = await Promise.all([
-        deps.pool.query<MetricsRow>(sql.text, sql.values),
-        deps.pool.query<{ last_run_at: Date | null }>(lastRunSql(deps.schema), [rollupForGrain(q.grain).name]),
+        deps.pool.query<MetricsRow>(sql),
+        deps.pool.query<{ last_run_at: Date | null }>(lastRunSql(deps.schema, rollupForGrain(q.grain).name)),
       ]);
       if (exceedsRowLimit(rows.rows, maxRows)) {
-        return errorResponse(400, `to: this range holds more than ${maxRows} rollup rows for the tenant; narrow the range or use a coarser grain`, 'to');
+        return errorResponse(new ParameterError('to', `this range holds more than ${maxRows} rollup rows for the tenant; narrow the range or use a coarser grain`));
       }
       return { status: 200, headers: NO_STORE, jsonBody: shapeMetrics(q, sketch.kind, state.rows[0]?.last_run_at ?? null, rows.rows) };
     } catch (err) {
-      if (err instanceof RollupSetupError) {
-        context.error('metrics:', err.message);
-        return errorResponse(503, err.message);
-      }
       if (isStatementTimeout(err)) {
         context.warn('metrics: statement timeout:', err instanceof Error ? err.message : String(err));
-        return errorResponse(503, 'the query took too long; narrow the range or use a coarser grain, or retry later');
+        return errorResponse(new QueryTimeoutError('the query took too long; narrow the range or use a coarser grain, or retry later', { cause: err }));
       }
-      context.error('metrics: query failed:', err);
-      return errorResponse(500, 'internal error (logged)');
+      // A RollupSetupError (tables not migrated, hll gone) says the fix: 503 with its message.
+      if (httpStatusOf(err) === 500) context.error('metrics: query failed:', err);
+      else context.error('metrics:', err instanceof Error ? err.message : String(err));
+      return errorResponse(err);
     }
   };
 }

@@ -130,6 +130,33 @@ export function chooseGrain(requested: GrainParam, from: Date, to: Date, opts: P
   return { grain };
 }
 
+/**
+ * Pure: what the metrics and tenants APIs share: only `known` parameters, each at most once, and
+ * a required range [from, to) of strict ISO-8601 times with from before to.
+ */
+export function parseTimeRange(query: URLSearchParams, known: readonly string[]): { ok: true; from: Date; to: Date } | { ok: false; error: ParamError } {
+  const failed = (parameter: string, message: string): { ok: false; error: ParamError } => ({ ok: false, error: { parameter, message } });
+  const seen = new Set<string>();
+  for (const key of query.keys()) {
+    if (!known.includes(key)) return failed(key, `unknown parameter; allowed: ${known.join(', ')}`);
+    if (seen.has(key)) return failed(key, 'given more than once');
+    seen.add(key);
+  }
+  const times: Partial<Record<'from' | 'to', Date>> = {};
+  for (const name of ['from', 'to'] as const) {
+    const raw = query.get(name);
+    if (raw === null || raw === '') return failed(name, 'required: an ISO-8601 time with offset, e.g. 2026-01-31T00:00:00Z');
+    // An unencoded '+' of an offset arrives as a space in a query string.
+    const parsed = parseIsoTime(raw.replace(/ (\d{2}:\d{2})$/, '+$1'));
+    if (!parsed) return failed(name, 'not an ISO-8601 time with offset, e.g. 2026-01-31T00:00:00Z or 2026-01-31');
+    times[name] = parsed;
+  }
+  const { from, to } = times;
+  if (!from || !to) return failed('from', 'required');
+  if (to.getTime() <= from.getTime()) return failed('to', 'must be after from');
+  return { ok: true, from, to };
+}
+
 export function parseMetricsParams(tenantIdParam: string | undefined, query: URLSearchParams, opts: ParamOptions): ParamResult {
   const t = tenantIdParam ?? '';
   if (!/^[1-9][0-9]{0,15}$/.test(t) || !Number.isSafeInteger(Number(t))) {
@@ -137,25 +164,9 @@ export function parseMetricsParams(tenantIdParam: string | undefined, query: URL
   }
   const tenantId = Number(t);
 
-  const seen = new Set<string>();
-  for (const key of query.keys()) {
-    if (!(KNOWN as readonly string[]).includes(key)) return fail(key, `unknown parameter; allowed: ${KNOWN.join(', ')}`);
-    if (seen.has(key)) return fail(key, 'given more than once');
-    seen.add(key);
-  }
-
-  const times: Partial<Record<'from' | 'to', Date>> = {};
-  for (const name of ['from', 'to'] as const) {
-    const raw = query.get(name);
-    if (raw === null || raw === '') return fail(name, 'required: an ISO-8601 time with offset, e.g. 2026-01-31T00:00:00Z');
-    // An unencoded '+' of an offset arrives as a space in a query string.
-    const parsed = parseIsoTime(raw.replace(/ (\d{2}:\d{2})$/, '+$1'));
-    if (!parsed) return fail(name, 'not an ISO-8601 time with offset, e.g. 2026-01-31T00:00:00Z or 2026-01-31');
-    times[name] = parsed;
-  }
-  const { from, to } = times;
-  if (!from || !to) return fail('from', 'required');
-  if (to.getTime() <= from.getTime()) return fail('to', 'must be after from');
+  const range = parseTimeRange(query, KNOWN);
+  if (!range.ok) return range;
+  const { from, to } = range;
 
   const grainRaw = query.get('grain') ?? 'auto';
   const grains: readonly GrainParam[] = ['minute', 'hour', 'day', 'auto'];

@@ -3,15 +3,12 @@
  * text and bind values; result rows → JSON. Identifiers come only from the rollup definitions.
  */
 import { ident, qualified } from '../db/ident.js';
+import type { Statement } from '../db/statement.js';
 import { rollupForGrain, type Grain, type RollupDefinition } from '../rollups/definitions.js';
 import type { SketchKind, SketchProfile } from '../rollups/sketches.js';
 import { STATE_TABLE } from '../rollups/sql.js';
 import type { MetricsQuery } from './params.js';
-
-export interface MetricsSql {
-  text: string;
-  values: unknown[];
-}
+import type { MetricsPoint, MetricsSeries } from './wire.js';
 
 /** Rows of a rollup one response may read, unless configured otherwise (HUBSINK_METRICS_MAX_ROWS). */
 export const DEFAULT_MAX_ROWS = 200_000;
@@ -31,7 +28,7 @@ export function metricsSql(
   sketch: SketchProfile,
   schema: string,
   opts: { maxRows?: number; rollups?: readonly RollupDefinition[] } = {},
-): MetricsSql {
+): Statement {
   const def = rollupForGrain(q.grain, opts.rollups);
   const maxRows = opts.maxRows ?? DEFAULT_MAX_ROWS;
   if (!Number.isSafeInteger(maxRows) || maxRows < 1) throw new RangeError(`maxRows must be a positive integer, got ${String(maxRows)}`);
@@ -61,9 +58,9 @@ export function metricsSql(
   return { text, values };
 }
 
-/** $1 rollup name: when it last ran, for the response's freshness field. */
-export function lastRunSql(schema: string): string {
-  return `SELECT last_run_at FROM ${qualified(schema, STATE_TABLE)} WHERE name = $1`;
+/** When a rollup last ran, for the response's freshness field. */
+export function lastRunSql(schema: string, rollup: string): Statement {
+  return { text: `SELECT last_run_at FROM ${qualified(schema, STATE_TABLE)} WHERE name = $1`, values: [rollup] };
 }
 
 export interface MetricsRow {
@@ -80,24 +77,7 @@ export interface MetricsRow {
   keys: string;
 }
 
-export interface MetricsPoint {
-  t: string;
-  events: number;
-  /** Decimal string with 4 places (the scale of events.revenue): exact, unlike a JSON number. */
-  revenue: string;
-  sessions: number;
-  users: number;
-}
-
-export interface MetricsSeries {
-  /** Value of the `by` dimension ('' when the events had none); null without `by` and for "other". */
-  key: string | null;
-  /** Present (true) on the one series that sums every value beyond the `top` largest. */
-  other?: true;
-  /** On the "other" series: how many values it holds. */
-  otherKeys?: number;
-  points: MetricsPoint[];
-}
+export type { MetricsPoint, MetricsSeries };
 
 export interface MetricsResponse {
   tenantId: number;

@@ -10,8 +10,10 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type pg from 'pg';
 import { qualified } from '../db/ident.js';
+import type { Statement } from '../db/statement.js';
 import { rollupForGrain, type Grain, type RollupRetention } from '../rollups/definitions.js';
-import { chooseGrain, parseIsoTime, type ParamError } from './params.js';
+import { errorResponse, notReady, NO_STORE, ParameterError } from './http.js';
+import { chooseGrain, parseTimeRange, type ParamError } from './params.js';
 import { lastRunSql } from './query.js';
 
 export interface TenantsQuery {
@@ -33,24 +35,9 @@ function fail(parameter: string, message: string): TenantsParamResult {
 
 /** Pure: query string → a validated query, or the parameter at fault. */
 export function parseTenantsParams(query: URLSearchParams, opts: { now: Date; retentionDays: RollupRetention }): TenantsParamResult {
-  const seen = new Set<string>();
-  for (const key of query.keys()) {
-    if (!(KNOWN as readonly string[]).includes(key)) return fail(key, `unknown parameter; allowed: ${KNOWN.join(', ')}`);
-    if (seen.has(key)) return fail(key, 'given more than once');
-    seen.add(key);
-  }
-  const times: Partial<Record<'from' | 'to', Date>> = {};
-  for (const name of ['from', 'to'] as const) {
-    const raw = query.get(name);
-    if (raw === null || raw === '') return fail(name, 'required: an ISO-8601 time with offset, e.g. 2026-01-31T00:00:00Z');
-    // An unencoded '+' of an offset arrives as a space in a query string.
-    const parsed = parseIsoTime(raw.replace(/ (\d{2}:\d{2})$/, '+$1'));
-    if (!parsed) return fail(name, 'not an ISO-8601 time with offset, e.g. 2026-01-31T00:00:00Z or 2026-01-31');
-    times[name] = parsed;
-  }
-  const { from, to } = times;
-  if (!from || !to) return fail('from', 'required');
-  if (to.getTime() <= from.getTime()) return fail('to', 'must be after from');
+  const range = parseTimeRange(query, KNOWN);
+  if (!range.ok) return range;
+  const { from, to } = range;
 
   let limit = DEFAULT_TENANTS_LIMIT;
   const rawLimit = query.get('limit');
@@ -61,11 +48,6 @@ export function parseTenantsParams(query: URLSearchParams, opts: { now: Date; re
   const chosen = chooseGrain('auto', from, to, opts);
   if ('error' in chosen) return { ok: false, error: chosen.error };
   return { ok: true, query: { from, to, grain: chosen.grain, limit } };
-}
-
-export interface Statement {
-  text: string;
-  values: unknown[];
 }
 
 /** The most active storefronts of the range, from the coarsest rollup that tiles it. */
@@ -146,7 +128,6 @@ export interface TenantsDeps {
 }
 
 type Handler = (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
-const NO_STORE = { 'cache-control': 'no-store' };
 
 export function makeTenantsHandler(getDeps: () => Promise<TenantsDeps>): Handler {
   return async (request, context) => {
@@ -155,31 +136,28 @@ export function makeTenantsHandler(getDeps: () => Promise<TenantsDeps>): Handler
       deps = await getDeps();
     } catch (err) {
       context.error('tenants: cannot initialise:', err);
-      return { status: 503, headers: NO_STORE, jsonBody: { error: { message: 'the service is not configured or cannot reach its database' } } };
+      return errorResponse(notReady(err));
     }
     const now = (deps.now ?? (() => new Date()))();
     const parsed = parseTenantsParams(request.query, { now, retentionDays: deps.retentionDays });
-    if (!parsed.ok) {
-      const e = parsed.error;
-      return { status: 400, headers: NO_STORE, jsonBody: { error: { parameter: e.parameter, message: `${e.parameter}: ${e.message}` } } };
-    }
+    if (!parsed.ok) return errorResponse(new ParameterError(parsed.error.parameter, parsed.error.message));
     const q = parsed.query;
     try {
       const a = activeTenantsSql(q, deps.schema);
-      const active = await deps.pool.query<{ tenant_id: string; events: string }>(a.text, a.values);
+      const active = await deps.pool.query<{ tenant_id: string; events: string }>(a);
       const k = knownTenantsSql(
         deps.schema,
         active.rows.map((r) => r.tenant_id),
         q.limit,
       );
       const [known, state] = await Promise.all([
-        deps.pool.query<{ tenant_id: string; name: string | null }>(k.text, k.values),
-        deps.pool.query<{ last_run_at: Date | null }>(lastRunSql(deps.schema), [rollupForGrain(q.grain).name]),
+        deps.pool.query<{ tenant_id: string; name: string | null }>(k),
+        deps.pool.query<{ last_run_at: Date | null }>(lastRunSql(deps.schema, rollupForGrain(q.grain).name)),
       ]);
       return { status: 200, headers: NO_STORE, jsonBody: shapeTenants(q, state.rows[0]?.last_run_at ?? null, active.rows, known.rows) };
     } catch (err) {
       context.error('tenants: query failed:', err);
-      return { status: 500, headers: NO_STORE, jsonBody: { error: { message: 'internal error (logged)' } } };
+      return errorResponse(err);
     }
   };
 }

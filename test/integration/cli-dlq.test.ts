@@ -10,6 +10,7 @@ import { getDeadLetter, listDeadLetters } from '../../src/db/deadLetters.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import { testDatabaseUrl, type TestSchema } from '../support/services.js';
 import { asDeadLetterEvents, countRows, fastSleep, hostShape, invocation, readySchema, runCli, testConfig } from './deadletters-support.js';
+import { makeSource } from '../support/rows.js';
 
 const DAY = 86_400_000;
 
@@ -23,7 +24,7 @@ function record(tenantId: number, body: Buffer, reason: 'invalid' | 'rejected', 
     body,
     properties: { TenantId: String(tenantId) },
     tenantId,
-    source: { hub: 'clickstream', consumerGroup: '$Default', partitionId: '0', sequenceNumber: seq, offset: `o${seq}`, enqueuedTime: new Date(at.getTime() + seq) },
+    source: makeSource({ partitionId: '0', sequenceNumber: seq, offset: `o${seq}`, enqueuedTime: new Date(at.getTime() + seq) }),
     attempts: 1,
     firstFailureAt: at,
     lastFailureAt: at,

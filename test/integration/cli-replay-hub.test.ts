@@ -14,6 +14,7 @@ import { listDeadLetters } from '../../src/db/deadLetters.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import { testAzuriteConnection, testDatabaseUrl, uniqueName, type TestSchema } from '../support/services.js';
 import { countRows, fastSleep, hostShape, invocation, readySchema, runCli, testConfig, type ReceivedLike } from './deadletters-support.js';
+import { makeSource } from '../support/rows.js';
 
 const DAY = 86_400_000;
 const TOTAL = 50;
@@ -40,7 +41,7 @@ function record(i: number): DeadLetterRecord {
     body,
     properties: { TenantId: String(tenantId) },
     tenantId,
-    source: { hub: 'clickstream', consumerGroup: '$Default', partitionId: String(i % 3), sequenceNumber: 7000 + i, offset: `s${7000 + i}`, enqueuedTime: new Date(at.getTime() + i) },
+    source: makeSource({ partitionId: String(i % 3), sequenceNumber: 7000 + i, offset: `s${7000 + i}`, enqueuedTime: new Date(at.getTime() + i) }),
     attempts: 1,
     firstFailureAt: at,
     lastFailureAt: at,

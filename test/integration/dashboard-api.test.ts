@@ -46,7 +46,7 @@ beforeAll(async () => {
   ];
   await insertEventRows(f.s.pool, f.s.schema, rows);
   // Registered as ingest registers them; 503 has sent nothing in the range.
-  await f.s.pool.query(ensureTenantsSql(f.s.schema), [[501, 502, 503, 504]]);
+  await f.s.pool.query(ensureTenantsSql(f.s.schema, [501, 502, 503, 504]));
   await f.s.pool.query(`UPDATE "${f.s.schema}".tenants SET name = 'Shop Two' WHERE tenant_id = 502`);
   await runUntilCaughtUp(f);
 });

@@ -6,12 +6,10 @@
  */
 import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
-import { createTestSchema, type TestSchema } from '../support/services.js';
+import type { TestSchema } from '../support/services.js';
+import { countEventsOf, createEventsSchema } from '../support/database.js';
 import { makeRow, makeRows } from '../support/rows.js';
-import { migrate } from '../../src/db/migrate.js';
-import { maintainPartitions } from '../../src/db/partitions.js';
-import { detectCapabilities, type Capabilities } from '../../src/db/capabilities.js';
-import { configureSession } from '../../src/db/session.js';
+import type { Capabilities } from '../../src/db/capabilities.js';
 import { CopyAdvisor, copyChunk, encodeCopyText } from '../../src/db/copyEvents.js';
 import { insertEventRows, writeEvents, type WritePath } from '../../src/db/events.js';
 import { runRollups, type RollupRunResult } from '../../src/rollups/run.js';
@@ -23,23 +21,14 @@ let s: TestSchema;
 let caps: Capabilities;
 
 beforeAll(async () => {
-  s = await createTestSchema('dbc_');
-  caps = await detectCapabilities(s.pool);
-  configureSession(s.pool, caps, { citusCachedConnsPerWorker: 8 });
-  await migrate(s.pool, s.schema);
-  await maintainPartitions(s.pool, s.schema, { now: new Date(), aheadDays: 3, retentionDays: 30, caps });
+  ({ s, caps } = await createEventsSchema('dbc_'));
 });
 
 afterAll(async () => {
   await s.drop();
 });
 
-async function countEvents(rows: readonly EventRow[]): Promise<number> {
-  const { rows: r } = await s.pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${s.schema}".events WHERE event_id = ANY($1::uuid[])`, [
-    rows.map((x) => x.eventId),
-  ]);
-  return Number(r[0]?.n);
-}
+const countEvents = (rows: readonly EventRow[]): Promise<number> => countEventsOf(s, rows);
 
 const upsert = (rows: readonly EventRow[]) => insertEventRows(s.pool, s.schema, rows);
 

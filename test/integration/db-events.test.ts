@@ -1,42 +1,24 @@
 import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
 import { createTestSchema, type TestSchema } from '../support/services.js';
+import { countEventsOf, createEventsSchema, startOwnServer } from '../support/database.js';
 import { makeRow, makeRows } from '../support/rows.js';
-import { migrate } from '../../src/db/migrate.js';
-import { maintainPartitions } from '../../src/db/partitions.js';
-import { detectCapabilities, type Capabilities } from '../../src/db/capabilities.js';
 import { insertEventRows, writeEvents, type WriteOptions } from '../../src/db/events.js';
 import { TenantRegistry } from '../../src/db/tenants.js';
-import { configureSession } from '../../src/db/session.js';
-import { startEmbeddedPostgres } from '../../src/local/postgres.js';
 import type { EventRow } from '../../src/pipeline/types.js';
 import { DatabaseUnavailableError } from '../../src/pipeline/classify.js';
 
 let s: TestSchema;
-let caps: Capabilities;
 
 beforeAll(async () => {
-  s = await createTestSchema('dbe_');
-  caps = await detectCapabilities(s.pool);
-  configureSession(s.pool, caps, { citusCachedConnsPerWorker: 8 });
-  await migrate(s.pool, s.schema);
-  await maintainPartitions(s.pool, s.schema, { now: new Date(), aheadDays: 3, retentionDays: 30, caps });
+  ({ s } = await createEventsSchema('dbe_'));
 });
 
 afterAll(async () => {
   await s.drop();
 });
 
-async function countEvents(ids: readonly EventRow[]): Promise<number> {
-  const { rows } = await s.pool.query<{ n: string }>(`SELECT count(*) AS n FROM "${s.schema}".events WHERE event_id = ANY($1::uuid[])`, [
-    ids.map((r) => r.eventId),
-  ]);
-  return Number(rows[0]?.n);
-}
+const countEvents = (rows: readonly EventRow[]): Promise<number> => countEventsOf(s, rows);
 
 /** A clock that only moves when the code under test sleeps, so backoff is observable without waiting. */
 function fakeClock() {
@@ -188,19 +170,12 @@ test('writeEvents throws on a fatal error (a schema without tables)', async () =
 });
 
 test('writeEvents against a stopped server retries within the budget, then throws DatabaseUnavailableError (nothing is handed back to dead-letter)', async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'hubsink-stopped-'));
-  const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data') });
-  let stopped = false;
-  const pool = new pg.Pool({ connectionString: server.url, max: 2, connectionTimeoutMillis: 2000 });
-  pool.on('error', () => undefined);
+  const server = await startOwnServer('stopped', { aheadDays: 1, retentionDays: 2 });
+  const { pool } = server;
   try {
-    await migrate(pool, 'public');
-    const c = await detectCapabilities(pool);
-    await maintainPartitions(pool, 'public', { now: new Date(), aheadDays: 1, retentionDays: 2, caps: c });
     const warm = makeRows(10, 2);
     assert.equal((await writeEvents(pool, 'public', warm, { chunkSize: 5, transientRetryMs: 1000 })).inserted, 10);
     await server.stop();
-    stopped = true;
 
     const rows = makeRows(30, 3);
     const clock = fakeClock();
@@ -215,22 +190,14 @@ test('writeEvents against a stopped server retries within the budget, then throw
     assert.deepEqual(clock.sleeps, [75, 150, 300, 600, 875]);
     assert.deepEqual(retried, [1, 2, 3, 4, 5]);
   } finally {
-    await pool.end();
-    if (!stopped) await server.stop();
-    await rm(dir, { recursive: true, force: true });
+    await server.close();
   }
 });
 
 test('a server that comes back during the retries: rows are written once and counted exactly', async () => {
-  const dir = await mkdtemp(path.join(tmpdir(), 'hubsink-restart-'));
-  const dataDir = path.join(dir, 'data');
-  let server = await startEmbeddedPostgres({ dataDir, persistent: true });
-  const port = server.port;
-  const pool = new pg.Pool({ connectionString: server.url, max: 2, connectionTimeoutMillis: 2000 });
-  pool.on('error', () => undefined);
+  const server = await startOwnServer('restart', { aheadDays: 1, retentionDays: 2 });
+  const { pool } = server;
   try {
-    await migrate(pool, 'public');
-    await maintainPartitions(pool, 'public', { now: new Date(), aheadDays: 1, retentionDays: 2, caps: await detectCapabilities(pool) });
     const rows = makeRows(40, 4);
     // The first chunk is written, then the server goes away before the second.
     assert.equal((await insertEventRows(pool, 'public', rows.slice(0, 20))).inserted, 20);
@@ -241,7 +208,7 @@ test('a server that comes back during the retries: rows are written once and cou
       transientRetryMs: 60_000,
       random: () => 0,
       sleep: async () => {
-        if (restarts++ === 0) server = await startEmbeddedPostgres({ dataDir, port, persistent: true });
+        if (restarts++ === 0) await server.start();
       },
     });
     assert.equal(out.transient, undefined);
@@ -251,9 +218,7 @@ test('a server that comes back during the retries: rows are written once and cou
     const { rows: n } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM public.events');
     assert.equal(Number(n[0]?.n), 40);
   } finally {
-    await pool.end();
-    await server.stop();
-    await rm(dir, { recursive: true, force: true });
+    await server.close();
   }
 });
 

@@ -11,6 +11,7 @@ import { replayParked, type ReplayItem } from '../../src/deadletters/replay.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import type { TestSchema } from '../support/services.js';
 import { countRows, readySchema, testConfig } from './deadletters-support.js';
+import { makeSource } from '../support/rows.js';
 
 let s: TestSchema;
 const at = new Date(Date.now() - 3_600_000);
@@ -24,7 +25,7 @@ function parked(parkedTenant: number, bodyTenant: number): DeadLetterRecord {
     body,
     properties: {},
     tenantId: parkedTenant,
-    source: { hub: 'clickstream', consumerGroup: '$Default', partitionId: '0', sequenceNumber: seq, offset: `o${seq}`, enqueuedTime: new Date(at.getTime() + seq) },
+    source: makeSource({ partitionId: '0', sequenceNumber: seq, offset: `o${seq}`, enqueuedTime: new Date(at.getTime() + seq) }),
     attempts: 1,
     firstFailureAt: at,
     lastFailureAt: at,

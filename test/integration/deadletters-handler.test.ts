@@ -12,6 +12,7 @@ import { getDeadLetter, listDeadLetters } from '../../src/db/deadLetters.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import type { TestSchema } from '../support/services.js';
 import { asDeadLetterEvents, countRows, downPool, fastSleep, hostShape, invocation, readySchema, testConfig } from './deadletters-support.js';
+import { makeSource } from '../support/rows.js';
 
 const DL_HUB = 'clickstream-deadletter';
 const DL_GROUP = '$Default';
@@ -31,7 +32,7 @@ function rec(reason: DeadLetterRecord['reason'], body: Buffer, overrides: Partia
     body,
     properties: { TenantId: String(tenantId), Channel: 'web' },
     tenantId,
-    source: { hub: 'clickstream', consumerGroup: '$Default', partitionId: '2', sequenceNumber: 5000 + seq, offset: String(4096 * seq), enqueuedTime: new Date(Date.now() - 120_000 + seq) },
+    source: makeSource({ partitionId: '2', sequenceNumber: 5000 + seq, offset: String(4096 * seq), enqueuedTime: new Date(Date.now() - 120_000 + seq) }),
     attempts: 1,
     firstFailureAt: failed,
     lastFailureAt: failed,

@@ -16,6 +16,7 @@ import type { TestSchema } from '../support/services.js';
 import { countingPool } from '../support/countingPool.js';
 import { testDatabaseUrl } from '../support/services.js';
 import { asDeadLetterEvents, countRows, downPool, fastSleep, hostShape, invocation, readySchema, testConfig, type ReceivedLike } from './deadletters-support.js';
+import { makeSource } from '../support/rows.js';
 
 const DL_HUB = 'clickstream-deadletter';
 
@@ -29,7 +30,7 @@ function rec(overrides: Partial<DeadLetterRecord> = {}): DeadLetterRecord {
     body: Buffer.from(JSON.stringify({ eventId: randomUUID(), tenantId: 42 })),
     properties: { TenantId: '42' },
     tenantId: 42,
-    source: { hub: 'clickstream', consumerGroup: '$Default', partitionId: '3', sequenceNumber: 90_000 + seq, offset: String(seq), enqueuedTime: new Date(Date.now() - 120_000) },
+    source: makeSource({ partitionId: '3', sequenceNumber: 90_000 + seq, offset: String(seq), enqueuedTime: new Date(Date.now() - 120_000) }),
     attempts: 1,
     firstFailureAt: failed,
     lastFailureAt: failed,

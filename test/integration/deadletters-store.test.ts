@@ -18,6 +18,7 @@ import {
   parkDeadLetters,
 } from '../../src/db/deadLetters.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
+import { makeSource } from '../support/rows.js';
 
 let seq = 0;
 function record(overrides: Partial<DeadLetterRecord> = {}): DeadLetterRecord {
@@ -29,7 +30,7 @@ function record(overrides: Partial<DeadLetterRecord> = {}): DeadLetterRecord {
     body: Buffer.from(JSON.stringify({ tenantId: 7, type: 'page_view', n: seq })),
     properties: { tenantId: '7' },
     tenantId: 7,
-    source: { hub: 'clickstream', consumerGroup: '$Default', partitionId: '1', sequenceNumber: 1000 + seq, offset: `o-${seq}`, enqueuedTime: new Date(at.getTime() + seq) },
+    source: makeSource({ partitionId: '1', sequenceNumber: 1000 + seq, offset: `o-${seq}`, enqueuedTime: new Date(at.getTime() + seq) }),
     attempts: 1,
     firstFailureAt: at,
     lastFailureAt: at,
@@ -64,7 +65,7 @@ describe('dead_letters store', () => {
     const a = record();
     const recreated = record({ source: { ...a.source, enqueuedTime: new Date(a.source.enqueuedTime.getTime() + 86_400_000) } });
     recreated.body = a.body;
-    const unknown1 = record({ source: { hub: 'clickstream', consumerGroup: '$Default', partitionId: 'unknown', sequenceNumber: -1, offset: '', enqueuedTime: new Date(0) } });
+    const unknown1 = record({ source: makeSource({ partitionId: 'unknown', sequenceNumber: -1, offset: '', enqueuedTime: new Date(0) }) });
     const unknown2 = record({ source: { ...unknown1.source } });
     const r = await parkDeadLetters(s.pool, s.schema, [a, recreated, unknown1, unknown2]);
     assert.equal(r.parked, 4);

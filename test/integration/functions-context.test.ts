@@ -15,6 +15,7 @@ import { startEmulator, type Emulator } from '@hubsink/eventhubs-emulator';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcpProxy.js';
 import { testDatabaseUrl, uniqueName } from '../support/services.js';
+import { makeSource } from '../support/rows.js';
 
 function record(): DeadLetterRecord {
   const now = new Date();
@@ -24,7 +25,7 @@ function record(): DeadLetterRecord {
     body: Buffer.from('{"tenantId": 7}'),
     properties: {},
     tenantId: 7,
-    source: { hub: 'clickstream', consumerGroup: '$Default', partitionId: '0', sequenceNumber: 1, offset: '1', enqueuedTime: now },
+    source: makeSource({ partitionId: '0', sequenceNumber: 1, offset: '1', enqueuedTime: now }),
     attempts: 1,
     firstFailureAt: now,
     lastFailureAt: now,

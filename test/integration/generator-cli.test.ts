@@ -10,6 +10,7 @@ import type { GenerateSummary } from '../../src/cli/generate.js';
 import { validateEvent } from '../../src/pipeline/validate.js';
 import { kill, spawnHubsink, type RunnerProcess } from './runner-fixture.js';
 import { uniqueName } from '../support/services.js';
+import { makeSource } from '../support/rows.js';
 
 let emu: Emulator;
 const hub = uniqueName('gen');
@@ -47,7 +48,7 @@ test('sends --count events with the tenant as partition key; the summary matches
     if (seen === undefined) partitionOfTenant.set(e.partitionKey, pid);
     else assert.equal(seen, pid, `tenant ${e.partitionKey} on two partitions`);
     const r = validateEvent(
-      { body: e.body, properties: {}, source: { hub, consumerGroup: '$Default', partitionId: pid, sequenceNumber: e.sequenceNumber, offset: e.offset, enqueuedTime: e.enqueuedTime } },
+      { body: e.body, properties: {}, source: makeSource({ hub, partitionId: pid, sequenceNumber: e.sequenceNumber, offset: e.offset, enqueuedTime: e.enqueuedTime }) },
       { now, retentionDays: 30, aheadDays: 3, maxBodyBytes: 256 * 1024 },
     );
     if (!r.ok) invalid++;

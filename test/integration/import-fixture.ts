@@ -9,6 +9,7 @@ import { createGenerator } from '../../src/generator/generator.js';
 import { rowKey } from '../../src/pipeline/batch.js';
 import { validateEvent } from '../../src/pipeline/validate.js';
 import { testAzuriteConnection, testDatabaseUrl } from '../support/services.js';
+import { makeSource } from '../support/rows.js';
 
 export interface EventFile {
   lines: Buffer[];
@@ -42,7 +43,7 @@ export function truthOf(lines: readonly Buffer[], now = new Date()): Omit<EventF
   const invalidLines: number[] = [];
   let repeats = 0;
   lines.forEach((body, i) => {
-    const raw = { body, properties: {}, source: { hub: 'import', consumerGroup: 'import', partitionId: 'f', sequenceNumber: i + 1, offset: '', enqueuedTime: now } };
+    const raw = { body, properties: {}, source: makeSource({ hub: 'import', consumerGroup: 'import', partitionId: 'f', sequenceNumber: i + 1, offset: '', enqueuedTime: now }) };
     const r = validateEvent(raw, { now, retentionDays: 3650, aheadDays: 3, maxBodyBytes: 256 * 1024 });
     if (!r.ok) invalidLines.push(i + 1);
     else {

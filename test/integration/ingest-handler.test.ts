@@ -4,12 +4,10 @@
  */
 import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { createTestSchema, type TestSchema } from '../support/services.js';
+import { startOwnServer } from '../support/database.js';
 import { hostBatch, invocationContext, type HostEvent } from '../support/functions-batch.js';
 import { RecordingDeadLetterSink } from '../support/sinks.js';
 import { makeIngestHandler } from '../../src/ingest/handler.js';
@@ -18,7 +16,6 @@ import { migrate } from '../../src/db/migrate.js';
 import { maintainPartitions } from '../../src/db/partitions.js';
 import { detectCapabilities } from '../../src/db/capabilities.js';
 import { loadConfig } from '../../src/config.js';
-import { startEmbeddedPostgres } from '../../src/local/postgres.js';
 
 const HUB = 'clickstream';
 
@@ -178,15 +175,9 @@ describe('ingest handler', () => {
 
 describe('ingest handler with the database going away', () => {
   test('an unreachable database makes the handler throw after bounded retries, with nothing dead-lettered; once back, the redelivered batch is written once', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'hubsink-down-'));
-    const dataDir = path.join(dir, 'data');
-    let server = await startEmbeddedPostgres({ dataDir, persistent: true });
-    const port = server.port;
-    const pool = new pg.Pool({ connectionString: server.url, max: 2, connectionTimeoutMillis: 2000 });
-    pool.on('error', () => undefined);
+    const server = await startOwnServer('down', { aheadDays: 3, retentionDays: 30 });
+    const { pool } = server;
     try {
-      await migrate(pool, 'public');
-      await maintainPartitions(pool, 'public', { now: new Date(), aheadDays: 3, retentionDays: 30, caps: await detectCapabilities(pool) });
       await server.stop();
       const sink = new RecordingDeadLetterSink();
       const retries: number[] = [];
@@ -210,7 +201,7 @@ describe('ingest handler with the database going away', () => {
       assert.ok(retries.length < 100, 'retries are bounded');
       assert.match(logs.join('\n'), /failed, the host will retry the batch: .*ECONNREFUSED/);
 
-      server = await startEmbeddedPostgres({ dataDir, port, persistent: true });
+      await server.start();
       const r = await handler(batch.messages, invocationContext('ingest', batch.triggerMetadata, [], 1));
       assert.equal(r.inserted, 25);
       assert.equal(r.deadLettered.invalid, 1);
@@ -218,9 +209,7 @@ describe('ingest handler with the database going away', () => {
       const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM public.events');
       assert.equal(Number(rows[0]?.n), 25);
     } finally {
-      await pool.end().catch(() => undefined);
-      await server.stop().catch(() => undefined);
-      await rm(dir, { recursive: true, force: true });
+      await server.close();
     }
   });
 });

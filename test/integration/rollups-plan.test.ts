@@ -8,8 +8,9 @@ import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import type pg from 'pg';
 import { insertEventRows } from '../../src/db/events.js';
-import { ROLLUPS, GRAIN_MS, bucketStart } from '../../src/rollups/definitions.js';
-import { aggregateSql, countWindowSql, dimensionParams } from '../../src/rollups/sql.js';
+import { ROLLUPS, GRAIN_MS, bucketStart, type RollupDefinition } from '../../src/rollups/definitions.js';
+import { aggregateSql, countEventsSql } from '../../src/rollups/sql.js';
+import type { Statement } from '../../src/db/statement.js';
 import { noCitus } from '../support/services.js';
 import { rollupSchema, sampleRows, type RollupFixture } from './rollups-fixture.js';
 
@@ -33,9 +34,20 @@ afterAll(async () => {
   await f.s.drop();
 });
 
-async function explain(client: pg.PoolClient, sql: string, params: unknown[], analyze: boolean): Promise<string> {
-  const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${analyze ? '(ANALYZE, COSTS OFF) ' : ''}${sql}`, params);
+async function explain(client: pg.PoolClient, st: Statement, analyze: boolean): Promise<string> {
+  const { rows } = await client.query<{ 'QUERY PLAN': string }>({ text: `EXPLAIN ${analyze ? '(ANALYZE, COSTS OFF) ' : ''}${st.text}`, values: st.values });
   return rows.map((r) => r['QUERY PLAN']).join('\n');
+}
+
+/** The plans of a rollup's incremental and rebuild aggregates over the fixture's events. */
+async function aggregatePlans(client: pg.PoolClient, def: RollupDefinition): Promise<[window: string, rebuild: string]> {
+  const window = await explain(client, aggregateSql(def, f.sketch, f.s.schema, { source: 'window', fromSeq: 0, toSeq: total }), false);
+  const rebuild = await explain(
+    client,
+    aggregateSql(def, f.sketch, f.s.schema, { source: 'rebuild', tenantId: 3, from: new Date(Date.now() - 4 * GRAIN_MS.day), to: new Date(), watermark: total }),
+    false,
+  );
+  return [window, rebuild];
 }
 
 interface ScanNode {
@@ -67,7 +79,7 @@ test('the ingest_seq window is read through an index on every partition that hol
   try {
     // Show every shard's plan on Citus, not just one.
     if (f.caps.citus) await client.query('SET citus.explain_all_tasks = on');
-    const plan = await explain(client, countWindowSql(f.s.schema), [total - 200, total], true);
+    const plan = await explain(client, countEventsSql(f.s.schema, { source: 'window', fromSeq: total - 200, toSeq: total }), true);
     const scans = partitionScans(plan);
     const reading = scans.filter((s) => s.actualRows > 0);
     assert.ok(reading.length >= 1, plan);
@@ -88,8 +100,7 @@ test.skipIf(noCitus())('on Citus, the rollup INSERT..SELECT is pushed down to th
   const client = await f.s.pool.connect();
   try {
     for (const def of ROLLUPS) {
-      const windowPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'window'), [0, total, ...dimensionParams(def)], false);
-      const rebuildPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'rebuild'), [3, new Date(Date.now() - 4 * GRAIN_MS.day), new Date(), total, ...dimensionParams(def)], false);
+      const [windowPlan, rebuildPlan] = await aggregatePlans(client, def);
       for (const plan of [windowPlan, rebuildPlan]) {
         assert.match(plan, /Custom Scan \(Citus Adaptive\)/);
         assert.match(plan, new RegExp(`Insert on ${def.table}_\\d+ r`), `the INSERT runs on a shard of ${def.table}:\n${plan}`);
@@ -108,8 +119,7 @@ test.skipIf(!noCitus())('on plain PostgreSQL, the rollup INSERT..SELECT is one l
   const client = await f.s.pool.connect();
   try {
     for (const def of ROLLUPS) {
-      const windowPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'window'), [0, total, ...dimensionParams(def)], false);
-      const rebuildPlan = await explain(client, aggregateSql(def, f.sketch, f.s.schema, 'rebuild'), [3, new Date(Date.now() - 4 * GRAIN_MS.day), new Date(), total, ...dimensionParams(def)], false);
+      const [windowPlan, rebuildPlan] = await aggregatePlans(client, def);
       for (const plan of [windowPlan, rebuildPlan]) {
         assert.match(plan, new RegExp(`^Insert on ${def.table} r`), plan);
         assert.match(plan, /Conflict Resolution: UPDATE/);

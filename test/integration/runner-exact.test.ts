@@ -3,21 +3,14 @@
  * 20,000 generated events with 2% exact re-sends and 0.5% malformed bodies: `events` must hold
  * exactly the distinct valid ones, and every malformed one must be parked once.
  */
-import { afterAll, beforeAll, test } from 'vitest';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
-import { countRows, diff, eventKeys, kill, runnerArgs, sendLoad, spawnHubsink, startStack, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
+import { countRows, diff, eventKeys, runnerArgs, type RunnerProcess, sendLoad, spawnHubsink, type Stack, stackForFile, waitFor } from './runner-fixture.js';
 import type { RunnerStats } from '../../src/runner/stats.js';
 
 let stack: Stack;
 const children: RunnerProcess[] = [];
-
-beforeAll(async () => {
-  stack = await startStack();
-});
-afterAll(async () => {
-  for (const c of children) await kill(c);
-  await stack.close();
-});
+stackForFile((s) => (stack = s), children);
 
 async function rolledUp(pool: import('pg').Pool, schema: string): Promise<number[]> {
   const out: number[] = [];

@@ -4,6 +4,7 @@
  * (`node bin/hubsink.js run`), and the exact expected contents of `events`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll } from 'vitest';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
@@ -17,6 +18,8 @@ import { sendGenerated } from '../../src/generator/send.js';
 import { rowKey } from '../../src/pipeline/batch.js';
 import { validateEvent } from '../../src/pipeline/validate.js';
 import { createTestSchema, testAzuriteConnection, testDatabaseUrl, uniqueName, type TestSchema } from '../support/services.js';
+import { makeSource } from '../support/rows.js';
+import { startDatabaseProxy, type TcpProxy } from '../support/tcpProxy.js';
 
 /** The repository root, from test/integration/. */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -112,7 +115,7 @@ export function expectedOf(events: readonly GeneratedEvent[]): { expected: Set<s
   const expected = new Set<string>();
   let malformed = 0;
   for (const [i, ev] of events.entries()) {
-    const raw = { body: ev.body, properties: {}, source: { hub: 'h', consumerGroup: '$Default', partitionId: '0', sequenceNumber: i, offset: String(i), enqueuedTime: now } };
+    const raw = { body: ev.body, properties: {}, source: makeSource({ hub: 'h', partitionId: '0', sequenceNumber: i, offset: String(i), enqueuedTime: now }) };
     const r = validateEvent(raw, { now, retentionDays: 30, aheadDays: 3, maxBodyBytes: 256 * 1024 });
     if (r.ok) expected.add(rowKey(r.row));
     else malformed++;
@@ -171,6 +174,32 @@ export function runnerArgs(stack: Stack, extra: readonly string[] = []): string[
 export async function kill(p: RunnerProcess): Promise<void> {
   if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill('SIGKILL');
   await p.exited;
+}
+
+/**
+ * A test file's stack and the runner processes it spawns: the stack starts before the file's tests
+ * (handed to `set`), and after them every child in `children` is killed and the stack closed. With
+ * `databaseProxy`, a TCP proxy in front of the test database is started too (for outages), and
+ * stopped after the children.
+ */
+export function stackForFile(
+  set: (stack: Stack) => void,
+  children: RunnerProcess[],
+  opts: Parameters<typeof startStack>[0] & { databaseProxy?: (proxy: TcpProxy) => void } = {},
+): void {
+  const { databaseProxy, ...stackOpts } = opts;
+  let stack: Stack | undefined;
+  let proxy: TcpProxy | undefined;
+  beforeAll(async () => {
+    stack = await startStack(stackOpts);
+    set(stack);
+    if (databaseProxy) databaseProxy((proxy = await startDatabaseProxy()));
+  });
+  afterAll(async () => {
+    for (const c of children) await kill(c);
+    await proxy?.stop();
+    await stack?.close();
+  });
 }
 
 /** The first difference between what `events` holds and what it should hold, for a readable failure. */

@@ -3,20 +3,13 @@
  * every insert fails with a fatal error, so ingestBatch throws), the runner retries the same batches
  * without checkpointing; once the table is back, everything is written exactly once.
  */
-import { afterAll, beforeAll, test } from 'vitest';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
-import { countRows, diff, eventKeys, kill, runnerArgs, sendLoad, spawnHubsink, startStack, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
+import { countRows, diff, eventKeys, runnerArgs, type RunnerProcess, sendLoad, spawnHubsink, type Stack, stackForFile, waitFor } from './runner-fixture.js';
 
 let stack: Stack;
 const children: RunnerProcess[] = [];
-
-beforeAll(async () => {
-  stack = await startStack({ partitions: 2 });
-});
-afterAll(async () => {
-  for (const c of children) await kill(c);
-  await stack.close();
-});
+stackForFile((s) => (stack = s), children, { partitions: 2 });
 
 test('while every write fails the runner retries the same batches; afterwards the result is exact', async () => {
   const { pool, schema } = stack.db;

@@ -3,20 +3,13 @@
  * left to expire) and a new one started: `events` still holds exactly the distinct valid events and
  * each malformed one is parked once, although some batches were written or dead-lettered twice.
  */
-import { afterAll, beforeAll, test } from 'vitest';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
-import { countRows, diff, eventKeys, kill, runnerArgs, sendLoad, spawnHubsink, startStack, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
+import { countRows, diff, eventKeys, runnerArgs, type RunnerProcess, sendLoad, spawnHubsink, type Stack, stackForFile, waitFor } from './runner-fixture.js';
 
 let stack: Stack;
 const children: RunnerProcess[] = [];
-
-beforeAll(async () => {
-  stack = await startStack();
-});
-afterAll(async () => {
-  for (const c of children) await kill(c);
-  await stack.close();
-});
+stackForFile((s) => (stack = s), children);
 
 test('SIGKILL mid-stream, then a restart: still exact', async () => {
   const { pool, schema } = stack.db;

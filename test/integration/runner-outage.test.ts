@@ -4,26 +4,16 @@
  * runner keeps its checkpoints and retries the same batches in place; nothing is dead-lettered.
  * Once the database is back, every event is written exactly once.
  */
-import { afterAll, beforeAll, test } from 'vitest';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
-import { startTcpProxy, type TcpProxy } from '../support/tcpProxy.js';
+import type { TcpProxy } from '../support/tcpProxy.js';
 import { testDatabaseUrl } from '../support/services.js';
-import { countRows, diff, eventKeys, kill, runnerArgs, sendLoad, spawnHubsink, startStack, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
+import { countRows, diff, eventKeys, runnerArgs, sendLoad, spawnHubsink, stackForFile, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
 
 let stack: Stack;
 let proxy: TcpProxy;
 const children: RunnerProcess[] = [];
-
-beforeAll(async () => {
-  stack = await startStack({ partitions: 2 });
-  const target = new URL(testDatabaseUrl());
-  proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
-});
-afterAll(async () => {
-  for (const c of children) await kill(c);
-  await proxy.stop();
-  await stack.close();
-});
+stackForFile((s) => (stack = s), children, { partitions: 2, databaseProxy: (p) => (proxy = p) });
 
 const deadLettered = (): number => ['0', '1'].reduce((n, p) => n + stack.emu.partitionEvents(stack.dlHub, p).length, 0);
 

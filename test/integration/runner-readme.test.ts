@@ -4,21 +4,14 @@
  * Every valid event must be written and only the malformed ones parked. Before partitions were part
  * of `migrate` and of the runner, this path parked every valid event as `rejected`.
  */
-import { afterAll, beforeAll, test } from 'vitest';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { listPartitions, partitionPlan } from '../../src/db/partitions.js';
-import { countRows, diff, eventKeys, kill, sendLoad, spawnHubsink, startStack, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
+import { countRows, diff, eventKeys, type RunnerProcess, sendLoad, spawnHubsink, type Stack, stackForFile, waitFor } from './runner-fixture.js';
 
 let stack: Stack;
 const children: RunnerProcess[] = [];
-
-beforeAll(async () => {
-  stack = await startStack({ prepare: false });
-});
-afterAll(async () => {
-  for (const c of children) await kill(c);
-  await stack.close();
-});
+stackForFile((s) => (stack = s), children, { prepare: false });
 
 test('README runner steps on a fresh schema: migrate, then run --deadletter, writes every valid event', async () => {
   const { pool, schema } = stack.db;

@@ -3,20 +3,13 @@
  * partitions through the checkpoint store (the second joins mid-stream, so partitions move while
  * batches are in flight), and `events` still holds exactly the distinct valid events.
  */
-import { afterAll, beforeAll, test } from 'vitest';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
-import { countRows, diff, eventKeys, kill, runnerArgs, sendLoad, spawnHubsink, startStack, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
+import { countRows, diff, eventKeys, runnerArgs, type RunnerProcess, sendLoad, spawnHubsink, type Stack, stackForFile, waitFor } from './runner-fixture.js';
 
 let stack: Stack;
 const children: RunnerProcess[] = [];
-
-beforeAll(async () => {
-  stack = await startStack();
-});
-afterAll(async () => {
-  for (const c of children) await kill(c);
-  await stack.close();
-});
+stackForFile((s) => (stack = s), children);
 
 function claimed(stderr: string): Set<string> {
   return new Set([...stderr.matchAll(/ingest: claimed partition (\d+)/g)].map((m) => m[1] ?? ''));

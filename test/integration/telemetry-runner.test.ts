@@ -4,31 +4,24 @@
  * the rollup freshness; /readyz turns unready when the database becomes unreachable (a TCP proxy in
  * front of it is closed) and ready again when it comes back; /healthz stays up throughout.
  */
-import { afterAll, beforeAll, test } from 'vitest';
+import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { detectCapabilities } from '../../src/db/capabilities.js';
 import { parkDeadLetters } from '../../src/db/deadLetters.js';
 import { runRollups } from '../../src/rollups/run.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
-import { kill, runnerArgs, sendLoad, spawnHubsink, startStack, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
+import { runnerArgs, sendLoad, spawnHubsink, stackForFile, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
 import { sample } from '../support/metrics.js';
 import { testDatabaseUrl } from '../support/services.js';
-import { startTcpProxy, type TcpProxy } from '../support/tcpProxy.js';
+import type { TcpProxy } from '../support/tcpProxy.js';
+import { makeSource } from '../support/rows.js';
+import { hostname } from 'node:os';
+import { packageVersion } from '../../src/telemetry/resource.js';
 
 let stack: Stack;
 let proxy: TcpProxy;
 const children: RunnerProcess[] = [];
-
-beforeAll(async () => {
-  stack = await startStack({ partitions: 2 });
-  const target = new URL(testDatabaseUrl());
-  proxy = await startTcpProxy(target.hostname || '127.0.0.1', Number(target.port || 5432));
-});
-afterAll(async () => {
-  for (const c of children) await kill(c);
-  await proxy.stop();
-  await stack.close();
-});
+stackForFile((s) => (stack = s), children, { partitions: 2, databaseProxy: (p) => (proxy = p) });
 
 function parkedRecord(reason: 'invalid' | 'rejected', seq: number): DeadLetterRecord {
   const at = new Date('2026-01-01T00:00:00Z');
@@ -37,7 +30,7 @@ function parkedRecord(reason: 'invalid' | 'rejected', seq: number): DeadLetterRe
     error: 'test',
     body: Buffer.from(`{"n":${seq}}`),
     properties: {},
-    source: { hub: stack.hub, consumerGroup: '$Default', partitionId: '0', sequenceNumber: seq, offset: String(seq), enqueuedTime: at },
+    source: makeSource({ hub: stack.hub, partitionId: '0', sequenceNumber: seq, offset: String(seq), enqueuedTime: at }),
     attempts: 1,
     firstFailureAt: at,
     lastFailureAt: at,
@@ -92,6 +85,9 @@ test('exact counts, lag, backlog, parked and freshness on /metrics; /readyz foll
     assert.ok(f >= t0 - oldest - 1 && f <= t1 - oldest + 1, `${rollup} freshness ${f} ms outside [${t0 - oldest}, ${t1 - oldest}]`);
   }
   assert.equal(typeof sample(text, 'hubsink_db_pool_in_use'), 'number');
+  // Who reports: the resource, as Prometheus shows it (target_info), not unknown_service:node.
+  const pid = runner.child.pid;
+  assert.equal(sample(text, 'target_info', { service_name: 'hubsink', service_version: packageVersion(), service_instance_id: `${hostname()}:${pid}` }), 1, text.split('\n').find((l) => l.startsWith('target_info')));
   assert.equal(sample(text, 'hubsink_db_pool_waiting'), 0);
 
   await runRollups(pool, schema, { caps: await detectCapabilities(pool), maxWindowRows: 1_000_000 });

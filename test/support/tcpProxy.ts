@@ -5,6 +5,7 @@
  * touching the server itself, so the same tests run against a shared server or a Citus coordinator.
  */
 import net from 'node:net';
+import { testDatabaseUrl } from './services.js';
 
 export interface TcpProxy {
   readonly port: number;
@@ -80,4 +81,10 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     },
     stop: close,
   };
+}
+
+/** A proxy in front of the test database (TEST_DATABASE_URL or the embedded server). */
+export function startDatabaseProxy(): Promise<TcpProxy> {
+  const target = new URL(testDatabaseUrl());
+  return startTcpProxy(target.hostname || '127.0.0.1', Number(target.port || 5432));
 }

@@ -10,7 +10,6 @@ import {
   encodeJsonValue,
   filterClause,
   markReplayedBySourceSql,
-  parkParams,
   parkSql,
   safeText,
   sourceKeyValues,
@@ -30,6 +29,7 @@ import {
 } from '../../src/hubs/checkpoints.js';
 import { toDeadLetterMessage } from '../../src/pipeline/deadletter.js';
 import type { DeadLetterRecord, RawEvent } from '../../src/pipeline/types.js';
+import { makeSource } from '../support/rows.js';
 
 const at = new Date('2026-04-01T00:00:00.000Z');
 
@@ -40,7 +40,7 @@ function rec(reason: DeadLetterRecord['reason'], n: number): DeadLetterRecord {
     body: Buffer.from(`{"n":${n}}`),
     properties: { p: n },
     tenantId: 3,
-    source: { hub: 'ClickStream', consumerGroup: '$Default', partitionId: '1', sequenceNumber: n, offset: `o${n}`, enqueuedTime: at },
+    source: makeSource({ hub: 'ClickStream', partitionId: '1', sequenceNumber: n, offset: `o${n}`, enqueuedTime: at }),
     attempts: 1,
     firstFailureAt: at,
     lastFailureAt: at,
@@ -95,14 +95,13 @@ describe('dead_letters SQL builders', () => {
     assert.deepEqual(filterClause({}), { where: '', values: [] });
   });
   test('the park statement is idempotent on the source key and takes one array per column', () => {
-    const sql = parkSql('dl_schema');
+    const { text: sql, values: params } = parkSql('dl_schema', [rec('invalid', 1), rec('rejected', 2)]);
     assert.match(sql, /^INSERT INTO "dl_schema"\.dead_letters \(reason, error, /);
     assert.match(sql, /ON CONFLICT ON CONSTRAINT dead_letters_source_key DO NOTHING RETURNING id, reason$/);
-    const params = parkParams([rec('invalid', 1), rec('rejected', 2)]);
     assert.equal(params.length, (sql.match(/\$\d+::/g) ?? []).length);
-    for (const column of params) assert.equal(column.length, 2);
-    assert.throws(() => parkParams([rec('transient', 3)]), /only invalid or rejected events are parked, not transient/);
-    assert.throws(() => parkSql('Bad-Schema'), /not a valid SQL identifier/);
+    for (const column of params) assert.equal((column as unknown[]).length, 2);
+    assert.throws(() => parkSql('dl_schema', [rec('transient', 3)]), /only invalid or rejected events are parked, not transient/);
+    assert.throws(() => parkSql('Bad-Schema', []), /not a valid SQL identifier/);
   });
   test('the source key lower-cases the hub and hashes the body, as parking does', () => {
     const [hub, part, seq, enq, sha] = sourceKeyValues([rec('invalid', 7)]);
@@ -127,7 +126,7 @@ describe('a batch from the dead-letter hub', () => {
   const raw = (body: Buffer, properties: Record<string, unknown>): RawEvent => ({
     body,
     properties,
-    source: { hub: 'clickstream-deadletter', consumerGroup: '$Default', partitionId: '2', sequenceNumber: 44, offset: 'abc', enqueuedTime: at },
+    source: makeSource({ hub: 'clickstream-deadletter', partitionId: '2', sequenceNumber: 44, offset: 'abc', enqueuedTime: at }),
   });
   test('decodes dead letters and turns anything else into an invalid record under its own coordinates', () => {
     const m = toDeadLetterMessage(rec('rejected', 9));

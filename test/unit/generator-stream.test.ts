@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createGenerator, MALFORMED_KINDS, type GeneratedEvent } from '../../src/generator/generator.js';
 import { validateEvent } from '../../src/pipeline/validate.js';
 import type { RawEvent } from '../../src/pipeline/types.js';
+import { makeSource } from '../support/rows.js';
 
 const NOW = Date.parse('2026-03-10T12:00:00Z');
 const VALIDATE = { now: new Date(NOW), retentionDays: 30, aheadDays: 3, maxBodyBytes: 256 * 1024 };
@@ -11,7 +12,7 @@ function raw(ev: GeneratedEvent, i: number): RawEvent {
   return {
     body: ev.body,
     properties: {},
-    source: { hub: 'h', consumerGroup: '$Default', partitionId: '0', sequenceNumber: i, offset: String(i), enqueuedTime: new Date(NOW), partitionKey: ev.partitionKey },
+    source: makeSource({ hub: 'h', partitionId: '0', sequenceNumber: i, offset: String(i), enqueuedTime: new Date(NOW), partitionKey: ev.partitionKey }),
   };
 }
 

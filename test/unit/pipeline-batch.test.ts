@@ -4,6 +4,7 @@ import { prepareBatch, rowKey } from '../../src/pipeline/batch.js';
 import { deriveEventId } from '../../src/pipeline/eventId.js';
 import type { RawEvent } from '../../src/pipeline/types.js';
 import type { ValidateOptions } from '../../src/pipeline/validate.js';
+import { makeSource } from '../support/rows.js';
 
 const NOW = new Date('2024-05-10T12:00:00Z');
 const OPTS: ValidateOptions = { now: NOW, retentionDays: 30, aheadDays: 3, maxBodyBytes: 4096 };
@@ -14,7 +15,7 @@ function raw(body: object | string, properties: Record<string, unknown> = {}): R
   return {
     body: Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
     properties,
-    source: { hub: 'clickstream', consumerGroup: '$Default', partitionId: '1', sequenceNumber: seq, offset: String(seq * 100), enqueuedTime: NOW, partitionKey: '5' },
+    source: makeSource({ partitionId: '1', sequenceNumber: seq, offset: String(seq * 100), enqueuedTime: NOW, partitionKey: '5' }),
   };
 }
 

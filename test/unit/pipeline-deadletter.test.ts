@@ -12,19 +12,13 @@ import {
 } from '../../src/pipeline/deadletter.js';
 import type { DeadLetterRecord, RawEvent } from '../../src/pipeline/types.js';
 import { validateEvent } from '../../src/pipeline/validate.js';
+import { makeSource } from '../support/rows.js';
 
 const T0 = new Date('2024-05-10T12:00:00.123Z');
 const T1 = new Date('2024-05-10T12:05:00.456Z');
 
 function raw(body: Buffer, properties: Record<string, unknown> = {}, partitionKey?: string): RawEvent {
-  const source: RawEvent['source'] = {
-    hub: 'clickstream',
-    consumerGroup: '$Default',
-    partitionId: '3',
-    sequenceNumber: 2 ** 40 + 17,
-    offset: '123456789012',
-    enqueuedTime: new Date('2024-05-10T11:59:59.999Z'),
-  };
+  const source = makeSource({ partitionId: '3', sequenceNumber: 2 ** 40 + 17, offset: '123456789012', enqueuedTime: new Date('2024-05-10T11:59:59.999Z') });
   if (partitionKey !== undefined) source.partitionKey = partitionKey;
   return { body, properties, source };
 }

@@ -10,6 +10,7 @@ import fc from 'fast-check';
 import { fastValidate, validateFast } from '../../src/pipeline/fastValidate.js';
 import type { RawEvent } from '../../src/pipeline/types.js';
 import { validateEvent, type ValidateOptions } from '../../src/pipeline/validate.js';
+import { makeSource } from '../support/rows.js';
 
 const NOW = new Date('2026-03-14T12:00:00Z');
 const DAY = 86_400_000;
@@ -17,7 +18,7 @@ const OPTS: ValidateOptions = { now: NOW, retentionDays: 30, aheadDays: 3, maxBo
 const RUNS = 2000;
 
 function raw(body: Buffer, properties: Record<string, unknown>): RawEvent {
-  return { body, properties, source: { hub: 'clickstream', consumerGroup: '$Default', partitionId: '1', sequenceNumber: 7, offset: '512', enqueuedTime: NOW } };
+  return { body, properties, source: makeSource({ partitionId: '1', sequenceNumber: 7, offset: '512', enqueuedTime: NOW }) };
 }
 
 /** Both paths on the same input must give the same result, to the last field. */

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { deriveEventId } from '../../src/pipeline/eventId.js';
 import type { RawEvent } from '../../src/pipeline/types.js';
 import { MAX_DEPTH, parseTimestamp, round4, validateEvent, type ValidateOptions, type ValidateResult } from '../../src/pipeline/validate.js';
+import { makeSource } from '../support/rows.js';
 
 const NOW = new Date('2024-05-10T12:00:00Z');
 const DAY = 86_400_000;
@@ -12,7 +13,7 @@ function raw(body: string | Buffer, properties: Record<string, unknown> = {}): R
   return {
     body: typeof body === 'string' ? Buffer.from(body, 'utf8') : body,
     properties,
-    source: { hub: 'clickstream', consumerGroup: '$Default', partitionId: '0', sequenceNumber: 1, offset: '0', enqueuedTime: NOW },
+    source: makeSource({ partitionId: '0', sequenceNumber: 1, offset: '0', enqueuedTime: NOW }),
   };
 }
 

@@ -13,6 +13,8 @@ import {
 } from '../../src/rollups/definitions.js';
 import { KMV_K, RollupSetupError, resolveSketchProfile, sketchProfile } from '../../src/rollups/sketches.js';
 import { aggregateSql, bucketExpr, dimensionParams, expectedColumnTypes, keyColumns, waitForWritersSql } from '../../src/rollups/sql.js';
+import * as rollupSql from '../../src/rollups/sql.js';
+import type { Statement } from '../../src/db/statement.js';
 import { describeCycle, rebuildProblems } from '../../src/rollups/run.js';
 
 describe('definitions', () => {
@@ -81,7 +83,9 @@ describe('SQL builders', () => {
     for (const kind of ['hll', 'kmv'] as const) {
       const sketch = sketchProfile(kind);
       for (const def of ROLLUPS) {
-        const sql = aggregateSql(def, sketch, 'app', 'window');
+        const st = aggregateSql(def, sketch, 'app', { source: 'window', fromSeq: 10, toSeq: 20 });
+        const sql = st.text;
+        assert.deepEqual(st.values, [10, 20, 64], 'the window, then the dimension length');
         assert.match(sql, new RegExp(`^INSERT INTO "app"\\."${def.table}" AS r`));
         assert.match(sql, /FROM "app"\."events"\nWHERE ingest_seq > \$1 AND ingest_seq <= \$2\nGROUP BY tenant_id, /);
         assert.match(sql, new RegExp(`ON CONFLICT \\(${keyColumns(def).map((c) => `"${c}"`).join(', ')}\\) DO UPDATE SET`));
@@ -89,8 +93,11 @@ describe('SQL builders', () => {
         assert.ok(sql.includes(sketch.merge('r."sessions"', 'EXCLUDED."sessions"')));
         for (const d of DIMENSIONS) assert.ok(sql.includes(`left(coalesce("${d.source}", ''), $3::int)`), d.name);
         assert.doesNotMatch(sql, /nextval|now\(\)|random\(\)/);
-        const rebuild = aggregateSql(def, sketch, 'app', 'rebuild');
-        assert.match(rebuild, /WHERE tenant_id = \$1 AND occurred_at >= \$2 AND occurred_at < \$3 AND ingest_seq <= \$4/);
+        const from = new Date('2026-03-14T00:00:00Z');
+        const to = new Date('2026-03-15T00:00:00Z');
+        const rebuild = aggregateSql(def, sketch, 'app', { source: 'rebuild', tenantId: 7, from, to, watermark: 99 });
+        assert.deepEqual(rebuild.values, [7, from, to, 99, 64]);
+        assert.match(rebuild.text, /WHERE tenant_id = \$1 AND occurred_at >= \$2 AND occurred_at < \$3 AND ingest_seq <= \$4/);
       }
     }
   });
@@ -98,7 +105,15 @@ describe('SQL builders', () => {
   test('dimension bounds: the length and each allow-list are bind parameters after the source\'s own', () => {
     const def = rollupForGrain('day');
     const limits = { maxLength: 40, allow: { country: ['DE', 'FR'], campaign: ['spring'] } };
-    const sql = aggregateSql(def, sketchProfile('kmv'), 'app', 'rebuild', limits);
+    const from = new Date('2026-03-14T00:00:00Z');
+    const to = new Date('2026-03-15T00:00:00Z');
+    const st = aggregateSql(def, sketchProfile('kmv'), 'app', { source: 'rebuild', tenantId: 7, from, to, watermark: 99 }, limits);
+    const sql = st.text;
+    assert.deepEqual(st.values, [7, from, to, 99, 40, ['DE', 'FR'], ['spring']], '$1..$4 the rebuild, $5 the length, $6 and $7 the lists');
+    const window = aggregateSql(def, sketchProfile('kmv'), 'app', { source: 'window', fromSeq: 1, toSeq: 2 }, limits);
+    assert.ok(window.text.includes(`left(coalesce("type", ''), $3::int)`));
+    assert.ok(window.text.includes(`coalesce("campaign_id", '') = ANY($5::text[])`));
+    assert.deepEqual(window.values, [1, 2, 40, ['DE', 'FR'], ['spring']]);
     assert.ok(sql.includes(`left(coalesce("type", ''), $5::int)`));
     assert.ok(sql.includes(`CASE WHEN coalesce("country", '') = '' OR coalesce("country", '') = ANY($6::text[]) THEN left(coalesce("country", ''), $5::int) ELSE 'other' END`));
     assert.ok(sql.includes(`coalesce("campaign_id", '') = ANY($7::text[])`));
@@ -126,11 +141,72 @@ describe('SQL builders', () => {
   });
 
   test('the writer wait takes the lock inside a savepoint and rolls back to it', () => {
-    const w = waitForWritersSql('app');
-    assert.equal(w.lock, 'LOCK TABLE "app"."events" IN EXCLUSIVE MODE');
-    assert.equal(w.release, 'ROLLBACK TO SAVEPOINT hubsink_wait_for_writers');
-    assert.match(w.timeout, /set_config\('lock_timeout', \$1, true\)/);
-    assert.throws(() => waitForWritersSql('app; DROP'), /identifier/);
+    const w = waitForWritersSql('app', 1500);
+    assert.deepEqual(w.savepoint, { text: 'SAVEPOINT hubsink_wait_for_writers', values: [] });
+    assert.deepEqual(w.lock, { text: 'LOCK TABLE "app"."events" IN EXCLUSIVE MODE', values: [] });
+    assert.deepEqual(w.release, { text: 'ROLLBACK TO SAVEPOINT hubsink_wait_for_writers', values: [] });
+    assert.match(w.timeout.text, /set_config\('lock_timeout', \$1, true\)/);
+    assert.deepEqual(w.timeout.values, ['1500']);
+    assert.throws(() => waitForWritersSql('app; DROP', 1500), /identifier/);
+  });
+});
+
+/** The highest $n a statement's text refers to. */
+function highestParam(text: string): number {
+  return Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+}
+
+describe('every rollup statement carries its values', () => {
+  const def = rollupForGrain('hour');
+  const at = new Date('2026-03-14T10:00:00Z');
+  const end = new Date('2026-03-14T12:00:00Z');
+  const cases: [name: string, st: Statement, values: unknown[]][] = [
+    ['ensureState', rollupSql.ensureStateSql('app', ['minute', 'hour']), [['minute', 'hour']]],
+    ['lockState', rollupSql.lockStateSql('app', ['hour']), [['hour']]],
+    ['state', rollupSql.stateSql('app', ['day']), [['day']]],
+    ['highWater', rollupSql.highWaterSql('app'), ['"app"."events"']],
+    ['countEvents window', rollupSql.countEventsSql('app', { source: 'window', fromSeq: 5, toSeq: 9 }), [5, 9]],
+    ['countEvents rebuild', rollupSql.countEventsSql('app', { source: 'rebuild', tenantId: 3, from: at, to: end, watermark: 40 }), [3, at, end, 40]],
+    ['advanceState', rollupSql.advanceStateSql('app', { name: 'hour', lastSeq: 9, runAt: end, rows: 4, durationMs: 12 }), ['hour', 9, end, 4, 12]],
+    ['deleteBuckets', rollupSql.deleteBucketsSql(def, 'app', 3, at, end), [3, at, end]],
+    ['prune', rollupSql.pruneSql(def, 'app', at), [at]],
+    ['pendingCount', rollupSql.pendingCountSql('app', 7, 1000), [7, 1000]],
+    ['oldestPending', rollupSql.oldestPendingSql('app', '7'), ['7']],
+    ['sketchColumns', rollupSql.sketchColumnsSql('app', ['rollup_hour'], ['sessions', 'users']), ['app', ['rollup_hour'], ['sessions', 'users']]],
+    ['hllSchema', rollupSql.hllSchemaSql(), []],
+  ];
+  for (const [name, st, values] of cases) {
+    test(`${name}: values in $n order, one per parameter`, () => {
+      assert.deepEqual(st.values, values);
+      assert.equal(highestParam(st.text), values.length, st.text);
+    });
+  }
+
+  test('the count reads exactly the events the aggregate folds in: the same filter and values', () => {
+    for (const selection of [
+      { source: 'window', fromSeq: 5, toSeq: 9 } as const,
+      { source: 'rebuild', tenantId: 3, from: at, to: end, watermark: 40 } as const,
+    ]) {
+      const count = rollupSql.countEventsSql('app', selection);
+      const agg = aggregateSql(def, sketchProfile('kmv'), 'app', selection);
+      const where = /WHERE (.*)$/.exec(count.text)?.[1];
+      assert.ok(where && agg.text.includes(`\nWHERE ${where}\n`), `${where} in\n${agg.text}`);
+      assert.deepEqual(agg.values.slice(0, count.values.length), count.values);
+      assert.equal(highestParam(agg.text), agg.values.length);
+    }
+  });
+
+  test('names go through ident(); a bad schema is refused by every builder', () => {
+    for (const build of [
+      () => rollupSql.ensureStateSql('a-b', []),
+      () => rollupSql.stateSql('a-b', []),
+      () => rollupSql.highWaterSql('a-b'),
+      () => rollupSql.countEventsSql('a-b', { source: 'window', fromSeq: 0, toSeq: 1 }),
+      () => rollupSql.pruneSql(def, 'a-b', at),
+      () => rollupSql.oldestPendingSql('a-b', 0),
+    ]) {
+      assert.throws(build, /not a valid SQL identifier/);
+    }
   });
 });
 

@@ -1,22 +1,10 @@
 import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
-import { BATCH_RETRY_CAP_MS, batchRetryDelay, retryForever } from '../../src/runner/retry.js';
+import { retryForever } from '../../src/runner/retry.js';
 import { anySignal } from '../../src/runner/checkpointingConsumer.js';
 import { emptyStats, statusLine } from '../../src/runner/stats.js';
 
 describe('batch retry', () => {
-  test('delays grow exponentially, stay within the cap, jitter only the upper half', () => {
-    assert.equal(batchRetryDelay(1, 0), 250);
-    assert.equal(batchRetryDelay(1, 1), 500);
-    assert.equal(batchRetryDelay(2, 0), 500);
-    assert.equal(batchRetryDelay(3, 1), 2000);
-    for (let a = 1; a < 100; a++) {
-      const d = batchRetryDelay(a, 0.5);
-      assert.ok(d >= 250 && d <= BATCH_RETRY_CAP_MS, `attempt ${a}: ${d}`);
-    }
-    assert.equal(batchRetryDelay(1000, 1), BATCH_RETRY_CAP_MS);
-  });
-
   test('retries the same batch until it succeeds, reporting each failure', async () => {
     let calls = 0;
     const failures: number[] = [];

@@ -3,22 +3,10 @@
  * and its chart data. Pure and DOM-free. Revenue is summed exactly (decimal strings, 4 places, as
  * the API sends them) so a panel's figures equal the database's to the last digit.
  */
+import type { MetricsPoint, MetricsSeries } from '../../src/serving/wire.js';
 import { buckets, isDistinct, type Dimension, type Panel, type ResolvedRange } from './model.js';
 
-export interface MetricsPoint {
-  t: string;
-  events: number;
-  revenue: string;
-  sessions: number;
-  users: number;
-}
-export interface MetricsSeries {
-  key: string | null;
-  /** The one series that sums the values beyond the API's `top` largest. */
-  other?: true;
-  otherKeys?: number;
-  points: MetricsPoint[];
-}
+export type { MetricsPoint, MetricsSeries };
 export interface MetricsResponse {
   grain: string;
   from: string;
