@@ -38,15 +38,17 @@ export interface PartitionLogOptions {
 const OPAQUE_PREFIX = 'eo.';
 
 /**
- * Events are stored back to back in segments of this size (a larger event gets one of its own).
- * One allocation per event (or two, header and rest) cost far more than the event itself once a
- * partition holds 100,000 of them: each allocation carries a JS object and an allocator header, and
- * the allocator's heap, fragmented by millions of ~500-byte blocks freed out of order, does not
- * shrink. Segments are freed whole, oldest first, when retention drops their last event, so what a
- * partition holds is its retained events' bytes plus at most two segments (the oldest, partly
- * dropped, and the one being filled).
+ * Small events are stored back to back in segments of this size; an event larger than
+ * LARGE_EVENT_BYTES gets an allocation of exactly its size (its own overhead is negligible then).
+ * One allocation per small event cost far more than the event itself once a partition holds
+ * 100,000 of them: each carries a JS object and an allocator header, and the allocator's heap,
+ * fragmented by millions of ~500-byte blocks freed out of order, does not shrink. A segment is
+ * freed whole when retention drops its last event, so a partition holds its retained events'
+ * bytes, plus the unused ends of its segments (under LARGE_EVENT_BYTES each), plus at most two
+ * segments (the oldest, partly dropped, and the one being filled).
  */
 export const SEGMENT_BYTES = 256 * 1024;
+export const LARGE_EVENT_BYTES = SEGMENT_BYTES / 16;
 
 interface Segment {
   buf: Buffer;
@@ -68,8 +70,11 @@ export class PartitionLog {
   private nextPosition = 0;
   private lastTime = 0;
   private retainedBytes = 0;
-  /** Segments that hold retained events, oldest first; the last one is being filled. */
-  private segments: Segment[] = [];
+  /** The segment small events are being copied into. */
+  private filling: Segment | undefined;
+  /** The segment of each entry, parallel to `entries`. */
+  private entrySegments: Segment[] = [];
+  private held = 0;
 
   constructor(opts: PartitionLogOptions) {
     this.partitionId = opts.partitionId;
@@ -99,19 +104,28 @@ export class PartitionLog {
     return this.retainedBytes;
   }
 
-  /** Bytes of the segments the log holds: `bytes` plus at most two segments. */
+  /** Bytes of the allocations holding the retained events (see SEGMENT_BYTES). */
   get heldBytes(): number {
-    return this.segments.reduce((n, s) => n + s.buf.length, 0);
+    return this.held;
   }
 
-  /** Copies `head` and `tail` next to each other into the current segment (a fresh one if they do not fit). */
+  /** Copies `head` and `tail` next to each other into a segment (a fresh one if they do not fit). */
   private store(head: Buffer, tail: Buffer): Buffer {
     const n = head.length + tail.length;
-    let seg = this.segments[this.segments.length - 1];
-    if (!seg || seg.buf.length - seg.used < n) {
-      seg = { buf: Buffer.allocUnsafeSlow(Math.max(SEGMENT_BYTES, n)), used: 0, live: 0 };
-      this.segments.push(seg);
+    let seg: Segment;
+    if (n > LARGE_EVENT_BYTES) {
+      seg = { buf: Buffer.allocUnsafeSlow(n), used: 0, live: 0 };
+      this.held += n;
+    } else {
+      if (!this.filling || this.filling.buf.length - this.filling.used < n) {
+        // The one being replaced is freed with its last event (or now, if it has none left).
+        if (this.filling && this.filling.live === 0) this.held -= this.filling.buf.length;
+        this.filling = { buf: Buffer.allocUnsafeSlow(SEGMENT_BYTES), used: 0, live: 0 };
+        this.held += SEGMENT_BYTES;
+      }
+      seg = this.filling;
     }
+    this.entrySegments.push(seg);
     const at = seg.used;
     head.copy(seg.buf, at);
     tail.copy(seg.buf, at + head.length);
@@ -172,14 +186,14 @@ export class PartitionLog {
     while (this.size > 1 && (this.size > this.maxEvents || this.retainedBytes > this.maxBytes)) {
       const e = this.entries[this.first] as LogEntry;
       this.retainedBytes -= e.bytes.length;
+      const seg = this.entrySegments[this.first] as Segment;
+      if (--seg.live === 0 && seg !== this.filling) this.held -= seg.buf.length;
       this.first++;
-      // Entries fill segments in order, so the oldest entry lives in the oldest segment.
-      const seg = this.segments[0];
-      if (seg && --seg.live === 0 && this.segments.length > 1) this.segments.shift();
     }
     // Compact now and then instead of shifting the array on every drop.
     if (this.first > 1024 && this.first * 2 > this.entries.length) {
       this.entries = this.entries.slice(this.first);
+      this.entrySegments = this.entrySegments.slice(this.first);
       this.first = 0;
     }
   }
@@ -233,7 +247,9 @@ export class PartitionLog {
   /** Drops every event; numbering restarts at 0. */
   clear(): void {
     this.entries = [];
-    this.segments = [];
+    this.entrySegments = [];
+    this.filling = undefined;
+    this.held = 0;
     this.first = 0;
     this.nextSequence = 0;
     this.nextPosition = 0;
