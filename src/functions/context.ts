@@ -19,8 +19,10 @@ import { parkOversize } from '../deadletters/oversize.js';
 import type { DeadLetterSink } from '../pipeline/types.js';
 import { parkedByReason, poolUsage } from '../db/probes.js';
 import { rollupFreshness } from '../rollups/freshness.js';
-import { azureMonitorTelemetry } from '../telemetry/azure.js';
-import { noopTelemetry, type Telemetry } from '../telemetry/telemetry.js';
+import { app as functionsApp } from '@azure/functions';
+import { azureMonitorTelemetry, type AppTelemetry } from '../telemetry/azure.js';
+import { appHubGauges, type AppHubGauges } from '../telemetry/appGauges.js';
+import { noopTelemetry, type GaugeSources, type Telemetry } from '../telemetry/telemetry.js';
 
 export interface AppContext {
   config: HubsinkConfig;
@@ -43,7 +45,12 @@ export interface AppContextDeps {
   detectCapabilities: (pool: pg.Pool) => Promise<Capabilities>;
   createProducer: (config: HubsinkConfig) => Promise<EventHubProducerClient>;
   /** Once per process (it installs the global MeterProvider); absent: no telemetry. */
-  telemetry?: (config: HubsinkConfig) => Promise<Telemetry>;
+  telemetry?: (config: HubsinkConfig) => Promise<AppTelemetry>;
+  /** The ingest lag and dead-letter backlog gauges, made only when telemetry is enabled. */
+  hubGauges?: (config: HubsinkConfig) => AppHubGauges;
+  /** Runs `close` when the worker terminates (the host's appTerminate hook). */
+  onTerminate?: (close: () => Promise<void>) => void;
+  log?: (line: string) => void;
 }
 
 /** Forgets a failed promise so the next call tries again; callers share one attempt in flight. */
@@ -71,12 +78,25 @@ export function appContextLoader(deps: AppContextDeps): () => Promise<AppContext
       throw err;
     }
     configureSession(pool, caps, { citusCachedConnsPerWorker: config.citusCachedConnsPerWorker });
-    const telemetry = deps.telemetry ? await deps.telemetry(config) : noopTelemetry;
-    telemetry.observe({
+    const app = deps.telemetry ? await deps.telemetry(config) : undefined;
+    const telemetry = app?.telemetry ?? noopTelemetry;
+    const sources: GaugeSources = {
       parked: () => parkedByReason(pool, config.schema),
       rollupFreshness: () => rollupFreshness(pool, config.schema, new Date()),
       pool: () => poolUsage(pool),
-    });
+    };
+    // Lag and backlog cost Event Hubs and Storage calls at every export: only when someone collects.
+    const hubs = app?.enabled ? (deps.hubGauges ?? appHubGauges)(config) : undefined;
+    if (hubs?.on) Object.assign(sources, hubs.sources);
+    else if (hubs) (deps.log ?? console.warn)(`telemetry: no ingest lag or dead-letter backlog gauges: ${hubs.reason}`);
+    const unobserve = telemetry.observe(sources);
+    if (app?.enabled) {
+      deps.onTerminate?.(async () => {
+        unobserve();
+        if (hubs?.on) await hubs.close();
+        await app.shutdown();
+      });
+    }
     return {
       config,
       pool,
@@ -105,5 +125,8 @@ export const getAppContext: () => Promise<AppContext> = appContextLoader({
   createServingPool: (c) => createServingPool(c),
   detectCapabilities,
   createProducer: (c) => createDeadLetterProducer(requireEventHubs(c), c.deadLetterHub),
-  telemetry: retryable(async () => (await azureMonitorTelemetry(getConfig().appInsightsConnectionString)).telemetry),
+  telemetry: retryable(() => azureMonitorTelemetry(getConfig().appInsightsConnectionString)),
+  onTerminate: (close) => {
+    functionsApp.hook.appTerminate(close);
+  },
 });

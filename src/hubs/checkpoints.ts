@@ -175,6 +175,18 @@ export function lagOf(p: PartitionState, cp: StoredCheckpoint | undefined): LagR
   return row;
 }
 
+/**
+ * Pure: lag of one partition for a consumer that may know more than its checkpoint: last enqueued
+ * minus the last sequence number it handled (`processed`). Without one (the Function App, which
+ * sees only the host's checkpoints, or a runner before its first batch on the partition) it is
+ * `lagOf` the checkpoint: a batch stuck in retries must show as lag, not as nothing.
+ */
+export function partitionLag(p: PartitionState, processed: number | undefined, checkpoint: StoredCheckpoint | undefined): number | null {
+  if (processed === undefined) return lagOf(p, checkpoint).lag;
+  if (p.isEmpty) return 0;
+  return Math.max(0, p.lastEnqueuedSequenceNumber - processed);
+}
+
 /** The position a rewind computed for one partition: just before `first`, or the partition's start. */
 export type RewindTarget =
   | { kind: 'start' }

@@ -9,7 +9,7 @@ import {
   type EventHubClientOptions,
   type EventHubConsumerClientOptions,
 } from '@azure/event-hubs';
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import { BlobServiceClient, type ContainerClient, type StoragePipelineOptions } from '@azure/storage-blob';
 import type { TokenCredential } from '@azure/core-auth';
 import type { EventHubsConnection, StorageConnection } from '../config.js';
 
@@ -55,6 +55,16 @@ export async function blobContainer(storage: StorageConnection, container: strin
   const c = svc.getContainerClient(container);
   await c.createIfNotExists();
   return c;
+}
+
+/**
+ * The container as it is, never created (a reader must not need the right to create one, and
+ * creating it would hide a missing one), with the caller's retry policy.
+ */
+export async function existingContainer(storage: StorageConnection, container: string, options: StoragePipelineOptions = {}): Promise<ContainerClient> {
+  if (storage.kind === 'connectionString') return BlobServiceClient.fromConnectionString(storage.connectionString, options).getContainerClient(container);
+  const url = storage.blobServiceUri ?? `https://${storage.accountName ?? ''}.blob.core.windows.net`;
+  return new BlobServiceClient(url, await credentialFor(), options).getContainerClient(container);
 }
 
 /** The namespace host of a connection, as the checkpoint blob layout names it. */

@@ -3,12 +3,14 @@
  * @opentelemetry/exporter-prometheus from our MeterProvider, not by hand), `/healthz` (the process
  * answers) and `/readyz` (the caller's readiness check: 200 when ready, 503 with the failed checks
  * otherwise). Loopback unless the caller binds elsewhere: metrics name hubs and partitions.
+ * `target_info` carries the resource (service.name `hubsink`, version, instance): see resource.ts.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PrometheusExporter } from '@opentelemetry/exporter-prometheus';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { createOtelTelemetry, METER_NAME } from './otel.js';
+import { serviceResource } from './resource.js';
 import type { Readiness, Telemetry } from './telemetry.js';
 
 export interface MetricsEndpointOptions {
@@ -28,7 +30,7 @@ export interface MetricsEndpoint {
 
 export async function startMetricsEndpoint(opts: MetricsEndpointOptions): Promise<MetricsEndpoint> {
   const exporter = new PrometheusExporter({ preventServerStart: true });
-  const provider = new MeterProvider({ readers: [exporter] });
+  const provider = new MeterProvider({ readers: [exporter], resource: serviceResource(process.env, 'runner') });
   const telemetry = createOtelTelemetry(provider.getMeter(METER_NAME));
   let readiness = opts.readiness ?? (() => Promise.resolve<Readiness>({ ready: false, checks: { started: 'starting' } }));
 

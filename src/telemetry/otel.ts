@@ -12,7 +12,18 @@ const SIZE_BUCKETS = [1, 10, 50, 100, 200, 300, 500, 1000, 2000, 5000, 10000];
 
 export const METER_NAME = 'hubsink';
 
-export function createOtelTelemetry(meter: Meter): Telemetry {
+/**
+ * A gauge source that has not answered by then is skipped for this collection. Readers time out the
+ * whole batch callback (the periodic exporter after 30 s), which would drop every gauge with it.
+ */
+export const SOURCE_TIMEOUT_MS = 15_000;
+
+export interface OtelTelemetryOptions {
+  sourceTimeoutMs?: number;
+}
+
+export function createOtelTelemetry(meter: Meter, opts: OtelTelemetryOptions = {}): Telemetry {
+  const sourceTimeoutMs = opts.sourceTimeoutMs ?? SOURCE_TIMEOUT_MS;
   const I = INSTRUMENTS;
   const counter = (s: { name: string; unit: string; description: string }) => meter.createCounter(s.name, { unit: s.unit, description: s.description });
   const gauge = (s: { name: string; unit: string; description: string }) => meter.createObservableGauge(s.name, { unit: s.unit, description: s.description });
@@ -63,13 +74,20 @@ export function createOtelTelemetry(meter: Meter): Telemetry {
       if (sources.parked) observables.push(parked);
       if (sources.rollupFreshness) observables.push(freshness);
       if (sources.pool) observables.push(poolInUse, poolWaiting);
-      // One source failing (the database is down, say) must not hide the others.
+      // One source failing or hanging (the database is down, storage unreachable) must not hide the others.
       const settle = async <T>(fn: (() => Promise<T>) | undefined): Promise<T | undefined> => {
         if (!fn) return undefined;
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), sourceTimeoutMs);
+          timer.unref();
+        });
         try {
-          return await fn();
+          return await Promise.race([fn(), late]);
         } catch {
           return undefined;
+        } finally {
+          clearTimeout(timer);
         }
       };
       const callback = async (result: BatchObservableResult): Promise<void> => {

@@ -71,7 +71,8 @@ test('inTransaction destroys a client whose ROLLBACK failed, and still throws th
         client.on('error', () => undefined);
         const sleeping = client.query('SELECT pg_sleep(30)');
         await waitForQuery(admin, pid);
-        await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+        // The cast: Citus adds pg_terminate_backend(bigint) beside the int one, so an untyped $1 is ambiguous.
+        await admin.query('SELECT pg_terminate_backend($1::int)', [pid]);
         try {
           await sleeping;
         } catch (err) {

@@ -17,6 +17,7 @@ import { gunzipSync } from 'node:zlib';
 import { loadConfig } from '../../src/config.js';
 import { azureMonitorTelemetry } from '../../src/telemetry/azure.js';
 import { INSTRUMENTS } from '../../src/telemetry/telemetry.js';
+import { packageVersion } from '../../src/telemetry/resource.js';
 import { pointValue, TestReader } from '../support/metrics.js';
 
 // This process only: trust the loopback endpoint's self-signed certificate; no statsbeat to Azure.
@@ -65,19 +66,28 @@ test('with the setting: our instruments reach the Azure Monitor exporter under t
   const cfg = loadConfig({ APPLICATIONINSIGHTS_CONNECTION_STRING: cs });
   assert.equal(cfg.appInsightsConnectionString, cs);
   const reader = new TestReader();
+  // What the Functions host sets: the app's name and the instance (the distro detects Functions by the version).
+  Object.assign(process.env, { WEBSITE_SITE_NAME: 'hubsink-fn-test', WEBSITE_INSTANCE_ID: 'instance-7', FUNCTIONS_EXTENSION_VERSION: '~4' });
   const app = await azureMonitorTelemetry(cfg.appInsightsConnectionString, { metricReaders: [reader] });
   assert.equal(app.enabled, true);
   app.telemetry.ingestBatch('clickstream', { received: 500, inserted: 480, duplicates: 15, deadLettered: { invalid: 5, rejected: 0, transient: 0 }, latencyMs: 30 });
   app.telemetry.observe({ parked: () => Promise.resolve([{ reason: 'invalid', count: 7 }]) });
 
   const rm = await reader.read();
+  // Who reports: the Function App's name and instance, hubsink's version, and what the distro's Azure detectors add.
+  assert.equal(rm.resource.attributes['service.name'], 'hubsink-fn-test');
+  assert.equal(rm.resource.attributes['service.instance.id'], 'instance-7');
+  assert.equal(rm.resource.attributes['service.version'], packageVersion());
+  assert.match(packageVersion(), /^\d+\.\d+\.\d+/);
+  assert.equal(rm.resource.attributes['cloud.platform'], 'azure.functions');
+  assert.equal(rm.resource.attributes['faas.instance'], 'instance-7');
   assert.equal(pointValue(rm, INSTRUMENTS.received.name, { hub: 'clickstream' }), 500);
   assert.equal(pointValue(rm, INSTRUMENTS.inserted.name, { hub: 'clickstream' }), 480);
   assert.equal(pointValue(rm, INSTRUMENTS.parked.name, { reason: 'invalid' }), 7);
 
   // Shutting down flushes the exporter's metrics to the (loopback) ingestion endpoint.
   await app.shutdown();
-  type Item = { data?: { baseType?: string; baseData?: { metrics?: { name: string; value: number }[]; properties?: Record<string, string> } } };
+  type Item = { tags?: Record<string, string>; data?: { baseType?: string; baseData?: { metrics?: { name: string; value: number }[]; properties?: Record<string, string> } } };
   const metrics = (posted as Item[])
     .filter((i) => i.data?.baseType === 'MetricData')
     .flatMap((i) => (i.data?.baseData?.metrics ?? []).map((m) => ({ ...m, properties: i.data?.baseData?.properties ?? {} })));
@@ -88,4 +98,9 @@ test('with the setting: our instruments reach the Azure Monitor exporter under t
   assert.equal(find(INSTRUMENTS.deadLettered.name)?.properties.reason, 'invalid');
   assert.equal(find(INSTRUMENTS.parked.name)?.value, 7);
   assert.ok(find(INSTRUMENTS.batchDuration.name), 'histograms are sent too');
+  // Application Insights files them under the app's role (cloud_RoleName), as the host's own telemetry.
+  const ours = (posted as Item[]).find((i) => i.data?.baseData?.metrics?.some((m) => m.name === INSTRUMENTS.received.name));
+  assert.equal(ours?.tags?.['ai.cloud.role'], 'hubsink-fn-test');
+  assert.equal(ours?.tags?.['ai.cloud.roleInstance'], 'instance-7');
+  assert.equal(ours?.tags?.['ai.application.ver'], packageVersion());
 });

@@ -15,6 +15,8 @@ import { sample } from '../support/metrics.js';
 import { testDatabaseUrl } from '../support/services.js';
 import type { TcpProxy } from '../support/tcpProxy.js';
 import { makeSource } from '../support/rows.js';
+import { hostname } from 'node:os';
+import { packageVersion } from '../../src/telemetry/resource.js';
 
 let stack: Stack;
 let proxy: TcpProxy;
@@ -83,6 +85,9 @@ test('exact counts, lag, backlog, parked and freshness on /metrics; /readyz foll
     assert.ok(f >= t0 - oldest - 1 && f <= t1 - oldest + 1, `${rollup} freshness ${f} ms outside [${t0 - oldest}, ${t1 - oldest}]`);
   }
   assert.equal(typeof sample(text, 'hubsink_db_pool_in_use'), 'number');
+  // Who reports: the resource, as Prometheus shows it (target_info), not unknown_service:node.
+  const pid = runner.child.pid;
+  assert.equal(sample(text, 'target_info', { service_name: 'hubsink', service_version: packageVersion(), service_instance_id: `${hostname()}:${pid}` }), 1, text.split('\n').find((l) => l.startsWith('target_info')));
   assert.equal(sample(text, 'hubsink_db_pool_waiting'), 0);
 
   await runRollups(pool, schema, { caps: await detectCapabilities(pool), maxWindowRows: 1_000_000 });

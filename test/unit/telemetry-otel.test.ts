@@ -1,8 +1,11 @@
 import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { INSTRUMENTS, noopTelemetry } from '../../src/telemetry/telemetry.js';
-import { partitionLag, ProcessedPositions } from '../../src/runner/telemetry.js';
-import { findMetric, histogram, pointValue, testTelemetry } from '../support/metrics.js';
+import { ProcessedPositions } from '../../src/runner/telemetry.js';
+import { partitionLag } from '../../src/hubs/checkpoints.js';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { createOtelTelemetry, METER_NAME } from '../../src/telemetry/otel.js';
+import { findMetric, histogram, pointValue, testTelemetry, TestReader } from '../support/metrics.js';
 
 const batch = (received: number, inserted: number, duplicates: number, invalid: number, rejected: number, transient: number, latencyMs: number) => ({
   received,
@@ -76,6 +79,25 @@ describe('OpenTelemetry instruments', () => {
     rm = await reader.read();
     assert.equal(calls, 2, 'an unregistered source is not read any more');
     assert.notEqual(pointValue(rm, INSTRUMENTS.parked.name, { reason: 'invalid' }), 11);
+  });
+
+  test('a source that never answers is cut at its deadline: the others report within the reader\'s timeout', async () => {
+    const reader = new TestReader();
+    const provider = new MeterProvider({ readers: [reader] });
+    const telemetry = createOtelTelemetry(provider.getMeter(METER_NAME), { sourceTimeoutMs: 50 });
+    telemetry.observe({
+      // Storage that accepts connections and never answers.
+      deadLetterBacklog: () => new Promise<never>(() => undefined),
+      parked: () => Promise.resolve([{ reason: 'invalid', count: 3 }]),
+      pool: () => ({ inUse: 1, waiting: 0 }),
+    });
+    // The periodic exporter collects with a timeout (30 s by default): past it, the whole batch callback is lost.
+    const { resourceMetrics: rm, errors } = await reader.collect({ timeoutMillis: 2000 });
+    assert.deepEqual(errors, []);
+    assert.equal(pointValue(rm, INSTRUMENTS.parked.name, { reason: 'invalid' }), 3);
+    assert.equal(pointValue(rm, INSTRUMENTS.poolInUse.name), 1);
+    assert.equal(pointValue(rm, INSTRUMENTS.deadLetterBacklog.name, { hub: 'clicks' }), undefined);
+    await provider.shutdown();
   });
 
   test('every documented instrument exists with its unit once used', async () => {
