@@ -24,6 +24,8 @@ export interface E2eFigure {
   runnerPeakRssMiB: number;
   /** Resident memory once the runner owns every partition, before the first event: what loading the code and clients costs. */
   runnerIdleRssMiB: number;
+  /** The reference: a bare `node -e ''` process's resident memory, measured in the same run. */
+  bareNodeRssMiB: number;
   /** The runner's CPU time (user + system, from /proc) per event sent, start-up excluded. */
   runnerCpuUsPerEvent: number;
   seconds: number;
@@ -39,6 +41,17 @@ async function cpuUs(pid: number): Promise<number> {
 async function rssMiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
   return Number(/VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1] ?? NaN) / 1024;
+}
+
+/** Resident memory of a bare Node process (no modules, no work), as the runner's memory is read. */
+function bareNodeRss(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-e', 'process.stdout.write(String(process.memoryUsage().rss))'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('error', reject);
+    child.once('exit', () => resolve(Number(out) / 1048576));
+  });
 }
 
 async function peakRssMiB(pid: number): Promise<number> {
@@ -78,6 +91,7 @@ export async function benchE2e(
     const distinct = new Set<string>();
     const cpu0 = child.pid ? await cpuUs(child.pid) : NaN;
     const idleRss = child.pid ? await rssMiB(child.pid) : NaN;
+    const bareRss = await bareNodeRss();
     const t0 = process.hrtime.bigint();
     const sent = await sendGenerated(producer, gen, {
       count: opts.events,
@@ -97,7 +111,7 @@ export async function benchE2e(
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const rss = child.pid ? await peakRssMiB(child.pid) : NaN;
     const cpu = child.pid ? (await cpuUs(child.pid)) - cpu0 : NaN;
-    opts.log(`  ${sent.sent} events in ${seconds.toFixed(1)} s: ${Math.round(sent.sent / seconds)}/s end to end; runner peak RSS ${rss.toFixed(0)} MiB`);
+    opts.log(`  ${sent.sent} events in ${seconds.toFixed(1)} s: ${Math.round(sent.sent / seconds)}/s end to end; runner RSS ${idleRss.toFixed(0)} MiB idle, peak ${rss.toFixed(0)} MiB; bare node ${bareRss.toFixed(0)} MiB`);
     return {
       events: sent.sent,
       distinctValid: expected,
@@ -108,6 +122,7 @@ export async function benchE2e(
       runnerPeakRssMiB: rss,
       runnerCpuUsPerEvent: cpu / sent.sent,
       runnerIdleRssMiB: idleRss,
+      bareNodeRssMiB: bareRss,
       seconds,
     };
   } finally {
@@ -130,8 +145,8 @@ export const e2eSection: BenchSection = {
         {
           title: `End to end on ${srv.label}: generator -> emulator (${e.partitions} partitions) -> hubsink run (batches of ${e.runnerBatchSize}, dead-letter consumer on) -> PostgreSQL`,
           rows: [
-            ['events', 'generator events/s', 'end-to-end events/s', 'runner RSS idle MiB', 'runner peak RSS MiB', 'runner CPU µs/event'],
-            [n0(e.events), n0(e.sendPerSec), n0(e.endToEndPerSec), e.runnerIdleRssMiB.toFixed(0), e.runnerPeakRssMiB.toFixed(0), e.runnerCpuUsPerEvent.toFixed(1)],
+            ['events', 'generator events/s', 'end-to-end events/s', "reference: bare `node -e ''` RSS MiB", 'runner RSS idle MiB', 'runner peak RSS MiB', 'runner CPU µs/event'],
+            [n0(e.events), n0(e.sendPerSec), n0(e.endToEndPerSec), e.bareNodeRssMiB.toFixed(0), e.runnerIdleRssMiB.toFixed(0), e.runnerPeakRssMiB.toFixed(0), e.runnerCpuUsPerEvent.toFixed(1)],
           ],
         },
       ],
@@ -142,7 +157,7 @@ export const e2eSection: BenchSection = {
           unit: 'MiB',
           target: '<= 150',
           met: e.runnerPeakRssMiB <= 150,
-          note: `VmHWM of hubsink run while ${n0(e.events)} events arrive as fast as the generator sends (${n0(e.endToEndPerSec)}/s end to end); ${e.runnerIdleRssMiB.toFixed(0)} MiB before the first event`,
+          note: `VmHWM of hubsink run while ${n0(e.events)} events arrive as fast as the generator sends (${n0(e.endToEndPerSec)}/s end to end); ${e.runnerIdleRssMiB.toFixed(0)} MiB before the first event; a bare \`node -e ''\` ${e.bareNodeRssMiB.toFixed(0)} MiB`,
         },
       ],
       data: { ...e, server: srv.label },

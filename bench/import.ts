@@ -14,7 +14,7 @@ import { loadConfig } from '../src/config.js';
 import { ident } from '../src/db/ident.js';
 import { runImport } from '../src/import/importer.js';
 import { resolveSources } from '../src/import/sources.js';
-import { copyText, encodeCopyText } from '../src/db/copyEvents.js';
+import { copyText, encodeCopyBytes } from '../src/db/copyEvents.js';
 import { makeEvents } from './ingest.js';
 import { n0, type BenchContext, type BenchSection, type SectionResult } from './section.js';
 
@@ -38,7 +38,7 @@ function median(xs: readonly number[]): number {
 export async function benchImport(pool: pg.Pool, schema: string, caps: Capabilities, opts: { lines: number; batchSize: number; reps: number; log: (s: string) => void }): Promise<ImportFigure> {
   const { raws, rows } = makeEvents(opts.lines, `bench-import-${opts.lines}`);
   const texts: Buffer[] = [];
-  for (let i = 0; i < rows.length; i += opts.batchSize) texts.push(Buffer.from(encodeCopyText(rows.slice(i, i + opts.batchSize)), 'utf8'));
+  for (let i = 0; i < rows.length; i += opts.batchSize) texts.push(encodeCopyBytes(rows.slice(i, i + opts.batchSize)));
   const dir = await mkdtemp(path.join(os.tmpdir(), 'hubsink-bench-import-'));
   const file = path.join(dir, 'events.ndjson');
   await writeFile(file, Buffer.concat(raws.flatMap((r) => [r.body, Buffer.from('\n')])));

@@ -23,6 +23,7 @@ import {
   type LagRow,
   type RewindAction,
   type RewindTarget,
+  type StoredCheckpoint,
   type StoredOwnership,
 } from '../hubs/checkpoints.js';
 import { ago, formatTable, isoSeconds, jsonSafe } from '../deadletters/format.js';
@@ -74,10 +75,19 @@ export interface ShowResult {
   blobPrefix: string;
   partitions: (LagRow & { owner?: StoredOwnership })[];
   totalLag: number | null;
+  /** False before any consumer has checkpointed (a Function App that has never run). */
+  containerExists: boolean;
 }
 
 export async function checkpointLag(consumer: EventHubConsumerClient, container: ContainerClient, scope: CheckpointScope): Promise<ShowResult> {
-  const [states, checkpoints, ownership] = await Promise.all([partitionStates(consumer), readCheckpoints(container, scope), readOwnership(container, scope)]);
+  // No container yet is a state, not an error: the consumer will start at `initialOffsetOptions`
+  // (hubsink ships fromStart), so everything retained is lag, as the lag gauges count it.
+  const containerExists = await container.exists();
+  const [states, checkpoints, ownership] = await Promise.all([
+    partitionStates(consumer),
+    containerExists ? readCheckpoints(container, scope) : new Map<string, StoredCheckpoint>(),
+    containerExists ? readOwnership(container, scope) : [],
+  ]);
   const owners = new Map(ownership.map((o) => [o.partitionId, o]));
   const partitions = states.map((p) => {
     const row: LagRow & { owner?: StoredOwnership } = lagOf(p, checkpoints.get(p.partitionId));
@@ -94,6 +104,7 @@ export async function checkpointLag(consumer: EventHubConsumerClient, container:
     blobPrefix: blobPrefix(scope, 'checkpoint'),
     partitions,
     totalLag,
+    containerExists,
   };
 }
 
@@ -153,6 +164,9 @@ export function register(program: Command): void {
         else {
           process.stdout.write(`${lagTable(r, new Date())}\n`);
           process.stderr.write(`hub ${r.hub}, consumer group ${r.consumerGroup}, blobs ${r.container}/${r.blobPrefix}; total lag ${r.totalLag ?? 'unknown'}\n`);
+          if (!r.containerExists) {
+            process.stderr.write(`blob container ${r.container} does not exist yet: no consumer has checkpointed there, so a consumer starts from the start and everything retained is lag (if the app has run, check --container)\n`);
+          }
         }
       } finally {
         await consumer.close();

@@ -3,8 +3,8 @@
  */
 import { deadLetterFromRaw } from './deadletter.js';
 import type { DeadLetterRecord, EventRow, RawEvent } from './types.js';
-import { validateFast } from './fastValidate.js';
-import type { ValidateOptions } from './validate.js';
+import { fastValidate } from './fastValidate.js';
+import { validateEvent, type ValidateOptions } from './validate.js';
 
 export interface PreparedBatch {
   rows: EventRow[];
@@ -33,15 +33,25 @@ export function prepareBatch(raws: RawEvent[], opts: ValidateOptions, now: Date)
   let fullKeys: Set<string> | undefined;
   let duplicatesInBatch = 0;
   for (const raw of raws) {
-    const result = validateFast(raw, opts);
-    if (!result.ok) {
-      const extra: { tenantId?: number; eventId?: string } = {};
-      if (result.tenantId !== undefined) extra.tenantId = result.tenantId;
-      if (result.eventId !== undefined) extra.eventId = result.eventId;
-      invalid.push(deadLetterFromRaw(raw, 'invalid', result.error, now, extra));
-      continue;
+    // The fast path first, without validateFast's result object (one allocation per event less).
+    let row: EventRow | undefined;
+    try {
+      row = fastValidate(raw, opts);
+    } catch {
+      row = undefined;
     }
-    const row = result.row;
+    if (row === undefined) {
+      const result = validateEvent(raw, opts);
+      if (result.ok) {
+        row = result.row;
+      } else {
+        const extra: { tenantId?: number; eventId?: string } = {};
+        if (result.tenantId !== undefined) extra.tenantId = result.tenantId;
+        if (result.eventId !== undefined) extra.eventId = result.eventId;
+        invalid.push(deadLetterFromRaw(raw, 'invalid', result.error, now, extra));
+        continue;
+      }
+    }
     const first = byId.get(row.eventId);
     if (first === undefined) byId.set(row.eventId, row);
     else {

@@ -26,7 +26,6 @@ import {
   MAX_TYPE_CHARS,
   MAX_URL_CHARS,
   REVENUE_LIMIT,
-  UUID_RE,
   daysInMonth,
   isTenantKey,
   parseTimestamp,
@@ -47,6 +46,35 @@ function hasUnicodeEscape(text: string): boolean {
     if ((i - 1 - j) % 2 === 0) return true;
   }
   return false;
+}
+
+/** Per ASCII code: 0 for a lowercase hex digit, 1 for an uppercase one, -1 for anything else. */
+const HEX_CASE: Int8Array = (() => {
+  const t = new Int8Array(128).fill(-1);
+  for (let c = 48; c <= 57; c++) t[c] = 0;
+  for (let c = 97; c <= 102; c++) t[c] = 0;
+  for (let c = 65; c <= 70; c++) t[c] = 1;
+  return t;
+})();
+
+/**
+ * UUID_RE's decision by one char-code scan: the id in lowercase, or undefined when it is not a UUID.
+ * Lowercase ids (the common case) are returned as they are, with no toLowerCase copy.
+ */
+function uuidLower(s: string): string | undefined {
+  if (s.length !== 36) return undefined;
+  let upper = 0;
+  for (let i = 0; i < 36; i++) {
+    const c = s.charCodeAt(i);
+    if (i === 8 || i === 13 || i === 18 || i === 23) {
+      if (c !== 45) return undefined;
+      continue;
+    }
+    const h = c < 128 ? (HEX_CASE[c] ?? -1) : -1;
+    if (h < 0) return undefined;
+    upper |= h;
+  }
+  return upper === 0 ? s : s.toLowerCase();
 }
 
 /** Two decimal digits at i, or -1. */
@@ -146,8 +174,11 @@ export function fastValidate(raw: RawEvent, opts: ValidateOptions): EventRow | u
   let eventId: string;
   const givenId = body.eventId;
   if (givenId === undefined || givenId === null) eventId = deriveEventId(bytes);
-  else if (typeof givenId === 'string' && UUID_RE.test(givenId)) eventId = givenId.toLowerCase();
-  else return undefined;
+  else {
+    const id = typeof givenId === 'string' ? uuidLower(givenId) : undefined;
+    if (id === undefined) return undefined;
+    eventId = id;
+  }
 
   const type = body.type;
   if (typeof type !== 'string' || type.length > MAX_TYPE_CHARS || type.trim() === '') return undefined;

@@ -210,8 +210,11 @@ function resolveTenant(body: Record<string, unknown>, properties: Record<string,
 const ISO_TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?(?:([Zz])|([+-])(\d{2}):(\d{2}))?$/;
 const EXAMPLE_TIME = '2024-05-01T12:00:00Z';
 
+const MONTH_DAYS: readonly number[] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
 export function daysInMonth(y: number, m: number): number {
-  return [31, y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1] ?? 0;
+  if (m === 2) return y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28;
+  return MONTH_DAYS[m - 1] ?? 0;
 }
 
 /** ISO-8601 / RFC 3339 date-time with an explicit offset, to epoch ms (sub-millisecond digits dropped). */

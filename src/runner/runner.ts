@@ -24,6 +24,7 @@ import { ingestBatch } from '../ingest/ingestBatch.js';
 import { classifyError, describeError } from '../pipeline/classify.js';
 import { normalizeReceivedEvents } from '../pipeline/normalize.js';
 import { CheckpointingConsumer, type Logger } from './checkpointingConsumer.js';
+import { boundHeapGrowth } from './heap.js';
 import { addDeadLetters, addIngest, emptyStats, snapshot, type RunnerStats } from './stats.js';
 import { noopTelemetry, type Readiness, type Telemetry } from '../telemetry/telemetry.js';
 import { ProcessedPositions, runnerGauges, runnerReadiness } from './telemetry.js';
@@ -63,6 +64,8 @@ export interface RunnerOptions {
   loadBalancingStrategy?: 'greedy' | 'balanced';
   /** A checkpoint store to use instead of one on the blob container (tests count its calls). */
   checkpointStore?: CheckpointStore;
+  /** V8's heap growing factor for this process, as 1 + percent/100 (default 50; 0 leaves V8's own). See heap.ts. */
+  heapGrowingPercent?: number;
 }
 
 export interface Runner {
@@ -96,6 +99,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
   requireRunnerSettings(cfg);
   const eventHubs = requireEventHubs(cfg);
   const storage = requireStorage(cfg);
+  boundHeapGrowth(opts.heapGrowingPercent);
   const containerName = opts.checkpointContainer ?? FUNCTIONS_CHECKPOINT_CONTAINER;
   if (!CONTAINER_NAME.test(containerName)) throw new ConfigError([`checkpoint container ${JSON.stringify(containerName)}: 3-63 lower-case letters, digits and single hyphens`]);
   const log = opts.log;

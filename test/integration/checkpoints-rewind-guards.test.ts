@@ -144,3 +144,22 @@ test('bad numbers and missing state: exit 2 for arguments, 1 for a container tha
   assert.equal(missing.code, 1, missing.stderr);
   assert.match(missing.stderr, /container \S+ does not exist/);
 });
+
+test('show before any consumer has checkpointed (no container yet): exit 0, everything retained is lag, and it says why', async () => {
+  const { hub } = await hubWithSplit();
+  const env = { EventHubConnection: emu.connectionString(), AzureWebJobsStorage: testAzuriteConnection() };
+  const container = uniqueName('never');
+  const common = ['--hub', hub, '--consumer-group', '$Default', '--container', container];
+  const retained = emu.partitionEvents(hub, '0').length + emu.partitionEvents(hub, '1').length;
+  assert.equal(retained, 20);
+  const json = await runCli(['checkpoints', 'show', ...common, '--json'], env);
+  assert.equal(json.code, 0, json.stderr);
+  const r = JSON.parse(json.stdout) as { totalLag: number; containerExists: boolean };
+  assert.equal(r.containerExists, false);
+  assert.equal(r.totalLag, retained);
+  const text = await runCli(['checkpoints', 'show', ...common], env);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stderr, new RegExp(`container ${container} does not exist yet.*everything retained is lag`));
+  // Looking did not create it: a wrong --container must stay visible.
+  assert.equal(await BlobServiceClient.fromConnectionString(testAzuriteConnection()).getContainerClient(container).exists(), false);
+});

@@ -1,0 +1,123 @@
+/**
+ * Node's CPU per well-formed event for decode + validate + de-duplicate (prepareBatch) and the
+ * encoding for the write (COPY text, as bytes), with no database: process.cpuUsage around each
+ * step. Beside it, measured in the same passes on the same bodies: the floor every JSON event pays
+ * (UTF-8 decoding + JSON.parse of each body, nothing else) and the zod path alone (validateEvent).
+ *
+ * Part of the `ingest` section; also runs alone, without a database, for a quick look:
+ *   npm run build:app && node dist/bench/cpu.js [events] [reps]
+ */
+import os from 'node:os';
+import { pathToFileURL } from 'node:url';
+import { encodeCopyBytes } from '../src/db/copyEvents.js';
+import { createGenerator } from '../src/generator/generator.js';
+import { prepareBatch } from '../src/pipeline/batch.js';
+import type { EventRow, RawEvent } from '../src/pipeline/types.js';
+import { validateEvent } from '../src/pipeline/validate.js';
+import { median } from './section.js';
+
+export interface CpuFigure {
+  events: number;
+  batchSize: number;
+  /** decode + validate + de-dup (prepareBatch) + encode (COPY text as bytes, encodeCopyBytes), µs of CPU per event. */
+  usPerEvent: number;
+  prepareUsPerEvent: number;
+  encodeUsPerEvent: number;
+  /** The reference: UTF-8 decoding + JSON.parse of each body alone, in the same passes. */
+  jsonParseUsPerEvent: number;
+  /** The zod path alone on the same events, for comparison. */
+  zodUsPerEvent: number;
+  reps: number;
+}
+
+export const VALIDATE = { retentionDays: 30, aheadDays: 3, maxBodyBytes: 256 * 1024 };
+
+export function makeEvents(n: number, seed: string): { raws: RawEvent[]; rows: EventRow[] } {
+  const gen = createGenerator({ seed, tenants: 500, skew: 0.6 });
+  const now = new Date();
+  const raws: RawEvent[] = [];
+  for (let i = 0; i < n; i++) {
+    const ev = gen.next();
+    raws.push({ body: ev.body, properties: {}, source: { hub: 'clickstream', consumerGroup: '$Default', partitionId: String(i % 4), sequenceNumber: i, offset: String(i), enqueuedTime: new Date(now.getTime() + Math.floor(i / 8)), partitionKey: ev.partitionKey } });
+  }
+  const rows = raws.map((raw) => {
+    const v = validateEvent(raw, { now, ...VALIDATE });
+    if (!v.ok) throw new Error(`generated event invalid: ${v.error}`);
+    return v.row;
+  });
+  return { raws, rows };
+}
+
+export function chunks<T>(xs: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += size) out.push(xs.slice(i, i + size));
+  return out;
+}
+
+export const cpuNow = (): number => {
+  const u = process.cpuUsage();
+  return u.user + u.system;
+};
+
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+/** CPU µs per event of prepare + encode, median over `reps` passes over all events. */
+export function benchCpu(raws: readonly RawEvent[], batchSize: number, reps: number): CpuFigure {
+  const now = new Date();
+  const opts = { now, ...VALIDATE };
+  const batches = chunks(raws, batchSize);
+  const prepare: number[] = [];
+  const encode: number[] = [];
+  const parse: number[] = [];
+  const zod: number[] = [];
+  let sink = 0;
+  // One warm-up pass: the JIT, and the first-touch allocation of the generated bodies.
+  for (const b of batches) encodeCopyBytes(prepareBatch(b, opts, now).rows);
+  for (const r of raws) sink += (JSON.parse(decoder.decode(r.body)) as object) ? 1 : 0;
+  for (let rep = 0; rep < reps; rep++) {
+    let p = 0;
+    let e = 0;
+    let j = 0;
+    for (const b of batches) {
+      const t0 = cpuNow();
+      const prepared = prepareBatch(b, opts, now);
+      const t1 = cpuNow();
+      sink += encodeCopyBytes(prepared.rows).length;
+      const t2 = cpuNow();
+      for (const r of b) sink += (JSON.parse(decoder.decode(r.body)) as object) ? 1 : 0;
+      p += t1 - t0;
+      e += t2 - t1;
+      j += cpuNow() - t2;
+    }
+    prepare.push(p / raws.length);
+    encode.push(e / raws.length);
+    parse.push(j / raws.length);
+    const z0 = cpuNow();
+    for (const r of raws) validateEvent(r, opts);
+    zod.push((cpuNow() - z0) / raws.length);
+  }
+  if (sink === 0) throw new Error('nothing was encoded');
+  const totals = prepare.map((p, i) => p + (encode[i] ?? 0));
+  return {
+    events: raws.length,
+    batchSize,
+    usPerEvent: median(totals),
+    prepareUsPerEvent: median(prepare),
+    encodeUsPerEvent: median(encode),
+    jsonParseUsPerEvent: median(parse),
+    zodUsPerEvent: median(zod),
+    reps,
+  };
+}
+
+export function describeCpu(cpu: CpuFigure): string {
+  return `Node CPU: ${cpu.usPerEvent.toFixed(2)} µs/event (prepare ${cpu.prepareUsPerEvent.toFixed(2)}, encode ${cpu.encodeUsPerEvent.toFixed(2)}); references: decode + JSON.parse alone ${cpu.jsonParseUsPerEvent.toFixed(2)}, zod path ${cpu.zodUsPerEvent.toFixed(2)}`;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const events = Number(process.argv[2] ?? 60_000);
+  const reps = Number(process.argv[3] ?? 5);
+  const load0 = os.loadavg()[0] ?? NaN;
+  const cpu = benchCpu(makeEvents(events, 'bench-cpu').raws, 1000, reps);
+  process.stdout.write(`${describeCpu(cpu)}; ${events} events, median of ${reps}; load average ${load0.toFixed(2)} → ${(os.loadavg()[0] ?? NaN).toFixed(2)}\n`);
+}
