@@ -33,6 +33,12 @@ import { preferredOrFreePort } from './ports.js';
 import { blockedForPostgresUser } from './reach.js';
 import type { LocalStatus } from './status.js';
 
+/**
+ * A long local run must not grow without bound: at most 16 MiB of events per partition (6
+ * partitions: ~96 MiB of bodies at most), as `hubsink emulator` bounds its own by bytes.
+ */
+export const LOCAL_EMULATOR_RETENTION = { maxEventsPerPartition: 250_000, maxBytesPerPartition: 16 * 1024 * 1024 } as const;
+
 export interface LocalOptions {
   /** Project-local folder for PostgreSQL's data (and Azurite's, with external Event Hubs). */
   dataDir: string;
@@ -49,6 +55,8 @@ export interface LocalOptions {
   /** Preferred ports (0: any free one); a taken preferred port falls back to a free one. */
   ports: { postgres: number; emulator: number; azurite: number; http: number; telemetry?: number };
   rollupIntervalMs: number;
+  /** The emulator's retention (default LOCAL_EMULATOR_RETENTION); the memory bench lowers it. */
+  emulatorRetention?: { maxEventsPerPartition?: number; maxBytesPerPartition?: number };
   /** The environment settings are read from (schema, hub names, limits). */
   env: Record<string, string | undefined>;
   log: Logger;
@@ -78,6 +86,8 @@ export interface LocalStack {
   info: LocalInfo;
   config: HubsinkConfig;
   status(): Promise<LocalStatus>;
+  /** What the emulator holds now (null with external Event Hubs). */
+  emulatorRetained(): { events: number; bytes: number; heldBytes: number } | null;
   stop(): Promise<void>;
 }
 
@@ -170,6 +180,7 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
     // Event Hubs
     let eventHubConnection = opts.eventHubConnection;
     let emulatorInfo: LocalInfo['emulator'] = null;
+    let emulatorRetained: () => { events: number; bytes: number; heldBytes: number } | null = () => null;
     if (!eventHubConnection) {
       const port = await preferredOrFreePort(opts.ports.emulator);
       const groups = [base.replayConsumerGroup, base.consumerGroup, base.deadLetterConsumerGroup].filter((g, i, a) => g !== '$Default' && a.indexOf(g) === i);
@@ -179,12 +190,11 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
           { name: base.ingestHub, partitions: 4, consumerGroups: groups },
           { name: base.deadLetterHub, partitions: 2, consumerGroups: groups },
         ],
-        // A long local run must not grow without bound: at most 16 MiB of events per partition
-        // (6 partitions: ~96 MiB of bodies at most), as `hubsink emulator` bounds its own by bytes.
-        retention: { maxEventsPerPartition: 250_000, maxBytesPerPartition: 16 * 1024 * 1024 },
+        retention: opts.emulatorRetention ?? LOCAL_EMULATOR_RETENTION,
       });
       stops.push({ what: 'the Event Hubs emulator', ms: 10_000, fn: () => emulator.stop() });
       eventHubConnection = emulator.connectionString();
+      emulatorRetained = () => emulator.retained();
       emulatorInfo = { port: emulator.port, hubs: [`${base.ingestHub} (4 partitions)`, `${base.deadLetterHub} (2 partitions)`] };
     }
 
@@ -297,6 +307,7 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
         }
         return { now: Date.now(), startedAt, generator: { enabled: gen.enabled, sent: gen.sent, rate: opts.rate, error: gen.error }, runner: runner.stats(), rollupLag: lag, recent: [] };
       },
+      emulatorRetained: () => emulatorRetained(),
       stop() {
         stopping ??= stopAll();
         return stopping;

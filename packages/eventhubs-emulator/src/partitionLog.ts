@@ -10,10 +10,14 @@ export interface LogEntry {
   readonly offset: string;
   readonly enqueuedTimeMs: number;
   readonly partitionKey: string | undefined;
-  /** Header section (may be empty). */
-  readonly head: Buffer;
-  /** Message annotations (with the service's stamps) and every later section. */
-  readonly tail: Buffer;
+  /**
+   * The event as delivered, minus delivery annotations: its header section (if any), then the
+   * message annotations (with the service's stamps) and every later section. A view into one of
+   * the log's segments.
+   */
+  readonly bytes: Buffer;
+  /** Length of the header section at the start of `bytes` (0 when there is none). */
+  readonly headLength: number;
   /** Byte position in the partition's stream, used for numeric offsets. */
   readonly position: number;
 }
@@ -34,16 +38,23 @@ export interface PartitionLogOptions {
 const OPAQUE_PREFIX = 'eo.';
 
 /**
- * A stored event must not pin memory it does not count. Small buffers from Buffer.concat or
- * subarray are views into Node's shared 8 KiB allocation slabs (or into a whole network read):
- * one retained 300-byte event keeps its slab alive, so byte retention counted only a fraction of
- * what the process held, and a long local run grew without bound. A private copy costs one
- * allocation per event and makes `retention.maxBytesPerPartition` the real bound.
+ * Small events are stored back to back in segments of this size; an event larger than
+ * LARGE_EVENT_BYTES gets an allocation of exactly its size (its own overhead is negligible then).
+ * One allocation per small event cost far more than the event itself once a partition holds
+ * 100,000 of them: each carries a JS object and an allocator header, and the allocator's heap,
+ * fragmented by millions of ~500-byte blocks freed out of order, does not shrink. A segment is
+ * freed whole when retention drops its last event, so a partition holds its retained events'
+ * bytes, plus the unused ends of its segments (under LARGE_EVENT_BYTES each), plus at most two
+ * segments (the oldest, partly dropped, and the one being filled).
  */
-function ownCopy(b: Buffer): Buffer {
-  const own = Buffer.allocUnsafeSlow(b.length);
-  b.copy(own);
-  return own;
+export const SEGMENT_BYTES = 256 * 1024;
+export const LARGE_EVENT_BYTES = SEGMENT_BYTES / 16;
+
+interface Segment {
+  buf: Buffer;
+  used: number;
+  /** Retained events stored in this segment. */
+  live: number;
 }
 
 export class PartitionLog {
@@ -59,6 +70,11 @@ export class PartitionLog {
   private nextPosition = 0;
   private lastTime = 0;
   private retainedBytes = 0;
+  /** The segment small events are being copied into. */
+  private filling: Segment | undefined;
+  /** The segment of each entry, parallel to `entries`. */
+  private entrySegments: Segment[] = [];
+  private held = 0;
 
   constructor(opts: PartitionLogOptions) {
     this.partitionId = opts.partitionId;
@@ -83,8 +99,39 @@ export class PartitionLog {
     return this.entries.length - this.first;
   }
 
+  /** Bytes of the retained events (what `maxBytesPerPartition` bounds). */
   get bytes(): number {
     return this.retainedBytes;
+  }
+
+  /** Bytes of the allocations holding the retained events (see SEGMENT_BYTES). */
+  get heldBytes(): number {
+    return this.held;
+  }
+
+  /** Copies `head` and `tail` next to each other into a segment (a fresh one if they do not fit). */
+  private store(head: Buffer, tail: Buffer): Buffer {
+    const n = head.length + tail.length;
+    let seg: Segment;
+    if (n > LARGE_EVENT_BYTES) {
+      seg = { buf: Buffer.allocUnsafeSlow(n), used: 0, live: 0 };
+      this.held += n;
+    } else {
+      if (!this.filling || this.filling.buf.length - this.filling.used < n) {
+        // The one being replaced is freed with its last event (or now, if it has none left).
+        if (this.filling && this.filling.live === 0) this.held -= this.filling.buf.length;
+        this.filling = { buf: Buffer.allocUnsafeSlow(SEGMENT_BYTES), used: 0, live: 0 };
+        this.held += SEGMENT_BYTES;
+      }
+      seg = this.filling;
+    }
+    this.entrySegments.push(seg);
+    const at = seg.used;
+    head.copy(seg.buf, at);
+    tail.copy(seg.buf, at + head.length);
+    seg.used += n;
+    seg.live++;
+    return seg.buf.subarray(at, at + n);
   }
 
   last(): LogEntry | undefined {
@@ -121,13 +168,12 @@ export class PartitionLog {
         offset,
         enqueuedTimeMs: time,
         partitionKey: ev.partitionKey ?? partitionKey,
-        head: ownCopy(stamped.head),
-        tail: ownCopy(stamped.tail),
+        bytes: this.store(stamped.head, stamped.tail),
+        headLength: stamped.head.length,
         position,
       };
-      const { head, tail } = entry;
-      this.nextPosition += head.length + tail.length;
-      this.retainedBytes += head.length + tail.length;
+      this.nextPosition += entry.bytes.length;
+      this.retainedBytes += entry.bytes.length;
       this.entries.push(entry);
       added.push(entry);
     }
@@ -139,12 +185,15 @@ export class PartitionLog {
     // The newest event is always kept so the partition's "last enqueued" facts stay true.
     while (this.size > 1 && (this.size > this.maxEvents || this.retainedBytes > this.maxBytes)) {
       const e = this.entries[this.first] as LogEntry;
-      this.retainedBytes -= e.head.length + e.tail.length;
+      this.retainedBytes -= e.bytes.length;
+      const seg = this.entrySegments[this.first] as Segment;
+      if (--seg.live === 0 && seg !== this.filling) this.held -= seg.buf.length;
       this.first++;
     }
     // Compact now and then instead of shifting the array on every drop.
     if (this.first > 1024 && this.first * 2 > this.entries.length) {
       this.entries = this.entries.slice(this.first);
+      this.entrySegments = this.entrySegments.slice(this.first);
       this.first = 0;
     }
   }
@@ -198,6 +247,9 @@ export class PartitionLog {
   /** Drops every event; numbering restarts at 0. */
   clear(): void {
     this.entries = [];
+    this.entrySegments = [];
+    this.filling = undefined;
+    this.held = 0;
     this.first = 0;
     this.nextSequence = 0;
     this.nextPosition = 0;

@@ -2,7 +2,7 @@
  * Consuming from the emulator with the real SDK when things go wrong: owner-level steals, forced
  * detaches, dropped connections; plus runtime metrics, opaque offsets and retention.
  */
-import { afterAll, beforeAll, describe, test } from 'vitest';
+import { beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import {
   EventHubConsumerClient,
@@ -14,9 +14,7 @@ import {
   type Subscription,
 } from '@azure/event-hubs';
 import { startEmulator, type Emulator } from '../../src/index.js';
-import { uniqueName, waitFor } from '../support.js';
-
-const retryOptions = { maxRetries: 3, retryDelayInMs: 100, maxRetryDelayInMs: 200, timeoutInMs: 10_000 };
+import { retryOptions, useEmulator, waitFor } from '../support.js';
 
 
 function codeOf(err: unknown): string | undefined {
@@ -51,28 +49,15 @@ function collect(consumer: EventHubConsumerClient, partitionId: string, options:
 }
 
 describe('emulator consumers under faults', () => {
+  // @azure/event-hubs 6.0.4 starts a new 45-minute token-refresh timer each time a receiver
+  // reattaches (after a forced detach) without stopping the previous one, and close() stops only
+  // the last. Those orphaned timers do not hold the run: vitest's fork pool ends each file's
+  // process itself (an exit of our own raced vitest's reporting under load and failed the run).
+  const fx = useEmulator();
+  const { track, freshHub } = fx;
   let emu: Emulator;
-  const clients: { close(): Promise<void> }[] = [];
-  const track = <T extends { close(): Promise<void> }>(c: T): T => {
-    clients.push(c);
-    return c;
-  };
-  const freshHub = (partitions = 1): string => {
-    const name = uniqueName('hub');
-    emu.createHub({ name, partitions });
-    return name;
-  };
-
-  beforeAll(async () => {
-    emu = await startEmulator();
-  });
-  afterAll(async () => {
-    for (const c of clients.reverse()) await c.close().catch(() => undefined);
-    await emu.stop();
-    // @azure/event-hubs 6.0.4 starts a new 45-minute token-refresh timer each time a receiver
-    // reattaches (after a forced detach) without stopping the previous one, and close() stops only
-    // the last. Those orphaned timers do not hold the run: vitest's fork pool ends each file's
-    // process itself (an exit of our own raced vitest's reporting under load and failed the run).
+  beforeAll(() => {
+    emu = fx.emu;
   });
 
   test('owner level: a higher or equal owner level steals, a lower one and a non-owner are refused', async () => {

@@ -2,7 +2,7 @@
  * The emulator driven by the real @azure/event-hubs client: properties, publishing and routing,
  * size limits, start positions, authorization and error mapping.
  */
-import { afterAll, beforeAll, describe, test } from 'vitest';
+import { beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import {
   EventHubBufferedProducerClient,
@@ -14,11 +14,9 @@ import {
   type ReceivedEventData,
   type Subscription,
 } from '@azure/event-hubs';
-import { startEmulator, partitionForKey, type Emulator } from '../../src/index.js';
+import { partitionForKey, type Emulator } from '../../src/index.js';
 import { createSasToken } from '../../src/sas.js';
-import { uniqueName, waitFor } from '../support.js';
-
-const retryOptions = { maxRetries: 3, retryDelayInMs: 100, maxRetryDelayInMs: 200, timeoutInMs: 10_000 };
+import { retryOptions, useEmulator, waitFor } from '../support.js';
 
 
 /** The SDK's error code; after retries the SDK throws an AggregateError of the attempts' errors. */
@@ -61,24 +59,11 @@ function collect(
 }
 
 describe('emulator with the real Event Hubs SDK', () => {
+  const fx = useEmulator();
+  const { track, freshHub } = fx;
   let emu: Emulator;
-  const clients: { close(): Promise<void> }[] = [];
-  const track = <T extends { close(): Promise<void> }>(c: T): T => {
-    clients.push(c);
-    return c;
-  };
-  const freshHub = (partitions: number, consumerGroups?: string[]): string => {
-    const name = uniqueName('hub');
-    emu.createHub({ name, partitions, consumerGroups });
-    return name;
-  };
-
-  beforeAll(async () => {
-    emu = await startEmulator();
-  });
-  afterAll(async () => {
-    for (const c of clients.reverse()) await c.close().catch(() => undefined);
-    await emu.stop();
+  beforeAll(() => {
+    emu = fx.emu;
   });
 
   test('hub and partition properties have the service types', async () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import rhea from 'rhea';
 import { prepareEvent, type PreparedEvent } from '../../src/eventCodec.js';
 import { FilterError, parseSelector, resolveStart } from '../../src/filters.js';
-import { PartitionLog } from '../../src/partitionLog.js';
+import { PartitionLog, SEGMENT_BYTES } from '../../src/partitionLog.js';
 
 // rhea's section builders are untyped; these give them a type.
 const dataSection = (b: Buffer): unknown => rhea.message.data_section(b) as unknown;
@@ -33,7 +33,7 @@ test('sequence numbers start at 0, numeric offsets are byte positions, times nev
     [1000, 1000, 1001],
   );
   assert.equal(a[0]?.offset, '0');
-  assert.equal(Number(a[1]?.offset), (a[0]?.head.length ?? 0) + (a[0]?.tail.length ?? 0));
+  assert.equal(Number(a[1]?.offset), a[0]?.bytes.length);
   assert.equal(b[0]?.partitionKey, 'key');
   assert.equal(log.sequenceOfOffset(a[1]?.offset ?? ''), 1);
   assert.equal(log.sequenceOfOffset('1'), undefined, 'an offset inside an event was never issued');
@@ -149,15 +149,40 @@ test('positions before retention start at the oldest retained event; clear resta
   assert.equal(log.append([ev('z')], undefined)[0]?.sequenceNumber, 0);
 });
 
-test('a stored event owns its bytes: it pins no shared allocation slab or network buffer, so byte retention bounds memory', () => {
+test('a stored event pins no shared allocation slab or network buffer: it is copied into the log’s own segment', () => {
   const log = new PartitionLog({ partitionId: '0', now: () => 1 });
   // A body cut out of a larger buffer, as events cut out of a network read are.
   const wire = Buffer.alloc(64 * 1024, 0x61);
   const prepared = prepareEvent(rhea.message.encode({ body: dataSection(wire.subarray(0, 300)) }));
-  const [entry] = log.append([prepared, ev('small')], undefined);
-  for (const e of [entry, ...log.all()]) {
-    assert.ok(e);
-    assert.equal(e.tail.buffer.byteLength, e.tail.length, 'tail is its own allocation');
-    assert.equal(e.head.buffer.byteLength, e.head.length, 'head is its own allocation');
+  log.append([prepared, ev('small')], undefined);
+  const [a, b] = log.all();
+  assert.ok(a && b);
+  assert.notEqual(a.bytes.buffer, wire.buffer);
+  assert.equal(a.bytes.buffer, b.bytes.buffer, 'both in the same segment');
+  assert.equal(a.bytes.buffer.byteLength, SEGMENT_BYTES, 'a segment of the log, not an allocation slab');
+  assert.equal(log.heldBytes, SEGMENT_BYTES);
+});
+
+test('events share segments, and retention frees whole segments: what a partition holds is its bytes plus at most two segments', () => {
+  const cap = 4 * SEGMENT_BYTES;
+  const log = new PartitionLog({ partitionId: '0', retention: { maxBytesPerPartition: cap } });
+  const body = 'x'.repeat(400);
+  let appended = 0;
+  // About 10 caps' worth, in batches as a producer sends them.
+  while (appended * 450 < 10 * cap) {
+    log.append(Array.from({ length: 100 }, () => ev(body)), undefined);
+    appended += 100;
   }
+  const buffers = new Set(log.all().map((e) => e.bytes.buffer));
+  assert.ok(log.bytes <= cap);
+  assert.ok(log.size > 1000, 'the log holds thousands of events');
+  assert.ok(buffers.size <= Math.ceil(cap / SEGMENT_BYTES) + 2, `${log.size} events in ${buffers.size} allocations`);
+  assert.equal(log.heldBytes, [...buffers].reduce((n, buf) => n + buf.byteLength, 0), 'heldBytes counts exactly the segments retained events use');
+  assert.ok(log.heldBytes <= cap + 2 * SEGMENT_BYTES);
+  // An event larger than a segment gets one of its own, exactly its size.
+  const [big] = log.append([ev('y'.repeat(SEGMENT_BYTES))], undefined);
+  assert.ok(big);
+  assert.equal(big.bytes.buffer.byteLength, big.bytes.length);
+  log.clear();
+  assert.equal(log.heldBytes, 0);
 });
