@@ -69,16 +69,22 @@ test('inTransaction destroys a client whose ROLLBACK failed, and still throws th
       inTransaction(pool, async (client) => {
         // The test's own listener: a terminated connection reports on the client as well as on the query.
         client.on('error', () => undefined);
-        const sleeping = client.query('SELECT pg_sleep(30)');
+        // Its failure is caught at once: the termination can reject it while the admin query is
+        // still awaited, and a rejection without a handler by then is an unhandled one.
+        const sleeping = client.query('SELECT pg_sleep(30)').then(
+          () => {
+            throw new Error('the sleep was not interrupted');
+          },
+          (err: unknown) => {
+            original = err;
+            throw err;
+          },
+        );
+        sleeping.catch(() => undefined);
         await waitForQuery(admin, pid);
         // The cast: Citus adds pg_terminate_backend(bigint) beside the int one, so an untyped $1 is ambiguous.
         await admin.query('SELECT pg_terminate_backend($1::int)', [pid]);
-        try {
-          await sleeping;
-        } catch (err) {
-          original = err;
-          throw err;
-        }
+        await sleeping;
       }),
       (err) => err === original && err !== undefined,
     );
