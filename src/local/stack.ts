@@ -22,6 +22,7 @@ import { createProducer } from '../hubs/clients.js';
 import { describeError } from '../pipeline/classify.js';
 import type { Logger } from '../runner/checkpointingConsumer.js';
 import { startRunner, type Runner } from '../runner/runner.js';
+import type { RunnerStats } from '../runner/stats.js';
 import { makeDashboardHandler } from '../serving/dashboard.js';
 import { makeFreshnessHandler } from '../serving/freshness.js';
 import { makeMetricsHandler } from '../serving/handler.js';
@@ -38,6 +39,32 @@ import type { LocalStatus } from './status.js';
  * partitions: ~96 MiB of bodies at most), as `hubsink emulator` bounds its own by bytes.
  */
 export const LOCAL_EMULATOR_RETENTION = { maxEventsPerPartition: 250_000, maxBytesPerPartition: 16 * 1024 * 1024 } as const;
+
+/** How long a stop waits for the runner to receive what the generator sent. */
+const DRAIN_MS = 10_000;
+
+/** Pure: events sent that the runner has not yet received, on the ingest and dead-letter hubs. */
+export function undrained(stats: RunnerStats, sent: number): { ingest: number; deadLetter: number } {
+  const i = stats.ingest;
+  const toDeadLetter = i.deadLettered.invalid + i.deadLettered.rejected + i.deadLettered.transient;
+  return {
+    ingest: Math.max(0, sent - i.received),
+    deadLetter: stats.deadletter.enabled ? Math.max(0, toDeadLetter - stats.deadletter.received) : 0,
+  };
+}
+
+async function drainHubs(stats: () => RunnerStats, sent: () => number, log: Logger, ms = DRAIN_MS): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const left = undrained(stats(), sent());
+    if (left.ingest === 0 && left.deadLetter === 0) return;
+    if (Date.now() > deadline) {
+      log('warn', `stopping with ${left.ingest} sent event(s) not yet received from the ingest hub and ${left.deadLetter} from the dead-letter hub (waited ${ms / 1000} s)`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
 
 export interface LocalOptions {
   /** Project-local folder for PostgreSQL's data (and Azurite's, with external Event Hubs). */
@@ -259,6 +286,9 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
         gen.error = describeError(err);
         log('error', `generator stopped: ${gen.error}`);
       });
+      // Popped after the generator's stop: the emulator's hubs live in this process, so what the
+      // runner has not received when the stack stops is gone with them.
+      stops.push({ what: 'draining the hubs', ms: DRAIN_MS + 5000, fn: () => drainHubs(() => runner.stats(), () => gen.sent, log) });
       stops.push({
         what: 'the generator',
         ms: 15_000,

@@ -122,6 +122,14 @@ test('starts, ingests, serves metrics, shows status and stops by itself; the dat
   assert.ok(Number(/inserted=(\d+)/.exec(last)?.[1]) > 0, last);
   assert.match(last, /rollup_runs=[1-9]/);
   assert.match(err, /runner stopped[\s\S]*hubsink local stopped/);
+  // The stop drains the emulator's hubs: every event sent was received and accounted for, and every
+  // dead-lettered one parked (the hubs are in memory: what is left in them at the stop is gone).
+  const final = err.split('\n').find((l) => l.startsWith('final ')) ?? '';
+  const figure = (name: string): number => Number(new RegExp(`\\b${name}=(\\d+)`).exec(final)?.[1]);
+  assert.ok(figure('sent') > 0, final);
+  assert.equal(figure('received'), figure('sent'), final);
+  assert.equal(figure('inserted') + figure('duplicates') + figure('dl_invalid') + figure('dl_rejected') + figure('dl_transient'), figure('received'), final);
+  assert.equal(figure('parked'), figure('dl_invalid') + figure('dl_rejected'), final);
   assert.deepEqual(await processesMentioning(dataDir), []);
   await access(path.join(dataDir, 'pg', 'PG_VERSION'));
 
