@@ -160,9 +160,8 @@ function copyLine(r: EventRow, enqueued: string): string {
   );
 }
 
-/** Pure: the rows in COPY's text format, the values exactly as the unnest statement sends them. */
-export function encodeCopyText(rows: readonly EventRow[]): string {
-  let out = '';
+/** Each row's COPY text line, in order. */
+function forEachCopyLine(rows: readonly EventRow[], emit: (line: string) => void): void {
   // Events of one batch often share their enqueued time to the millisecond.
   let lastEnqueuedMs = NaN;
   let lastEnqueued = '';
@@ -172,8 +171,14 @@ export function encodeCopyText(rows: readonly EventRow[]): string {
       lastEnqueuedMs = e.getTime();
       lastEnqueued = isoUtc(e);
     }
-    out += copyLine(r, lastEnqueued);
+    emit(copyLine(r, lastEnqueued));
   }
+}
+
+/** Pure: the rows in COPY's text format, the values exactly as the unnest statement sends them. */
+export function encodeCopyText(rows: readonly EventRow[]): string {
+  let out = '';
+  forEachCopyLine(rows, (line) => (out += line));
   return out;
 }
 
@@ -185,15 +190,7 @@ export function encodeCopyText(rows: readonly EventRow[]): string {
 export function encodeCopyBytes(rows: readonly EventRow[]): Buffer {
   let buf = Buffer.allocUnsafe(Math.max(1024, rows.length * 512));
   let at = 0;
-  let lastEnqueuedMs = NaN;
-  let lastEnqueued = '';
-  for (const r of rows) {
-    const e = r.raw.source.enqueuedTime;
-    if (e.getTime() !== lastEnqueuedMs) {
-      lastEnqueuedMs = e.getTime();
-      lastEnqueued = isoUtc(e);
-    }
-    const line = copyLine(r, lastEnqueued);
+  forEachCopyLine(rows, (line) => {
     // A UTF-16 code unit takes at most 3 bytes of UTF-8 (a surrogate pair, 2 units, takes 4).
     if (buf.length - at < line.length * 3) {
       const grown = Buffer.allocUnsafe(Math.max(buf.length * 2, at + line.length * 3));
@@ -201,7 +198,7 @@ export function encodeCopyBytes(rows: readonly EventRow[]): Buffer {
       buf = grown;
     }
     at += buf.write(line, at, 'utf8');
-  }
+  });
   return buf.subarray(0, at);
 }
 
