@@ -205,31 +205,34 @@ describe('Function App: ingest lag and dead-letter backlog from the host\'s chec
       });
     });
 
-  test('Event Hubs unreachable: lag and backlog are skipped, the other gauges stay', async () => {
-    const port = await closedPort();
-    const dead = emu.connectionString().replace(/Endpoint=sb:\/\/[^/;]+/, `Endpoint=sb://127.0.0.1:${port}`);
-    assert.notEqual(dead, emu.connectionString());
-    const h = harness(loadConfig(env({ EventHubConnection: dead })));
-    await h.load();
-    const rm = await h.reader.read();
-    assert.equal(findMetric(rm, LAG)?.dataPoints.length ?? 0, 0);
-    assert.equal(findMetric(rm, BACKLOG)?.dataPoints.length ?? 0, 0);
-    assert.equal(typeof pointValue(rm, POOL), 'number');
-    await h.terminate[0]?.();
-  });
-
-  test('storage unreachable: lag and backlog are skipped, the other gauges stay', async () => {
-    const port = await closedPort();
-    const dead = testAzuriteConnection().replace(/BlobEndpoint=http:\/\/[^/;]+/, `BlobEndpoint=http://127.0.0.1:${port}`);
-    assert.notEqual(dead, testAzuriteConnection(), 'the connection string names a blob endpoint');
-    const h = harness(loadConfig(env({ AzureWebJobsStorage: dead })));
-    await h.load();
-    const rm = await h.reader.read();
-    assert.equal(findMetric(rm, LAG)?.dataPoints.length ?? 0, 0);
-    assert.equal(findMetric(rm, BACKLOG)?.dataPoints.length ?? 0, 0);
-    assert.equal(typeof pointValue(rm, POOL), 'number');
-    await h.terminate[0]?.();
-  });
+  const unreachable = [
+    {
+      what: 'Event Hubs',
+      setting: 'EventHubConnection',
+      live: () => emu.connectionString(),
+      dead: (live: string, port: number) => live.replace(/Endpoint=sb:\/\/[^/;]+/, `Endpoint=sb://127.0.0.1:${port}`),
+    },
+    {
+      what: 'storage',
+      setting: 'AzureWebJobsStorage',
+      live: () => testAzuriteConnection(),
+      dead: (live: string, port: number) => live.replace(/BlobEndpoint=http:\/\/[^/;]+/, `BlobEndpoint=http://127.0.0.1:${port}`),
+    },
+  ] as const;
+  for (const u of unreachable) {
+    test(`${u.what} unreachable: lag and backlog are skipped, the other gauges stay`, async () => {
+      const live = u.live();
+      const dead = u.dead(live, await closedPort());
+      assert.notEqual(dead, live, `the connection string names an endpoint for ${u.what}`);
+      const h = harness(loadConfig(env({ [u.setting]: dead })));
+      await h.load();
+      const rm = await h.reader.read();
+      assert.equal(findMetric(rm, LAG)?.dataPoints.length ?? 0, 0);
+      assert.equal(findMetric(rm, BACKLOG)?.dataPoints.length ?? 0, 0);
+      assert.equal(typeof pointValue(rm, POOL), 'number');
+      await h.terminate[0]?.();
+    });
+  }
 
   for (const missing of [
     { setting: 'AzureWebJobsStorage', env: { AzureWebJobsStorage: undefined } },
