@@ -14,10 +14,14 @@ import { createGenerator } from '../src/generator/generator.js';
 import { prepareBatch } from '../src/pipeline/batch.js';
 import type { EventRow, RawEvent } from '../src/pipeline/types.js';
 import { validateEvent } from '../src/pipeline/validate.js';
+import { richBodies } from './richEvents.js';
 import { median } from './section.js';
 
 export interface CpuFigure {
+  mix: EventMix;
   events: number;
+  /** Mean body size in bytes. */
+  bodyBytes: number;
   batchSize: number;
   /** decode + validate + de-dup (prepareBatch) + encode (COPY text as bytes, encodeCopyBytes), µs of CPU per event. */
   usPerEvent: number;
@@ -32,13 +36,30 @@ export interface CpuFigure {
 
 export const VALIDATE = { retentionDays: 30, aheadDays: 3, maxBodyBytes: 256 * 1024 };
 
-export function makeEvents(n: number, seed: string): { raws: RawEvent[]; rows: EventRow[] } {
-  const gen = createGenerator({ seed, tenants: 500, skew: 0.6 });
+/**
+ * The event mixes: `light` is the generator's retail stream (about half the optional fields,
+ * properties on some events), `rich` is bench/richEvents.ts (every field, long URLs, nested
+ * properties, non-ASCII text), as real clickstream is.
+ */
+export type EventMix = 'light' | 'rich';
+export const MIXES: readonly EventMix[] = ['light', 'rich'];
+
+export function makeEvents(n: number, seed: string, mix: EventMix = 'light'): { raws: RawEvent[]; rows: EventRow[] } {
   const now = new Date();
   const raws: RawEvent[] = [];
-  for (let i = 0; i < n; i++) {
-    const ev = gen.next();
-    raws.push({ body: ev.body, properties: {}, source: { hub: 'clickstream', consumerGroup: '$Default', partitionId: String(i % 4), sequenceNumber: i, offset: String(i), enqueuedTime: new Date(now.getTime() + Math.floor(i / 8)), partitionKey: ev.partitionKey } });
+  const source = (i: number, partitionKey?: string): RawEvent['source'] => {
+    const s: RawEvent['source'] = { hub: 'clickstream', consumerGroup: '$Default', partitionId: String(i % 4), sequenceNumber: i, offset: String(i), enqueuedTime: new Date(now.getTime() + Math.floor(i / 8)) };
+    if (partitionKey !== undefined) s.partitionKey = partitionKey;
+    return s;
+  };
+  if (mix === 'rich') {
+    richBodies(n, seed, now.getTime()).forEach((body, i) => raws.push({ body, properties: {}, source: source(i) }));
+  } else {
+    const gen = createGenerator({ seed, tenants: 500, skew: 0.6 });
+    for (let i = 0; i < n; i++) {
+      const ev = gen.next();
+      raws.push({ body: ev.body, properties: {}, source: source(i, ev.partitionKey) });
+    }
   }
   const rows = raws.map((raw) => {
     const v = validateEvent(raw, { now, ...VALIDATE });
@@ -62,7 +83,7 @@ export const cpuNow = (): number => {
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /** CPU µs per event of prepare + encode, median over `reps` passes over all events. */
-export function benchCpu(raws: readonly RawEvent[], batchSize: number, reps: number): CpuFigure {
+export function benchCpu(raws: readonly RawEvent[], batchSize: number, reps: number, mix: EventMix = 'light'): CpuFigure {
   const now = new Date();
   const opts = { now, ...VALIDATE };
   const batches = chunks(raws, batchSize);
@@ -99,7 +120,9 @@ export function benchCpu(raws: readonly RawEvent[], batchSize: number, reps: num
   if (sink === 0) throw new Error('nothing was encoded');
   const totals = prepare.map((p, i) => p + (encode[i] ?? 0));
   return {
+    mix,
     events: raws.length,
+    bodyBytes: raws.reduce((a, r) => a + r.body.byteLength, 0) / raws.length,
     batchSize,
     usPerEvent: median(totals),
     prepareUsPerEvent: median(prepare),
@@ -111,13 +134,15 @@ export function benchCpu(raws: readonly RawEvent[], batchSize: number, reps: num
 }
 
 export function describeCpu(cpu: CpuFigure): string {
-  return `Node CPU: ${cpu.usPerEvent.toFixed(2)} µs/event (prepare ${cpu.prepareUsPerEvent.toFixed(2)}, encode ${cpu.encodeUsPerEvent.toFixed(2)}); references: decode + JSON.parse alone ${cpu.jsonParseUsPerEvent.toFixed(2)}, zod path ${cpu.zodUsPerEvent.toFixed(2)}`;
+  return `Node CPU, ${cpu.mix} events (${Math.round(cpu.bodyBytes)} bytes): ${cpu.usPerEvent.toFixed(2)} µs/event (prepare ${cpu.prepareUsPerEvent.toFixed(2)}, encode ${cpu.encodeUsPerEvent.toFixed(2)}); references: decode + JSON.parse alone ${cpu.jsonParseUsPerEvent.toFixed(2)}, zod path ${cpu.zodUsPerEvent.toFixed(2)}`;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const events = Number(process.argv[2] ?? 60_000);
   const reps = Number(process.argv[3] ?? 5);
-  const load0 = os.loadavg()[0] ?? NaN;
-  const cpu = benchCpu(makeEvents(events, 'bench-cpu').raws, 1000, reps);
-  process.stdout.write(`${describeCpu(cpu)}; ${events} events, median of ${reps}; load average ${load0.toFixed(2)} → ${(os.loadavg()[0] ?? NaN).toFixed(2)}\n`);
+  for (const mix of MIXES) {
+    const load0 = os.loadavg()[0] ?? NaN;
+    const cpu = benchCpu(makeEvents(events, 'bench-cpu', mix).raws, 1000, reps, mix);
+    process.stdout.write(`${describeCpu(cpu)}; ${events} events, median of ${reps}; load average ${load0.toFixed(2)} → ${(os.loadavg()[0] ?? NaN).toFixed(2)}\n`);
+  }
 }
