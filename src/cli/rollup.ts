@@ -18,6 +18,7 @@ import {
   type RollupRunResult,
   type RollupStatus,
 } from '../rollups/run.js';
+import { describeShortfall } from '../rollups/rebuildGuard.js';
 import { FailedError } from '../errors.js';
 import { parsePositiveInt, parseTime, UsageError } from './program.js';
 
@@ -74,6 +75,7 @@ interface RebuildOpts {
   to: Date;
   json?: boolean;
   schema?: string;
+  force?: boolean;
 }
 
 export function register(program: Command): void {
@@ -139,8 +141,15 @@ export function register(program: Command): void {
     .requiredOption('--tenant <id>', 'tenant id', parsePositiveInt)
     .requiredOption('--from <time>', 'start: ISO-8601 time, or an age such as 6h or 2d', (v) => parseTime(v))
     .requiredOption('--to <time>', 'end (exclusive): ISO-8601 time, or an age', (v) => parseTime(v))
+    .option('--force', 'rebuild even buckets whose raw events are fewer than the rollups hold (their raw events were dropped): prints what is lost')
     .option('--json', 'print JSON on stdout')
     .option('--schema <name>', 'schema holding events and rollups (default: HUBSINK_SCHEMA, else public)')
+    .addHelpText(
+      'after',
+      '\nA rebuild never lowers a bucket below the events it holds unless --force is given: when the raw events of the\n' +
+        'range are fewer than the rollups folded in (a partition dropped and created again empty), it is refused\n' +
+        '(exit code 1) with both numbers, and nothing is changed.',
+    )
     .action(async (_opts: RebuildOpts, cmd: Command) => {
       // --json and --schema exist on `rollup` too, and commander gives a parent's options to the
       // parent wherever they appear; read both levels.
@@ -156,7 +165,8 @@ export function register(program: Command): void {
         const caps = await detectCapabilities(pool);
         // The guard against erasing history takes the oldest partition that exists (not this
         // shell's HUBSINK_RETENTION_DAYS, which may not be the app's): a refusal is a usage error.
-        const results = await rebuildRollups(pool, schema, { ...request, caps, dimensions: cfg.rollupDimensions });
+        const results = await rebuildRollups(pool, schema, { ...request, caps, dimensions: cfg.rollupDimensions, force: opts.force === true });
+        for (const r of results) if (r.lost) process.stderr.write(`--force: ${describeShortfall(r.lost)}\n`);
         if (opts.json) out(JSON.stringify({ tenantId: opts.tenant, rollups: results }));
         else {
           out(

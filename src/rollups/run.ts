@@ -50,6 +50,7 @@ import {
   waitForWritersSql,
 } from './sql.js';
 import { HubsinkError } from '../errors.js';
+import { RebuildLossError, rebuildShortfalls, refusalMessage, type RebuildShortfall } from './rebuildGuard.js';
 
 /** The events lock could not be had within the lock timeout; the next run tries again. */
 export class RollupBusyError extends HubsinkError {
@@ -227,6 +228,11 @@ export interface RebuildOptions {
   rollups?: readonly RollupDefinition[];
   /** The same bounds the incremental runs use, so rebuilt buckets match them. */
   dimensions?: RollupDimensionLimits;
+  /**
+   * Rebuild even buckets whose raw events are fewer than the rollup holds (see rebuildGuard.ts);
+   * the results then say what was lost. Without it such a rebuild is refused with nothing changed.
+   */
+  force?: boolean;
 }
 
 export interface RebuildResult {
@@ -240,6 +246,8 @@ export interface RebuildResult {
   /** Events re-aggregated (those with ingest_seq <= watermark). */
   rows: number;
   watermark: number;
+  /** With force: what the rebuild lowered (buckets whose raw events were fewer than folded). */
+  lost?: RebuildShortfall;
 }
 
 export class RebuildRangeError extends HubsinkError {
@@ -284,6 +292,8 @@ export async function rebuildRollups(pool: pg.Pool, schema: string, opts: Rebuil
     if (guarded.length > 0) throw new RebuildRangeError(guarded.join('; '));
     const state = await client.query<{ name: string; last_seq: string }>(lockStateSql(schema, rollups.map((r) => r.name)));
     const watermarks = new Map(state.rows.map((r) => [r.name, toSafeInt(r.last_seq, 'last_seq')]));
+    const shortfalls = await rebuildShortfalls(client, schema, rollups, opts, watermarks);
+    if (shortfalls.length > 0 && opts.force !== true) throw new RebuildLossError(refusalMessage(opts.tenantId, shortfalls));
     const out: RebuildResult[] = [];
     for (const def of rollups) {
       const watermark = watermarks.get(def.name);
@@ -297,7 +307,8 @@ export async function rebuildRollups(pool: pg.Pool, schema: string, opts: Rebuil
       if (rows > 0) {
         await client.query(aggregateSql(def, sketch, schema, selection, opts.dimensions));
       }
-      out.push({ name: def.name, grain: def.grain, from, to, deletedRows: deleted.rowCount ?? 0, rows, watermark });
+      const lost = shortfalls.find((x) => x.name === def.name);
+      out.push({ name: def.name, grain: def.grain, from, to, deletedRows: deleted.rowCount ?? 0, rows, watermark, ...(lost ? { lost } : {}) });
     }
     return out;
   });
