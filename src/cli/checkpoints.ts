@@ -5,9 +5,12 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import type { EventHubConsumerClient } from '@azure/event-hubs';
-import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
+import type { ContainerClient } from '@azure/storage-blob';
 import { loadConfig, requireEventHubs, requireStorage, type HubsinkConfig, type StorageConnection } from '../config.js';
-import { createConsumer, FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
+import { createConsumer, existingContainer, FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
+import type { ServiceContext } from '../hubs/explain.js';
+import { probeEventHubs } from '../hubs/probe.js';
+import { eventHubsContext, storageContext, withServices } from './services.js';
 import {
   blobPrefix,
   lagOf,
@@ -54,17 +57,31 @@ export function parseTimeOption(value: string): Date {
   return parseTime(value);
 }
 
-/** The container as it is: a read-only command must not need the right to create one. */
-export async function openContainer(storage: StorageConnection, name: string): Promise<ContainerClient> {
-  if (storage.kind === 'connectionString') return BlobServiceClient.fromConnectionString(storage.connectionString).getContainerClient(name);
-  const { DefaultAzureCredential } = await import('@azure/identity');
-  const url = storage.blobServiceUri ?? `https://${storage.accountName ?? ''}.blob.core.windows.net`;
-  return new BlobServiceClient(url, new DefaultAzureCredential()).getContainerClient(name);
+/**
+ * The container as it is: a read-only command must not need the right to create one. Few quick
+ * retries: an operator waiting on storage that is down wants the error soon.
+ */
+export function openContainer(storage: StorageConnection, name: string): Promise<ContainerClient> {
+  return existingContainer(storage, name, { retryOptions: { maxTries: 2, retryDelayInMs: 500, tryTimeoutInMs: 30_000 } });
 }
 
 export async function openConsumer(cfg: HubsinkConfig, hub: string, group: string): Promise<EventHubConsumerClient> {
   // Few quick retries: an operator waiting on a wrong connection string wants the error soon.
   return createConsumer(requireEventHubs(cfg), group, hub, undefined, { retryOptions: { maxRetries: 2, retryDelayInMs: 500, timeoutInMs: 20_000 } });
+}
+
+/** What a command on `hub` and `group` talks to, named as the user named them (options, else settings). */
+export function cliServiceContext(cfg: HubsinkConfig, names: { hub: string; hubSetting: string; consumerGroup: string; consumerGroupSetting: string }): ServiceContext {
+  return {
+    ...(cfg.eventHubs ? { eventHubs: eventHubsContext(cfg.eventHubs, names) } : {}),
+    ...(cfg.storage ? { storage: storageContext(cfg.storage) } : {}),
+  };
+}
+
+/** Fails in seconds, explained, when the hub or the consumer group cannot serve (a wrong key, a typo). */
+export async function probeHub(cfg: HubsinkConfig, ctx: ServiceContext): Promise<void> {
+  if (ctx.eventHubs?.hub === undefined) return;
+  await probeEventHubs(requireEventHubs(cfg), { ...ctx.eventHubs, hub: ctx.eventHubs.hub }, { failUnreachable: true });
 }
 
 export interface ShowResult {
@@ -145,6 +162,9 @@ function addCommon(cmd: Command): Command {
     .option('--json', 'print JSON instead of a table');
 }
 
+/** Event Hubs keeps events 90 days at most: a rewind further back is a rewind to the start. */
+const FAR_PAST_MS = 90 * 86_400_000;
+
 const SETTINGS_HELP = '\nSettings (environment): EventHubConnection (or __fullyQualifiedNamespace), AzureWebJobsStorage (or __accountName).\n';
 
 export function register(program: Command): void {
@@ -156,20 +176,25 @@ export function register(program: Command): void {
     .addHelpText('after', SETTINGS_HELP)
     .action(async (o: CommonOpts) => {
       const cfg = loadConfig();
-      const container = await openContainer(requireStorage(cfg), o.container);
+      const storage = requireStorage(cfg);
+      requireEventHubs(cfg);
+      const ctx = cliServiceContext(cfg, { hub: o.hub, hubSetting: '--hub', consumerGroup: o.consumerGroup, consumerGroupSetting: '--consumer-group' });
+      await withServices(ctx, () => probeHub(cfg, ctx));
+      const container = await openContainer(storage, o.container);
       const consumer = await openConsumer(cfg, o.hub, o.consumerGroup);
+      let r: ShowResult;
       try {
-        const r = await checkpointLag(consumer, container, scopeFor(consumer, o));
-        if (o.json) process.stdout.write(`${JSON.stringify(jsonSafe(r))}\n`);
-        else {
-          process.stdout.write(`${lagTable(r, new Date())}\n`);
-          process.stderr.write(`hub ${r.hub}, consumer group ${r.consumerGroup}, blobs ${r.container}/${r.blobPrefix}; total lag ${r.totalLag ?? 'unknown'}\n`);
-          if (!r.containerExists) {
-            process.stderr.write(`blob container ${r.container} does not exist yet: no consumer has checkpointed there, so a consumer starts from the start and everything retained is lag (if the app has run, check --container)\n`);
-          }
-        }
+        r = await withServices(ctx, () => checkpointLag(consumer, container, scopeFor(consumer, o)));
       } finally {
         await consumer.close();
+      }
+      if (o.json) process.stdout.write(`${JSON.stringify(jsonSafe(r))}\n`);
+      else {
+        process.stdout.write(`${lagTable(r, new Date())}\n`);
+        process.stderr.write(`hub ${r.hub}, consumer group ${r.consumerGroup}, blobs ${r.container}/${r.blobPrefix}; total lag ${r.totalLag ?? 'unknown'}\n`);
+        if (!r.containerExists) {
+          process.stderr.write(`blob container ${r.container} does not exist yet: no consumer has checkpointed there, so a consumer starts from the start and everything retained is lag (if the app has run, check --container)\n`);
+        }
       }
     });
 
@@ -193,67 +218,81 @@ export function register(program: Command): void {
     .action(async (o: CommonOpts & { to?: Date; toStart?: boolean; force?: boolean; staleAfter: number; readConsumerGroup?: string; dryRun?: boolean }) => {
       if ((o.to === undefined) === (o.toStart !== true)) throw new UsageError('give exactly one of --to TIME or --to-start');
       const cfg = loadConfig();
-      const container = await openContainer(requireStorage(cfg), o.container);
-      if (!(await container.exists())) {
-        // Nothing to rewind, and creating it here would hide a wrong --container.
-        throw new FailedError(`blob container ${o.container} does not exist: no consumer has checkpointed there (check --container)`);
+      requireEventHubs(cfg);
+      const ctx = cliServiceContext(cfg, {
+        hub: o.hub,
+        hubSetting: '--hub',
+        consumerGroup: o.readConsumerGroup ?? o.consumerGroup,
+        consumerGroupSetting: o.readConsumerGroup !== undefined ? '--read-consumer-group' : '--consumer-group',
+      });
+      if (o.to && Date.now() - o.to.getTime() > FAR_PAST_MS) {
+        process.stderr.write(`warning: --to is ${o.to.toISOString()}, before anything a hub keeps (at most 90 days): every partition is rewound to its start, as --to-start says plainly\n`);
       }
-      const reader = await openConsumer(cfg, o.hub, o.readConsumerGroup ?? o.consumerGroup);
-      try {
-        const scope = scopeFor(reader, o);
-        const now = new Date();
-        const live = liveOwnership(await readOwnership(container, scope), now, o.staleAfter * 1000);
-        if (live.length > 0 && o.force !== true) {
-          const who = live.map((l) => `partition ${l.partitionId} by ${l.ownerId} (renewed ${l.lastModified ? ago(l.lastModified, now) : 'recently'})`).join(', ');
-          throw new RefusedError(
-            `refusing to rewind ${o.hub}/${o.consumerGroup}: a consumer is running (ownership held: ${who}).\n` +
-              'A running consumer keeps its position in memory and would overwrite the rewound checkpoints with its next one.\n' +
-              `Stop the Function App or runner, wait until ownership is older than ${o.staleAfter} s, then run this again (or pass --force).`,
-          );
+      await withServices(ctx, async () => {
+        await probeHub(cfg, ctx);
+        const container = await openContainer(requireStorage(cfg), o.container);
+        if (!(await container.exists())) {
+          // Nothing to rewind, and creating it here would hide a wrong --container.
+          throw new FailedError(`blob container ${o.container} does not exist: no consumer has checkpointed there (check --container)`);
         }
-        const states = await partitionStates(reader);
-        const checkpoints = await readCheckpoints(container, scope);
-        // Without a checkpoint a consumer starts at its initial position, which may well be before
-        // TIME: writing one there could skip events it never read.
-        const missing = states.filter((p) => !checkpoints.has(p.partitionId) && !p.isEmpty).map((p) => p.partitionId);
-        if (o.to && missing.length > 0 && o.force !== true) {
-          throw new RefusedError(
-            `refusing to rewind ${o.hub}/${o.consumerGroup} to ${o.to.toISOString()}: partition(s) ${missing.join(', ')} have no checkpoint.\n` +
-              'Without a checkpoint the consumer starts at its initial position: `initialOffsetOptions` in host.json for the Function App\n' +
-              '(hubsink ships `fromStart`), `--start` for `hubsink run` (default earliest). Writing a checkpoint at TIME could move it\n' +
-              'forward past events it never read. Use --to-start, or pass --force to write checkpoints at TIME anyway.',
-          );
+        const reader = await openConsumer(cfg, o.hub, o.readConsumerGroup ?? o.consumerGroup);
+        try {
+          const scope = scopeFor(reader, o);
+          const now = new Date();
+          const live = liveOwnership(await readOwnership(container, scope), now, o.staleAfter * 1000);
+          // A dry run writes nothing, so a running consumer cannot overwrite it: it is shown, with the warning.
+          if (live.length > 0 && o.force !== true && o.dryRun !== true) {
+            const who = live.map((l) => `partition ${l.partitionId} by ${l.ownerId} (renewed ${l.lastModified ? ago(l.lastModified, now) : 'recently'})`).join(', ');
+            throw new RefusedError(
+              `refusing to rewind ${o.hub}/${o.consumerGroup}: a consumer is running (ownership held: ${who}).\n` +
+                'A running consumer keeps its position in memory and would overwrite the rewound checkpoints with its next one.\n' +
+                `Stop the Function App or runner, wait until ownership is older than ${o.staleAfter} s, then run this again (or pass --force).`,
+            );
+          }
+          const states = await partitionStates(reader);
+          const checkpoints = await readCheckpoints(container, scope);
+          // Without a checkpoint a consumer starts at its initial position, which may well be before
+          // TIME: writing one there could skip events it never read.
+          const missing = states.filter((p) => !checkpoints.has(p.partitionId) && !p.isEmpty).map((p) => p.partitionId);
+          if (o.to && missing.length > 0 && o.force !== true) {
+            throw new RefusedError(
+              `refusing to rewind ${o.hub}/${o.consumerGroup} to ${o.to.toISOString()}: partition(s) ${missing.join(', ')} have no checkpoint.\n` +
+                'Without a checkpoint the consumer starts at its initial position: `initialOffsetOptions` in host.json for the Function App\n' +
+                '(hubsink ships `fromStart`), `--start` for `hubsink run` (default earliest). Writing a checkpoint at TIME could move it\n' +
+                'forward past events it never read. Use --to-start, or pass --force to write checkpoints at TIME anyway.',
+            );
+          }
+          const actions: RewindAction[] = [];
+          for (const p of states) {
+            const target: RewindTarget = o.to ? await rewindTargetAt(reader, p, o.to) : { kind: 'start' };
+            // An offset without a sequence number is placed through the hub before comparing.
+            const stored = checkpoints.get(p.partitionId);
+            const previous = stored ? await resolveCheckpoint(reader, p, stored) : undefined;
+            actions.push(planRewind(p, target, previous));
+          }
+          if (o.dryRun !== true) {
+            for (const a of actions) if (a.action === 'write') await writeCheckpoint(container, scope, a.partitionId, { sequenceNumber: a.sequenceNumber, offset: a.offset });
+          }
+          const written = actions.filter((a) => a.action === 'write').length;
+          if (o.json) process.stdout.write(`${JSON.stringify(jsonSafe({ hub: o.hub, consumerGroup: o.consumerGroup, container: o.container, dryRun: o.dryRun === true, actions }))}\n`);
+          else {
+            const rows = actions.map((a) => [
+              a.partitionId,
+              a.previous?.sequenceNumber?.toString() ?? '-',
+              a.action === 'write' ? String(a.sequenceNumber) : '-',
+              a.action === 'write' ? a.offset : '-',
+              a.action === 'write' ? (a.reprocess?.toString() ?? '?') : '0',
+              a.action === 'write' ? (o.dryRun ? 'would write' : 'written') : `kept: ${a.reason}`,
+            ]);
+            process.stdout.write(`${formatTable(['PARTITION', 'OLD SEQ', 'NEW SEQ', 'NEW OFFSET', 'REPROCESS', 'ACTION'], rows)}\n`);
+            process.stderr.write(
+              `${o.dryRun ? 'dry run: would rewrite' : 'rewrote'} ${written} of ${actions.length} checkpoint(s) of ${o.hub}/${o.consumerGroup}` +
+                `${o.to ? ` to ${o.to.toISOString()}` : ' to the start'}${live.length > 0 ? (o.dryRun ? '; a consumer is running: stop it before the real rewind' : ' (--force: ownership was fresh)') : ''}\n`,
+            );
+          }
+        } finally {
+          await reader.close();
         }
-        const actions: RewindAction[] = [];
-        for (const p of states) {
-          const target: RewindTarget = o.to ? await rewindTargetAt(reader, p, o.to) : { kind: 'start' };
-          // An offset without a sequence number is placed through the hub before comparing.
-          const stored = checkpoints.get(p.partitionId);
-          const previous = stored ? await resolveCheckpoint(reader, p, stored) : undefined;
-          actions.push(planRewind(p, target, previous));
-        }
-        if (o.dryRun !== true) {
-          for (const a of actions) if (a.action === 'write') await writeCheckpoint(container, scope, a.partitionId, { sequenceNumber: a.sequenceNumber, offset: a.offset });
-        }
-        const written = actions.filter((a) => a.action === 'write').length;
-        if (o.json) process.stdout.write(`${JSON.stringify(jsonSafe({ hub: o.hub, consumerGroup: o.consumerGroup, container: o.container, dryRun: o.dryRun === true, actions }))}\n`);
-        else {
-          const rows = actions.map((a) => [
-            a.partitionId,
-            a.previous?.sequenceNumber?.toString() ?? '-',
-            a.action === 'write' ? String(a.sequenceNumber) : '-',
-            a.action === 'write' ? a.offset : '-',
-            a.action === 'write' ? (a.reprocess?.toString() ?? '?') : '0',
-            a.action === 'write' ? (o.dryRun ? 'would write' : 'written') : `kept: ${a.reason}`,
-          ]);
-          process.stdout.write(`${formatTable(['PARTITION', 'OLD SEQ', 'NEW SEQ', 'NEW OFFSET', 'REPROCESS', 'ACTION'], rows)}\n`);
-          process.stderr.write(
-            `${o.dryRun ? 'dry run: would rewrite' : 'rewrote'} ${written} of ${actions.length} checkpoint(s) of ${o.hub}/${o.consumerGroup}` +
-              `${o.to ? ` to ${o.to.toISOString()}` : ' to the start'}${live.length > 0 ? ' (--force: ownership was fresh)' : ''}\n`,
-          );
-        }
-      } finally {
-        await reader.close();
-      }
+      });
     });
 }

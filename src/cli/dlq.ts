@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import type pg from 'pg';
-import { loadConfig, requireStorage, type HubsinkConfig } from '../config.js';
+import { loadConfig, requireEventHubs, requireStorage, type HubsinkConfig } from '../config.js';
 import { createPool } from '../db/pool.js';
 import { escapeControls } from '../pipeline/terminal.js';
 import {
@@ -28,7 +28,9 @@ import { failed, replayParked, type ReplayItem } from '../deadletters/replay.js'
 import { FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
 import { replayHub, type ReplayFrom } from '../deadletters/replayHub.js';
 import { FailedError } from '../errors.js';
-import { checkpointLag, lagTable, openConsumer, openContainer, parseConsumerGroup, parseContainer, parseTimeOption, type ShowResult } from './checkpoints.js';
+import { ServiceError } from '../hubs/explain.js';
+import { checkpointLag, cliServiceContext, lagTable, openConsumer, openContainer, parseConsumerGroup, parseContainer, parseTimeOption, probeHub, type ShowResult } from './checkpoints.js';
+import { withServices } from './services.js';
 import { finishWith, parsePositiveInt, UsageError } from './program.js';
 
 function parseReason(value: string): ParkReason {
@@ -119,16 +121,28 @@ export function register(program: Command): void {
         if (o.hub) {
           if (!cfg.eventHubs || !cfg.storage) backlogNote = 'dead-letter hub backlog not shown: EventHubConnection and AzureWebJobsStorage are needed';
           else {
-            const consumer = await openConsumer(cfg, cfg.deadLetterHub, cfg.deadLetterConsumerGroup);
+            const storage = cfg.storage;
+            const ctx = cliServiceContext(cfg, { hub: cfg.deadLetterHub, hubSetting: 'DEADLETTER_EVENTHUB_NAME', consumerGroup: cfg.deadLetterConsumerGroup, consumerGroupSetting: 'DEADLETTER_CONSUMER_GROUP' });
             try {
-              const container = await openContainer(cfg.storage, o.container);
-              backlog = await checkpointLag(consumer, container, {
-                fullyQualifiedNamespace: consumer.fullyQualifiedNamespace,
-                eventHubName: cfg.deadLetterHub,
-                consumerGroup: cfg.deadLetterConsumerGroup,
+              // The database half is shown whatever the hub answers; what is missing is said.
+              backlog = await withServices(ctx, async () => {
+                await probeHub(cfg, ctx);
+                const consumer = await openConsumer(cfg, cfg.deadLetterHub, cfg.deadLetterConsumerGroup);
+                try {
+                  const container = await openContainer(storage, o.container);
+                  return await checkpointLag(consumer, container, {
+                    fullyQualifiedNamespace: consumer.fullyQualifiedNamespace,
+                    eventHubName: cfg.deadLetterHub,
+                    consumerGroup: cfg.deadLetterConsumerGroup,
+                  });
+                } finally {
+                  await consumer.close();
+                }
               });
-            } finally {
-              await consumer.close();
+            } catch (e) {
+              if (!(e instanceof ServiceError)) throw e;
+              backlogNote = `dead-letter hub backlog not shown: ${e.message}`;
+              finishWith(e.kind);
             }
           }
         }
@@ -288,8 +302,17 @@ export function register(program: Command): void {
         if (group.toLowerCase() === cfg.deadLetterConsumerGroup.toLowerCase()) {
           throw new UsageError(`the replay must not read with the deadletter function's consumer group (${group}): set REPLAY_CONSUMER_GROUP or --consumer-group`);
         }
+        const ctx = cliServiceContext(cfg, {
+          hub: cfg.deadLetterHub,
+          hubSetting: 'DEADLETTER_EVENTHUB_NAME',
+          consumerGroup: group,
+          consumerGroupSetting: o.consumerGroup !== undefined ? '--consumer-group' : 'REPLAY_CONSUMER_GROUP',
+        });
+        requireEventHubs(cfg);
+        // Before any resume state is written: a wrong key or a missing consumer group stops here.
+        await withServices(ctx, () => probeHub(cfg, ctx));
         const container = await openContainer(requireStorage(cfg), o.container);
-        await container.createIfNotExists();
+        await withServices(ctx, () => container.createIfNotExists());
         const consumer = await openConsumer(cfg, cfg.deadLetterHub, group);
         const ctl = new AbortController();
         const onSignal = (): void => {
@@ -300,7 +323,7 @@ export function register(program: Command): void {
         process.once('SIGTERM', onSignal);
         let progress: ReturnType<typeof createProgress> | undefined;
         try {
-          const s = await replayHub({
+          const s = await withServices(ctx, () => replayHub({
             consumer,
             consumerGroup: group,
             container,
@@ -318,7 +341,7 @@ export function register(program: Command): void {
             },
             onProgress: (n) => progress?.advance(n),
             log: (m) => err(m),
-          });
+          }));
           progress?.stop();
           if (o.json) out(JSON.stringify(s));
           const stillFailing = s.parkedInvalid + s.parkedRejected + s.alreadyParked;

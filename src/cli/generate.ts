@@ -11,7 +11,9 @@ import { createGenerator, type GeneratorStats } from '../generator/generator.js'
 import { sendGenerated } from '../generator/send.js';
 import { createProducer } from '../hubs/clients.js';
 import { stderrLogger, waitForShutdown } from '../runner/process.js';
-import { checkEventHubsConnection, checkGeneratorShares, parsePositiveInt, parseProbability, parseSeconds } from './program.js';
+import { probeEventHubs } from '../hubs/probe.js';
+import { checkEventHubsConnection, checkGeneratorShares, parsePositiveInt, parseProbability } from './program.js';
+import { eventHubsContext, withServices } from './services.js';
 
 
 function parsePositiveNumber(value: string): number {
@@ -58,7 +60,7 @@ export function register(program: Command): void {
     .description("send the synthetic retailer's traffic to an Event Hub: storefronts with skewed traffic, shopping sessions, ads, e-mail")
     .option('--count <n>', 'events to send (default: until --duration or Ctrl-C)', parsePositiveInt)
     .option('--rate <per-second>', 'events per second at most (default: as fast as the hub takes them)', parsePositiveNumber)
-    .option('--duration <seconds>', 'stop after this long', parseSeconds)
+    .option('--duration <seconds>', 'stop after this long (more than 0)', parsePositiveNumber)
     .option('--tenants <n>', 'storefronts', parsePositiveInt, 50)
     .option('--tenant-base <id>', 'first storefront id', parsePositiveInt, 1)
     .option('--duplicates <p>', 'share of exact re-sends of earlier events', parseProbability, 0)
@@ -81,6 +83,9 @@ export function register(program: Command): void {
       const seed = opts.seed ?? randomBytes(6).toString('hex');
       const log = stderrLogger();
       const gen = createGenerator({ seed, tenants: opts.tenants, tenantBase: opts.tenantBase, duplicates: opts.duplicates, malformed: opts.malformed, skew: opts.skew });
+      const ctx = { eventHubs: eventHubsContext(conn, { setting: opts.connection !== undefined ? '--connection' : 'EventHubConnection', hub, hubSetting: opts.hub !== undefined ? '--hub' : 'INGEST_EVENTHUB_NAME' }) };
+      // The SDK retries a refused key for over a minute: the probe says so in seconds.
+      await withServices(ctx, () => probeEventHubs(conn, { ...ctx.eventHubs, hub }, { failUnreachable: true }));
       const producer = await createProducer(conn, hub);
       const stop = new AbortController();
       void waitForShutdown({ log, hardLimitMs: 30_000, signal: stop.signal }).then(() => stop.abort());
@@ -89,12 +94,14 @@ export function register(program: Command): void {
       const progress = opts.progress ? progressReporter(opts.count) : undefined;
       let result;
       try {
-        result = await sendGenerated(producer, gen, {
-          ...(opts.count !== undefined ? { count: opts.count } : {}),
-          ...(opts.rate !== undefined ? { rate: opts.rate } : {}),
-          signal: stop.signal,
-          ...(progress ? { onProgress: progress.update } : {}),
-        });
+        result = await withServices(ctx, () =>
+          sendGenerated(producer, gen, {
+            ...(opts.count !== undefined ? { count: opts.count } : {}),
+            ...(opts.rate !== undefined ? { rate: opts.rate } : {}),
+            signal: stop.signal,
+            ...(progress ? { onProgress: progress.update } : {}),
+          }),
+        );
       } finally {
         clearTimeout(durationTimer);
         progress?.stop();

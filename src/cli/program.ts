@@ -9,6 +9,7 @@ import { inspect } from 'node:util';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { escapeControls, redactSecrets } from '../pipeline/terminal.js';
 import { errorKind, HubsinkError, type ErrorKind } from '../errors.js';
+import { explainServiceError } from '../hubs/explain.js';
 
 export class UsageError extends HubsinkError {
   readonly kind = 'usage';
@@ -81,7 +82,9 @@ export function parseTime(value: string, now: () => Date = () => new Date()): Da
   if (rel) {
     const n = Number(rel[1]);
     const unit = { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[rel[2] as 's' | 'm' | 'h' | 'd'];
-    return new Date(now().getTime() - n * unit);
+    const d = new Date(now().getTime() - n * unit);
+    if (Number.isNaN(d.getTime())) throw new InvalidArgumentError(`${value} is further back than a date can be`);
+    return d;
   }
   const d = new Date(value);
   if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(d.getTime())) {
@@ -153,7 +156,10 @@ export async function runCli(program: Command, argv: string[]): Promise<number> 
     // Commander has printed its own message (and --help and --version arrive here, with 0).
     if (err instanceof CommanderError) return exitCodeOf(err);
     // Messages may quote settings or what a server said: escaped and with secrets redacted.
-    process.stderr.write(`hubsink: ${escapeControls(redactSecrets(err instanceof Error ? err.message : String(err)), { multiline: true })}\n`);
+    // Anything not ours (an SDK's AggregateError has no message of its own) is described by its
+    // innermost cause, explained when it came from Event Hubs or storage: never an empty line.
+    const text = err instanceof HubsinkError && err.message.trim() !== '' ? err.message : explainServiceError(err).message;
+    process.stderr.write(`hubsink: ${escapeControls(redactSecrets(text), { multiline: true })}\n`);
     const code = exitCodeOf(err);
     // A usage or settings message is the whole story; for a failure HUBSINK_DEBUG shows the rest.
     if (process.env.HUBSINK_DEBUG && code !== EXIT_USAGE) process.stderr.write(`${debugDump(err)}\n`);

@@ -16,6 +16,7 @@ import { earliestEventPosition, type EventHubConsumerClient, type EventPosition,
 import type { ContainerClient } from '@azure/storage-blob';
 import { processDeadLetters, type DeadLetterCounts, type DeadLetterDeps } from './process.js';
 import { describeError } from '../pipeline/classify.js';
+import { explainServiceError } from '../hubs/explain.js';
 import { normalizeReceivedEvents } from '../pipeline/normalize.js';
 import {
   partitionStates,
@@ -92,6 +93,14 @@ async function plan(
   states: readonly PartitionState[],
 ): Promise<{ plan: PartitionPlan; position: EventPosition }[]> {
   const checkpoints = await readCheckpoints(opts.container, scope);
+  const resumable = states.filter((p) => checkpoints.get(p.partitionId)?.sequenceNumber !== undefined).length;
+  if (opts.from && !opts.reset && resumable > 0) {
+    // Resuming ignores where to start: saying so beats reading from somewhere the user did not ask for.
+    throw new ReplayUsageError(
+      `an earlier replay with consumer group ${scope.consumerGroup} is unfinished on ${resumable} partition(s), and resuming it ignores ` +
+        `${opts.from.kind === 'start' ? '--from-start' : '--from'}: run without it to resume, or add --reset to start over there`,
+    );
+  }
   const out: { plan: PartitionPlan; position: EventPosition }[] = [];
   for (const p of states) {
     const cp = checkpoints.get(p.partitionId);
@@ -234,7 +243,12 @@ export async function replayHub(opts: ReplayHubOptions): Promise<ReplayHubSummar
         {
           processEvents: handle,
           processError: (err) => {
-            log(`partition ${pp.partitionId}: ${describeError(err)}`);
+            const e = explainServiceError(err);
+            // What no retry fixes (a consumer group deleted, a key revoked) stops the replay instead of repeating forever.
+            if (!e.retryable) {
+              stopWith(`partition ${pp.partitionId}: ${e.message}`);
+              finish(false);
+            } else log(`partition ${pp.partitionId}: ${describeError(err)}`);
             return Promise.resolve();
           },
         },

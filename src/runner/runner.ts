@@ -19,6 +19,8 @@ import { ident } from '../db/ident.js';
 import { processDeadLetters } from '../deadletters/process.js';
 import { blobContainer, createConsumer, FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
 import { createDeadLetterProducer, EventHubDeadLetterSink } from '../hubs/deadLetterSink.js';
+import { eventHubsContext } from '../hubs/explain.js';
+import { probeEventHubs } from '../hubs/probe.js';
 import { parkOversize } from '../deadletters/oversize.js';
 import { ingestBatch } from '../ingest/ingestBatch.js';
 import { classifyError, describeError } from '../pipeline/classify.js';
@@ -169,6 +171,13 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
       ...(opts.retryCapMs !== undefined ? { retryCapMs: opts.retryCapMs } : {}),
     };
 
+    // A wrong key or a missing hub or consumer group is no outage: stop at start with what fixes it.
+    for (const [hub, hubSetting, consumerGroup, consumerGroupSetting] of [
+      [cfg.ingestHub, 'INGEST_EVENTHUB_NAME', cfg.consumerGroup, 'INGEST_CONSUMER_GROUP'],
+      ...(opts.deadletter ? [[cfg.deadLetterHub, 'DEADLETTER_EVENTHUB_NAME', cfg.deadLetterConsumerGroup, 'DEADLETTER_CONSUMER_GROUP']] : []),
+    ] as const) {
+      await probeEventHubs(eventHubs, { ...eventHubsContext(eventHubs, { hub, hubSetting, consumerGroup, consumerGroupSetting }), hub }, { onUnreachable: (m) => log('warn', m) });
+    }
     const clients: EventHubConsumerClient[] = [];
     const ingestClient = await createConsumer(eventHubs, cfg.consumerGroup, cfg.ingestHub, store, consumerOptions);
     clients.push(ingestClient);
