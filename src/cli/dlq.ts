@@ -168,13 +168,16 @@ export function register(program: Command): void {
       }),
     );
 
-  addFilters(dlq.command('list').description('parked dead letters, oldest first'), true)
+  addFilters(dlq.command('list').description('parked dead letters, oldest first (--status or --all for discarded and replayed ones)'), true)
+    .option('--all', 'every status, not only parked')
     .option('--limit <n>', 'at most this many', parsePositiveInt, 50)
     .option('--json', 'print a JSON array')
     .addHelpText('after', SETTINGS_HELP)
-    .action((o: FilterOpts & { limit: number }) =>
+    .action((o: FilterOpts & { limit: number; all?: boolean }) =>
       withPool(async (pool, cfg) => {
-        const f = filterOf(o);
+        if (o.all === true && o.status !== undefined) throw new UsageError('give only one of --status and --all');
+        // What is dealt with (discarded, replayed) stays in the table but out of the way.
+        const f = filterOf(o.all === true || o.status !== undefined ? o : { ...o, status: 'parked' });
         const rows = await listDeadLetters(pool, cfg.schema, f, o.limit);
         const total = await countDeadLetters(pool, cfg.schema, f);
         if (o.json) out(JSON.stringify(jsonSafe(rows)));

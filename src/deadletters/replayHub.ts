@@ -97,7 +97,7 @@ async function plan(
   if (opts.from && !opts.reset && resumable > 0) {
     // Resuming ignores where to start: saying so beats reading from somewhere the user did not ask for.
     throw new ReplayUsageError(
-      `an earlier replay with consumer group ${scope.consumerGroup} is unfinished on ${resumable} partition(s), and resuming it ignores ` +
+      `an earlier replay with consumer group ${scope.consumerGroup} has progress on ${resumable} partition(s), and resuming it ignores ` +
         `${opts.from.kind === 'start' ? '--from-start' : '--from'}: run without it to resume, or add --reset to start over there`,
     );
   }

@@ -118,6 +118,11 @@ test('no checkpoint: --to is refused without --force and says where the consumer
   const far = await runCli(['checkpoints', 'rewind', ...common, '--to', '2000-01-01T00:00:00Z', '--json'], env);
   assert.equal(far.code, 0, far.stderr);
   assert.match(far.stdout, /already at or before the target/);
+  assert.match(far.stderr, /warning: --to is 2000-01-01T00:00:00\.000Z, before anything a hub keeps .*rewound to its start/);
+  // An age that far back is a date in 1753: said, not silently taken.
+  const ancient = await runCli(['checkpoints', 'rewind', ...common, '--to', '99999d', '--dry-run'], env);
+  assert.equal(ancient.code, 0, ancient.stderr);
+  assert.match(ancient.stderr, /warning: --to is 17\d\d-.*before anything a hub keeps/);
 
   const other = await freshContainer();
   const forced = await runCli(['checkpoints', 'rewind', '--hub', hub, '--consumer-group', '$Default', '--container', other.containerName, '--to', split.toISOString(), '--force'], env);
@@ -136,6 +141,7 @@ test('bad numbers and missing state: exit 2 for arguments, 1 for a container tha
     ['--to-start', '--stale-after', '0'],
     ['--to-start', '--stale-after', '-5'],
     ['--to', '1h', '--to-start'],
+    ['--to', '999999999999d'],
   ]) {
     const r = await runCli(['checkpoints', 'rewind', ...common, ...args], env);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);

@@ -206,6 +206,15 @@ describe('checkpoints', () => {
     assert.equal(refused.code, 1, refused.stderr);
     assert.match(refused.stderr, /refusing to rewind .*a consumer is running \(ownership held: partition \d by /);
     assert.match(refused.stderr, /--force/);
+    // --force reads with the group the running consumer holds with an epoch: the hint names the way out.
+    const forced = await runCli(['checkpoints', 'rewind', ...common, '--to', split.toISOString(), '--force'], env);
+    assert.equal(forced.code, 1, forced.stderr);
+    assert.match(forced.stderr, /owner-level \(epoch\) receiver/);
+    assert.match(forced.stderr, /--read-consumer-group/);
+    // A dry run writes nothing, so it is not refused: it shows the plan and warns.
+    const dryWhileRunning = await runCli(['checkpoints', 'rewind', ...common, '--to', split.toISOString(), '--dry-run', '--read-consumer-group', '$Default'], env);
+    assert.equal(dryWhileRunning.code, 0, dryWhileRunning.stderr);
+    assert.match(dryWhileRunning.stderr, /dry run: would rewrite \d of 2 .*a consumer is running: stop it before the real rewind/);
     await first.stop();
     assert.equal(first.totals.inserted, total);
     assert.equal(first.sink.records.length, 0);

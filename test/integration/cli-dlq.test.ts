@@ -162,5 +162,10 @@ describe('hubsink dlq', () => {
     for (const id of discarded) assert.equal((await getDeadLetter(s.pool, s.schema, id))?.status, 'discarded');
     const left = await runCli(['dlq', 'list', '--status', 'parked', '--json'], env);
     assert.deepEqual((JSON.parse(left.stdout) as { tenantId: number }[]).map((r) => r.tenantId), [204]);
+    // By default only what is still parked: discarded and replayed rows are out of the way.
+    const byDefault = await runCli(['dlq', 'list', '--json'], env);
+    assert.deepEqual((JSON.parse(byDefault.stdout) as { status: string }[]).map((r) => r.status), ['parked']);
+    const all = await runCli(['dlq', 'list', '--all', '--json'], env);
+    assert.ok((JSON.parse(all.stdout) as { status: string }[]).filter((r) => r.status === 'discarded').length === 2, all.stdout);
   });
 });

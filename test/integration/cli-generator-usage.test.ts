@@ -18,6 +18,9 @@ afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 const CASES: { args: string[]; message: RegExp }[] = [
   { args: ['generate', '--count', '1', '--connection', 'Server=nope'], message: /--connection: not an Event Hubs connection string/ },
   { args: ['generate', '--count', '1', '--connection', 'Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=v', '--duplicates', '0.6', '--malformed', '0.4'], message: /--duplicates plus --malformed must stay below 1/ },
+  // Zero seconds used to send 2,000 events unthrottled before the timer fired.
+  { args: ['generate', '--duration', '0', '--connection', 'Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=v'], message: /--duration <seconds>' argument '0' is invalid\. expected a positive number/ },
+  { args: ['generate', '--duration', '-1', '--connection', 'Endpoint=sb://127.0.0.1:1;SharedAccessKeyName=k;SharedAccessKey=v'], message: /--duration/ },
   { args: [...LOCAL, '--eventhub-connection', 'Server=nope'], message: /--eventhub-connection: not an Event Hubs connection string/ },
   { args: [...LOCAL, '--duplicates', '0.5', '--malformed', '0.5'], message: /--duplicates plus --malformed must stay below 1/ },
 ];

@@ -124,6 +124,10 @@ describe('hubsink dlq replay-hub', () => {
     assert.equal(s1.complete, false);
     assert.match(first.stderr, /replaying 50 dead letter\(s\)/);
     assert.match(first.stderr, /stopped: stopped after --limit 15 \(run again to resume\)/);
+    // Resuming ignores where to start: a --from given then is refused, not silently dropped.
+    const ignored = await runCli([...args, '--from', '2030-01-01T00:00:00Z'], env);
+    assert.equal(ignored.code, 2, ignored.stderr);
+    assert.match(ignored.stderr, /has progress on 2 partition\(s\), and resuming it ignores --from: run without it to resume, or add --reset/);
 
     // Slow deliveries down so the interrupt lands mid-replay.
     emu.faults.delayDeliveries(300);
