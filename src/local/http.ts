@@ -87,12 +87,11 @@ export async function serveMetrics(handlers: MetricsHandler | LocalHandlers, opt
       return send(res, { status: 404, jsonBody: { error: { message: 'not found: try GET /api/tenants/{tenantId}/metrics?from=&to=&grain=&by=' } } });
     }
     if (route.kind === 'method') return send(res, { status: 405, headers: { allow: 'GET' }, jsonBody: { error: { message: 'only GET' } } });
-    const query: Record<string, string> = {};
-    for (const [k, v] of url.searchParams) query[k] = v;
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
     const params: Record<string, string> = route.kind === 'metrics' ? { tenantId: route.tenantId } : route.kind === 'dashboard' ? { path: route.path } : {};
-    const request = new HttpRequest({ method: 'GET', url: url.toString(), headers, query, params });
+    // No `query`: the request parses it from the URL, every repeat kept, as the handlers read it.
+    const request = new HttpRequest({ method: 'GET', url: url.toString(), headers, params });
     const name = route.kind;
     const context = new InvocationContext({
       functionName: name,

@@ -6,7 +6,7 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type pg from 'pg';
 import { rollupStatus, type RollupStatus } from '../rollups/run.js';
-import { errorResponse, notReady, NO_STORE, ParameterError } from './http.js';
+import { errorResponse, notReady, NO_STORE, ParameterError, requestQuery } from './http.js';
 
 export interface FreshnessDeps {
   pool: pg.Pool;
@@ -51,7 +51,7 @@ export function makeFreshnessHandler(getDeps: () => Promise<FreshnessDeps>, opts
   const cacheMs = opts.cacheMs ?? 2000;
   let cached: { at: number; body: Promise<FreshnessResponse> } | undefined;
   return async (request, context) => {
-    const [extra] = [...request.query.keys()];
+    const [extra] = [...requestQuery(request).keys()];
     if (extra !== undefined) return errorResponse(new ParameterError(extra, 'unknown parameter; this endpoint takes none'));
     let deps: FreshnessDeps;
     try {

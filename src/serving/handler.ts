@@ -7,7 +7,7 @@ import type pg from 'pg';
 import { loadSketchProfile } from '../rollups/run.js';
 import { rollupForGrain, type RollupRetention } from '../rollups/definitions.js';
 import type { RollupCapabilities, SketchProfile } from '../rollups/sketches.js';
-import { errorResponse, httpStatusOf, isStatementTimeout, notReady, NO_STORE, ParameterError, QueryTimeoutError } from './http.js';
+import { errorResponse, httpStatusOf, isStatementTimeout, notReady, NO_STORE, ParameterError, QueryTimeoutError, requestQuery } from './http.js';
 import { parseMetricsParams } from './params.js';
 import { DEFAULT_MAX_ROWS, exceedsRowLimit, lastRunSql, metricsSql, shapeMetrics, type MetricsRow } from './query.js';
 
@@ -50,7 +50,7 @@ export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): Metrics
       return errorResponse(notReady(err));
     }
     const now = (deps.now ?? (() => new Date()))();
-    const parsed = parseMetricsParams(request.params.tenantId, request.query, { now, retentionDays: deps.retentionDays });
+    const parsed = parseMetricsParams(request.params.tenantId, requestQuery(request), { now, retentionDays: deps.retentionDays });
     if (!parsed.ok) return errorResponse(new ParameterError(parsed.error.parameter, parsed.error.message));
     const q = parsed.query;
     try {

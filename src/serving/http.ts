@@ -19,6 +19,20 @@ export const HTTP_STATUS: Readonly<Record<ErrorKind, number>> = {
   failed: 500,
 };
 
+/**
+ * The query as the client sent it, parsed from the request's URL. Both adapters hand the validator
+ * this one shape: the Functions host passes `query` over as a map (a repeated parameter arrives
+ * joined with a comma), and the local adapter used to flatten it (the last value won), so a repeat
+ * could only be refused as sent, every `from=` seen.
+ */
+export function requestQuery(request: { url: string; query: URLSearchParams }): URLSearchParams {
+  try {
+    return new URL(request.url).searchParams;
+  } catch {
+    return request.query;
+  }
+}
+
 export const NO_STORE = { 'cache-control': 'no-store' } as const;
 
 /** A query parameter at fault: 400 with the parameter named. */

@@ -12,7 +12,7 @@ import type pg from 'pg';
 import { qualified } from '../db/ident.js';
 import type { Statement } from '../db/statement.js';
 import { rollupForGrain, type Grain, type RollupRetention } from '../rollups/definitions.js';
-import { errorResponse, notReady, NO_STORE, ParameterError } from './http.js';
+import { errorResponse, notReady, NO_STORE, ParameterError, requestQuery } from './http.js';
 import { chooseGrain, parseTimeRange, type ParamError } from './params.js';
 import { lastRunSql } from './query.js';
 
@@ -139,7 +139,7 @@ export function makeTenantsHandler(getDeps: () => Promise<TenantsDeps>): Handler
       return errorResponse(notReady(err));
     }
     const now = (deps.now ?? (() => new Date()))();
-    const parsed = parseTenantsParams(request.query, { now, retentionDays: deps.retentionDays });
+    const parsed = parseTenantsParams(requestQuery(request), { now, retentionDays: deps.retentionDays });
     if (!parsed.ok) return errorResponse(new ParameterError(parsed.error.parameter, parsed.error.message));
     const q = parsed.query;
     try {
