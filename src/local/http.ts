@@ -3,6 +3,10 @@
  * answers the same `GET /api/tenants/{tenantId}/metrics?...`, `/api/tenants`, `/api/freshness` and
  * `/api/dashboard/...` the Function App does (without its function key: it listens on loopback
  * only), and the dashboard at `/`.
+ *
+ * Loopback alone does not keep web pages out: a page on attacker.example can re-point its own name
+ * at 127.0.0.1 (DNS rebinding) and read the answers as same-origin. Such a request still names the
+ * attacker's host in `Host`, so only loopback names on this server's own port are answered.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -69,12 +73,26 @@ export function matchRoute(method: string | undefined, pathname: string): Route 
   return route;
 }
 
+/**
+ * Pure: may a request with this Host header be answered? Only `127.0.0.1`, `localhost` and `[::1]`
+ * on `port` (or without a port when that is 80); anything else, or no Host, is refused.
+ */
+export function loopbackHost(host: string | undefined, port: number): boolean {
+  const m = /^(127\.0\.0\.1|localhost|\[::1\])(?::(\d{1,5}))?$/i.exec(host ?? '');
+  if (!m) return false;
+  return m[2] === undefined ? port === 80 : Number(m[2]) === port;
+}
+
 /** Serves the handlers on loopback. A bare metrics handler is accepted as before. */
 export async function serveMetrics(handlers: MetricsHandler | LocalHandlers, opts: { port: number; host?: string; log?: (line: string) => void }): Promise<LocalHttp> {
   const host = opts.host ?? '127.0.0.1';
   const log = opts.log ?? (() => undefined);
   const h: LocalHandlers = typeof handlers === 'function' ? { metrics: handlers } : handlers;
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const own = (server.address() as AddressInfo | null)?.port ?? 0;
+    if (!loopbackHost(req.headers.host, own)) {
+      return send(res, { status: 421, headers: { 'cache-control': 'no-store' }, jsonBody: { error: { message: `misdirected request: the local stack answers only Host 127.0.0.1:${own}, localhost:${own} or [::1]:${own}` } } });
+    }
     const url = new URL(req.url ?? '/', `http://${host}`);
     let route: Route;
     try {
