@@ -15,6 +15,7 @@ import { configureSession } from '../db/session.js';
 import { parseMaps } from '../import/csvMap.js';
 import { failed, MAX_AGE_LIMIT_DAYS, runImport, type ImportSummary } from '../import/importer.js';
 import { resolveSources, type ImportFormat, type ImportSource } from '../import/sources.js';
+import { escapeControls } from '../pipeline/terminal.js';
 import { finishWith, parsePositiveInt, UsageError } from './program.js';
 
 interface ImportCliOptions {
@@ -47,7 +48,7 @@ function oldestOf(s: ImportSummary): string | undefined {
   return s.files.map((f) => f.oldest).filter((o): o is string => o !== null).sort()[0];
 }
 
-/** Pure: the human summary. */
+/** Pure: the human summary. File names, columns and errors come from the files: escaped. */
 export function formatSummary(s: ImportSummary): string {
   const lines = [
     `${s.dryRun ? 'validated' : 'imported'} ${n0(s.lines)} lines from ${s.files.length} file(s) in ${s.seconds.toFixed(1)} s (${n0(s.linesPerSecond)} lines/s)`,
@@ -67,10 +68,10 @@ export function formatSummary(s: ImportSummary): string {
       f.oldest ? `${f.oldest.slice(0, 10)}..${(f.newest ?? '').slice(0, 10)}` : '',
     ].filter(Boolean);
     const counts = s.dryRun ? `${n0(f.invalid)} invalid, ${n0(f.tooOld)} too old` : `${n0(f.inserted)} inserted, ${n0(f.invalid + f.rejected)} parked`;
-    lines.push(`  ${f.status.padEnd(16)} ${f.source}: ${n0(f.lines)} lines, ${counts}${extra.length ? `; ${extra.join(', ')}` : ''}`);
-    if (f.error) lines.push(`      ${f.error}`);
+    lines.push(`  ${f.status.padEnd(16)} ${escapeControls(f.source)}: ${n0(f.lines)} lines, ${counts}${extra.length ? `; ${extra.join(', ')}` : ''}`);
+    if (f.error) lines.push(`      ${escapeControls(f.error)}`);
   }
-  if (s.stoppedBy && !s.files.some((f) => f.error === s.stoppedBy)) lines.push(`stopped: ${s.stoppedBy}`);
+  if (s.stoppedBy && !s.files.some((f) => f.error === s.stoppedBy)) lines.push(`stopped: ${escapeControls(s.stoppedBy)}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -98,7 +99,10 @@ function progress(sources: readonly ImportSource[]): { update: (p: { rawBytes: n
           rate: n0((p.lines * 1000) / Math.max(1, Date.now() - started)),
           file: current,
         }),
-      file: (name) => (current = name.length > 40 ? `…${name.slice(-39)}` : name),
+      file: (raw) => {
+        const name = escapeControls(raw);
+        current = name.length > 40 ? `…${name.slice(-39)}` : name;
+      },
       stop: () => bar.stop(),
     };
   }
@@ -109,7 +113,7 @@ function progress(sources: readonly ImportSource[]): { update: (p: { rawBytes: n
       last = Date.now();
       process.stderr.write(`import: ${n0(p.lines)} lines, ${((100 * p.rawBytes) / Math.max(1, total)).toFixed(0)}% of ${(total / 2 ** 20).toFixed(1)} MiB\n`);
     },
-    file: (name) => process.stderr.write(`import: ${name}\n`),
+    file: (name) => process.stderr.write(`import: ${escapeControls(name)}\n`),
     stop: () => undefined,
   };
 }
@@ -141,7 +145,11 @@ export function register(program: Command): void {
       const maps = parseMaps(opts.map);
       const maxAgeDays = opts.maxAge ?? cfg.retentionDays;
       if (maxAgeDays > MAX_AGE_LIMIT_DAYS) throw new UsageError(`HUBSINK_RETENTION_DAYS ${maxAgeDays} is above the import limit of ${MAX_AGE_LIMIT_DAYS} days: give --max-age`);
-      const sources = await resolveSources(args, { ...(cfg.storage ? { storage: cfg.storage } : {}), ...(opts.format ? { format: opts.format } : {}) });
+      const sources = await resolveSources(args, {
+        ...(cfg.storage ? { storage: cfg.storage } : {}),
+        ...(opts.format ? { format: opts.format } : {}),
+        warn: (message) => process.stderr.write(`warning: ${escapeControls(message)}\n`),
+      });
       if (!opts.dryRun) requireDatabase(cfg);
       if (maxAgeDays > cfg.retentionDays && !opts.dryRun) {
         process.stderr.write(
@@ -184,11 +192,11 @@ export function register(program: Command): void {
           signal: stop.signal,
           onFileStart: (src, resumeFrom, done) => {
             bar.file(src.name);
-            if (done) process.stderr.write(`${src.name}: already imported, skipped\n`);
-            else if (resumeFrom > 0) process.stderr.write(`${src.name}: resuming after line ${resumeFrom}\n`);
+            if (done) process.stderr.write(`${escapeControls(src.name)}: already imported, skipped\n`);
+            else if (resumeFrom > 0) process.stderr.write(`${escapeControls(src.name)}: resuming after line ${resumeFrom}\n`);
           },
           onCsvMapping: (src, m) => {
-            if (m.unmapped.length > 0) process.stderr.write(`${src.name}: column(s) ${m.unmapped.join(', ')} go to properties (map them with --map column=field)\n`);
+            if (m.unmapped.length > 0) process.stderr.write(`${escapeControls(src.name)}: column(s) ${escapeControls(m.unmapped.join(', '))} go to properties (map them with --map column=field)\n`);
           },
           onProgress: (p) => bar.update(p),
         });

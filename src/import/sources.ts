@@ -127,12 +127,42 @@ export function parseBlobUrl(raw: string): { serviceUrl: string; account: string
   };
 }
 
+/**
+ * Pure: a URL as origin and path only. The service URL of a connection string with
+ * `SharedAccessSignature=` carries the SAS as its query: a display name built from it would print
+ * and store `sig=`.
+ */
+export function withoutQuery(raw: string): string {
+  const u = new URL(raw);
+  return `${u.origin}${u.pathname}`.replace(/\/+$/, '');
+}
+
+/**
+ * Pure: does a listed blob name hold a `.` or `..` segment (also percent-encoded, or between
+ * backslashes)? The client puts the name into a URL path, where such segments are resolved: a name
+ * like `data/%2E%2E/%2E%2E/other/x.ndjson` would be read from another container.
+ */
+export function hasDotSegment(name: string): boolean {
+  let decoded = name;
+  try {
+    decoded = decodeURIComponent(name);
+  } catch {
+    // A stray `%`: the raw name is still checked, its %2E forms included.
+  }
+  return [name, decoded].some((n) =>
+    n.split(/[/\\]/).some((seg) => {
+      const s = seg.replace(/%2e/gi, '.');
+      return s === '.' || s === '..';
+    }),
+  );
+}
+
 async function containerFor(arg: string, storage: StorageConnection | undefined): Promise<{ container: ContainerClient; prefix: string; display: string }> {
   if (arg.startsWith('blob:')) {
     const [container, ...rest] = arg.slice('blob:'.length).split('/');
     if (!container) throw new SourceError(`${arg}: expected blob:container[/prefix]`);
     const svc = await serviceFromStorage(storage, arg);
-    return { container: svc.getContainerClient(container), prefix: rest.join('/'), display: `${svc.url.replace(/\/$/, '')}/${container}` };
+    return { container: svc.getContainerClient(container), prefix: rest.join('/'), display: `${withoutQuery(svc.url)}/${container}` };
   }
   const p = parseBlobUrl(arg);
   const display = `${p.serviceUrl}/${p.container}`;
@@ -151,12 +181,16 @@ async function serviceFromStorage(storage: StorageConnection | undefined, arg: s
   return new BlobServiceClient(storage.blobServiceUri ?? `https://${storage.accountName ?? ''}.blob.core.windows.net`, new DefaultAzureCredential());
 }
 
-async function blobSources(arg: string, storage: StorageConnection | undefined, format?: ImportFormat): Promise<ImportSource[]> {
+async function blobSources(arg: string, storage: StorageConnection | undefined, format?: ImportFormat, warn?: (message: string) => void): Promise<ImportSource[]> {
   const { container, prefix, display } = await containerFor(arg, storage);
   const out: ImportSource[] = [];
   for await (const b of container.listBlobsFlat(prefix ? { prefix } : {})) {
     const f = formatOf(b.name, format);
     if (!f) continue;
+    if (hasDotSegment(b.name)) {
+      warn?.(`${display}/${b.name}: skipped, the name has a "." or ".." segment (it would be read from outside ${display}${prefix ? `/${prefix}` : ''})`);
+      continue;
+    }
     const client = container.getBlobClient(b.name);
     out.push({
       name: `${display}/${b.name}`,
@@ -179,11 +213,14 @@ export function isBlobArg(arg: string): boolean {
 }
 
 /** Every file named by the arguments, in order, each once. */
-export async function resolveSources(args: readonly string[], opts: { storage?: StorageConnection; format?: ImportFormat } = {}): Promise<ImportSource[]> {
+export async function resolveSources(
+  args: readonly string[],
+  opts: { storage?: StorageConnection; format?: ImportFormat; warn?: (message: string) => void } = {},
+): Promise<ImportSource[]> {
   const seen = new Set<string>();
   const out: ImportSource[] = [];
   for (const arg of args) {
-    const found = isBlobArg(arg) ? await blobSources(arg, opts.storage, opts.format) : await localSources(arg, opts.format);
+    const found = isBlobArg(arg) ? await blobSources(arg, opts.storage, opts.format, opts.warn) : await localSources(arg, opts.format);
     for (const s of found) {
       if (seen.has(s.name)) continue;
       seen.add(s.name);

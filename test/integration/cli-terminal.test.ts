@@ -2,10 +2,14 @@
  * Operators' terminals are safe: a producer's ESC/OSC/CSI sequences (OSC 52 writes the clipboard)
  * in a body, in the parse error that quotes it, in application properties or in the coordinates
  * of a dead letter reach `hubsink dlq list | show | replay --dry-run` escaped, never raw; `--json`
- * stays exact.
+ * stays exact. So do a CSV header column and a file name holding OSC 52 in `hubsink import`'s
+ * progress lines, summary and errors.
  */
 import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { parkDeadLetters } from '../../src/db/deadLetters.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import { testDatabaseUrl, type TestSchema } from '../support/services.js';
@@ -43,6 +47,7 @@ beforeAll(async () => {
 });
 afterAll(() => s.drop());
 
+
 test('dlq list, show and replay --dry-run print no raw control character, and show what was there', async () => {
   for (const args of [['dlq', 'list'], ['dlq', 'show', String(id)], ['dlq', 'replay', '--dry-run']]) {
     const r = await runCli(args, env);
@@ -67,4 +72,40 @@ test('--json stays exact: the body, error and properties byte for byte', async (
   assert.deepEqual(d.properties, record.properties);
   const listed = JSON.parse((await runCli(['dlq', 'list', '--json'], env)).stdout) as { error: string }[];
   assert.equal(listed[0]?.error, record.error);
+});
+
+// Last: the dlq tests above expect only their own dead letter.
+test('import: a CSV header column and a file name with OSC 52 reach progress, summary, warnings and errors escaped', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'hubsink-tty-'));
+  try {
+    const day = new Date().toISOString().slice(0, 10);
+    const csv = path.join(dir, `orders${OSC52}.csv`);
+    await writeFile(csv, [`tenantId,type,occurredAt,note${OSC52}`, `5,click,${day}T10:00:00Z,x`, `oops,click,${day}T10:00:01Z,y`, ''].join('\n'));
+    const nd = path.join(dir, `events${CSI8}\x1b[2K.ndjson`);
+    await writeFile(nd, `{"tenantId": 5, "type": "click", "occurredAt": "${day}T10:00:02Z"}\nnot json${OSC52}\n`);
+    const forms = [
+      ['import', csv, nd],
+      ['import', csv, nd], // again: "already imported"
+      ['import', '--dry-run', csv, nd],
+      ['import', '--map', 'nosuch=type', '--dry-run', csv],
+      ['import', path.join(dir, `missing${OSC52}.ndjson`)],
+    ];
+    for (const args of forms) {
+      const r = await runCli(args, env);
+      assert.ok(r.code !== null && r.code <= 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.doesNotMatch(r.stdout, RAW, `${args.join(' ')} stdout: ${JSON.stringify(r.stdout)}`);
+      assert.doesNotMatch(r.stderr, RAW, `${args.join(' ')} stderr: ${JSON.stringify(r.stderr)}`);
+      assert.ok(`${r.stdout}${r.stderr}`.includes('\\x1b]52;c;ZWNobyBwd25lZA==\\x07'), `${args.join(' ')} shows what was there: ${r.stdout}${r.stderr}`);
+    }
+    const first = await runCli(['import', '--dry-run', csv], env);
+    assert.match(first.stderr, /column\(s\) note\\x1b\]52;c;ZWNobyBwd25lZA==\\x07 go to properties/);
+    assert.match(first.stderr, /import: .*orders\\x1b\]52/);
+    const mapped = await runCli(['import', '--map', 'nosuch=type', '--dry-run', csv], env);
+    assert.match(mapped.stdout, /not in the header: "nosuch" \(header: tenantId, type, occurredAt, note\\x1b\]52/);
+    // --json stays exact: the name as it is.
+    const json = await runCli(['import', '--dry-run', '--json', csv], env);
+    assert.equal((JSON.parse(json.stdout) as { files: { source: string }[] }).files[0]?.source, csv);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
