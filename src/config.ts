@@ -52,6 +52,8 @@ export interface HubsinkConfig {
   retentionDays: number;
   partitionsAheadDays: number;
   maxBodyBytes: number;
+  /** `hubsink import`: how many times its stored size a .gz may expand to (a decompression bomb past it). */
+  importMaxGzipRatio: number;
   /** Upper bound on in-process retrying of transient database failures for one batch. */
   transientRetryMs: number;
   upsertChunkSize: number;
@@ -239,6 +241,7 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
     retentionDays: read('HUBSINK_RETENTION_DAYS', intSetting(1, 36500), 30),
     partitionsAheadDays: read('HUBSINK_PARTITIONS_AHEAD_DAYS', intSetting(1, 365), 3),
     maxBodyBytes: read('HUBSINK_MAX_BODY_BYTES', intSetting(64, 1024 * 1024), 256 * 1024),
+    importMaxGzipRatio: read('HUBSINK_IMPORT_MAX_GZIP_RATIO', intSetting(1, 1_000_000), 200),
     transientRetryMs: read('HUBSINK_TRANSIENT_RETRY_MS', intSetting(0, 600_000), 20_000),
     upsertChunkSize: read('HUBSINK_UPSERT_CHUNK', intSetting(1, 100_000), 1000),
     copyMinRows: read('HUBSINK_COPY_MIN_ROWS', intSetting(1, 1_000_000), DEFAULT_COPY_MIN_ROWS),

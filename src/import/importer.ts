@@ -32,6 +32,7 @@ import type { ColumnTarget, CsvMapping } from './csvMap.js';
 import { readItems, type ImportItem } from './records.js';
 import type { ImportSource } from './sources.js';
 import { HubsinkError } from '../errors.js';
+import { redactSecrets } from '../pipeline/terminal.js';
 
 /** The source hub of imported events and their dead letters (dlq list shows import/<file>/<line>). */
 export const IMPORT_HUB = 'import';
@@ -44,7 +45,7 @@ export interface ImportOptions {
   /** Absent for a dry run. */
   pool?: pg.Pool;
   caps?: Capabilities;
-  config: Pick<HubsinkConfig, 'schema' | 'partitionsAheadDays' | 'maxBodyBytes' | 'transientRetryMs' | 'upsertChunkSize' | 'rollupMaxWindowRows'> &
+  config: Pick<HubsinkConfig, 'schema' | 'partitionsAheadDays' | 'maxBodyBytes' | 'importMaxGzipRatio' | 'transientRetryMs' | 'upsertChunkSize' | 'rollupMaxWindowRows'> &
     Partial<Pick<HubsinkConfig, 'rollupDimensions' | 'copyMinRows'>>;
   maxAgeDays: number;
   batchSize: number;
@@ -252,6 +253,8 @@ export async function runImport(sources: readonly ImportSource[], opts: ImportOp
         skipUnits,
         startByte,
         csvMaps: opts.csvMaps,
+        maxLineBytes: opts.config.maxBodyBytes,
+        maxGzipRatio: opts.config.importMaxGzipRatio,
         onRawBytes: (n) => (rawBytes += n),
         onCsvMapping: (m) => opts.onCsvMapping?.(src, m),
       })) {
@@ -279,7 +282,8 @@ export async function runImport(sources: readonly ImportSource[], opts: ImportOp
     } catch (err) {
       await writing;
       file.status = err instanceof ImportStopped ? 'stopped' : 'failed';
-      file.error = describeError(err);
+      // Errors of the storage SDK quote the request URL, SAS included: printed and returned redacted.
+      file.error = redactSecrets(describeError(err));
       summary.stoppedBy = file.error;
       break;
     }

@@ -108,7 +108,7 @@ async function items(content: string | Buffer, name: string, skipUnits = 0, star
     const [src] = await resolveSources([file]);
     if (!src) throw new Error('no source');
     const out: ImportItem[] = [];
-    for await (const it of readItems(src, { skipUnits, startByte, csvMaps: new Map() })) out.push(it);
+    for await (const it of readItems(src, { skipUnits, startByte, csvMaps: new Map(), maxLineBytes: 256 * 1024, maxGzipRatio: 200 })) out.push(it);
     return out;
   } finally {
     await rm(dir, { recursive: true, force: true });
