@@ -2,9 +2,15 @@
  * `hubsink import` against hostile storage, on Azurite: a SAS never ends up in a file's name (not in
  * what it prints, nor in import_files or dead_letters, nor in `dlq list`), and a blob whose listed
  * name holds `..` segments is skipped with a warning instead of being read from another container.
+ * And hostile files: a line past HUBSINK_MAX_BODY_BYTES is parked as a short "line too long" dead
+ * letter, a gzip bomb is refused naming HUBSINK_IMPORT_MAX_GZIP_RATIO.
  */
 import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { AccountSASPermissions, BlobServiceClient, ContainerSASPermissions } from '@azure/storage-blob';
 import { migrate } from '../../src/db/migrate.js';
 import { eventKeys, kill, spawnHubsink, type RunnerProcess } from './runner-fixture.js';
@@ -115,5 +121,40 @@ test('a listed blob name with %2E%2E segments is skipped with a warning, not rea
   } finally {
     await here.deleteIfExists();
     await other.deleteIfExists();
+  }
+});
+
+test('a line past HUBSINK_MAX_BODY_BYTES is parked short, with its line; a gzip bomb is refused naming the setting', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'hubsink-import-hostile-'));
+  try {
+    const ok = makeLines({ count: 20, seed: 'long-ok', duplicates: 0, malformed: 0, tenants: 3 });
+    const huge = Buffer.from(`{"tenantId":1,"type":"click","pad":"${'p'.repeat(200_000)}"}`);
+    const file = path.join(dir, 'long.ndjson');
+    await writeFile(file, Buffer.concat([...ok.lines.slice(0, 10), huge, ...ok.lines.slice(10)].flatMap((l) => [l, Buffer.from('\n')])));
+    const env = importEnv(db.schema, { HUBSINK_MAX_BODY_BYTES: '1024' });
+    const r = await run(['import', '--json', file], env);
+    assert.equal(r.code, 1, r.stderr);
+    const summary = JSON.parse(r.stdout.split('\n').at(-1) ?? '{}') as { inserted: number; invalid: number };
+    assert.deepEqual([summary.inserted, summary.invalid], [ok.expected.size, 1]);
+    const { rows } = await db.pool.query<{ seq: string; error: string; len: number }>(
+      `SELECT source_sequence::text AS seq, error, length(body) AS len FROM "${db.schema}".dead_letters WHERE source_partition = $1`,
+      [file],
+    );
+    assert.deepEqual(
+      rows.map((x) => [x.seq, x.len]),
+      [['11', 256]],
+    );
+    assert.match(rows[0]?.error ?? '', new RegExp(`^line too long: ${huge.length} bytes, more than HUBSINK_MAX_BODY_BYTES \\(1024\\)`));
+
+    const bomb = path.join(dir, 'bomb.ndjson.gz');
+    await writeFile(bomb, gzipSync(Buffer.alloc(256 << 20, 0x0a)));
+    for (const json of [true, false]) {
+      const b = await run(['import', ...(json ? ['--json'] : []), bomb], importEnv(db.schema, { HUBSINK_IMPORT_MAX_GZIP_RATIO: '50' }));
+      assert.equal(b.code, 1, b.stderr);
+      assert.match(b.stdout, /bomb\.ndjson\.gz: refused after [\d.]+ MiB expanded from \d+ KiB of gzip, more than 50 times its size \(a decompression bomb\?\); raise HUBSINK_IMPORT_MAX_GZIP_RATIO to import it/);
+      if (json) assert.equal((JSON.parse(b.stdout) as { files: { status: string }[] }).files[0]?.status, 'failed');
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 });
