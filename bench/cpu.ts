@@ -12,6 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { encodeCopyBytes } from '../src/db/copyEvents.js';
 import { createGenerator } from '../src/generator/generator.js';
 import { prepareBatch } from '../src/pipeline/batch.js';
+import { ScannedRow } from '../src/pipeline/scanCopy.js';
 import type { EventRow, RawEvent } from '../src/pipeline/types.js';
 import { validateEvent } from '../src/pipeline/validate.js';
 import { richBodies } from './richEvents.js';
@@ -27,6 +28,12 @@ export interface CpuFigure {
   usPerEvent: number;
   prepareUsPerEvent: number;
   encodeUsPerEvent: number;
+  /** The byte scanner's path (prepareBatch with `copy`, then encodeCopyBytes), µs per event, in the same passes. */
+  scanUsPerEvent: number;
+  scanPrepareUsPerEvent: number;
+  scanEncodeUsPerEvent: number;
+  /** Share of the events the scanner took (the rest went to the fast or zod path). */
+  scannedShare: number;
   /** The reference: UTF-8 decoding + JSON.parse of each body alone, in the same passes. */
   jsonParseUsPerEvent: number;
   /** The zod path alone on the same events, for comparison. */
@@ -91,14 +98,24 @@ export function benchCpu(raws: readonly RawEvent[], batchSize: number, reps: num
   const encode: number[] = [];
   const parse: number[] = [];
   const zod: number[] = [];
+  const scanPrepare: number[] = [];
+  const scanEncode: number[] = [];
+  let scanned = 0;
   let sink = 0;
   // One warm-up pass: the JIT, and the first-touch allocation of the generated bodies.
   for (const b of batches) encodeCopyBytes(prepareBatch(b, opts, now).rows);
+  for (const b of batches) {
+    const rows = prepareBatch(b, opts, now, { copy: true }).rows;
+    for (const r of rows) if (r instanceof ScannedRow) scanned++;
+    encodeCopyBytes(rows);
+  }
   for (const r of raws) sink += (JSON.parse(decoder.decode(r.body)) as object) ? 1 : 0;
   for (let rep = 0; rep < reps; rep++) {
     let p = 0;
     let e = 0;
     let j = 0;
+    let sp = 0;
+    let se = 0;
     for (const b of batches) {
       const t0 = cpuNow();
       const prepared = prepareBatch(b, opts, now);
@@ -106,19 +123,29 @@ export function benchCpu(raws: readonly RawEvent[], batchSize: number, reps: num
       sink += encodeCopyBytes(prepared.rows).length;
       const t2 = cpuNow();
       for (const r of b) sink += (JSON.parse(decoder.decode(r.body)) as object) ? 1 : 0;
+      const t3 = cpuNow();
+      const viaScan = prepareBatch(b, opts, now, { copy: true });
+      const t4 = cpuNow();
+      sink += encodeCopyBytes(viaScan.rows).length;
+      const t5 = cpuNow();
       p += t1 - t0;
       e += t2 - t1;
-      j += cpuNow() - t2;
+      j += t3 - t2;
+      sp += t4 - t3;
+      se += t5 - t4;
     }
     prepare.push(p / raws.length);
     encode.push(e / raws.length);
     parse.push(j / raws.length);
+    scanPrepare.push(sp / raws.length);
+    scanEncode.push(se / raws.length);
     const z0 = cpuNow();
     for (const r of raws) validateEvent(r, opts);
     zod.push((cpuNow() - z0) / raws.length);
   }
   if (sink === 0) throw new Error('nothing was encoded');
   const totals = prepare.map((p, i) => p + (encode[i] ?? 0));
+  const scanTotals = scanPrepare.map((p, i) => p + (scanEncode[i] ?? 0));
   return {
     mix,
     events: raws.length,
@@ -127,6 +154,10 @@ export function benchCpu(raws: readonly RawEvent[], batchSize: number, reps: num
     usPerEvent: median(totals),
     prepareUsPerEvent: median(prepare),
     encodeUsPerEvent: median(encode),
+    scanUsPerEvent: median(scanTotals),
+    scanPrepareUsPerEvent: median(scanPrepare),
+    scanEncodeUsPerEvent: median(scanEncode),
+    scannedShare: scanned / raws.length,
     jsonParseUsPerEvent: median(parse),
     zodUsPerEvent: median(zod),
     reps,
@@ -134,7 +165,7 @@ export function benchCpu(raws: readonly RawEvent[], batchSize: number, reps: num
 }
 
 export function describeCpu(cpu: CpuFigure): string {
-  return `Node CPU, ${cpu.mix} events (${Math.round(cpu.bodyBytes)} bytes): ${cpu.usPerEvent.toFixed(2)} µs/event (prepare ${cpu.prepareUsPerEvent.toFixed(2)}, encode ${cpu.encodeUsPerEvent.toFixed(2)}); references: decode + JSON.parse alone ${cpu.jsonParseUsPerEvent.toFixed(2)}, zod path ${cpu.zodUsPerEvent.toFixed(2)}`;
+  return `Node CPU, ${cpu.mix} events (${Math.round(cpu.bodyBytes)} bytes): ${cpu.usPerEvent.toFixed(2)} µs/event (prepare ${cpu.prepareUsPerEvent.toFixed(2)}, encode ${cpu.encodeUsPerEvent.toFixed(2)}); byte scanner ${cpu.scanUsPerEvent.toFixed(2)} (scan ${cpu.scanPrepareUsPerEvent.toFixed(2)}, lines ${cpu.scanEncodeUsPerEvent.toFixed(2)}; ${(cpu.scannedShare * 100).toFixed(1)}% scanned); references: decode + JSON.parse alone ${cpu.jsonParseUsPerEvent.toFixed(2)}, zod path ${cpu.zodUsPerEvent.toFixed(2)}`;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

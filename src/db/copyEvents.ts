@@ -19,8 +19,12 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { classifyError, sqlState } from '../pipeline/classify.js';
 import type { EventRow } from '../pipeline/types.js';
+import { copyTextField, isoUtc } from '../pipeline/copyText.js';
+import { ScannedRow } from '../pipeline/scanCopy.js';
 import { ident } from './ident.js';
 import type { Statement } from './statement.js';
+
+export { isoUtc };
 
 /** The columns COPY fills, in the order of copyLine's fields. */
 export const COPY_COLUMNS = [
@@ -77,29 +81,6 @@ export function probeEventsSql(schema: string, rows: readonly EventRow[]): State
   };
 }
 
-const SPECIAL_ALL = /[\\\n\r\t]/g;
-const ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-const escapeOne = (c: string): string => ESCAPES[c] ?? c;
-
-/**
- * Whether a field may need COPY escapes. Conservative (any code unit up to 13, or a backslash), so
- * the common field skips the replace with one char-code scan instead of a regex call; the replace
- * itself changes only backslash, newline, CR and tab, so the text is the same either way.
- */
-function mayNeedEscape(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c <= 13 || c === 92) return true;
-  }
-  return false;
-}
-
-/** One text-format COPY field: backslash escapes, and \N for NULL. Validated text has no NUL. */
-function text(s: string | null): string {
-  if (s === null) return '\\N';
-  return mayNeedEscape(s) ? s.replace(SPECIAL_ALL, escapeOne) : s;
-}
-
 /** JSON text never holds raw control characters, only backslash escapes: double the backslashes. */
 function json(v: Record<string, unknown> | null): string {
   if (v === null) return '\\N';
@@ -107,65 +88,28 @@ function json(v: Record<string, unknown> | null): string {
   return s.includes('\\') ? s.replaceAll('\\', '\\\\') : s;
 }
 
-const PAD2: readonly string[] = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0'));
-const PAD3: readonly string[] = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
-
-/** `YYYY-MM-DDT` of a day (days since the epoch, 1970–9999), by H. Hinnant's civil-from-days. */
-function isoDay(days: number): string {
-  const z = days + 719468;
-  const era = Math.floor(z / 146097);
-  const doe = z - era * 146097;
-  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
-  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
-  const mp = Math.floor((5 * doy + 2) / 153);
-  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
-  const month = mp < 10 ? mp + 3 : mp - 9;
-  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
-  return `${PAD2[Math.floor(year / 100)]}${PAD2[year % 100]}-${PAD2[month]}-${PAD2[day]}T`;
-}
-
-// The events of a batch fall on one or two days: the date part is computed once per day met.
-let lastDay = NaN;
-let lastDayText = '';
-
-/**
- * Pure: the same text as Date#toISOString for years 1970–9999, several times faster; any other
- * time goes to toISOString.
- */
-export function isoUtc(d: Date): string {
-  const t = d.getTime();
-  if (!(t >= 0 && t < 253402300800000)) return d.toISOString();
-  const days = Math.floor(t / 86_400_000);
-  if (days !== lastDay) {
-    lastDayText = isoDay(days);
-    lastDay = days;
-  }
-  let rem = t - days * 86_400_000;
-  const h = Math.floor(rem / 3_600_000);
-  rem -= h * 3_600_000;
-  const mi = Math.floor(rem / 60_000);
-  rem -= mi * 60_000;
-  const sec = Math.floor(rem / 1000);
-  return `${lastDayText}${PAD2[h]}:${PAD2[mi]}:${PAD2[sec]}.${PAD3[rem - sec * 1000]}Z`;
-}
-
 /** One row's COPY text line, `enqueued` being its source's enqueued time already formatted. */
 function copyLine(r: EventRow, enqueued: string): string {
   const s = r.raw.source;
   return (
-    `${r.tenantId}\t${r.eventId}\t${isoUtc(r.occurredAt)}\t${text(r.type)}\t${text(r.sessionId)}\t${text(r.userId)}\t` +
-    `${text(r.deviceId)}\t${text(r.url)}\t${text(r.referrer)}\t${text(r.campaignId)}\t${text(r.country)}\t${text(r.browser)}\t` +
-    `${r.revenue === null ? '\\N' : String(r.revenue)}\t${json(r.properties)}\t${text(s.partitionId)}\t${s.sequenceNumber}\t` +
-    `${text(s.offset)}\t${enqueued}\n`
+    `${r.tenantId}\t${r.eventId}\t${isoUtc(r.occurredAt)}\t${copyTextField(r.type)}\t${copyTextField(r.sessionId)}\t${copyTextField(r.userId)}\t` +
+    `${copyTextField(r.deviceId)}\t${copyTextField(r.url)}\t${copyTextField(r.referrer)}\t${copyTextField(r.campaignId)}\t${copyTextField(r.country)}\t${copyTextField(r.browser)}\t` +
+    `${r.revenue === null ? '\\N' : String(r.revenue)}\t${json(r.properties)}\t${copyTextField(s.partitionId)}\t${s.sequenceNumber}\t` +
+    `${copyTextField(s.offset)}\t${enqueued}\n`
   );
 }
 
-/** Each row's COPY text line, in order. */
-function forEachCopyLine(rows: readonly EventRow[], emit: (line: string) => void): void {
+/** Each row's COPY text line, in order (a scanned row's line as its bytes). */
+function forEachCopyLine(rows: readonly EventRow[], emit: (line: string) => void, scanned?: (row: ScannedRow) => void): void {
   // Events of one batch often share their enqueued time to the millisecond.
   let lastEnqueuedMs = NaN;
   let lastEnqueued = '';
   for (const r of rows) {
+    if (r instanceof ScannedRow) {
+      if (scanned) scanned(r);
+      else emit(r.copyLine().toString('utf8'));
+      continue;
+    }
     const e = r.raw.source.enqueuedTime;
     if (e.getTime() !== lastEnqueuedMs) {
       lastEnqueuedMs = e.getTime();
@@ -183,22 +127,51 @@ export function encodeCopyText(rows: readonly EventRow[]): string {
 }
 
 /**
+ * The lines of rows the byte scanner wrote one after the other into one buffer, as a view of that
+ * buffer (no copy), or undefined when they are not (other rows, a gap left by a dropped row).
+ */
+function contiguousLines(rows: readonly EventRow[]): Buffer | undefined {
+  const first = rows[0];
+  if (!(first instanceof ScannedRow)) return undefined;
+  let end = first.copyEnd;
+  for (let i = 1; i < rows.length; i++) {
+    const r = rows[i];
+    if (!(r instanceof ScannedRow) || r.copyBuf !== first.copyBuf || r.copyStart !== end) return undefined;
+    end = r.copyEnd;
+  }
+  return first.copyBuf.subarray(first.copyStart, end);
+}
+
+/**
  * Pure: encodeCopyText's text as UTF-8 bytes (what COPY is sent), written line by line into one
  * buffer. Cheaper than Buffer.from of the whole text: a 1,000-row text is a rope of some 40,000
  * pieces that would be flattened first; a line is flattened and written while it is in cache.
+ * Rows from the byte scanner (src/pipeline/scanCopy.ts) bring their lines as bytes already.
  */
 export function encodeCopyBytes(rows: readonly EventRow[]): Buffer {
+  const view = rows.length > 0 ? contiguousLines(rows) : undefined;
+  if (view) return view;
   let buf = Buffer.allocUnsafe(Math.max(1024, rows.length * 512));
   let at = 0;
-  forEachCopyLine(rows, (line) => {
-    // A UTF-16 code unit takes at most 3 bytes of UTF-8 (a surrogate pair, 2 units, takes 4).
-    if (buf.length - at < line.length * 3) {
-      const grown = Buffer.allocUnsafe(Math.max(buf.length * 2, at + line.length * 3));
+  const room = (n: number): void => {
+    if (buf.length - at < n) {
+      const grown = Buffer.allocUnsafe(Math.max(buf.length * 2, at + n));
       buf.copy(grown, 0, 0, at);
       buf = grown;
     }
-    at += buf.write(line, at, 'utf8');
-  });
+  };
+  forEachCopyLine(
+    rows,
+    (line) => {
+      // A UTF-16 code unit takes at most 3 bytes of UTF-8 (a surrogate pair, 2 units, takes 4).
+      room(line.length * 3);
+      at += buf.write(line, at, 'utf8');
+    },
+    (r) => {
+      room(r.copyEnd - r.copyStart);
+      at += r.copyBuf.copy(buf, at, r.copyStart, r.copyEnd);
+    },
+  );
   return buf.subarray(0, at);
 }
 

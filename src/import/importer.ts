@@ -16,7 +16,7 @@
  * take it, so nothing is parked that a second run could not import.
  */
 import type pg from 'pg';
-import type { HubsinkConfig } from '../config.js';
+import { DEFAULT_COPY_MIN_ROWS, type HubsinkConfig } from '../config.js';
 import type { Capabilities } from '../db/capabilities.js';
 import { parkDeadLetters } from '../db/deadLetters.js';
 import { writeEvents } from '../db/events.js';
@@ -168,7 +168,9 @@ export async function runImport(sources: readonly ImportSource[], opts: ImportOp
       const now = clock();
       const cutoff = now.getTime() - opts.maxAgeDays * DAY_MS;
       const readable = items.filter((i) => i.error === undefined);
-      const prepared = prepareBatch(readable.map((i) => rawOf(src, i)), { now, retentionDays: MAX_AGE_LIMIT_DAYS, aheadDays: opts.config.partitionsAheadDays, maxBodyBytes: opts.config.maxBodyBytes }, now);
+      // Batches that will be written by COPY get their COPY text written while they are validated (scanCopy.ts).
+      const copy = opts.pool !== undefined && !opts.dryRun && readable.length >= (opts.config.copyMinRows ?? DEFAULT_COPY_MIN_ROWS);
+      const prepared = prepareBatch(readable.map((i) => rawOf(src, i)), { now, retentionDays: MAX_AGE_LIMIT_DAYS, aheadDays: opts.config.partitionsAheadDays, maxBodyBytes: opts.config.maxBodyBytes }, now, { copy });
       const unreadable: DeadLetterRecord[] = items
         .filter((i) => i.error !== undefined)
         .map((i) => ({ reason: 'invalid', error: i.error ?? '', body: i.body, properties: {}, source: rawOf(src, i).source, attempts: 1, firstFailureAt: now, lastFailureAt: now }));

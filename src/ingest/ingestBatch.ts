@@ -6,7 +6,7 @@
  * checkpoint past the batch.
  */
 import type pg from 'pg';
-import type { HubsinkConfig } from '../config.js';
+import { DEFAULT_COPY_MIN_ROWS, type HubsinkConfig } from '../config.js';
 import { prepareBatch } from '../pipeline/batch.js';
 import { deadLetterFromRow } from '../pipeline/deadletter.js';
 import type { BatchCounts, DeadLetterRecord, DeadLetterSink, FailureReason, RawEvent } from '../pipeline/types.js';
@@ -42,6 +42,8 @@ export async function ingestBatch(deps: IngestDeps, raws: readonly RawEvent[]): 
     [...raws],
     { now, retentionDays: config.retentionDays, aheadDays: config.partitionsAheadDays, maxBodyBytes: config.maxBodyBytes },
     now,
+    // A batch big enough for COPY gets its COPY text written while it is validated (scanCopy.ts).
+    { copy: raws.length >= (config.copyMinRows ?? DEFAULT_COPY_MIN_ROWS) },
   );
   const outcome = await writeEvents(deps.pool, config.schema, prepared.rows, {
     chunkSize: config.upsertChunkSize,

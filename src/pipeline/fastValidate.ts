@@ -61,7 +61,7 @@ const HEX_CASE: Int8Array = (() => {
  * UUID_RE's decision by one char-code scan: the id in lowercase, or undefined when it is not a UUID.
  * Lowercase ids (the common case) are returned as they are, with no toLowerCase copy.
  */
-function uuidLower(s: string): string | undefined {
+export function uuidLower(s: string): string | undefined {
   if (s.length !== 36) return undefined;
   let upper = 0;
   for (let i = 0; i < 36; i++) {
@@ -89,7 +89,7 @@ function d2(s: string, i: number): number {
  * `2026-03-14T10:15:03.120+01:00`, read by hand; any other layout, or any doubt, goes to
  * parseTimestamp, whose result this must equal.
  */
-function timestampMs(s: string): number | undefined {
+export function timestampMs(s: string): number | undefined {
   const len = s.length;
   if ((len !== 24 && len !== 29) || s[4] !== '-' || s[7] !== '-' || s[10] !== 'T' || s[13] !== ':' || s[16] !== ':' || s[19] !== '.') {
     return slowTimestampMs(s);
