@@ -1,11 +1,11 @@
 // `npm run check:deps` (part of npm test): the folders of src/ depend one way,
 //   functions, cli → features (ingest, deadletters, rollups, serving, runner, partitions, import,
-//   local, generator, telemetry) → pipeline, db, hubs → config,
+//   local, generator, telemetry, doctor) → pipeline, db, hubs → config,
 // with no cycle between folders (checked on the graph collapsed to folders) or modules, and the
 // deployable functions never reach the development tools.
 const BASE = '^src/(pipeline|db|hubs)/';
 const ENTRY = '^src/(functions|cli)/';
-const FEATURES = '^src/(ingest|deadletters|rollups|serving|runner|partitions|import|local|generator|telemetry)/';
+const FEATURES = '^src/(ingest|deadletters|rollups|serving|runner|partitions|import|local|generator|telemetry|doctor)/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { runCli } from './program.js';
 import { register as registerCheckpoints } from './checkpoints.js';
 import { register as registerDb } from './db.js';
+import { register as registerDoctor } from './doctor.js';
 import { register as registerDlq } from './dlq.js';
 import { register as registerEmulator } from './emulator.js';
 import { register as registerGenerate } from './generate.js';
@@ -20,7 +21,7 @@ export function buildProgram(): Command {
     .description('Event Hubs → Citus/PostgreSQL stream processor: exact ingest, dead letters, rollups')
     .version(pkg.version);
   // Each command module adds its subcommand(s). Keep this list sorted.
-  const registrations: ((p: Command) => void)[] = [registerCheckpoints, registerDb, registerDlq, registerEmulator, registerGenerate, registerImport, registerLocal, registerRollup, registerRun];
+  const registrations: ((p: Command) => void)[] = [registerCheckpoints, registerDb, registerDlq, registerDoctor, registerEmulator, registerGenerate, registerImport, registerLocal, registerRollup, registerRun];
   for (const register of registrations) register(program);
   return program;
 }
