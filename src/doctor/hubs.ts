@@ -5,6 +5,8 @@
 import type { EventHubConsumerClient, EventHubProducerClient } from '@azure/event-hubs';
 import type { EventHubsConnection, HubsinkConfig, StorageConnection } from '../config.js';
 import { lagOf, type LagRow, type PartitionState, type StoredCheckpoint } from '../hubs/checkpoints.js';
+import { innermostFinding, type ServiceProblem } from '../hubs/explain.js';
+import { describeError } from '../pipeline/classify.js';
 import { fail, ok, warn, type CheckResult } from './report.js';
 
 const EH = 'Event Hubs' as const;
@@ -24,39 +26,26 @@ function rights(conn: EventHubsConnection, right: 'Listen' | 'Send', scope: stri
 export type EventHubsProblem = 'not-found' | 'consumer-group-not-found' | 'unauthorized' | 'unreachable' | 'owner-held' | 'other';
 
 /**
- * Pure: the error that says what happened. After its retries the client throws an AggregateError
- * with an empty message, holding each attempt's error (sometimes as its cause): the last one is it.
+ * Pure: what an error from the Event Hubs client means, read through the client's wrappers (an
+ * AggregateError of its retries, with an empty message) by the CLI's own explainer.
  */
-export function rootError(err: unknown): unknown {
-  let e = err;
-  for (let depth = 0; depth < 5; depth++) {
-    const x = e as { errors?: unknown[]; cause?: unknown; message?: string } | null;
-    if (x === null || typeof x !== 'object') return e;
-    if (Array.isArray(x.errors) && x.errors.length > 0) e = x.errors[x.errors.length - 1];
-    else if (!x.message && x.cause !== undefined) e = x.cause;
-    else return e;
-  }
-  return e;
-}
-
-/** Pure: what an error from the Event Hubs client means. */
 export function classifyEventHubsError(error: unknown): EventHubsProblem {
-  const err = rootError(error);
-  const e = err as { code?: string; name?: string; message?: string };
-  const code = e.code ?? '';
-  const msg = e.message ?? String(err);
-  if (code === 'MessagingEntityNotFoundError' || /could not be found|amqp:not-found/i.test(msg)) return /consumergroups\//i.test(msg) ? 'consumer-group-not-found' : 'not-found';
-  if (code === 'UnauthorizedError' || /unauthori[sz]ed|amqp:unauthorized-access|InvalidSignature|token/i.test(msg)) return 'unauthorized';
-  if (code === 'ReceiverDisconnectedError' || /epoch/i.test(msg)) return 'owner-held';
-  if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|ServiceCommunication|socket|getaddrinfo/i.test(`${code} ${msg}`)) return 'unreachable';
-  return 'other';
+  const f = innermostFinding(error);
+  const map: Record<ServiceProblem, EventHubsProblem> = {
+    auth: 'unauthorized',
+    'hub-not-found': 'not-found',
+    'group-not-found': 'consumer-group-not-found',
+    unreachable: 'unreachable',
+    epoch: 'owner-held',
+    other: 'other',
+  };
+  return f ? map[f.problem] : 'other';
 }
 
+/** Pure: the innermost message that says what happened, never an empty string. */
 function message(error: unknown): string {
-  const err = rootError(error);
-  const e = err as { message?: string; code?: string };
-  if (!e.message && e.code) return e.code;
-  return (e.message ?? String(err)).split('\n')[0] ?? '';
+  const text = innermostFinding(error)?.detail ?? describeError(error);
+  return (text.split('\n')[0] ?? '').trim() || 'failed without a message';
 }
 
 /** Pure: the namespace answered for the ingest hub, or why not. */

@@ -10,7 +10,7 @@ import { loadConfig } from '../../src/config.js';
 import { migrationChecksum, type MigrationFile } from '../../src/db/migrate.js';
 import { partitionName } from '../../src/db/partitions.js';
 import { checkFreshness, checkMigrations, checkPartitions, checkRights, checkServer, describeConnectError } from '../../src/doctor/database.js';
-import { checkCheckpoints, checkHub, checkpointsAhead, classifyEventHubsError, rootError } from '../../src/doctor/hubs.js';
+import { checkCheckpoints, checkHub, checkpointsAhead, classifyEventHubsError } from '../../src/doctor/hubs.js';
 import { formatReport, jsonReport, type CheckResult } from '../../src/doctor/report.js';
 import { configurationCheck } from '../../src/doctor/run.js';
 import { settingsFrom } from '../../src/cli/doctor.js';
@@ -118,7 +118,6 @@ describe('Event Hubs errors', () => {
   const aggregate = (inner: Error): Error => Object.assign(new AggregateError([new Error('first'), inner], ''), { retryable: false });
   test('the AggregateError the client throws after its retries is read through to its last error', () => {
     const inner = Object.assign(new Error('InvalidSignature: the token has an invalid signature'), { code: 'UnauthorizedError' });
-    assert.equal(rootError(aggregate(inner)), inner);
     assert.equal(classifyEventHubsError(aggregate(inner)), 'unauthorized');
     const r = checkHub('ingest', 'clicks', { error: aggregate(inner) }, cfg, conn);
     assert.match(r.detail, /^refused: InvalidSignature/);
@@ -126,7 +125,7 @@ describe('Event Hubs errors', () => {
   });
   test('a missing hub and a missing consumer group are told apart', () => {
     assert.equal(classifyEventHubsError(new Error("The messaging entity 'sb://ns/clicks/$management' could not be found.")), 'not-found');
-    assert.equal(classifyEventHubsError(new Error("The messaging entity 'ns:eventhub:clicks~1|consumergroups/x' could not be found.")), 'consumer-group-not-found');
+    assert.equal(classifyEventHubsError(new Error("The messaging entity 'sb://ns.servicebus.windows.net/clicks/ConsumerGroups/x' could not be found.")), 'consumer-group-not-found');
     assert.equal(classifyEventHubsError(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5671'), { code: 'ECONNREFUSED' })), 'unreachable');
     assert.equal(classifyEventHubsError(Object.assign(new Error("A receiver with epoch '0' already exists"), { code: 'ReceiverDisconnectedError' })), 'owner-held');
   });
