@@ -7,12 +7,27 @@ import { getAppContext } from './context.js';
 // The dashboard and the two endpoints it needs besides metrics. Same auth as metrics: a function
 // key; the page passes the `code` it was opened with on to its API calls (README, "Dashboard").
 
-/** GET /api/dashboard, /api/dashboard/assets/… : the page and its hashed assets. */
+const dashboard = makeDashboardHandler();
+
+/** GET /api/dashboard: the page (and /api/dashboard/assets/…, the asset URLs of older pages). */
 app.http('dashboard', {
   methods: ['GET'],
   authLevel: 'function',
   route: 'dashboard/{*path}',
-  handler: makeDashboardHandler(),
+  handler: dashboard,
+});
+
+/**
+ * GET /api/dashboard-assets/<hashed name>: the page's script and style, without a key (a script tag
+ * cannot send one, and one in the URL would sit in shared caches beside the year-long asset). They
+ * are the same public code for every caller and hold no data. A route of its own: the host orders
+ * overlapping routes by function name, not by how specific they are.
+ */
+app.http('dashboardAssets', {
+  methods: ['GET'],
+  authLevel: 'anonymous',
+  route: 'dashboard-assets/{name}',
+  handler: dashboard,
 });
 
 /** GET /api/tenants?from=&to=[&limit=]: storefronts by activity in the range. */

@@ -19,6 +19,7 @@ const { HttpRequest, InvocationContext } = functions;
 
 const METRICS_ROUTE = /^\/api\/tenants\/([^/]+)\/metrics\/?$/;
 const DASHBOARD_ROUTE = /^\/api\/dashboard(?:\/(.*))?$/;
+const ASSETS_ROUTE = /^\/api\/dashboard-assets\/([^/]+)$/;
 
 /** The Functions handlers the local server answers with; those left out are 404s. */
 export interface LocalHandlers {
@@ -63,11 +64,13 @@ export function matchRoute(method: string | undefined, pathname: string): Route 
   let route: Route = { kind: 'not-found' };
   const m = METRICS_ROUTE.exec(pathname);
   const d = DASHBOARD_ROUTE.exec(pathname);
+  const a = ASSETS_ROUTE.exec(pathname);
   if (m) route = { kind: 'metrics', tenantId: decodeURIComponent(m[1] ?? '') };
   else if (/^\/api\/tenants\/?$/.test(pathname)) route = { kind: 'tenants' };
   else if (/^\/api\/freshness\/?$/.test(pathname)) route = { kind: 'freshness' };
   else if (pathname === '/' || pathname === '/index.html') route = { kind: 'dashboard', path: '' };
   else if (d) route = { kind: 'dashboard', path: decodeURIComponent(d[1] ?? '') };
+  else if (a) route = { kind: 'dashboard', path: `assets/${decodeURIComponent(a[1] ?? '')}` };
   if (route.kind === 'not-found') return route;
   if (method !== 'GET' && method !== 'HEAD') return { kind: 'method' };
   return route;

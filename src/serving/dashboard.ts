@@ -4,12 +4,15 @@
  * local stack's `/`.
  *
  * Caching: asset names carry a content hash, so they are immutable for a year; the page itself is
- * `no-cache` (revalidated by ETag), so a deployment is picked up on the next load.
+ * `private, no-cache` (revalidated by ETag), so a deployment is picked up on the next load and no
+ * shared cache keeps a page whose URL holds a key.
  *
  * Keys: behind the Functions host the page is opened as `…/api/dashboard?code=KEY`. The host checks
- * the key before this handler runs; the page repeats `code` on its asset URLs (a script tag cannot
- * send a header) and sends it as `x-functions-key` on its API calls. `Referrer-Policy: no-referrer`
- * keeps it out of Referer headers.
+ * the key before this handler runs; the page sends it as `x-functions-key` on its API calls.
+ * Its assets come from `…/api/dashboard-assets/<hashed name>`, a function without a key (a script
+ * tag cannot send a header, and a key in an asset URL would land in shared caches with the
+ * year-long asset): they are the same public code for everyone and hold no data.
+ * `Referrer-Policy: no-referrer` keeps the page's URL out of Referer headers.
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -64,21 +67,24 @@ const SECURITY_HEADERS = {
 };
 const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
+/** The route of the assets, beside `dashboard` under the same prefix (`api` by default). */
+export const ASSETS_ROUTE = 'dashboard-assets';
+
 /**
  * Pure: where the page's assets live, from the path it was requested at. `/api/dashboard`,
- * `/api/dashboard/` and `/api/dashboard/index.html` → `/api/dashboard/`; any other path (the local
- * stack's `/`) → `/api/dashboard/`, where the local stack serves them too.
+ * `/api/dashboard/` and `/api/dashboard/index.html` → `/api/dashboard-assets/` (another route
+ * prefix is kept); any other path (the local stack's `/`) → `/api/dashboard-assets/`, where the
+ * local stack serves them too.
  */
 export function assetBase(pathname: string): string {
-  const m = /^(.*\/dashboard)(?:\/.*)?$/.exec(pathname);
-  return `${m?.[1] ?? '/api/dashboard'}/`;
+  const m = /^(.*)\/dashboard(?:\/.*)?$/.exec(pathname);
+  return `${m ? m[1] : '/api'}/${ASSETS_ROUTE}/`;
 }
 
-/** Pure: the page with its asset URLs filled in. `code` (a function key) is repeated on them. */
-export function renderIndex(a: DashboardAssets, base: string, code: string | null): string {
-  const suffix = code ? `?code=${encodeURIComponent(code)}` : '';
+/** Pure: the page with its asset URLs filled in; they never carry the key. */
+export function renderIndex(a: DashboardAssets, base: string): string {
   const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
-  return a.html.replaceAll('%APP_JS%', esc(`${base}assets/${a.manifest.js}${suffix}`)).replaceAll('%APP_CSS%', esc(`${base}assets/${a.manifest.css}${suffix}`));
+  return a.html.replaceAll('%APP_JS%', esc(`${base}${a.manifest.js}`)).replaceAll('%APP_CSS%', esc(`${base}${a.manifest.css}`));
 }
 
 export type DashboardHandler = (request: HttpRequest) => Promise<HttpResponseInit>;
@@ -106,17 +112,20 @@ export function makeDashboardHandler(getAssets?: () => Promise<DashboardAssets>)
       return { status: HTTP_STATUS.unavailable, headers: { 'content-type': 'text/plain; charset=utf-8', ...NO_STORE }, body: 'The dashboard is not built: run `npm run build` (or `npm run build:dashboard`).\n' };
     }
     const url = new URL(request.url);
-    const sub = (request.params.path ?? '').replace(/^\/+/, '');
+    // `name`: the keyless assets route; `path`: the page's route (and its old assets/ URLs).
+    const sub = request.params.name !== undefined ? `assets/${request.params.name}` : (request.params.path ?? '').replace(/^\/+/, '');
     if (sub === '' || sub === 'index.html') {
-      const html = renderIndex(a, assetBase(url.pathname.replace(/\/index\.html$/, '')), url.searchParams.get('code'));
+      const html = renderIndex(a, assetBase(url.pathname.replace(/\/index\.html$/, '')));
       const etag = `"${createHash('sha256').update(html).digest('base64url').slice(0, 27)}"`;
-      const headers = { ...SECURITY_HEADERS, 'content-security-policy': CSP, 'cache-control': 'no-cache', etag, 'content-type': 'text/html; charset=utf-8' };
+      const headers = { ...SECURITY_HEADERS, 'content-security-policy': CSP, 'cache-control': 'private, no-cache', etag, 'content-type': 'text/html; charset=utf-8' };
       if (request.headers.get('if-none-match') === etag) return { status: 304, headers };
       return { status: 200, headers, body: html };
     }
     const m = /^assets\/([A-Za-z0-9._-]+)$/.exec(sub);
     const file = m?.[1] ? a.files.get(m[1]) : undefined;
     if (!file) return { status: 404, headers: { ...SECURITY_HEADERS, 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }, body: 'not found\n' };
-    return { status: 200, headers: { ...SECURITY_HEADERS, 'content-type': file.type, 'cache-control': 'public, max-age=31536000, immutable' }, body: file.body };
+    // Asked for with a key in the URL (a page from before the keyless route): no shared cache keeps it.
+    const scope = url.searchParams.has('code') ? 'private' : 'public';
+    return { status: 200, headers: { ...SECURITY_HEADERS, 'content-type': file.type, 'cache-control': `${scope}, max-age=31536000, immutable` }, body: file.body };
   };
 }

@@ -85,6 +85,14 @@ test('every registered handler is a function and names are unique', () => {
   for (const c of captured) assert.equal(typeof c.handler, 'function');
 });
 
+test('dashboard assets: HTTP GET without a key, on a route of their own (no overlap with dashboard/{*path})', () => {
+  const t = triggerOf(fn('dashboardAssets'));
+  assert.equal(t.type, 'httpTrigger');
+  assert.equal(t.authLevel, 'anonymous');
+  assert.equal(t.route, 'dashboard-assets/{name}');
+  assert.deepEqual(t.methods, ['GET']);
+});
+
 test('dashboard, tenants, freshness: HTTP GET with a function key, like metrics, on their own routes', () => {
   const routes: Record<string, string> = { metrics: 'tenants/{tenantId}/metrics', dashboard: 'dashboard/{*path}', tenants: 'tenants', freshness: 'freshness' };
   for (const [name, route] of Object.entries(routes)) {

@@ -1,12 +1,14 @@
 /**
  * The local stack's HTTP server on a real loopback socket: it answers only requests whose Host is a
  * loopback name on its own port (a page that re-points its own name at 127.0.0.1, DNS rebinding,
- * still sends its name and gets 421).
+ * still sends its name and gets 421). The dashboard it serves keeps a key out of its asset URLs
+ * and out of shared caches.
  */
 import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { loopbackHost, serveMetrics, type LocalHttp } from '../../src/local/http.js';
+import { makeDashboardHandler, type DashboardAssets } from '../../src/serving/dashboard.js';
 
 /** GET with exactly this Host header (fetch would not let a test forge it). */
 function get(port: number, path: string, host: string | undefined): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
@@ -75,5 +77,40 @@ describe('local stack Host check', () => {
     assert.equal(loopbackHost('::1:7071', 7071), false);
     assert.equal(loopbackHost('127.0.0.2:7071', 7071), false);
     assert.equal(loopbackHost(undefined, 80), false);
+  });
+});
+
+describe('local stack dashboard caching', () => {
+  let http: LocalHttp;
+  const assets: DashboardAssets = {
+    html: '<link href="%APP_CSS%"><script src="%APP_JS%"></script>',
+    manifest: { js: 'app-ABC123.js', css: 'app-DEF456.css' },
+    files: new Map([
+      ['app-ABC123.js', { body: 'console.log(1)', type: 'text/javascript; charset=utf-8' }],
+      ['app-DEF456.css', { body: 'body{}', type: 'text/css; charset=utf-8' }],
+    ]),
+  };
+  beforeAll(async () => {
+    http = await serveMetrics({ metrics: () => Promise.resolve({ status: 200 }), dashboard: makeDashboardHandler(() => Promise.resolve(assets)) }, { port: 0 });
+  });
+  afterAll(() => http.close());
+
+  test('the page opened with a key is private and its asset URLs carry no key; the assets they name are served, public and immutable', async () => {
+    const host = `127.0.0.1:${http.port}`;
+    for (const p of ['/?code=SECRETKEY', '/api/dashboard?code=SECRETKEY', '/api/dashboard/index.html?code=SECRETKEY']) {
+      const page = await get(http.port, p, host);
+      assert.equal(page.status, 200, p);
+      assert.equal(page.headers['cache-control'], 'private, no-cache', p);
+      assert.doesNotMatch(page.body, /SECRETKEY|code=/, p);
+      const urls = [...page.body.matchAll(/(?:href|src)="([^"]+)"/g)].map((m) => m[1] ?? '');
+      assert.deepEqual(urls, ['/api/dashboard-assets/app-DEF456.css', '/api/dashboard-assets/app-ABC123.js'], p);
+      for (const u of urls) {
+        const a = await get(http.port, u, host);
+        assert.equal(a.status, 200, u);
+        assert.equal(a.headers['cache-control'], 'public, max-age=31536000, immutable', u);
+      }
+    }
+    assert.equal((await get(http.port, '/api/dashboard-assets/app-OLD.js', host)).status, 404);
+    assert.equal((await get(http.port, '/api/dashboard-assets/app-ABC123.js?code=K', host)).headers['cache-control'], 'private, max-age=31536000, immutable');
   });
 });

@@ -120,38 +120,47 @@ describe('serving the page', () => {
     makeDashboardHandler(() => Promise.resolve(assets))(new HttpRequest({ method: 'GET', url, params: { path: p }, headers }));
   const header = (r: { headers?: unknown }, name: string): string | undefined => (r.headers as Record<string, string> | undefined)?.[name];
 
-  test('asset URLs are absolute under …/dashboard/, wherever the page was opened', () => {
-    assert.equal(assetBase('/api/dashboard'), '/api/dashboard/');
-    assert.equal(assetBase('/api/dashboard/'), '/api/dashboard/');
-    assert.equal(assetBase('/custom/prefix/dashboard/index.html'), '/custom/prefix/dashboard/');
-    assert.equal(assetBase('/'), '/api/dashboard/');
+  test('asset URLs are absolute under …/dashboard-assets/, beside the page, wherever it was opened', () => {
+    assert.equal(assetBase('/api/dashboard'), '/api/dashboard-assets/');
+    assert.equal(assetBase('/api/dashboard/'), '/api/dashboard-assets/');
+    assert.equal(assetBase('/custom/prefix/dashboard/index.html'), '/custom/prefix/dashboard-assets/');
+    assert.equal(assetBase('/dashboard'), '/dashboard-assets/', 'an empty route prefix');
+    assert.equal(assetBase('/'), '/api/dashboard-assets/');
   });
-  test('the page: no-cache with an ETag (304 when unchanged), CSP, no referrer; the key is repeated on asset URLs, escaped', async () => {
+  test('the page: private, no-cache with an ETag (304 when unchanged), CSP, no referrer; the key is on no asset URL', async () => {
     const r = await get('https://app.example/api/dashboard?code=k%22ey%3C', '');
     assert.equal(r.status, 200);
-    assert.equal(header(r, 'cache-control'), 'no-cache');
+    assert.equal(header(r, 'cache-control'), 'private, no-cache');
     assert.match(header(r, 'content-security-policy') ?? '', /script-src 'self'/);
     assert.doesNotMatch(header(r, 'content-security-policy') ?? '', /unsafe/);
     assert.equal(header(r, 'referrer-policy'), 'no-referrer');
-    assert.equal(r.body, '<link href="/api/dashboard/assets/app-DEF456.css?code=k%22ey%3C"><script src="/api/dashboard/assets/app-ABC123.js?code=k%22ey%3C"></script>');
+    assert.equal(r.body, '<link href="/api/dashboard-assets/app-DEF456.css"><script src="/api/dashboard-assets/app-ABC123.js"></script>');
+    assert.doesNotMatch(String(r.body), /code|k%22ey|k"ey/);
     const etag = header(r, 'etag') ?? '';
     assert.ok(etag.length > 10);
     assert.equal((await get('https://app.example/api/dashboard?code=k%22ey%3C', '', { 'if-none-match': etag })).status, 304);
-    assert.equal((await get('https://app.example/api/dashboard', '', { 'if-none-match': etag })).status, 200, 'another key is another page');
-    assert.equal(renderIndex(assets, '/b/', null), '<link href="/b/assets/app-DEF456.css"><script src="/b/assets/app-ABC123.js"></script>');
+    assert.equal(header(await get('https://app.example/api/dashboard?code=k%22ey%3C', '', { 'if-none-match': etag }), 'cache-control'), 'private, no-cache');
+    assert.equal(renderIndex(assets, '/b/'), '<link href="/b/app-DEF456.css"><script src="/b/app-ABC123.js"></script>');
   });
-  test('hashed assets are immutable for a year; anything else is a 404', async () => {
-    const js = await get('http://127.0.0.1/api/dashboard/assets/app-ABC123.js', 'assets/app-ABC123.js');
+  test('hashed assets are immutable for a year, public without a key in the URL and private with one; anything else is a 404', async () => {
+    const asset = (url: string, params: Record<string, string>) => makeDashboardHandler(() => Promise.resolve(assets))(new HttpRequest({ method: 'GET', url, params }));
+    const js = await asset('http://127.0.0.1/api/dashboard-assets/app-ABC123.js', { name: 'app-ABC123.js' });
     assert.equal(js.status, 200);
     assert.equal(js.body, 'console.log(1)');
     assert.equal(header(js, 'cache-control'), 'public, max-age=31536000, immutable');
     assert.equal(header(js, 'content-type'), 'text/javascript; charset=utf-8');
     assert.equal(header(js, 'x-content-type-options'), 'nosniff');
+    // The URLs of pages from before the keyless route: served, but kept out of shared caches.
+    const keyed = await get('http://127.0.0.1/api/dashboard/assets/app-DEF456.css?code=KEY', 'assets/app-DEF456.css');
+    assert.equal(keyed.status, 200);
+    assert.equal(header(keyed, 'cache-control'), 'private, max-age=31536000, immutable');
+    assert.equal(header(await asset('http://127.0.0.1/api/dashboard-assets/app-ABC123.js?code=KEY', { name: 'app-ABC123.js' }), 'cache-control'), 'private, max-age=31536000, immutable');
     for (const p of ['assets/app-OLD.js', 'assets/../manifest.json', 'manifest.json', 'assets/', '../../package.json']) {
       const r = await get(`http://127.0.0.1/api/dashboard/${p}`, p);
       assert.equal(r.status, 404, p);
       assert.equal(header(r, 'cache-control'), 'no-store', p);
     }
+    for (const n of ['app-OLD.js', '..', 'manifest.json', '']) assert.equal((await asset(`http://127.0.0.1/api/dashboard-assets/${n}`, { name: n })).status, 404, n);
   });
   test('a missing build is a 503 that says how to build', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'hubsink-nodash-'));
@@ -168,7 +177,7 @@ describe('serving the page', () => {
       await writeFile(path.join(dir, 'assets', 'a-1.css'), 'y');
       const ok = await handler(new HttpRequest({ method: 'GET', url: 'http://127.0.0.1/', params: {} }));
       assert.equal(ok.status, 200);
-      assert.equal(ok.body, '<script src="/api/dashboard/assets/a-1.js"></script>');
+      assert.equal(ok.body, '<script src="/api/dashboard-assets/a-1.js"></script>');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
