@@ -293,7 +293,7 @@ export function register(program: Command): void {
     .option('--json', 'print the summary as JSON on stdout')
     .addHelpText(
       'after',
-      '\nWithout --reset, a replay that was interrupted continues after the last batch it finished; --from is then ignored.\n' +
+      '\nWithout --reset, a replay that was interrupted continues after the last batch it finished\n(--from or --from-start is then refused: add --reset to start over there).\n' +
         `Exit status 1 when events are still invalid or refused, or the replay stopped early.${HUB_SETTINGS_HELP}`,
     )
     .action((o: { from?: Date; fromStart?: boolean; reset?: boolean; consumerGroup?: string; container: string; batchSize: number; limit?: number; json?: boolean }) =>

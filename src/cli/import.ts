@@ -14,6 +14,7 @@ import { createPool } from '../db/pool.js';
 import { configureSession } from '../db/session.js';
 import { parseMaps } from '../import/csvMap.js';
 import { failed, MAX_AGE_LIMIT_DAYS, runImport, type ImportSummary } from '../import/importer.js';
+import { checkSource } from '../import/preflight.js';
 import { resolveSources, type ImportFormat, type ImportSource } from '../import/sources.js';
 import { escapeControls } from '../pipeline/terminal.js';
 import { finishWith, parsePositiveInt, UsageError } from './program.js';
@@ -151,6 +152,8 @@ export function register(program: Command): void {
         warn: (message) => process.stderr.write(`warning: ${escapeControls(message)}\n`),
       });
       if (!opts.dryRun) requireDatabase(cfg);
+      // Before any row: a file that cannot yield one valid event would park every row.
+      for (const src of sources) await checkSource(src, maps);
       if (maxAgeDays > cfg.retentionDays && !opts.dryRun) {
         process.stderr.write(
           `note: events older than HUBSINK_RETENTION_DAYS (${cfg.retentionDays}) get partitions now, but the daily partition maintenance drops them from events ` +

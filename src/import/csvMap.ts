@@ -59,6 +59,8 @@ export function parseMaps(values: readonly string[]): Map<string, ColumnTarget> 
 }
 
 export interface CsvMapping {
+  /** The header as read. */
+  header: string[];
   targets: ColumnTarget[];
   /** Columns that went to `properties` because nothing mapped them (worth telling the user). */
   unmapped: string[];
@@ -89,7 +91,7 @@ export function buildCsvMapping(header: readonly string[], maps: ReadonlyMap<str
     }
     targets.push(t);
   }
-  return { targets, unmapped };
+  return { header: [...header], targets, unmapped };
 }
 
 const INTEGER = /^-?\d+$/;
@@ -149,4 +151,45 @@ function sortKeys(v: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(o).sort()) setOwn(out, k, o[k]);
   return out;
+}
+
+/** Fields an event cannot do without (eventId is derived when missing). */
+export const REQUIRED_FIELDS = ['tenantId', 'type', 'occurredAt'] as const satisfies readonly EventField[];
+export type RequiredField = (typeof REQUIRED_FIELDS)[number];
+
+/** Column names often used for a required field in exports: the first one present is suggested. */
+const LIKELY_COLUMNS: Readonly<Record<RequiredField, readonly string[]>> = {
+  tenantId: ['tenant', 'storefront', 'storefrontid', 'store', 'storeid', 'shop', 'shopid', 'account', 'accountid', 'customer', 'customerid'],
+  type: ['eventtype', 'event', 'eventname', 'kind', 'action', 'name'],
+  occurredAt: ['timestamp', 'time', 'ts', 'eventtime', 'occurred', 'createdat', 'datetime', 'date', 'when'],
+};
+
+/** Pure: the required fields no column maps to. */
+export function missingRequiredFields(mapping: CsvMapping): RequiredField[] {
+  const mapped = new Set(mapping.targets.flatMap((t) => (t.kind === 'field' ? [t.field] : [])));
+  return REQUIRED_FIELDS.filter((f) => !mapped.has(f));
+}
+
+/** Pure: a column of `candidates` that probably holds `field`, for the `--map` to suggest. */
+export function likelyColumn(field: RequiredField, candidates: readonly string[]): string | undefined {
+  const byName = new Map(candidates.map((c) => [normalize(c), c]));
+  for (const name of LIKELY_COLUMNS[field]) {
+    const c = byName.get(name);
+    if (c !== undefined) return c;
+  }
+  return undefined;
+}
+
+/**
+ * Pure: the message for a header that leaves required fields unmapped: each field, the `--map`
+ * that would supply it (a likely column, else a placeholder), and the header as it is.
+ */
+export function missingColumnsMessage(source: string, missing: readonly RequiredField[], mapping: CsvMapping): string {
+  const header = mapping.header;
+  const spare = header.filter((_, i) => mapping.targets[i]?.kind === 'property');
+  const fixes = missing.map((f) => {
+    const col = likelyColumn(f, spare);
+    return `${f}: add a column named ${f}, or map one with --map ${col !== undefined ? `${JSON.stringify(col).slice(1, -1)}=${f}` : `<column>=${f}`}`;
+  });
+  return `${source}: no column for the required field(s) ${missing.join(', ')}; nothing was imported.\n  ${fixes.join('\n  ')}\n  (header: ${header.join(', ')})`;
 }

@@ -83,12 +83,12 @@ test('CSV: columns mapped by name and --map, the rest into properties; bad recor
   assert.equal(again.json.inserted, 0);
   assert.equal(again.json.duplicates, 1);
 
-  // A --map naming a column the file does not have stops with the reason.
+  // A --map naming a column the file does not have is refused before any row is read (exit 2).
   const fresh = path.join(dir, 'orders-fresh.csv');
   await writeFile(fresh, csv);
   const bad = await run(['--map', 'nosuch=type', fresh]);
-  assert.equal(bad.code, 1);
-  assert.match(bad.json.files[0]?.error ?? '', /not in the header: "nosuch"/);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /not in the header: "nosuch"/);
 });
 
 test('blob sources on Azurite: a prefix with AzureWebJobsStorage (gzip too), and a SAS URL without it', async () => {
