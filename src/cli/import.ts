@@ -153,7 +153,7 @@ export function register(program: Command): void {
       });
       if (!opts.dryRun) requireDatabase(cfg);
       // Before any row: a file that cannot yield one valid event would park every row.
-      for (const src of sources) await checkSource(src, maps);
+      for (const src of sources) await checkSource(src, maps, { maxLineBytes: cfg.maxBodyBytes, maxGzipRatio: cfg.importMaxGzipRatio });
       if (maxAgeDays > cfg.retentionDays && !opts.dryRun) {
         process.stderr.write(
           `note: events older than HUBSINK_RETENTION_DAYS (${cfg.retentionDays}) get partitions now, but the daily partition maintenance drops them from events ` +

@@ -6,7 +6,7 @@
  * lines (at most PREFLIGHT_LINES and PREFLIGHT_BYTES), are read.
  */
 import { HubsinkError } from '../errors.js';
-import { missingColumnsMessage, missingRequiredFields, REQUIRED_FIELDS, type ColumnTarget, type CsvMapping, type RequiredField } from './csvMap.js';
+import { CsvMappingError, missingColumnsMessage, missingRequiredFields, REQUIRED_FIELDS, type ColumnTarget, type CsvMapping, type RequiredField } from './csvMap.js';
 import { readItems } from './records.js';
 import type { ImportSource } from './sources.js';
 
@@ -38,27 +38,34 @@ export function fieldsMissingFromAll(bodies: readonly Buffer[]): RequiredField[]
 }
 
 /** Throws ImportShapeError when a source cannot yield one valid event. */
-export async function checkSource(src: ImportSource, csvMaps: ReadonlyMap<string, ColumnTarget>): Promise<void> {
+export async function checkSource(src: ImportSource, csvMaps: ReadonlyMap<string, ColumnTarget>, limits: { maxLineBytes: number; maxGzipRatio: number }): Promise<void> {
   let mapping: CsvMapping | undefined;
   const bodies: Buffer[] = [];
   const items = readItems(src, {
     skipUnits: 0,
     startByte: 0,
     csvMaps,
+    ...limits,
     onCsvMapping: (m) => {
       mapping = m;
     },
   });
   let bytes = 0;
-  for await (const item of items) {
-    // A CSV header is known before its first row (records the parser skipped may come out first).
-    if (src.format === 'csv') {
-      if (mapping) break;
-      continue;
+  try {
+    for await (const item of items) {
+      // A CSV header is known before its first row (records the parser skipped may come out first).
+      if (src.format === 'csv') {
+        if (mapping) break;
+        continue;
+      }
+      if (item.error === undefined) bodies.push(item.body);
+      bytes += item.body.length;
+      if (bodies.length >= PREFLIGHT_LINES || bytes >= PREFLIGHT_BYTES) break;
     }
-    if (item.error === undefined) bodies.push(item.body);
-    bytes += item.body.length;
-    if (bodies.length >= PREFLIGHT_LINES || bytes >= PREFLIGHT_BYTES) break;
+  } catch (err) {
+    // A bad --map is the caller's; a file that cannot be read is the import's to report, in its summary.
+    if (err instanceof CsvMappingError) throw err;
+    return;
   }
   if (src.format === 'csv') {
     if (!mapping) return;
