@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { loopbackHost, serveMetrics, type LocalHttp } from '../../src/local/http.js';
-import { makeDashboardHandler, type DashboardAssets } from '../../src/serving/dashboard.js';
+import { makeDashboardHandler } from '../../src/serving/dashboard.js';
+import { fakeDashboardAssets as assets } from '../support/dashboard.js';
 
 /** GET with exactly this Host header (fetch would not let a test forge it). */
 function get(port: number, path: string, host: string | undefined): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
@@ -82,14 +83,6 @@ describe('local stack Host check', () => {
 
 describe('local stack dashboard caching', () => {
   let http: LocalHttp;
-  const assets: DashboardAssets = {
-    html: '<link href="%APP_CSS%"><script src="%APP_JS%"></script>',
-    manifest: { js: 'app-ABC123.js', css: 'app-DEF456.css' },
-    files: new Map([
-      ['app-ABC123.js', { body: 'console.log(1)', type: 'text/javascript; charset=utf-8' }],
-      ['app-DEF456.css', { body: 'body{}', type: 'text/css; charset=utf-8' }],
-    ]),
-  };
   beforeAll(async () => {
     http = await serveMetrics({ metrics: () => Promise.resolve({ status: 200 }), dashboard: makeDashboardHandler(() => Promise.resolve(assets)) }, { port: 0 });
   });

@@ -9,7 +9,8 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import functions from '@azure/functions';
-import { assetBase, loadDashboardAssets, makeDashboardHandler, renderIndex, type DashboardAssets } from '../../src/serving/dashboard.js';
+import { assetBase, loadDashboardAssets, makeDashboardHandler, renderIndex } from '../../src/serving/dashboard.js';
+import { fakeDashboardAssets as assets } from '../support/dashboard.js';
 import { parseMetricsParams } from '../../src/serving/params.js';
 import { metricsSql } from '../../src/serving/query.js';
 import { activeTenantsSql, knownTenantsSql, MAX_TENANTS_LIMIT, parseTenantsParams, shapeTenants } from '../../src/serving/tenants.js';
@@ -108,14 +109,6 @@ describe('metrics type filter', () => {
 });
 
 describe('serving the page', () => {
-  const assets: DashboardAssets = {
-    html: '<link href="%APP_CSS%"><script src="%APP_JS%"></script>',
-    manifest: { js: 'app-ABC123.js', css: 'app-DEF456.css' },
-    files: new Map([
-      ['app-ABC123.js', { body: 'console.log(1)', type: 'text/javascript; charset=utf-8' }],
-      ['app-DEF456.css', { body: 'body{}', type: 'text/css; charset=utf-8' }],
-    ]),
-  };
   const get = (url: string, p: string, headers: Record<string, string> = {}) =>
     makeDashboardHandler(() => Promise.resolve(assets))(new HttpRequest({ method: 'GET', url, params: { path: p }, headers }));
   const header = (r: { headers?: unknown }, name: string): string | undefined => (r.headers as Record<string, string> | undefined)?.[name];
