@@ -36,6 +36,7 @@ export function settingsFrom(fileText: string | undefined, env: NodeJS.ProcessEn
 
 interface DoctorOpts {
   json?: boolean;
+  role?: string;
   settings?: string;
   skip: string[];
   container: string;
@@ -53,6 +54,7 @@ export function register(program: Command): void {
     .option('--json', 'print {"ok", "checks": [{id, section, title, status, detail, fix}]} instead')
     .option('--settings <file>', 'read the settings from a local.settings.json (its Values); the environment wins over it')
     .option('--skip <check-id>', 'do not run this check (repeatable; ids are in --json output), e.g. eventhubs.deadletter-send as an operator without Send', collect, [])
+    .option('--role <name>', 'check the rights of this database role (the app\'s) instead of the one signed in')
     .option('--container <name>', 'blob container of the checkpoints', parseContainer, FUNCTIONS_CHECKPOINT_CONTAINER)
     .option('--timeout <seconds>', 'give up on a check after this long', parsePositiveInt, 30)
     .addHelpText(
@@ -87,6 +89,7 @@ export function register(program: Command): void {
         cfg,
         now: () => new Date(),
         skip: new Set(o.skip),
+        ...(o.role !== undefined ? { role: o.role } : {}),
         waitMs: o.timeout * 1000,
         checkpointContainer: o.container,
         // One connection; a quick give-up so an unreachable server is reported, not waited on.

@@ -79,29 +79,33 @@ export async function eventPartitions(db: Queryable, schema: string): Promise<st
   return rows.map((r) => r.name);
 }
 
-/** Rights the app's statements need, per object (see requiredRights). */
-export async function rightsFacts(db: Queryable, schema: string): Promise<RightsFacts> {
-  const { rows: s } = await db.query<{ usr: string; ex: boolean; usage: boolean | null; crt: boolean | null }>({
-    text: `SELECT current_user AS usr, EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS ex,
-  CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) THEN has_schema_privilege($1, 'USAGE') END AS usage,
-  CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) THEN has_schema_privilege($1, 'CREATE') END AS crt`,
-    values: [schema],
+/**
+ * Rights the app's statements need, per object (see requiredRights), of `role` (default: the role
+ * signed in): an operator checks the app's role by name. Undefined when that role does not exist.
+ */
+export async function rightsFacts(db: Queryable, schema: string, role?: string): Promise<RightsFacts | undefined> {
+  const { rows: s } = await db.query<{ usr: string | null; ex: boolean; usage: boolean | null; crt: boolean | null }>({
+    text: `SELECT r.rolname AS usr, EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) AS ex,
+  CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) THEN has_schema_privilege(r.oid, $1, 'USAGE') END AS usage,
+  CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1) THEN has_schema_privilege(r.oid, $1, 'CREATE') END AS crt
+FROM pg_roles r WHERE r.rolname = coalesce($2::text, current_user)`,
+    values: [schema, role ?? null],
   });
   const head = s[0];
-  if (!head) throw new Error('no answer to the rights query');
+  if (!head?.usr) return undefined;
   if (!head.ex) return { user: head.usr, schemaExists: false, schemaUsage: false, schemaCreate: false, objects: [], ownsEvents: null };
   const { rows } = await db.query<{ name: string; kind: string; sel: boolean; ins: boolean; upd: boolean; del: boolean; seq_usage: boolean; owner: boolean }>({
     text: `SELECT c.relname AS name, c.relkind::text AS kind,
-  c.relkind <> 'S' AND has_table_privilege(c.oid, 'SELECT') AS sel,
-  c.relkind <> 'S' AND has_table_privilege(c.oid, 'INSERT') AS ins,
-  c.relkind <> 'S' AND has_table_privilege(c.oid, 'UPDATE') AS upd,
-  c.relkind <> 'S' AND has_table_privilege(c.oid, 'DELETE') AS del,
-  c.relkind = 'S' AND has_sequence_privilege(c.oid, 'USAGE') AS seq_usage,
-  pg_has_role(current_user, c.relowner, 'USAGE') AS owner
+  c.relkind <> 'S' AND has_table_privilege($2::name, c.oid, 'SELECT') AS sel,
+  c.relkind <> 'S' AND has_table_privilege($2::name, c.oid, 'INSERT') AS ins,
+  c.relkind <> 'S' AND has_table_privilege($2::name, c.oid, 'UPDATE') AS upd,
+  c.relkind <> 'S' AND has_table_privilege($2::name, c.oid, 'DELETE') AS del,
+  c.relkind = 'S' AND has_sequence_privilege($2::name, c.oid, 'USAGE') AS seq_usage,
+  pg_has_role($2::name, c.relowner, 'USAGE') AS owner
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'S') AND NOT c.relispartition
 ORDER BY c.relname`,
-    values: [schema],
+    values: [schema, head.usr],
   });
   const objects = rows.map((r) => {
     const kind: 'table' | 'sequence' = r.kind === 'S' ? 'sequence' : 'table';

@@ -34,6 +34,8 @@ import { fail, ok, skipped, warn, type CheckResult } from './report.js';
 export interface DoctorDeps {
   cfg: HubsinkConfig;
   now: () => Date;
+  /** The role whose rights are checked (the app's), instead of the one signed in. */
+  role?: string;
   /** Check ids not to run (reported as not run). */
   skip?: ReadonlySet<string>;
   /** A pool of the app's settings (one connection is enough). */
@@ -130,7 +132,16 @@ async function databaseChecks(deps: DoctorDeps): Promise<CheckResult[]> {
     const migrateFix = `run \`hubsink migrate\` (HUBSINK_SCHEMA=${cfg.schema})`;
     await step('database.migrations', `schema ${cfg.schema} migrated`, async () => checkMigrations(await appliedMigrations(p, cfg.schema), await deps.migrations(), cfg.schema), migrateFix);
     await step('database.partitions', 'partitions cover the window', async () => checkPartitions(await eventPartitions(p, cfg.schema), deps.now(), cfg.partitionsAheadDays, cfg.retentionDays, cfg.schema), migrateFix);
-    await step('database.rights', 'rights of the role', async () => checkRights(await rightsFacts(p, cfg.schema), cfg.schema), `grant the role its rights on schema ${cfg.schema}`);
+    await step(
+      'database.rights',
+      'rights of the role',
+      async () => {
+        const f = await rightsFacts(p, cfg.schema, deps.role);
+        if (f) return checkRights(f, cfg.schema);
+        return fail(S, 'database.rights', `rights of role ${deps.role ?? ''}`, 'no such role on the server', 'name the app\'s role with --role (the app\'s name for an Entra ID identity); for the template\'s flexible server the app is an Entra administrator, its role exists once the app has signed in or was added as one');
+      },
+      `grant the role its rights on schema ${cfg.schema}`,
+    );
     const migrated = out.find((r) => r.id === 'database.migrations')?.status !== 'fail';
     if (migrated) {
       await step('database.freshness', 'rollups fresh', async () => checkFreshness(await rollupFreshness(p, cfg.schema, deps.now()), deps.staleRollupSeconds ?? 900), 'run `hubsink rollup --status`');

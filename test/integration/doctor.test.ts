@@ -64,13 +64,14 @@ afterAll(async () => {
 });
 
 /** The doctor as the CLI wires it, with quick give-ups so a broken piece is reported soon. */
-async function doctor(env: Record<string, string>): Promise<CheckResult[]> {
+async function doctor(env: Record<string, string>, role?: string): Promise<CheckResult[]> {
   const cfg = loadConfig(env);
   const retryOptions = { maxRetries: 1, retryDelayInMs: 200, timeoutInMs: 5_000 };
   return runDoctor({
     cfg,
     now: () => new Date(),
     waitMs: 60_000,
+    ...(role !== undefined ? { role } : {}),
     checkpointContainer: container.containerName,
     openPool: () => createPool({ ...cfg, poolMax: 1 }),
     consumer: (hub, group) => createConsumer(cfg.eventHubs ?? assert.fail('no Event Hubs'), group, hub, undefined, { retryOptions }),
@@ -191,6 +192,12 @@ describe('hubsink doctor', () => {
       const rights = byId(results, 'database.rights');
       assert.match(rights.detail, /; INSERT on events; .*ownership of events/);
       assert.match(rights.fix ?? '', /GRANT INSERT, UPDATE, DELETE ON "[^"]+"\."dead_letters"/);
+      // An operator signed in as the owner checks the app's role by name: the same verdict.
+      const byName = byId(await doctor(baseEnv, role), 'database.rights');
+      assert.deepEqual([byName.status, byName.detail, byName.fix], ['fail', rights.detail, rights.fix]);
+      const absent = byId(await doctor(baseEnv, 'no-such-role'), 'database.rights');
+      assert.deepEqual([absent.status, absent.detail], ['fail', 'no such role on the server']);
+      assert.match(absent.fix ?? '', /--role/);
     } finally {
       await admin.query(`DROP OWNED BY "${role}"`).catch(() => undefined);
       await admin.query(`DROP ROLE IF EXISTS "${role}"`);
