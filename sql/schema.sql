@@ -91,6 +91,74 @@ CREATE TABLE :schema.import_files (
 );
 CREATE UNIQUE INDEX import_files_pkey ON :schema.import_files USING btree (source, size, modified_at);
 
+CREATE TABLE :schema.rollup_browser_day (
+  tenant_id bigint NOT NULL,
+  bucket timestamp with time zone NOT NULL,
+  events bigint NOT NULL,
+  revenue numeric NOT NULL,
+  browser text NOT NULL,
+  CONSTRAINT rollup_browser_day_pkey PRIMARY KEY (tenant_id, bucket, browser)
+);
+CREATE INDEX rollup_browser_day_bucket_idx ON :schema.rollup_browser_day USING brin (bucket);
+CREATE UNIQUE INDEX rollup_browser_day_pkey ON :schema.rollup_browser_day USING btree (tenant_id, bucket, browser);
+
+CREATE TABLE :schema.rollup_browser_hour (
+  tenant_id bigint NOT NULL,
+  bucket timestamp with time zone NOT NULL,
+  events bigint NOT NULL,
+  revenue numeric NOT NULL,
+  browser text NOT NULL,
+  CONSTRAINT rollup_browser_hour_pkey PRIMARY KEY (tenant_id, bucket, browser)
+);
+CREATE INDEX rollup_browser_hour_bucket_idx ON :schema.rollup_browser_hour USING brin (bucket);
+CREATE UNIQUE INDEX rollup_browser_hour_pkey ON :schema.rollup_browser_hour USING btree (tenant_id, bucket, browser);
+
+CREATE TABLE :schema.rollup_campaign_type_day (
+  tenant_id bigint NOT NULL,
+  bucket timestamp with time zone NOT NULL,
+  events bigint NOT NULL,
+  revenue numeric NOT NULL,
+  campaign_id text NOT NULL,
+  type text NOT NULL,
+  CONSTRAINT rollup_campaign_type_day_pkey PRIMARY KEY (tenant_id, bucket, campaign_id, type)
+);
+CREATE INDEX rollup_campaign_type_day_bucket_idx ON :schema.rollup_campaign_type_day USING brin (bucket);
+CREATE UNIQUE INDEX rollup_campaign_type_day_pkey ON :schema.rollup_campaign_type_day USING btree (tenant_id, bucket, campaign_id, type);
+
+CREATE TABLE :schema.rollup_campaign_type_hour (
+  tenant_id bigint NOT NULL,
+  bucket timestamp with time zone NOT NULL,
+  events bigint NOT NULL,
+  revenue numeric NOT NULL,
+  campaign_id text NOT NULL,
+  type text NOT NULL,
+  CONSTRAINT rollup_campaign_type_hour_pkey PRIMARY KEY (tenant_id, bucket, campaign_id, type)
+);
+CREATE INDEX rollup_campaign_type_hour_bucket_idx ON :schema.rollup_campaign_type_hour USING brin (bucket);
+CREATE UNIQUE INDEX rollup_campaign_type_hour_pkey ON :schema.rollup_campaign_type_hour USING btree (tenant_id, bucket, campaign_id, type);
+
+CREATE TABLE :schema.rollup_country_day (
+  tenant_id bigint NOT NULL,
+  bucket timestamp with time zone NOT NULL,
+  events bigint NOT NULL,
+  revenue numeric NOT NULL,
+  country text NOT NULL,
+  CONSTRAINT rollup_country_day_pkey PRIMARY KEY (tenant_id, bucket, country)
+);
+CREATE INDEX rollup_country_day_bucket_idx ON :schema.rollup_country_day USING brin (bucket);
+CREATE UNIQUE INDEX rollup_country_day_pkey ON :schema.rollup_country_day USING btree (tenant_id, bucket, country);
+
+CREATE TABLE :schema.rollup_country_hour (
+  tenant_id bigint NOT NULL,
+  bucket timestamp with time zone NOT NULL,
+  events bigint NOT NULL,
+  revenue numeric NOT NULL,
+  country text NOT NULL,
+  CONSTRAINT rollup_country_hour_pkey PRIMARY KEY (tenant_id, bucket, country)
+);
+CREATE INDEX rollup_country_hour_bucket_idx ON :schema.rollup_country_hour USING brin (bucket);
+CREATE UNIQUE INDEX rollup_country_hour_pkey ON :schema.rollup_country_hour USING btree (tenant_id, bucket, country);
+
 CREATE TABLE :schema.rollup_day (
   tenant_id bigint NOT NULL,
   bucket timestamp with time zone NOT NULL,
@@ -106,6 +174,16 @@ CREATE TABLE :schema.rollup_day (
 ) WITH (fillfactor=70);
 CREATE INDEX rollup_day_bucket_idx ON :schema.rollup_day USING btree (bucket);
 CREATE UNIQUE INDEX rollup_day_pkey ON :schema.rollup_day USING btree (tenant_id, bucket, type, country, browser, campaign_id);
+
+CREATE TABLE :schema.rollup_history_progress (
+  source text NOT NULL,
+  target text NOT NULL,
+  done_until timestamp with time zone NOT NULL,
+  finished boolean NOT NULL DEFAULT false,
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT rollup_history_progress_pkey PRIMARY KEY (source, target)
+);
+CREATE UNIQUE INDEX rollup_history_progress_pkey ON :schema.rollup_history_progress USING btree (source, target);
 
 CREATE TABLE :schema.rollup_hour (
   tenant_id bigint NOT NULL,
@@ -149,6 +227,75 @@ CREATE TABLE :schema.rollup_state (
   CONSTRAINT rollup_state_pkey PRIMARY KEY (name)
 );
 CREATE UNIQUE INDEX rollup_state_pkey ON :schema.rollup_state USING btree (name);
+
+CREATE TABLE :schema.rollup_total_day (
+  tenant_id bigint NOT NULL,
+  bucket timestamp with time zone NOT NULL,
+  events bigint NOT NULL,
+  revenue numeric NOT NULL,
+  sessions <sketch> NOT NULL,
+  users <sketch> NOT NULL,
+  CONSTRAINT rollup_total_day_pkey PRIMARY KEY (tenant_id, bucket)
+);
+CREATE INDEX rollup_total_day_bucket_idx ON :schema.rollup_total_day USING brin (bucket);
+CREATE UNIQUE INDEX rollup_total_day_pkey ON :schema.rollup_total_day USING btree (tenant_id, bucket);
+
+CREATE TABLE :schema.rollup_total_hour (
+  tenant_id bigint NOT NULL,
+  bucket timestamp with time zone NOT NULL,
+  events bigint NOT NULL,
+  revenue numeric NOT NULL,
+  sessions <sketch> NOT NULL,
+  users <sketch> NOT NULL,
+  CONSTRAINT rollup_total_hour_pkey PRIMARY KEY (tenant_id, bucket)
+);
+CREATE INDEX rollup_total_hour_bucket_idx ON :schema.rollup_total_hour USING brin (bucket);
+CREATE UNIQUE INDEX rollup_total_hour_pkey ON :schema.rollup_total_hour USING btree (tenant_id, bucket);
+
+CREATE TABLE :schema.rollup_total_minute (
+  tenant_id bigint NOT NULL,
+  bucket timestamp with time zone NOT NULL,
+  events bigint NOT NULL,
+  revenue numeric NOT NULL,
+  sessions <sketch> NOT NULL,
+  users <sketch> NOT NULL,
+  CONSTRAINT rollup_total_minute_pkey PRIMARY KEY (tenant_id, bucket)
+);
+CREATE INDEX rollup_total_minute_bucket_idx ON :schema.rollup_total_minute USING brin (bucket);
+CREATE UNIQUE INDEX rollup_total_minute_pkey ON :schema.rollup_total_minute USING btree (tenant_id, bucket);
+
+CREATE TABLE :schema.rollup_type_day (
+  tenant_id bigint NOT NULL,
+  bucket timestamp with time zone NOT NULL,
+  events bigint NOT NULL,
+  revenue numeric NOT NULL,
+  type text NOT NULL,
+  CONSTRAINT rollup_type_day_pkey PRIMARY KEY (tenant_id, bucket, type)
+);
+CREATE INDEX rollup_type_day_bucket_idx ON :schema.rollup_type_day USING brin (bucket);
+CREATE UNIQUE INDEX rollup_type_day_pkey ON :schema.rollup_type_day USING btree (tenant_id, bucket, type);
+
+CREATE TABLE :schema.rollup_type_hour (
+  tenant_id bigint NOT NULL,
+  bucket timestamp with time zone NOT NULL,
+  events bigint NOT NULL,
+  revenue numeric NOT NULL,
+  type text NOT NULL,
+  CONSTRAINT rollup_type_hour_pkey PRIMARY KEY (tenant_id, bucket, type)
+);
+CREATE INDEX rollup_type_hour_bucket_idx ON :schema.rollup_type_hour USING brin (bucket);
+CREATE UNIQUE INDEX rollup_type_hour_pkey ON :schema.rollup_type_hour USING btree (tenant_id, bucket, type);
+
+CREATE TABLE :schema.rollup_type_minute (
+  tenant_id bigint NOT NULL,
+  bucket timestamp with time zone NOT NULL,
+  events bigint NOT NULL,
+  revenue numeric NOT NULL,
+  type text NOT NULL,
+  CONSTRAINT rollup_type_minute_pkey PRIMARY KEY (tenant_id, bucket, type)
+);
+CREATE INDEX rollup_type_minute_bucket_idx ON :schema.rollup_type_minute USING brin (bucket);
+CREATE UNIQUE INDEX rollup_type_minute_pkey ON :schema.rollup_type_minute USING btree (tenant_id, bucket, type);
 
 CREATE TABLE :schema.tenants (
   tenant_id bigint NOT NULL,

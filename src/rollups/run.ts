@@ -23,10 +23,14 @@ import type { RollupDimensionLimits } from '../config.js';
 import { inTransaction, type Queryable } from '../db/queryable.js';
 import { listPartitions, oldestPartitionStart, partitionStatements } from '../db/partitions.js';
 import {
+  GRAINS,
+  MEASURES,
   ROLLUPS,
+  isDistinctMeasure,
   bucketCeil,
   bucketStart,
   retentionCutoff,
+  type Dimension,
   type Grain,
   type RollupDefinition,
   type RollupRetention,
@@ -35,7 +39,14 @@ import { RollupSetupError, resolveSketchProfile, type RollupCapabilities, type S
 import {
   EVENTS_TABLE,
   advanceStateSql,
+  aggregateAllTenantsSql,
   aggregateSql,
+  allTenantsFromRowsSql,
+  deltaEventsSql,
+  deltaFromDeltaSql,
+  deltaFromEventsSql,
+  dropDeltaSql,
+  mergeDeltaSql,
   countEventsSql,
   deleteBucketsSql,
   ensureStateSql,
@@ -71,6 +82,8 @@ export interface RollupRunOptions {
   rollups?: readonly RollupDefinition[];
   /** Bounds of the dimension values stored (config.rollupDimensions); default DEFAULT_DIMENSION_LIMITS. */
   dimensions?: RollupDimensionLimits;
+  /** Default foldModeFor(caps); tests run both on one server. */
+  foldMode?: FoldMode;
 }
 
 export interface RollupRunResult {
@@ -102,7 +115,7 @@ export async function loadSketchProfile(
   caps: RollupCapabilities,
   rollups: readonly RollupDefinition[] = ROLLUPS,
 ): Promise<SketchProfile> {
-  const sketchCols = [...new Set(rollups.flatMap((r) => r.measures.filter((m) => m.kind === 'distinct').map((m) => m.column)))];
+  const sketchCols = [...new Set(rollups.flatMap((r) => r.measures.filter(isDistinctMeasure).map((m) => MEASURES[m].column)))];
   const cols = await db.query<{ table_name: string; column_name: string; typname: string }>(
     sketchColumnsSql(schema, rollups.map((r) => r.table), sketchCols),
   );
@@ -158,6 +171,151 @@ export async function waitForHorizon(pool: pg.Pool, schema: string, lockTimeoutM
   });
 }
 
+/** How a cycle computes the rows of one definition from a window. */
+export type FoldStep =
+  /** aggregated from events into the definition's delta */
+  | { def: RollupDefinition; from: 'events' }
+  /** aggregated from the delta of a finer definition of the same window */
+  | { def: RollupDefinition; from: RollupDefinition };
+
+/** How the fold is done: one pushed-down statement per definition, or deltas derived from each other. */
+export type FoldMode = 'direct' | 'deltas';
+
+/** Citus runs per-definition INSERT..SELECT on the shards; a temporary table would pull every row to the coordinator. */
+export function foldModeFor(caps: RollupCapabilities): FoldMode {
+  return caps.citus ? 'direct' : 'deltas';
+}
+
+function derivesFrom(def: RollupDefinition, parent: RollupDefinition): boolean {
+  const gi = GRAINS.indexOf(def.grain);
+  const pi = GRAINS.indexOf(parent.grain);
+  if (parent === def || pi > gi) return false;
+  // Same grain: only a strictly richer parent, so no two definitions derive from each other.
+  if (pi === gi && parent.dimensions.length <= def.dimensions.length) return false;
+  const same = (a: Dimension, b: Dimension) => a.name === b.name && a.column === b.column && JSON.stringify(a.source) === JSON.stringify(b.source);
+  return def.dimensions.every((d) => parent.dimensions.some((p) => same(d, p))) && def.measures.every((m) => parent.measures.includes(m));
+}
+
+/**
+ * Pure: the order in which a cycle computes the deltas of definitions that share a window. Each
+ * definition is derived from the smallest delta that holds it exactly (coarsest grain, then fewest
+ * dimensions: type_day from type_hour, total_hour from total_minute); only the others read events.
+ * Parents come before their children.
+ */
+export function planFold(defs: readonly RollupDefinition[]): FoldStep[] {
+  const rank = (d: RollupDefinition) => [GRAINS.indexOf(d.grain), -d.dimensions.length] as const;
+  const ordered = [...defs].sort((a, b) => {
+    const [ag, ad] = rank(a);
+    const [bg, bd] = rank(b);
+    return ag - bg || ad - bd;
+  });
+  return ordered.map((def) => {
+    const parents = ordered.filter((p) => derivesFrom(def, p));
+    parents.sort((a, b) => GRAINS.indexOf(b.grain) - GRAINS.indexOf(a.grain) || a.dimensions.length - b.dimensions.length);
+    const parent = parents[0];
+    return parent ? { def, from: parent } : { def, from: 'events' };
+  });
+}
+
+/**
+ * Folds one window into every definition given, in the caller's transaction. Returns the events of
+ * the window (the same number for every definition).
+ */
+async function foldWindow(
+  client: pg.PoolClient,
+  schema: string,
+  defs: readonly RollupDefinition[],
+  sketch: SketchProfile,
+  selection: { source: 'window'; fromSeq: number; toSeq: number },
+  mode: FoldMode,
+  limits: RollupDimensionLimits | undefined,
+): Promise<number> {
+  if (mode === 'direct') {
+    const counted = await client.query<{ n: string }>(countEventsSql(schema, selection));
+    const rows = toSafeInt(counted.rows[0]?.n, 'row count');
+    // Sequence values burnt by duplicates (ON CONFLICT DO NOTHING) or aborted inserts leave
+    // windows without rows; only the state moves then.
+    if (rows === 0) return 0;
+    for (const def of defs) {
+      await client.query(aggregateSql(def, sketch, schema, selection, limits));
+      if (def.allTenants) await client.query(aggregateAllTenantsSql(def, sketch, schema, selection, limits));
+    }
+    return rows;
+  }
+  const plan = planFold(defs);
+  // A failure aborts the transaction, and its rollback drops the deltas it created; a transaction
+  // that folds several windows drops each window's deltas once merged.
+  const drop = async () => {
+    for (const { def } of plan) await client.query(dropDeltaSql(def));
+  };
+  let rows: number | undefined;
+  for (const step of plan) {
+    if (step.from === 'events') {
+      await client.query(deltaFromEventsSql(step.def, sketch, schema, selection, limits));
+      if (rows === undefined) {
+        const counted = await client.query<{ n: string }>(deltaEventsSql(step.def));
+        rows = toSafeInt(counted.rows[0]?.n, 'row count');
+        if (rows === 0) {
+          await drop();
+          return 0;
+        }
+      }
+    } else {
+      await client.query(deltaFromDeltaSql(step.def, step.from, sketch));
+    }
+  }
+  for (const { def } of plan) {
+    await client.query(mergeDeltaSql(def, sketch, schema));
+    if (def.allTenants) await client.query(allTenantsFromRowsSql(def, sketch, schema, { delta: true }));
+  }
+  await drop();
+  return rows ?? 0;
+}
+
+/**
+ * One incremental step of the definitions given, up to a horizon fixed by waitForHorizon, in one
+ * transaction: their state rows are locked (name order), and those that stand at the same
+ * watermark share one window, folded together (so the events are read once for all of them).
+ */
+export async function runRollupGroup(
+  pool: pg.Pool,
+  schema: string,
+  defs: readonly RollupDefinition[],
+  sketch: SketchProfile,
+  horizon: number,
+  opts: Omit<RollupRunOptions, 'caps' | 'rollups' | 'lockTimeoutMs'> & { mode: FoldMode },
+): Promise<RollupRunResult[]> {
+  const now = opts.now ?? (() => new Date());
+  if (!Number.isSafeInteger(opts.maxWindowRows) || opts.maxWindowRows < 1) throw new Error('maxWindowRows must be a positive integer');
+  const started = now();
+  return inTransaction(pool, async (client) => {
+    const state = await client.query<{ name: string; last_seq: string }>(lockStateSql(schema, defs.map((d) => d.name)));
+    const lastSeq = new Map(state.rows.map((r) => [r.name, toSafeInt(r.last_seq, 'last_seq')]));
+    const windows = new Map<number, RollupDefinition[]>();
+    for (const def of defs) {
+      const from = lastSeq.get(def.name);
+      if (from === undefined) throw new RollupSetupError(`no rollup_state row for ${def.name}`);
+      windows.set(from, [...(windows.get(from) ?? []), def]);
+    }
+    const folded = new Map<string, { fromSeq: number; toSeq: number; rows: number }>();
+    for (const [fromSeq, group] of [...windows.entries()].sort((a, b) => a[0] - b[0])) {
+      const toSeq = Math.max(fromSeq, Math.min(horizon, fromSeq + opts.maxWindowRows));
+      const rows = toSeq > fromSeq ? await foldWindow(client, schema, group, sketch, { source: 'window', fromSeq, toSeq }, opts.mode, opts.dimensions) : 0;
+      for (const def of group) folded.set(def.name, { fromSeq, toSeq, rows });
+    }
+    const finished = now();
+    const durationMs = Math.max(0, finished.getTime() - started.getTime());
+    const out: RollupRunResult[] = [];
+    for (const def of defs) {
+      const f = folded.get(def.name);
+      if (!f) continue;
+      await client.query(advanceStateSql(schema, { name: def.name, lastSeq: f.toSeq, runAt: finished, rows: f.rows, durationMs }));
+      out.push({ name: def.name, fromSeq: f.fromSeq, toSeq: f.toSeq, rows: f.rows, durationMs, caughtUp: f.toSeq >= horizon });
+    }
+    return out;
+  });
+}
+
 /** One incremental step of one rollup up to a horizon fixed by waitForHorizon, in one transaction. */
 export async function runRollup(
   pool: pg.Pool,
@@ -165,40 +323,18 @@ export async function runRollup(
   def: RollupDefinition,
   sketch: SketchProfile,
   horizon: number,
-  opts: Omit<RollupRunOptions, 'caps' | 'rollups' | 'lockTimeoutMs'>,
+  opts: Omit<RollupRunOptions, 'caps' | 'rollups' | 'lockTimeoutMs'> & { mode?: FoldMode },
 ): Promise<RollupRunResult> {
-  const now = opts.now ?? (() => new Date());
-  if (!Number.isSafeInteger(opts.maxWindowRows) || opts.maxWindowRows < 1) throw new Error('maxWindowRows must be a positive integer');
-  const started = now();
-  return inTransaction(pool, async (client) => {
-    const state = await client.query<{ name: string; last_seq: string }>(lockStateSql(schema, [def.name]));
-    const lastSeqText = state.rows[0]?.last_seq;
-    if (lastSeqText === undefined) throw new RollupSetupError(`no rollup_state row for ${def.name}`);
-    const fromSeq = toSafeInt(lastSeqText, 'last_seq');
-    const toSeq = Math.min(horizon, fromSeq + opts.maxWindowRows);
-    let rows = 0;
-    if (toSeq > fromSeq) {
-      const selection = { source: 'window', fromSeq, toSeq } as const;
-      const counted = await client.query<{ n: string }>(countEventsSql(schema, selection));
-      rows = toSafeInt(counted.rows[0]?.n, 'row count');
-      // Sequence values burnt by duplicates (ON CONFLICT DO NOTHING) or aborted inserts leave
-      // windows without rows; only the state moves then.
-      if (rows > 0) {
-        await client.query(aggregateSql(def, sketch, schema, selection, opts.dimensions));
-      }
-    }
-    const finished = now();
-    const durationMs = Math.max(0, finished.getTime() - started.getTime());
-    await client.query(advanceStateSql(schema, { name: def.name, lastSeq: Math.max(fromSeq, toSeq), runAt: finished, rows, durationMs }));
-    return { name: def.name, fromSeq, toSeq: Math.max(fromSeq, toSeq), rows, durationMs, caughtUp: toSeq >= horizon };
-  });
+  const [r] = await runRollupGroup(pool, schema, [def], sketch, horizon, { ...opts, mode: opts.mode ?? 'direct' });
+  if (!r) throw new RollupSetupError(`no rollup_state row for ${def.name}`);
+  return r;
 }
 
 /**
  * One incremental step of every rollup. One bounded wait for writers fixes the horizon for all of
- * them (none when every rollup is already there); then each rollup has its own transaction, so a new
- * definition catches up on its own and one failing rollup does not hold back the others. Throws
- * RollupBusyError, with nothing changed, when the wait times out.
+ * them (none when every rollup is already there); then one transaction folds every definition,
+ * reading each window once. Definitions at different watermarks (a new one catching up) get their
+ * own windows in it. Throws RollupBusyError, with nothing changed, when the wait times out.
  */
 export async function runRollups(pool: pg.Pool, schema: string, opts: RollupRunOptions): Promise<RollupRunResult[]> {
   const rollups = opts.rollups ?? ROLLUPS;
@@ -210,9 +346,9 @@ export async function runRollups(pool: pg.Pool, schema: string, opts: RollupRunO
   const highWater = await readHighWater(pool, schema);
   // Nothing new since every rollup's watermark: no reason to queue for the lock at all.
   const horizon = highWater > behind ? await waitForHorizon(pool, schema, opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS) : behind;
-  const out: RollupRunResult[] = [];
-  for (const def of rollups) out.push(await runRollup(pool, schema, def, sketch, horizon, opts));
-  return out;
+  const results = await runRollupGroup(pool, schema, rollups, sketch, horizon, { ...opts, mode: opts.foldMode ?? foldModeFor(opts.caps) });
+  const byName = new Map(results.map((r) => [r.name, r]));
+  return rollups.map((r) => byName.get(r.name)).filter((r): r is RollupRunResult => r !== undefined);
 }
 
 export interface RebuildOptions {
@@ -307,6 +443,12 @@ export async function rebuildRollups(pool: pg.Pool, schema: string, opts: Rebuil
       if (rows > 0) {
         await client.query(aggregateSql(def, sketch, schema, selection, opts.dimensions));
       }
+      if (def.allTenants) {
+        // The all-storefronts buckets of the range, summed again from every tenant's rows, which
+        // stand at the same watermark (both are folded in the same transactions).
+        await client.query(deleteBucketsSql(def, schema, 0, from, to));
+        await client.query(allTenantsFromRowsSql(def, sketch, schema, { range: { from, to } }));
+      }
       const lost = shortfalls.find((x) => x.name === def.name);
       out.push({ name: def.name, grain: def.grain, from, to, deletedRows: deleted.rowCount ?? 0, rows, watermark, ...(lost ? { lost } : {}) });
     }
@@ -370,13 +512,25 @@ export async function rollupStatus(
   );
   const byName = new Map(state.rows.map((r) => [r.name, r]));
   const out: RollupStatus[] = [];
+  // Definitions normally share one watermark: count what is pending once per watermark.
+  const pendingAt = new Map<number, Promise<{ pendingRows: number; oldestAt: Date | undefined }>>();
+  const pendingFor = (lastSeq: number) => {
+    let p = pendingAt.get(lastSeq);
+    if (!p) {
+      p = (async () => {
+        const pending = await pool.query<{ n: string }>(pendingCountSql(schema, lastSeq, bound));
+        const pendingRows = toSafeInt(pending.rows[0]?.n, 'pending count');
+        const oldest = pendingRows > 0 ? await pool.query<{ ingested_at: Date }>(oldestPendingSql(schema, lastSeq)) : undefined;
+        return { pendingRows, oldestAt: oldest?.rows[0]?.ingested_at };
+      })();
+      pendingAt.set(lastSeq, p);
+    }
+    return p;
+  };
   for (const def of rollups) {
     const s = byName.get(def.name);
     const lastSeq = toSafeInt(s?.last_seq, 'last_seq');
-    const pending = await pool.query<{ n: string }>(pendingCountSql(schema, lastSeq, bound));
-    const pendingRows = toSafeInt(pending.rows[0]?.n, 'pending count');
-    const oldest = pendingRows > 0 ? await pool.query<{ ingested_at: Date }>(oldestPendingSql(schema, lastSeq)) : undefined;
-    const oldestAt = oldest?.rows[0]?.ingested_at;
+    const { pendingRows, oldestAt } = await pendingFor(lastSeq);
     out.push({
       name: def.name,
       grain: def.grain,

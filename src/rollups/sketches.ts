@@ -42,6 +42,8 @@ export interface SketchProfile {
   merge(stored: string, incoming: string): string;
   /** Aggregate over rollup rows: sketch column → an intermediate union value. */
   union(column: string): string;
+  /** Aggregate over rollup rows: sketch column → a sketch of the union (to store in a coarser row). */
+  unionSketch(column: string): string;
   /** The intermediate union value → an estimated distinct count (bigint, 0 for nothing). */
   estimate(unioned: string): string;
 }
@@ -57,6 +59,7 @@ function hllProfile(hllSchema: string): SketchProfile {
     build: (c) => `coalesce(${fn('hll_add_agg')}(${fn('hll_hash_text')}(${c})), ${fn('hll_empty')}())`,
     merge: (a, b) => `${fn('hll_union')}(${a}, ${b})`,
     union: (c) => `${fn('hll_union_agg')}(${c})`,
+    unionSketch: (c) => `coalesce(${fn('hll_union_agg')}(${c}), ${fn('hll_empty')}())`,
     estimate: (u) => `coalesce(round(${fn('hll_cardinality')}(${u}))::bigint, 0)`,
   };
 }
@@ -76,6 +79,9 @@ function kmvProfile(k: number): SketchProfile {
     // There is no built-in "union of arrays" aggregate; a text concatenation is one, and it runs
     // wherever the query runs (a Citus worker included) without custom functions.
     union: (c) => `string_agg(array_to_string(${c}, ','), ',') FILTER (WHERE cardinality(${c}) > 0)`,
+    // The aggregate inside the sub-select reads only the outer rows, so it belongs to the outer query.
+    unionSketch: (c) =>
+      `ARRAY(SELECT DISTINCT h FROM unnest(string_to_array(string_agg(array_to_string(${c}, ','), ',') FILTER (WHERE cardinality(${c}) > 0), ',')::bigint[]) AS u(h) ORDER BY h LIMIT ${k})`,
     estimate: (u) =>
       `(SELECT CASE WHEN count(*) < ${k} THEN count(*) ELSE round(${k - 1} / (${unit('max(h)')}))::bigint END ` +
       `FROM (SELECT DISTINCT h FROM unnest(string_to_array(${u}, ',')::bigint[]) AS u(h) ORDER BY h LIMIT ${k}) AS kmv)`,

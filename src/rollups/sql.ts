@@ -6,7 +6,7 @@
 import { OTHER_VALUE, type RollupDimensionLimits } from '../config.js';
 import { ident, qualified } from '../db/ident.js';
 import type { Statement } from '../db/statement.js';
-import { GRAINS, type Grain, type Measure, type RollupDefinition } from './definitions.js';
+import { GRAINS, MEASURES, type Grain, type Measure, type RollupDefinition } from './definitions.js';
 import type { SketchProfile } from './sketches.js';
 
 export const EVENTS_TABLE = 'events';
@@ -22,20 +22,23 @@ export function bucketExpr(grain: Grain, column = 'occurred_at'): string {
   return `timezone('UTC', date_trunc('${grain}', timezone('UTC', ${ident(column)})))`;
 }
 
-/** Column list of a rollup table in order: key columns first, then measures. */
+/** Key columns of a rollup table: the tenant (0 for all storefronts), the bucket, the dimensions. */
 export function keyColumns(def: RollupDefinition): string[] {
   return ['tenant_id', 'bucket', ...def.dimensions.map((d) => d.column)];
 }
 
 export function measureColumns(def: RollupDefinition): string[] {
-  return def.measures.map((m) => m.column);
+  return def.measures.map((m) => MEASURES[m].column);
 }
 
 /** The catalog type (pg_type.typname) each rollup column must have. */
 export function expectedColumnTypes(def: RollupDefinition, sketch: SketchProfile): Record<string, string> {
   const out: Record<string, string> = { tenant_id: 'int8', bucket: 'timestamptz' };
   for (const d of def.dimensions) out[d.column] = 'text';
-  for (const m of def.measures) out[m.column] = m.kind === 'count' ? 'int8' : m.kind === 'sum' ? 'numeric' : sketch.typname;
+  for (const name of def.measures) {
+    const m = MEASURES[name];
+    out[m.column] = m.kind === 'count' ? 'int8' : m.kind === 'sum' ? 'numeric' : sketch.typname;
+  }
   return out;
 }
 
@@ -50,27 +53,50 @@ function measureAggregate(m: Measure, sketch: SketchProfile): string {
   }
 }
 
+/** Aggregate of a measure over rollup (or delta) rows: counts and sums add, sketches union. */
+function measureReaggregate(m: Measure, sketch: SketchProfile): string {
+  return m.kind === 'distinct' ? sketch.unionSketch(ident(m.column)) : `sum(${ident(m.column)})`;
+}
+
 function measureMerge(m: Measure, sketch: SketchProfile): string {
   const stored = `r.${ident(m.column)}`;
   const incoming = `EXCLUDED.${ident(m.column)}`;
   return m.kind === 'distinct' ? sketch.merge(stored, incoming) : `${stored} + ${incoming}`;
 }
 
+function measuresOf(def: RollupDefinition): Measure[] {
+  return def.measures.map((m) => MEASURES[m]);
+}
+
 /** Without configuration: values cut to 64 characters, no allow-lists. */
 export const DEFAULT_DIMENSION_LIMITS: RollupDimensionLimits = { maxLength: 64, allow: {} };
 
 /**
+ * The path of a URL: what follows scheme and host, up to the query or fragment. A constant of the
+ * code, never of the request.
+ */
+const URL_PATH_PATTERN = '^(?:[A-Za-z][A-Za-z0-9+.-]*:)?(?://[^/?#]*)?([^?#]*)';
+
+/**
  * The stored value of each dimension: '' for none, else the producer's value cut to maxLength
  * characters, and `other` for a value outside the dimension's allow-list when it has one. The
- * length and the lists are bind parameters after the source's own ($n::int, then one text[] per
- * listed dimension, in definition order), so a hostile producer's long tail of distinct values
- * cannot multiply the rows of rollups kept for years.
+ * length, the properties paths and the lists are bind parameters after the source's own ($n::int,
+ * then per dimension in definition order its path if it reads properties and its list if it has
+ * one), so a hostile producer's long tail of distinct values cannot multiply the rows of rollups
+ * kept for years.
  */
 function dimensionExprs(def: RollupDefinition, limits: RollupDimensionLimits, firstParam: number): string[] {
   const len = `$${firstParam}::int`;
   let next = firstParam + 1;
   return def.dimensions.map((d) => {
-    const raw = `coalesce(${ident(d.source)}, '')`;
+    const s = d.source;
+    const value =
+      s.kind === 'column'
+        ? ident(s.column)
+        : s.kind === 'property'
+          ? `(properties #>> $${next++}::text[])`
+          : `substring(${ident(s.column)} from '${URL_PATH_PATTERN}')`;
+    const raw = `coalesce(${value}, '')`;
     const cut = `left(${raw}, ${len})`;
     if (!limits.allow[d.name]) return cut;
     const list = `$${next++}::text[]`;
@@ -81,7 +107,15 @@ function dimensionExprs(def: RollupDefinition, limits: RollupDimensionLimits, fi
 /** The bind values dimensionExprs refers to, placed after the source's own. */
 export function dimensionParams(def: RollupDefinition, limits: RollupDimensionLimits = DEFAULT_DIMENSION_LIMITS): unknown[] {
   if (!Number.isSafeInteger(limits.maxLength) || limits.maxLength < 1) throw new RangeError(`maxLength must be a positive integer, got ${String(limits.maxLength)}`);
-  return [limits.maxLength, ...def.dimensions.flatMap((d) => (limits.allow[d.name] ? [[...(limits.allow[d.name] ?? [])]] : []))];
+  // A parameter the text does not use would be refused.
+  if (def.dimensions.length === 0) return [];
+  return [
+    limits.maxLength,
+    ...def.dimensions.flatMap((d) => [
+      ...(d.source.kind === 'property' ? [[...d.source.path]] : []),
+      ...(limits.allow[d.name] ? [[...(limits.allow[d.name] ?? [])]] : []),
+    ]),
+  ];
 }
 
 /** Which events an aggregation (or its count) reads. */
@@ -98,6 +132,42 @@ function selectionFilter(sel: EventSelection): { where: string; values: unknown[
     : { where: 'tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND ingest_seq <= $4', values: [sel.tenantId, sel.from, sel.to, sel.watermark] };
 }
 
+function onConflict(def: RollupDefinition, sketch: SketchProfile): string {
+  return [
+    `ON CONFLICT (${keyColumns(def).map(ident).join(', ')}) DO UPDATE SET`,
+    measuresOf(def).map((m) => `${ident(m.column)} = ${measureMerge(m, sketch)}`).join(', '),
+  ].join('\n');
+}
+
+function allColumns(def: RollupDefinition): string {
+  return [...keyColumns(def), ...measureColumns(def)].map(ident).join(', ');
+}
+
+/** `SELECT <tenant>, bucket, dims, measures FROM events WHERE ... GROUP BY ...`, and its bind values. */
+function aggregateEvents(
+  def: RollupDefinition,
+  sketch: SketchProfile,
+  schema: string,
+  selection: EventSelection,
+  limits: RollupDimensionLimits,
+  perTenant: boolean,
+): Statement {
+  const { where, values } = selectionFilter(selection);
+  const bucket = bucketExpr(def.grain);
+  const dims = dimensionExprs(def, limits, values.length + 1);
+  const group = [...(perTenant ? ['tenant_id'] : []), bucket, ...dims];
+  const text = [
+    `SELECT ${perTenant ? 'tenant_id' : '0::bigint'} AS tenant_id, ${bucket} AS bucket, ${[
+      ...dims.map((d, i) => `${d} AS ${ident(def.dimensions[i]?.column ?? '')}`),
+      ...measuresOf(def).map((m) => `${measureAggregate(m, sketch)} AS ${ident(m.column)}`),
+    ].join(', ')}`,
+    `FROM ${qualified(schema, EVENTS_TABLE)}`,
+    `WHERE ${where}`,
+    `GROUP BY ${group.join(', ')}`,
+  ].join('\n');
+  return { text, values: [...values, ...dimensionParams(def, limits)] };
+}
+
 /**
  * `INSERT INTO rollup SELECT ... FROM events ... GROUP BY tenant_id, bucket, dims ON CONFLICT DO
  * UPDATE` adding counts and sums and merging sketches. Grouping by tenant_id with the tables
@@ -111,20 +181,103 @@ export function aggregateSql(
   selection: EventSelection,
   limits: RollupDimensionLimits = DEFAULT_DIMENSION_LIMITS,
 ): Statement {
-  const { where, values } = selectionFilter(selection);
-  const bucket = bucketExpr(def.grain);
-  const dims = dimensionExprs(def, limits, values.length + 1);
-  const cols = [...keyColumns(def), ...measureColumns(def)].map(ident).join(', ');
+  return upsert(def, sketch, schema, aggregateEvents(def, sketch, schema, selection, limits, true));
+}
+
+/** INSERT of a SELECT's rows into the rollup, merging into rows that exist. */
+function upsert(def: RollupDefinition, sketch: SketchProfile, schema: string, select: Statement): Statement {
+  return { text: [`INSERT INTO ${qualified(schema, def.table)} AS r (${allColumns(def)})`, select.text, onConflict(def, sketch)].join('\n'), values: select.values };
+}
+
+/**
+ * The all-storefronts rows (tenant_id = 0) of a window straight from events, grouped by bucket and
+ * dimensions. On Citus the shards return partial aggregates and the coordinator inserts one row
+ * per bucket and value into tenant 0's shard.
+ */
+export function aggregateAllTenantsSql(
+  def: RollupDefinition,
+  sketch: SketchProfile,
+  schema: string,
+  selection: Extract<EventSelection, { source: 'window' }>,
+  limits: RollupDimensionLimits = DEFAULT_DIMENSION_LIMITS,
+): Statement {
+  return upsert(def, sketch, schema, aggregateEvents(def, sketch, schema, selection, limits, false));
+}
+
+/** Name of a definition's delta table of one cycle (a temporary table, dropped at commit). */
+export function deltaTable(def: RollupDefinition): string {
+  return `hubsink_delta_${def.name}`;
+}
+
+function temp(name: string): string {
+  return `pg_temp.${ident(name)}`;
+}
+
+/** A window's delta of one definition, aggregated from events into a temporary table. */
+export function deltaFromEventsSql(
+  def: RollupDefinition,
+  sketch: SketchProfile,
+  schema: string,
+  selection: Extract<EventSelection, { source: 'window' }>,
+  limits: RollupDimensionLimits = DEFAULT_DIMENSION_LIMITS,
+): Statement {
+  const select = aggregateEvents(def, sketch, schema, selection, limits, true);
+  return { text: `CREATE TEMPORARY TABLE ${ident(deltaTable(def))} ON COMMIT DROP AS\n${select.text}`, values: select.values };
+}
+
+/**
+ * A window's delta of one definition from the delta of a finer one (same or finer grain, a superset
+ * of its dimensions and measures): re-bucketed, extra dimensions summed away, sketches unioned.
+ */
+export function deltaFromDeltaSql(def: RollupDefinition, parent: RollupDefinition, sketch: SketchProfile): Statement {
+  const bucket = parent.grain === def.grain ? 'bucket' : bucketExpr(def.grain, 'bucket');
+  const dims = def.dimensions.map((d) => ident(d.column));
   const text = [
-    `INSERT INTO ${qualified(schema, def.table)} AS r (${cols})`,
-    `SELECT tenant_id, ${bucket}, ${dims.join(', ')}, ${def.measures.map((m) => measureAggregate(m, sketch)).join(', ')}`,
-    `FROM ${qualified(schema, EVENTS_TABLE)}`,
-    `WHERE ${where}`,
-    `GROUP BY tenant_id, ${bucket}, ${dims.join(', ')}`,
-    `ON CONFLICT (${keyColumns(def).map(ident).join(', ')}) DO UPDATE SET`,
-    def.measures.map((m) => `${ident(m.column)} = ${measureMerge(m, sketch)}`).join(', '),
+    `CREATE TEMPORARY TABLE ${ident(deltaTable(def))} ON COMMIT DROP AS`,
+    `SELECT tenant_id, ${bucket} AS bucket, ${[...dims, ...measuresOf(def).map((m) => `${measureReaggregate(m, sketch)} AS ${ident(m.column)}`)].join(', ')}`,
+    `FROM ${temp(deltaTable(parent))}`,
+    `GROUP BY ${['tenant_id', bucket, ...dims].join(', ')}`,
   ].join('\n');
-  return { text, values: [...values, ...dimensionParams(def, limits)] };
+  return { text, values: [] };
+}
+
+/** The per-tenant rows of a delta into the rollup. */
+export function mergeDeltaSql(def: RollupDefinition, sketch: SketchProfile, schema: string): Statement {
+  return {
+    text: [`INSERT INTO ${qualified(schema, def.table)} AS r (${allColumns(def)})`, `SELECT ${allColumns(def)} FROM ${temp(deltaTable(def))}`, onConflict(def, sketch)].join('\n'),
+    values: [],
+  };
+}
+
+/** Events a delta holds (every definition counts them). */
+export function deltaEventsSql(def: RollupDefinition): Statement {
+  return { text: `SELECT coalesce(sum(events), 0)::text AS n FROM ${temp(deltaTable(def))}`, values: [] };
+}
+
+/**
+ * The all-storefronts rows (tenant_id = 0) summed from per-tenant rows: the delta of a window, or
+ * (after a rebuild) the rollup's own rows of a bucket range, which hold exactly the same events.
+ */
+export function allTenantsFromRowsSql(
+  def: RollupDefinition,
+  sketch: SketchProfile,
+  schema: string,
+  from: { delta: true } | { range: { from: Date; to: Date } },
+): Statement {
+  const dims = def.dimensions.map((d) => ident(d.column));
+  const source = 'delta' in from ? temp(deltaTable(def)) : `${qualified(schema, def.table)} WHERE tenant_id <> 0 AND bucket >= $1 AND bucket < $2`;
+  const text = [
+    `INSERT INTO ${qualified(schema, def.table)} AS r (${allColumns(def)})`,
+    `SELECT 0, bucket, ${[...dims, ...measuresOf(def).map((m) => measureReaggregate(m, sketch))].join(', ')}`,
+    `FROM ${source}`,
+    `GROUP BY ${['bucket', ...dims].join(', ')}`,
+    onConflict(def, sketch),
+  ].join('\n');
+  return { text, values: 'delta' in from ? [] : [from.range.from, from.range.to] };
+}
+
+export function dropDeltaSql(def: RollupDefinition): Statement {
+  return { text: `DROP TABLE IF EXISTS ${temp(deltaTable(def))}`, values: [] };
 }
 
 /** Creates missing state rows so a new definition starts from sequence 0. */
@@ -195,7 +348,7 @@ export function advanceStateSql(schema: string, a: StateAdvance): Statement {
   };
 }
 
-/** A tenant's buckets in [from, to). */
+/** A tenant's buckets in [from, to) (tenant 0: the all-storefronts rows). */
 export function deleteBucketsSql(def: RollupDefinition, schema: string, tenantId: number, from: Date, to: Date): Statement {
   return { text: `DELETE FROM ${qualified(schema, def.table)} WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3`, values: [tenantId, from, to] };
 }

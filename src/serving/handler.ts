@@ -5,7 +5,7 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type pg from 'pg';
 import { loadSketchProfile } from '../rollups/run.js';
-import { rollupForGrain, type RollupRetention } from '../rollups/definitions.js';
+import type { RollupRetention } from '../rollups/definitions.js';
 import type { RollupCapabilities, SketchProfile } from '../rollups/sketches.js';
 import { errorResponse, httpStatusOf, isStatementTimeout, notReady, NO_STORE, ParameterError, QueryTimeoutError, requestQuery } from './http.js';
 import { parseMetricsParams } from './params.js';
@@ -59,10 +59,10 @@ export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): Metrics
       const sql = metricsSql(q, sketch, deps.schema, { maxRows });
       const [rows, state] = await Promise.all([
         deps.pool.query<MetricsRow>(sql),
-        deps.pool.query<{ last_run_at: Date | null }>(lastRunSql(deps.schema, rollupForGrain(q.grain).name)),
+        deps.pool.query<{ last_run_at: Date | null }>(lastRunSql(deps.schema, q.rollup.name)),
       ]);
       if (exceedsRowLimit(rows.rows, maxRows)) {
-        return errorResponse(new ParameterError('to', `this range holds more than ${maxRows} rollup rows for the tenant; narrow the range or use a coarser grain`));
+        return errorResponse(new ParameterError('to', `this range holds more than ${maxRows} rows of rollup ${q.rollup.name} for the tenant; narrow the range or use a coarser grain`));
       }
       return { status: 200, headers: NO_STORE, jsonBody: shapeMetrics(q, sketch.kind, state.rows[0]?.last_run_at ?? null, rows.rows) };
     } catch (err) {

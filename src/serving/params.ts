@@ -4,18 +4,25 @@
  * times become bind parameters, and `grain` and `by` select entries of fixed tables.
  */
 import {
-  DIMENSIONS,
+  GRAINS,
   GRAIN_MS,
+  MEASURE_NAMES,
+  ROLLUPS,
+  answeringRollups,
+  catalogDimensions,
   isAligned,
   retentionCutoff,
   type Dimension,
   type Grain,
+  type MeasureName,
+  type RollupDefinition,
   type RollupRetention,
 } from '../rollups/definitions.js';
 
 export type GrainParam = Grain | 'auto';
 
 export interface MetricsQuery {
+  /** The storefront; 0 for the all-storefronts view (`all`), whose rows have tenant_id = 0. */
   tenantId: number;
   from: Date;
   to: Date;
@@ -25,7 +32,15 @@ export interface MetricsQuery {
   top: number;
   /** Only events of this type (e.g. the two sides of a click-through rate); absent or null: all types. */
   type?: string | null;
+  /** What each point carries; always starts with events. */
+  measures: readonly MeasureName[];
+  /** The smallest rollup that answers the query exactly. */
+  rollup: RollupDefinition;
 }
+
+/** The `{tenantId}` of the all-storefronts view. */
+export const ALL_TENANTS = 'all';
+export const DEFAULT_MEASURES: readonly MeasureName[] = ['events', 'revenue'];
 
 export interface ParamError {
   parameter: string;
@@ -45,7 +60,7 @@ export const MAX_BUCKETS: Readonly<Record<Grain, number>> = { minute: 2 * 1440, 
 export const DEFAULT_TOP = 10;
 export const MAX_TOP = 50;
 
-const KNOWN = ['from', 'to', 'grain', 'by', 'top', 'type'] as const;
+const KNOWN = ['from', 'to', 'grain', 'by', 'top', 'type', 'measures'] as const;
 /** Coarsest first: `auto` takes the first grain that tiles the range exactly. */
 const COARSEST_FIRST: readonly Grain[] = ['day', 'hour', 'minute'];
 
@@ -90,6 +105,8 @@ export interface ParamOptions {
   now: Date;
   retentionDays: RollupRetention;
   maxBuckets?: Readonly<Record<Grain, number>>;
+  /** The catalog queries are answered from (default: the built-in one). */
+  rollups?: readonly RollupDefinition[];
 }
 
 /**
@@ -157,12 +174,73 @@ export function parseTimeRange(query: URLSearchParams, known: readonly string[])
   return { ok: true, from, to };
 }
 
-export function parseMetricsParams(tenantIdParam: string | undefined, query: URLSearchParams, opts: ParamOptions): ParamResult {
-  const t = tenantIdParam ?? '';
-  if (!/^[1-9][0-9]{0,15}$/.test(t) || !Number.isSafeInteger(Number(t))) {
-    return fail('tenantId', 'must be a positive whole number (at most 2^53-1)');
+/** Pure: how a definition list reads in an error message: `total (minute, hour, day), type (hour)`. */
+export function describeRollups(defs: readonly RollupDefinition[]): string {
+  const bySpec = new Map<string, Grain[]>();
+  for (const d of defs) bySpec.set(d.spec, [...(bySpec.get(d.spec) ?? []), d.grain]);
+  return [...bySpec.entries()].map(([spec, grains]) => `${spec} (${grains.join(', ')})`).join(', ');
+}
+
+/**
+ * Pure: the smallest rollup that answers the query, or a 400 that names the parameter to change and
+ * says which rollups exist for what was asked.
+ */
+export function chooseRollup(
+  q: { grain: Grain; by: Dimension | null; type: string | null; measures: readonly MeasureName[]; allTenants: boolean; grainRequested: GrainParam },
+  rollups: readonly RollupDefinition[],
+): { rollup: RollupDefinition } | { error: ParamError } {
+  const question = { grain: q.grain, by: q.by?.name ?? null, filters: q.type !== null ? ['type'] : [], measures: q.measures, allTenants: q.allTenants };
+  const found = answeringRollups(question, rollups)[0];
+  if (found) return { rollup: found };
+  const what = [q.by ? `by=${q.by.name}` : null, q.type !== null ? 'type' : null].filter((x) => x !== null).join(' with ');
+  const anyGrain = GRAINS.flatMap((grain) => answeringRollups({ ...question, grain }, rollups));
+  if (anyGrain.length > 0) {
+    const grains = [...new Set(anyGrain.map((d) => d.grain))];
+    return {
+      error: {
+        parameter: q.grainRequested === 'auto' ? 'from' : 'grain',
+        message: `no rollup keeps ${what || 'these measures'} at ${q.grain} grain; it is kept at ${grains.join(', ')} (${describeRollups(anyGrain)}): ${q.grainRequested === 'auto' ? `align from and to to whole ${grains[0] ?? 'hour'}s` : `use grain=${grains[0] ?? 'hour'}`}`,
+      },
+    };
   }
-  const tenantId = Number(t);
+  const withoutMeasures = GRAINS.flatMap((grain) => answeringRollups({ ...question, grain, measures: ['events'] }, rollups));
+  if (withoutMeasures.length > 0) {
+    const kept = GRAINS.flatMap((grain) => answeringRollups({ ...question, grain, by: null, filters: [] }, rollups));
+    return {
+      error: {
+        parameter: 'measures',
+        message: `no rollup keeps ${q.measures.join(', ')} ${what ? `for ${what}` : ''}${q.allTenants ? ' for all storefronts' : ''}; rollups for ${what || 'these'}: ${describeRollups(withoutMeasures)} with ${[...new Set(withoutMeasures.flatMap((d) => d.measures))].join(', ')}${kept.length > 0 ? `; ${q.measures.join(', ')} ${q.measures.length > 1 ? 'are' : 'is'} kept by ${describeRollups(kept)}` : ''}`.replace(/ {2,}/g, ' '),
+      },
+    };
+  }
+  const dims = q.allTenants ? catalogDimensions(rollups.filter((r) => r.allTenants)) : catalogDimensions(rollups);
+  return {
+    error: {
+      parameter: q.by ? 'by' : 'type',
+      message: `no rollup keeps ${what}${q.allTenants ? ' for all storefronts' : ''}; dimensions kept together with type: ${describeRollups(rollups.filter((r) => r.dimensions.some((d) => d.name === 'type')))}; by may be one of ${dims.map((d) => d.name).join(', ')}`,
+    },
+  };
+}
+
+/** Pure: `measures=events,sessions` → the list in catalog order, events first; or the reason it is refused. */
+export function parseMeasures(raw: string | null): { measures: MeasureName[] } | { error: ParamError } {
+  if (raw === null) return { measures: [...DEFAULT_MEASURES] };
+  const asked = raw.split(',').map((m) => m.trim());
+  const unknown = asked.filter((m) => !(MEASURE_NAMES as readonly string[]).includes(m));
+  if (raw.trim() === '' || unknown.length > 0) {
+    return { error: { parameter: 'measures', message: `must be a comma-separated list of ${MEASURE_NAMES.join(', ')}${unknown.length > 0 ? `; unknown: ${unknown.map((m) => JSON.stringify(m)).join(', ')}` : ''}` } };
+  }
+  return { measures: MEASURE_NAMES.filter((m) => m === 'events' || asked.includes(m)) };
+}
+
+export function parseMetricsParams(tenantIdParam: string | undefined, query: URLSearchParams, opts: ParamOptions): ParamResult {
+  const rollups = opts.rollups ?? ROLLUPS;
+  const t = tenantIdParam ?? '';
+  const allTenants = t === ALL_TENANTS;
+  if (!allTenants && (!/^[1-9][0-9]{0,15}$/.test(t) || !Number.isSafeInteger(Number(t)))) {
+    return fail('tenantId', `must be a positive whole number (at most 2^53-1), or ${ALL_TENANTS} for every storefront`);
+  }
+  const tenantId = allTenants ? 0 : Number(t);
 
   const range = parseTimeRange(query, KNOWN);
   if (!range.ok) return range;
@@ -176,8 +254,9 @@ export function parseMetricsParams(tenantIdParam: string | undefined, query: URL
   const byRaw = query.get('by');
   let by: Dimension | null = null;
   if (byRaw !== null) {
-    const dim = DIMENSIONS.find((d) => d.name === byRaw);
-    if (!dim) return fail('by', `must be one of ${DIMENSIONS.map((d) => d.name).join(', ')}`);
+    const dims = catalogDimensions(rollups);
+    const dim = dims.find((d) => d.name === byRaw);
+    if (!dim) return fail('by', `must be one of ${dims.map((d) => d.name).join(', ')}`);
     by = dim;
   }
 
@@ -192,7 +271,15 @@ export function parseMetricsParams(tenantIdParam: string | undefined, query: URL
   // The rule events.type has (1 to 64 characters); the value is a bind parameter, never SQL text.
   if (type !== null && (type.length < 1 || type.length > 64)) return fail('type', 'must be an event type of 1 to 64 characters');
 
+  const measures = parseMeasures(query.get('measures'));
+  if ('error' in measures) return { ok: false, error: measures.error };
+
   const chosen = chooseGrain(requested, from, to, opts);
   if ('error' in chosen) return { ok: false, error: chosen.error };
-  return { ok: true, query: { tenantId, from, to, grain: chosen.grain, by, top, ...(type !== null ? { type } : {}) } };
+  const rollup = chooseRollup({ grain: chosen.grain, by, type, measures: measures.measures, allTenants, grainRequested: requested }, rollups);
+  if ('error' in rollup) return { ok: false, error: rollup.error };
+  return {
+    ok: true,
+    query: { tenantId, from, to, grain: chosen.grain, by, top, ...(type !== null ? { type } : {}), measures: measures.measures, rollup: rollup.rollup },
+  };
 }

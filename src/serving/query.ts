@@ -4,51 +4,64 @@
  */
 import { ident, qualified } from '../db/ident.js';
 import type { Statement } from '../db/statement.js';
-import { rollupForGrain, type Grain, type RollupDefinition } from '../rollups/definitions.js';
+import type { MeasureName } from '../rollups/definitions.js';
 import type { SketchKind, SketchProfile } from '../rollups/sketches.js';
 import { STATE_TABLE } from '../rollups/sql.js';
-import type { MetricsQuery } from './params.js';
-import type { MetricsPoint, MetricsSeries } from './wire.js';
+import { ALL_TENANTS, type MetricsQuery } from './params.js';
+import type { MetricsPoint, MetricsResponseWire, MetricsSeries } from './wire.js';
 
 /** Rows of a rollup one response may read, unless configured otherwise (HUBSINK_METRICS_MAX_ROWS). */
 export const DEFAULT_MAX_ROWS = 200_000;
 
 /**
- * Per bucket and per series: counts and revenue summed, sketches unioned then estimated. A series
+ * Per bucket and per series from the rollup chosen for the query (q.rollup): counts and revenue
+ * summed, sketches unioned then estimated, and the rollup's other dimensions summed away. A series
  * is one value of the `by` dimension among the `top` largest by events over the range; the other
  * values fold into one series whose key is NULL. At most `maxRows` + 1 rollup rows are read (the
  * caller refuses a response that would need more), so a tenant whose producers sent millions of
- * distinct values costs a bounded scan. Every part filters on the one tenant_id, so on Citus the
- * whole statement runs on one shard (a router query).
+ * distinct values costs a bounded scan. Every part filters on the one tenant_id (0 for all
+ * storefronts), so on Citus the whole statement runs on one shard (a router query).
  * $1 tenant, $2 from, $3 to, $4 top, $5 row limit, $6 the event type (only with `type`: a ratio's
  * numerator or denominator; the top values are then ranked among that type's events).
  */
-export function metricsSql(
-  q: MetricsQuery,
-  sketch: SketchProfile,
-  schema: string,
-  opts: { maxRows?: number; rollups?: readonly RollupDefinition[] } = {},
-): Statement {
-  const def = rollupForGrain(q.grain, opts.rollups);
+export function metricsSql(q: MetricsQuery, sketch: SketchProfile, schema: string, opts: { maxRows?: number } = {}): Statement {
+  const def = q.rollup;
   const maxRows = opts.maxRows ?? DEFAULT_MAX_ROWS;
   if (!Number.isSafeInteger(maxRows) || maxRows < 1) throw new RangeError(`maxRows must be a positive integer, got ${String(maxRows)}`);
-  const key = q.by ? ident(q.by.column) : `''::text`;
+  for (const m of q.measures) if (!def.measures.includes(m)) throw new Error(`rollup ${def.name} does not keep ${m}`);
+  const typeDim = def.dimensions.find((d) => d.name === 'type');
+  if (q.type && !typeDim) throw new Error(`rollup ${def.name} has no type dimension`);
+  const byDim = q.by ? def.dimensions.find((d) => d.name === q.by?.name) : undefined;
+  if (q.by && !byDim) throw new Error(`rollup ${def.name} has no ${q.by.name} dimension`);
+  const key = byDim ? ident(byDim.column) : `''::text`;
+  const has = (m: MeasureName) => q.measures.includes(m);
+  const inner = ['bucket', `${key} AS key`, 'events', ...(has('revenue') ? ['revenue'] : []), ...(has('sessions') ? ['sessions'] : []), ...(has('users') ? ['users'] : [])];
+  const grouped = [
+    'sum(r.events) AS events',
+    ...(has('revenue') ? ['sum(r.revenue) AS revenue'] : []),
+    ...(has('sessions') ? [`${sketch.union('r.sessions')} AS s`] : []),
+    ...(has('users') ? [`${sketch.union('r.users')} AS u`] : []),
+  ];
+  const outer = [
+    'g.events::text AS events',
+    ...(has('revenue') ? ['round(g.revenue, 4)::text AS revenue'] : []),
+    ...(has('sessions') ? [`${sketch.estimate('g.s')}::text AS sessions`] : []),
+    ...(has('users') ? [`${sketch.estimate('g.u')}::text AS users`] : []),
+  ];
   const text = [
     `WITH r AS MATERIALIZED (`,
-    `  SELECT bucket, ${key} AS key, events, revenue, sessions, users`,
+    `  SELECT ${inner.join(', ')}`,
     `  FROM ${qualified(schema, def.table)}`,
-    `  WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3${q.type ? ' AND type = $6' : ''}`,
+    `  WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3${q.type && typeDim ? ` AND ${ident(typeDim.column)} = $6` : ''}`,
     `  LIMIT $5`,
     `), k AS (`,
     `  SELECT key, row_number() OVER (ORDER BY sum(events) DESC, key) AS rank FROM r GROUP BY key`,
     `), g AS (`,
-    `  SELECT r.bucket, CASE WHEN k.rank <= $4 THEN r.key END AS key, sum(r.events) AS events, sum(r.revenue) AS revenue,`,
-    `         ${sketch.union('r.sessions')} AS s, ${sketch.union('r.users')} AS u`,
+    `  SELECT r.bucket, CASE WHEN k.rank <= $4 THEN r.key END AS key, ${grouped.join(', ')}`,
     `  FROM r JOIN k ON k.key = r.key`,
     `  GROUP BY 1, 2`,
     `)`,
-    `SELECT g.bucket, g.key, g.events::text AS events, round(g.revenue, 4)::text AS revenue,`,
-    `       ${sketch.estimate('g.s')}::text AS sessions, ${sketch.estimate('g.u')}::text AS users,`,
+    `SELECT g.bucket, g.key, ${outer.join(', ')},`,
     `       (SELECT count(*) FROM r)::text AS rows_read, (SELECT count(*) FROM k)::text AS keys`,
     `FROM g`,
     `ORDER BY g.key IS NULL, g.key, g.bucket`,
@@ -68,9 +81,10 @@ export interface MetricsRow {
   /** NULL for the series that folds the values beyond the top ones. */
   key: string | null;
   events: string;
-  revenue: string;
-  sessions: string;
-  users: string;
+  /** Only the measures the query asked for are selected. */
+  revenue?: string;
+  sessions?: string;
+  users?: string;
   /** Rollup rows the statement read (at most the limit + 1). */
   rows_read: string;
   /** Distinct values of the `by` dimension in the range. */
@@ -79,25 +93,7 @@ export interface MetricsRow {
 
 export type { MetricsPoint, MetricsSeries };
 
-export interface MetricsResponse {
-  tenantId: number;
-  from: string;
-  to: string;
-  grain: Grain;
-  by: string | null;
-  /** The event type the response is limited to; absent when it is not. */
-  type?: string;
-  /** How distinct counts are estimated: hll, or kmv (exact below its size). */
-  distinct: SketchKind;
-  /** When the rollup last folded in new events; data is complete up to about then. */
-  rollupRunAt: string | null;
-  /** Most series by value a response holds (the largest by events); the rest are one "other" series. */
-  top: number;
-  /** Distinct values of `by` in the range (1 without `by`, 0 without data). */
-  seriesTotal: number;
-  /** Only buckets that have events appear. Series are ordered by key, "other" last. */
-  series: MetricsSeries[];
-}
+export type MetricsResponse = MetricsResponseWire;
 
 /** Pure: whether the statement met the row limit, i.e. the answer would be incomplete. */
 export function exceedsRowLimit(rows: readonly MetricsRow[], maxRows: number): boolean {
@@ -116,15 +112,23 @@ export function shapeMetrics(q: MetricsQuery, distinct: SketchKind, rollupRunAt:
       current = r.key === null ? { key: null, other: true, otherKeys: seriesTotal - q.top, points: [] } : { key: q.by ? r.key : null, points: [] };
       series.push(current);
     }
-    current.points.push({ t: r.bucket.toISOString(), events: Number(r.events), revenue: r.revenue, sessions: Number(r.sessions), users: Number(r.users) });
+    current.points.push({
+      t: r.bucket.toISOString(),
+      events: Number(r.events),
+      ...(r.revenue !== undefined ? { revenue: r.revenue } : {}),
+      ...(r.sessions !== undefined ? { sessions: Number(r.sessions) } : {}),
+      ...(r.users !== undefined ? { users: Number(r.users) } : {}),
+    });
   }
   return {
-    tenantId: q.tenantId,
+    tenantId: q.tenantId === 0 ? ALL_TENANTS : q.tenantId,
     from: q.from.toISOString(),
     to: q.to.toISOString(),
     grain: q.grain,
     by: q.by?.name ?? null,
     ...(q.type ? { type: q.type } : {}),
+    measures: [...q.measures],
+    rollup: q.rollup.name,
     distinct,
     rollupRunAt: rollupRunAt?.toISOString() ?? null,
     top: q.top,

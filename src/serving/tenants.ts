@@ -50,14 +50,14 @@ export function parseTenantsParams(query: URLSearchParams, opts: { now: Date; re
   return { ok: true, query: { from, to, grain: chosen.grain, limit } };
 }
 
-/** The most active storefronts of the range, from the coarsest rollup that tiles it. */
+/** The most active storefronts of the range, from the coarsest totals rollup that tiles it (not the all-storefronts rows). */
 export function activeTenantsSql(q: TenantsQuery, schema: string): Statement {
   const def = rollupForGrain(q.grain);
   return {
     text: [
       `SELECT tenant_id::text AS tenant_id, sum(events)::text AS events`,
       `FROM ${qualified(schema, def.table)}`,
-      `WHERE bucket >= $1 AND bucket < $2`,
+      `WHERE bucket >= $1 AND bucket < $2 AND tenant_id <> 0`,
       `GROUP BY tenant_id`,
       `ORDER BY sum(events) DESC, tenant_id`,
       `LIMIT $3`,

@@ -12,7 +12,7 @@ import { makeFreshnessHandler, type FreshnessResponse } from '../../src/serving/
 import { makeMetricsHandler } from '../../src/serving/handler.js';
 import type { MetricsResponse } from '../../src/serving/query.js';
 import { makeTenantsHandler, type TenantsResponse } from '../../src/serving/tenants.js';
-import { GRAIN_MS, bucketStart } from '../../src/rollups/definitions.js';
+import { GRAIN_MS, bucketStart, ROLLUPS } from '../../src/rollups/definitions.js';
 import { makeRow } from '../support/rows.js';
 import { rollupSchema, runUntilCaughtUp, uuidFor, type RollupFixture } from './rollups-fixture.js';
 
@@ -85,7 +85,7 @@ test('tenants: most active first (ties by id), quiet ones after with 0, names; c
 test('freshness: caught up after a run; events not folded in yet show as pending with their age', async () => {
   const handler = makeFreshnessHandler(() => Promise.resolve({ pool: f.s.pool, schema: f.s.schema }), { cacheMs: 0 });
   const caught = ok<FreshnessResponse>(await handler(req('/api/freshness'), context()));
-  assert.deepEqual(caught.rollups.map((r) => [r.name, r.pendingEvents, r.lagSeconds]), [['minute', 0, 0], ['hour', 0, 0], ['day', 0, 0]]);
+  assert.deepEqual(caught.rollups.map((r) => [r.name, r.pendingEvents, r.lagSeconds]), ROLLUPS.map((d) => [d.name, 0, 0]));
   assert.ok(caught.rollups.every((r) => r.lastRunAt !== null && Date.parse(r.lastRunAt) <= Date.parse(caught.now)));
   await insertEventRows(f.s.pool, f.s.schema, [makeRow({ eventId: uuidFor('dash/late1'), tenantId: 501, occurredAt: at(9, 30), type: 'ad_impression' }), makeRow({ eventId: uuidFor('dash/late2'), tenantId: 501, occurredAt: at(9, 31), type: 'ad_click' })]);
   await f.s.pool.query(`UPDATE "${f.s.schema}".events SET ingested_at = now() - interval '90 seconds' WHERE event_id = $1`, [uuidFor('dash/late1')]);

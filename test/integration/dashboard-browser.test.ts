@@ -215,7 +215,9 @@ test.skipIf(skip)('every default panel shows exactly what the rollup tables, the
   const r = await pageRange(page);
   assert.equal(r.grain, 'minute');
   const w = [T1, r.from, r.to];
-  const rollup = `"${db.schema}".rollup_minute`;
+  // Totals (revenue, sketches) from the totals rollup, splits by type from the type rollup.
+  const rollup = `"${db.schema}".rollup_total_minute`;
+  const typeRollup = `"${db.schema}".rollup_type_minute`;
   const inWindow = `tenant_id = $1 AND bucket >= $2 AND bucket < $3`;
   const mine = known.filter((e) => e.tenantId === T1);
 
@@ -227,7 +229,7 @@ test.skipIf(skip)('every default panel shows exactly what the rollup tables, the
   // Events by type: per bucket and type.
   const byType = await readTable(page, 'Events by type');
   assert.deepEqual(byType.head, ['Bucket (UTC)', 'Event type', 'Events']);
-  const dbByType = (await sql<{ b: Date; k: string; n: string }>(`SELECT bucket AS b, type AS k, sum(events)::text AS n FROM ${rollup} WHERE ${inWindow} GROUP BY 1, 2`, w)).map((x) => [utc(x.b), label(x.k), x.n]);
+  const dbByType = (await sql<{ b: Date; k: string; n: string }>(`SELECT bucket AS b, type AS k, sum(events)::text AS n FROM ${typeRollup} WHERE ${inWindow} GROUP BY 1, 2`, w)).map((x) => [utc(x.b), label(x.k), x.n]);
   const rawByType = (await sql<{ b: Date; k: string; n: string }>(`SELECT date_trunc('minute', occurred_at) AS b, type AS k, count(*)::text AS n FROM "${db.schema}".events WHERE tenant_id = $1 GROUP BY 1, 2`, [T1])).map((x) => [utc(x.b), label(x.k), x.n]);
   const apiByType = (await api({ from: r.from, to: r.to, grain: 'minute', by: 'type' })).flatMap((s) => s.points.map((p) => [utc(p.t), label(s.key), String(p.events)]));
   const shown = byType.rows.map(([b = '', k = '', n = '']) => [b, k, String(num(n))]);
@@ -239,7 +241,7 @@ test.skipIf(skip)('every default panel shows exactly what the rollup tables, the
   const rev = await readTable(page, 'Revenue');
   assert.deepEqual(rev.head, ['Bucket (UTC)', 'Revenue']);
   const dbRev = await sql<{ b: Date; r: string }>(`SELECT bucket AS b, sum(revenue)::text AS r FROM ${rollup} WHERE ${inWindow} GROUP BY 1 ORDER BY 1`, w);
-  const apiPoints = (await api({ from: r.from, to: r.to, grain: 'minute' }))[0]?.points ?? [];
+  const apiPoints = (await api({ from: r.from, to: r.to, grain: 'minute', measures: 'events,revenue,sessions,users' }))[0]?.points ?? [];
   assert.equal(rev.rows.length, dbRev.length);
   for (const [i, row] of rev.rows.entries()) {
     assert.equal(row[0], utc(dbRev[i]?.b ?? ''));
@@ -264,7 +266,7 @@ test.skipIf(skip)('every default panel shows exactly what the rollup tables, the
   const funnel = await readTable(page, 'Funnel: page view → add to cart → purchase');
   assert.deepEqual(funnel.head, ['Step', 'Events', 'Of previous step', 'Of first step']);
   const steps = ['page_view', 'add_to_cart', 'purchase'];
-  const dbSteps = new Map((await sql<{ k: string; n: string }>(`SELECT type AS k, sum(events)::text AS n FROM ${rollup} WHERE ${inWindow} GROUP BY 1`, w)).map((x) => [x.k, Number(x.n)]));
+  const dbSteps = new Map((await sql<{ k: string; n: string }>(`SELECT type AS k, sum(events)::text AS n FROM ${typeRollup} WHERE ${inWindow} GROUP BY 1`, w)).map((x) => [x.k, Number(x.n)]));
   const apiSteps = await apiTotals({ from: r.from, to: r.to, grain: 'minute', by: 'type' });
   const counts = steps.map((s) => mine.filter((e) => e.type === s).length);
   assert.deepEqual(counts, [12, 5, 3]);
@@ -334,7 +336,7 @@ test.skipIf(skip)('new events appear within 10 s of being rolled up, without a r
   const rolled = async (expected: number): Promise<number> => {
     await waitUntil(
       'the new events in the minute rollup',
-      async () => Number((await sql<{ n: string }>(`SELECT coalesce(sum(events), 0)::text AS n FROM "${db.schema}".rollup_minute WHERE tenant_id = $1 AND type = 'page_view'`, [T1]))[0]?.n),
+      async () => Number((await sql<{ n: string }>(`SELECT coalesce(sum(events), 0)::text AS n FROM "${db.schema}".rollup_type_minute WHERE tenant_id = $1 AND type = 'page_view'`, [T1]))[0]?.n),
       (n) => n >= expected,
       60_000,
     );

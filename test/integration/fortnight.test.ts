@@ -122,7 +122,7 @@ function record(truth: Truth, batch: readonly Sent[]): void {
 async function rollupTotals(pool: pg.Pool, schema: string): Promise<number[]> {
   const out: number[] = [];
   for (const grain of ['minute', 'hour', 'day']) {
-    const { rows } = await pool.query<{ n: string }>(`SELECT coalesce(sum(events), 0)::text AS n FROM "${schema}".rollup_${grain}`);
+    const { rows } = await pool.query<{ n: string }>(`SELECT coalesce(sum(events), 0)::text AS n FROM "${schema}".rollup_total_${grain} WHERE tenant_id <> 0`);
     out.push(Number(rows[0]?.n ?? 0));
   }
   return out;

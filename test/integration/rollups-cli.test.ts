@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { testDatabaseUrl } from '../support/services.js';
 import { insertEventRows } from '../../src/db/events.js';
-import { GRAIN_MS, bucketStart } from '../../src/rollups/definitions.js';
+import { GRAIN_MS, ROLLUPS, bucketStart } from '../../src/rollups/definitions.js';
 import { assertRollupsMatchEvents, recentBase, rollupSchema, sampleRows } from './rollups-fixture.js';
 
 const BIN = fileURLToPath(new URL('../../bin/hubsink.js', import.meta.url));
@@ -35,33 +35,31 @@ test('hubsink rollup: --status, one bounded run, --catch-up, rebuild; data on st
     const st = await hubsink(['rollup', '--status', '--json'], env);
     assert.equal(st.code, 0, st.stderr);
     const status = JSON.parse(st.stdout) as StatusJson[];
-    assert.deepEqual(status.map((s) => [s.name, s.lastSeq, s.highWater, s.pendingRows, s.lastRunAt]), [
-      ['minute', 0, 120, 120, null],
-      ['hour', 0, 120, 120, null],
-      ['day', 0, 120, 120, null],
-    ]);
+    assert.deepEqual(
+      status.map((s) => [s.name, s.lastSeq, s.highWater, s.pendingRows, s.lastRunAt]),
+      ROLLUPS.map((d) => [d.name, 0, 120, 120, null]),
+    );
     assert.ok(status.every((s) => s.lagSeconds >= 0));
     const table = await hubsink(['rollup', '--status'], env);
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /^rollup\s+watermark\s+high-water\s+pending\s+lag\s+last run/);
-    assert.match(table.stdout, /^minute\s+0\s+120\s+120\s+\S+s\s+never/m);
+    assert.match(table.stdout, /^total_minute\s+0\s+120\s+120\s+\S+s\s+never/m);
 
     const one = await hubsink(['rollup', '--max-rows', '50'], env);
     assert.equal(one.code, 0, one.stderr);
-    assert.match(one.stdout, /^minute\t\(0, 50\]\trows=50\t\d+ms\tbehind$/m);
-    assert.match(one.stdout, /^day\tpruned=0\tbefore /m);
+    assert.match(one.stdout, /^total_minute\t\(0, 50\]\trows=50\t\d+ms\tbehind$/m);
+    assert.match(one.stdout, /^campaign_type_day\tpruned=0\tbefore /m);
 
     const rest = await hubsink(['rollup', '--catch-up', '--max-rows', '50', '--json'], env);
     assert.equal(rest.code, 0, rest.stderr);
     const caught = JSON.parse(rest.stdout) as { runs: number; caughtUp: boolean; rollups: { name: string; fromSeq: number; toSeq: number; rows: number }[] };
     assert.equal(caught.caughtUp, true);
     assert.equal(caught.runs, 2);
-    assert.deepEqual(caught.rollups.map((r) => [r.name, r.fromSeq, r.toSeq, r.rows]), [
-      ['minute', 50, 120, 70],
-      ['hour', 50, 120, 70],
-      ['day', 50, 120, 70],
-    ]);
-    assert.match(rest.stderr, /^run 1: minute \(50,100\] rows=50/m);
+    assert.deepEqual(
+      caught.rollups.map((r) => [r.name, r.fromSeq, r.toSeq, r.rows]),
+      ROLLUPS.map((d) => [d.name, 50, 120, 70]),
+    );
+    assert.match(rest.stderr, /^run 1: total_minute \(50,100\] rows=50/m);
     await assertRollupsMatchEvents(f);
 
     const after = JSON.parse((await hubsink(['rollup', '--status', '--json'], env)).stdout) as StatusJson[];
@@ -72,15 +70,14 @@ test('hubsink rollup: --status, one bounded run, --catch-up, rebuild; data on st
     assert.equal(rb.code, 0, rb.stderr);
     const rebuilt = JSON.parse(rb.stdout) as { tenantId: number; rollups: { name: string; from: string; rows: number; watermark: number }[] };
     assert.equal(rebuilt.tenantId, 11);
-    assert.deepEqual(rebuilt.rollups.map((r) => [r.name, r.from, r.rows, r.watermark]), [
-      ['minute', bucketStart(from, 'minute').toISOString(), 60, 120],
-      ['hour', bucketStart(from, 'hour').toISOString(), 60, 120],
-      ['day', bucketStart(from, 'day').toISOString(), 60, 120],
-    ]);
+    assert.deepEqual(
+      rebuilt.rollups.map((r) => [r.name, r.from, r.rows, r.watermark]),
+      ROLLUPS.map((d) => [d.name, bucketStart(from, d.grain).toISOString(), 60, 120]),
+    );
     await assertRollupsMatchEvents(f);
     const rbText = await hubsink(['rollup', 'rebuild', '--tenant', '12', '--from', '3h', '--to', '0m'], env);
     assert.equal(rbText.code, 0, rbText.stderr);
-    assert.match(rbText.stdout, /^rollup\s+from\s+to\s+deleted rows\s+events\s+watermark\n(minute|hour|day)\s/);
+    assert.match(rbText.stdout, /^rollup\s+from\s+to\s+deleted rows\s+events\s+watermark\ntotal_minute\s/);
   } finally {
     await f.s.drop();
   }

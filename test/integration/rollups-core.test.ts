@@ -3,20 +3,18 @@ import assert from 'node:assert/strict';
 import { insertEventRows } from '../../src/db/events.js';
 import { loadSketchProfile, pruneRollups, rebuildRollups, RebuildRangeError, rollupStatus, runRollups } from '../../src/rollups/run.js';
 import { listPartitions } from '../../src/db/partitions.js';
-import { DIMENSIONS, GRAIN_MS, MEASURES, ROLLUPS, bucketStart, rollupForGrain, type RollupDefinition } from '../../src/rollups/definitions.js';
+import { GRAIN_MS, LEGACY_ROLLUPS, ROLLUPS, bucketStart, isDistinctMeasure, rollupForGrain, type RollupDefinition } from '../../src/rollups/definitions.js';
 import { KMV_K, sketchProfile } from '../../src/rollups/sketches.js';
 import { expectedColumnTypes } from '../../src/rollups/sql.js';
 import { makeRow } from '../support/rows.js';
 import { noCitus, noHll } from '../support/services.js';
 import {
-  assertCoarserAgrees,
+  assertCatalogCoarserAgrees,
   assertRollupsMatchEvents,
   estimateDistinct,
   eventCount,
   exactDistinct,
   recentBase,
-  rawByDimension,
-  rollupByDimension,
   rollupCount,
   rollupSchema,
   runUntilCaughtUp,
@@ -28,6 +26,8 @@ import {
 const minute = rollupForGrain('minute');
 const hour = rollupForGrain('hour');
 const day = rollupForGrain('day');
+const names = ROLLUPS.map((r) => r.name);
+const withSketches = ROLLUPS.filter((r) => r.measures.some(isDistinctMeasure));
 
 test('migration: rollup tables match the definitions and the sketch profile the server supports', async () => {
   const f = await rollupSchema();
@@ -45,12 +45,19 @@ test('migration: rollup tables match the definitions and the sketch profile the 
       );
       assert.equal(seq.rowCount, 0, `${def.table} must not own a sequence (it would stop Citus pushdown)`);
     }
+    // Small rows: no reserved free space on tables that are appended bucket after bucket.
+    const opts = await f.s.pool.query<{ relname: string; reloptions: string[] | null }>(
+      `SELECT c.relname, c.reloptions FROM pg_class c WHERE c.oid = ANY($1::regclass[])`,
+      [ROLLUPS.map((r) => `"${f.s.schema}".${r.table}`)],
+    );
+    assert.equal(opts.rows.length, ROLLUPS.length);
+    for (const r of opts.rows) assert.equal(r.reloptions, null, r.relname);
+    // One state row per definition; the old cubes' are gone (they are never folded again).
     const state = await f.s.pool.query<{ name: string; last_seq: string }>(`SELECT name, last_seq::text FROM "${f.s.schema}".rollup_state ORDER BY name`);
-    assert.deepEqual(state.rows, [
-      { name: 'day', last_seq: '0' },
-      { name: 'hour', last_seq: '0' },
-      { name: 'minute', last_seq: '0' },
-    ]);
+    assert.deepEqual(
+      state.rows,
+      [...names].sort().map((name) => ({ name, last_seq: '0' })),
+    );
   } finally {
     await f.s.drop();
   }
@@ -83,14 +90,15 @@ test.skipIf(noCitus())('on Citus, the rollup tables are distributed and colocate
       `SELECT logicalrelid::text, colocationid FROM pg_dist_partition WHERE logicalrelid = ANY($1::regclass[])`,
       [['events', ...ROLLUPS.map((r) => r.table)].map((t) => `"${f.s.schema}".${t}`)],
     );
-    assert.equal(rows.length, 4);
+    assert.equal(rows.length, 1 + ROLLUPS.length);
     assert.equal(new Set(rows.map((r) => r.colocationid)).size, 1, 'rollup tables are colocated with events');
   } finally {
     await f.s.drop();
   }
 });
 
-test('N events with redeliveries: minute counts and revenue equal events per tenant and dimension; hour and day agree with minute', async () => {
+for (const foldMode of ['deltas', 'direct'] as const) {
+test(`N events with redeliveries (${foldMode} fold): every rollup's counts and revenue equal events per tenant, dimension and all storefronts; coarser grains agree with finer`, async () => {
   const f = await rollupSchema();
   try {
     const rows = sampleRows(2400, { seed: 'totals', tenants: [11, 12, 13, 14], base: recentBase(), spreadMinutes: 240 });
@@ -101,23 +109,23 @@ test('N events with redeliveries: minute counts and revenue equal events per ten
       // Redeliver part of the previous batch as well (rebalancing, retries, replays).
       const again = await insertEventRows(f.s.pool, f.s.schema, rows.slice(Math.max(0, i - 150), i + 50));
       assert.equal(again.inserted, 0);
-      if (i % 600 === 0) await runRollups(f.s.pool, f.s.schema, { caps: f.caps, maxWindowRows: 1_000_000 });
+      if (i % 600 === 0) await runRollups(f.s.pool, f.s.schema, { caps: f.caps, maxWindowRows: 1_000_000, foldMode });
     }
     assert.equal(inserted, 2400);
-    await runUntilCaughtUp(f);
+    await runUntilCaughtUp(f, 1_000_000, 1000, foldMode);
 
     assert.equal(await eventCount(f), 2400);
     for (const def of ROLLUPS) assert.equal(await rollupCount(f, def), 2400, def.name);
     await assertRollupsMatchEvents(f);
-    assert.ok((await assertCoarserAgrees(f, minute, hour)) > 0);
-    assert.ok((await assertCoarserAgrees(f, hour, day)) > 0);
+    assert.ok((await assertCatalogCoarserAgrees(f)) > 0);
     // Distinct counts of the coarser rollup agree with the finer rollup's sketches unioned.
     const from = bucketStart(new Date(recentBase().getTime() - 2 * GRAIN_MS.day), 'day');
     const to = new Date(from.getTime() + 4 * GRAIN_MS.day);
-    for (const t of [11, 14]) {
+    for (const t of [11, 14, 0]) {
       const viaMinute = await estimateDistinct(f, minute, t, from, to);
       const viaDay = await estimateDistinct(f, day, t, from, to);
       const exact = await exactDistinct(f, t, from, to);
+      assert.ok(exact.sessions > 0);
       for (const k of ['sessions', 'users'] as const) {
         assert.ok(Math.abs(viaMinute[k] - viaDay[k]) <= 3 * f.sketch.relativeError * exact[k] + 1, `${k}: ${viaMinute[k]} vs ${viaDay[k]}`);
       }
@@ -126,6 +134,7 @@ test('N events with redeliveries: minute counts and revenue equal events per ten
     await f.s.drop();
   }
 });
+}
 
 test('redelivered batches never change rollups', async () => {
   const f = await rollupSchema();
@@ -159,16 +168,21 @@ test('a late event lands in its own old minute, hour and day buckets', async () 
     const late = makeRow({ eventId: uuidFor('late-1'), tenantId: 31, type: 'purchase', occurredAt: lateAt, country: 'NL', revenue: 12.5, sessionId: 's-late', userId: 'u-late' });
     assert.equal((await insertEventRows(f.s.pool, f.s.schema, [late])).inserted, 1);
     const runs = await runRollups(f.s.pool, f.s.schema, { caps: f.caps, maxWindowRows: 1_000_000 });
-    assert.deepEqual(runs.map((r) => r.rows), [1, 1, 1]);
+    assert.deepEqual(runs.map((r) => [r.name, r.rows]), names.map((n) => [n, 1]));
+    const expected: Record<string, string> = { type: 'purchase', country: 'NL', browser: '', campaign_id: '', events: '1' };
     for (const [i, def] of ROLLUPS.entries()) {
       const after = await snapshot(f, def);
       const bucket = bucketStart(lateAt, def.grain);
       const added = after.filter((r) => !before[i]?.some((b) => JSON.stringify(b) === JSON.stringify(r)));
-      assert.equal(added.length, 1, `${def.name}: exactly one new row`);
-      const row = added[0];
-      assert.equal(new Date(String(row?.bucket)).getTime(), bucket.getTime(), `${def.name} bucket`);
-      assert.deepEqual([row?.type, row?.country, row?.browser, row?.campaign_id, row?.events, Number(row?.revenue)], ['purchase', 'NL', '', '', '1', 12.5]);
-      assert.equal(after.length, (before[i]?.length ?? 0) + 1, `${def.name}: no other row changed`);
+      // The tenant's row, and the all-storefronts row of that old bucket.
+      const tenants = def.allTenants ? ['0', '31'] : ['31'];
+      assert.deepEqual(added.map((r) => r.tenant_id).sort(), tenants, `${def.name}: exactly one new row per tenant kept`);
+      for (const row of added) {
+        assert.equal(new Date(String(row.bucket)).getTime(), bucket.getTime(), `${def.name} bucket`);
+        for (const c of [...def.dimensions.map((d) => d.column), 'events']) assert.equal(row[c], expected[c], `${def.name}.${c}`);
+        assert.equal(Number(row.revenue), 12.5);
+      }
+      assert.equal(after.length, (before[i]?.length ?? 0) + tenants.length, `${def.name}: no other row changed`);
     }
   } finally {
     await f.s.drop();
@@ -184,7 +198,7 @@ test('window cap: after a backlog, catching up takes several bounded runs and to
     assert.equal(runs.length, 5);
     assert.deepEqual(runs.map((r) => r.every((x) => x.caughtUp)), [false, false, false, false, true]);
     for (const run of runs) for (const r of run) assert.ok(r.toSeq - r.fromSeq <= 60 && r.rows <= 60);
-    for (const name of ['minute', 'hour', 'day']) {
+    for (const name of names) {
       assert.equal(runs.flat().filter((r) => r.name === name).reduce((a, r) => a + r.rows, 0), 250, name);
     }
     await assertRollupsMatchEvents(f);
@@ -217,7 +231,7 @@ test(`distinct sessions and users are within the sketch's error of the exact cou
     const to = new Date(base.getTime() + GRAIN_MS.day);
     const exact = await exactDistinct(f, 51, from, to);
     assert.deepEqual(exact, { sessions: 4000, users: 700 });
-    for (const def of ROLLUPS) {
+    for (const def of withSketches) {
       const est = await estimateDistinct(f, def, 51, bucketStart(from, 'day'), to);
       for (const k of ['sessions', 'users'] as const) {
         // Three standard errors: the data is fixed, so the estimate is too, and this bound holds
@@ -248,7 +262,8 @@ test('rebuild of a range gives the incremental numbers; events above the waterma
     const expected = await Promise.all(ROLLUPS.map((d) => snapshot(f, d)));
     // Damage tenant 61's rollups, then rebuild a range that is not bucket-aligned.
     for (const def of ROLLUPS) await f.s.pool.query(`DELETE FROM "${f.s.schema}".${def.table} WHERE tenant_id = 61`);
-    await f.s.pool.query(`UPDATE "${f.s.schema}".rollup_minute SET events = events + 5 WHERE tenant_id = 62`);
+    // And the all-storefronts rows, which the rebuild sums again from every tenant's rows.
+    await f.s.pool.query(`UPDATE "${f.s.schema}".${minute.table} SET events = events + 5 WHERE tenant_id = 0`);
     // New events inside the range that the incremental path has not folded in yet.
     const fresh = sampleRows(40, { seed: 'rebuild-fresh', tenants: [61], base, spreadMinutes: 60 });
     await insertEventRows(f.s.pool, f.s.schema, fresh);
@@ -256,28 +271,25 @@ test('rebuild of a range gives the incremental numbers; events above the waterma
     const from = new Date(base.getTime() - 2 * GRAIN_MS.day + 1234);
     const to = new Date(base.getTime() + 90_000);
     const result = await rebuildRollups(f.s.pool, f.s.schema, { tenantId: 61, from, to, caps: f.caps });
-    assert.deepEqual(result.map((r) => r.name), ['minute', 'hour', 'day']);
+    assert.deepEqual(result.map((r) => r.name), names);
     for (const r of result) {
       assert.equal(r.from.getTime(), bucketStart(from, r.grain).getTime());
       assert.equal(r.rows, 450, `${r.name}: only events at or below the watermark`);
     }
-    // Tenant 61 is back to the incremental numbers, sketches byte for byte; tenant 62 keeps its damage.
+    // Tenant 61 and the all-storefronts rows are back to the incremental numbers, sketches byte for
+    // byte; tenant 62 was not touched.
     for (const [i, def] of ROLLUPS.entries()) {
-      const now61 = await snapshot(f, def, 'tenant_id = 61');
-      assert.ok(now61.length > 0);
-      assert.deepEqual(
-        now61,
-        (expected[i] ?? []).filter((r) => r.tenant_id === '61'),
-        def.name,
-      );
+      for (const t of ['61', '62', '0']) {
+        const now = await snapshot(f, def, 'tenant_id = $1', [t]);
+        assert.ok(now.length > 0);
+        assert.deepEqual(now, (expected[i] ?? []).filter((r) => r.tenant_id === t), `${def.name} tenant ${t}`);
+      }
     }
-    await f.s.pool.query(`UPDATE "${f.s.schema}".rollup_minute SET events = events - 5 WHERE tenant_id = 62`);
     // The next incremental run adds the fresh events exactly once.
     const runs = await runRollups(f.s.pool, f.s.schema, { caps: f.caps, maxWindowRows: 1_000_000 });
-    assert.deepEqual(runs.map((r) => r.rows), [40, 40, 40]);
+    assert.deepEqual(runs.map((r) => r.rows), names.map(() => 40));
     await assertRollupsMatchEvents(f);
-    await assertCoarserAgrees(f, minute, hour);
-    await assertCoarserAgrees(f, hour, day);
+    await assertCatalogCoarserAgrees(f);
   } finally {
     await f.s.drop();
   }
@@ -310,13 +322,17 @@ test('retention: pruning drops only buckets past each grain’s retention; dropp
     ]);
     await runUntilCaughtUp(f);
     const pruned = await pruneRollups(f.s.pool, f.s.schema, now, { minute: 7, hour: 90, day: 3650 });
-    assert.deepEqual(pruned.map((p) => p.name), ['minute', 'hour', 'day']);
-    assert.ok((pruned[0]?.deletedRows ?? 0) > 0);
-    assert.deepEqual(pruned.slice(1).map((p) => p.deletedRows), [0, 0]);
+    assert.deepEqual(pruned.map((p) => p.name), names);
+    for (const [i, def] of ROLLUPS.entries()) {
+      if (def.grain === 'minute') assert.ok((pruned[i]?.deletedRows ?? 0) > 0, def.name);
+      else assert.equal(pruned[i]?.deletedRows, 0, def.name);
+    }
     const cut = (sql: string) => f.s.pool.query<{ n: string }>(sql).then((r) => Number(r.rows[0]?.n));
-    assert.equal(await cut(`SELECT count(*) AS n FROM "${f.s.schema}".rollup_minute WHERE bucket < now() - interval '7 days'`), 0);
-    assert.equal(await cut(`SELECT sum(events) AS n FROM "${f.s.schema}".rollup_minute`), 30);
-    assert.equal(await cut(`SELECT sum(events) AS n FROM "${f.s.schema}".rollup_hour`), 60);
+    for (const def of ROLLUPS.filter((r) => r.grain === 'minute')) {
+      assert.equal(await cut(`SELECT count(*) AS n FROM "${f.s.schema}".${def.table} WHERE bucket < now() - interval '7 days'`), 0);
+      assert.equal(await cut(`SELECT sum(events) AS n FROM "${f.s.schema}".${def.table} WHERE tenant_id = 71`), 30);
+    }
+    assert.equal(await cut(`SELECT sum(events) AS n FROM "${f.s.schema}".${hour.table} WHERE tenant_id = 71`), 60);
 
     // Drop the raw partitions that held the old events: rollups stay, and later runs keep them.
     const hourBefore = await snapshot(f, hour);
@@ -342,7 +358,7 @@ test('status: watermark, pending rows, lag in seconds and last run, per rollup',
     const t0 = ingested.rows[0]?.t ?? new Date();
     const later = () => new Date(t0.getTime() + 42_000);
     const before = await rollupStatus(f.s.pool, f.s.schema, { now: later });
-    assert.deepEqual(before.map((s) => s.name), ['minute', 'hour', 'day']);
+    assert.deepEqual(before.map((s) => s.name), names);
     for (const s of before) {
       assert.equal(s.lastSeq, 0);
       assert.equal(s.highWater, 25);
@@ -372,7 +388,9 @@ test('the bigint[] (KMV) fallback on this server too, as an extra rollup added b
   try {
     // Where hll is installed the main tables use it; a table with bigint[] sketches exercises the
     // fallback here as well. Nothing but a definition and a table: no new code.
-    const def: RollupDefinition = { name: 'minute_kmv', table: 'rollup_minute_kmv', grain: 'minute', dimensions: DIMENSIONS, measures: MEASURES };
+    const cube = LEGACY_ROLLUPS[0];
+    assert.ok(cube);
+    const def: RollupDefinition = { ...cube, name: 'minute_kmv', spec: 'minute_kmv', table: 'rollup_minute_kmv', allTenants: true };
     const q = (t: string) => `"${f.s.schema}".${t}`;
     await f.s.pool.query(`CREATE TABLE ${q(def.table)} (LIKE ${q('rollup_minute')} INCLUDING ALL)`);
     await f.s.pool.query(`ALTER TABLE ${q(def.table)} ALTER sessions TYPE bigint[] USING '{}', ALTER users TYPE bigint[] USING '{}'`);
@@ -402,7 +420,7 @@ test('the bigint[] (KMV) fallback on this server too, as an extra rollup added b
       const r = await runRollups(f.s.pool, f.s.schema, { caps: f.caps, maxWindowRows: 700, rollups: [def] });
       if (r.every((x) => x.caughtUp)) break;
     }
-    for (const dim of DIMENSIONS) assert.deepEqual(await rollupByDimension(f, def, dim.column), await rawByDimension(f, dim.source), dim.name);
+    await assertRollupsMatchEvents(f, [def]);
     const from = bucketStart(new Date(base.getTime() - GRAIN_MS.day), 'day');
     const to = new Date(base.getTime() + GRAIN_MS.hour);
     const est = await estimateDistinct(f, def, 55, from, to, kmv);

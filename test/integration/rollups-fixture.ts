@@ -10,8 +10,9 @@ import { migrate } from '../../src/db/migrate.js';
 import { maintainPartitions } from '../../src/db/partitions.js';
 import { detectCapabilities, type Capabilities } from '../../src/db/capabilities.js';
 import { configureSession } from '../../src/db/session.js';
-import { loadSketchProfile, runRollups, type RollupRunResult } from '../../src/rollups/run.js';
-import { DIMENSIONS, ROLLUPS, type RollupDefinition } from '../../src/rollups/definitions.js';
+import { loadSketchProfile, runRollups, type FoldMode, type RollupRunResult } from '../../src/rollups/run.js';
+import { ROLLUPS, type Dimension, type RollupDefinition } from '../../src/rollups/definitions.js';
+import { keyColumns, measureColumns } from '../../src/rollups/sql.js';
 import type { SketchProfile } from '../../src/rollups/sketches.js';
 import type { EventRow } from '../../src/pipeline/types.js';
 
@@ -77,10 +78,10 @@ export function recentBase(): Date {
   return new Date(Math.floor((Date.now() - 120_000) / 60_000) * 60_000);
 }
 
-export async function runUntilCaughtUp(f: RollupFixture, maxWindowRows = 1_000_000, maxRuns = 1000): Promise<RollupRunResult[][]> {
+export async function runUntilCaughtUp(f: RollupFixture, maxWindowRows = 1_000_000, maxRuns = 1000, foldMode?: FoldMode): Promise<RollupRunResult[][]> {
   const runs: RollupRunResult[][] = [];
   for (let i = 0; i < maxRuns; i++) {
-    const r = await runRollups(f.s.pool, f.s.schema, { caps: f.caps, maxWindowRows });
+    const r = await runRollups(f.s.pool, f.s.schema, { caps: f.caps, maxWindowRows, ...(foldMode ? { foldMode } : {}) });
     runs.push(r);
     if (r.every((x) => x.caughtUp)) return runs;
   }
@@ -94,60 +95,87 @@ async function rowsOf(f: RollupFixture, sql: string, params: unknown[] = []): Pr
   return rows;
 }
 
-/** Per tenant and value of one dimension: event count and revenue, from raw events. */
-export function rawByDimension(f: RollupFixture, source: string): Promise<Row[]> {
+/** The events expression a dimension reads (the tests' catalogs use events columns). */
+export function sourceColumn(d: Dimension): string {
+  if (d.source.kind !== 'column') throw new Error(`test helper: dimension ${d.name} does not read a column`);
+  return d.source.column;
+}
+
+/**
+ * Per tenant and value of one dimension (an events expression; `''` for none): event count and
+ * revenue, from raw events. With `allTenants`, one row per value under tenant 0.
+ */
+export function rawByDimension(f: RollupFixture, source: string, opts: { allTenants?: boolean } = {}): Promise<Row[]> {
+  const tenant = opts.allTenants ? `'0'` : 'tenant_id::text';
   return rowsOf(
     f,
-    `SELECT tenant_id::text AS tenant, coalesce(${source}, '') AS k, count(*)::text AS n, coalesce(sum(revenue), 0)::numeric(30,4)::text AS revenue
+    `SELECT ${tenant} AS tenant, coalesce(${source}, '') AS k, count(*)::text AS n, coalesce(sum(revenue), 0)::numeric(30,4)::text AS revenue
      FROM "${f.s.schema}".events GROUP BY 1, 2 ORDER BY 1, 2`,
   );
 }
 
-/** The same from a rollup table. */
-export function rollupByDimension(f: RollupFixture, def: RollupDefinition, column: string): Promise<Row[]> {
+/** The same from a rollup table (`''` for no dimension): per-tenant rows, or the tenant-0 rows. */
+export function rollupByDimension(f: RollupFixture, def: RollupDefinition, column: string, opts: { allTenants?: boolean } = {}): Promise<Row[]> {
   return rowsOf(
     f,
     `SELECT tenant_id::text AS tenant, ${column} AS k, sum(events)::text AS n, sum(revenue)::numeric(30,4)::text AS revenue
-     FROM "${f.s.schema}".${def.table} GROUP BY 1, 2 ORDER BY 1, 2`,
+     FROM "${f.s.schema}".${def.table} WHERE tenant_id ${opts.allTenants ? '=' : '<>'} 0 GROUP BY 1, 2 ORDER BY 1, 2`,
   );
 }
 
-/** Asserts count and revenue of every rollup equal raw events per tenant and per dimension. */
-export async function assertRollupsMatchEvents(f: RollupFixture): Promise<void> {
-  for (const dim of DIMENSIONS) {
-    const raw = await rawByDimension(f, dim.source);
-    for (const def of ROLLUPS) {
-      assert.deepEqual(await rollupByDimension(f, def, dim.column), raw, `${def.name} rollup by ${dim.name} differs from events`);
+/**
+ * Asserts count and revenue of every rollup equal raw events per tenant, in total and per
+ * dimension it keeps; and its all-storefronts rows equal the raw events of every tenant.
+ */
+export async function assertRollupsMatchEvents(f: RollupFixture, rollups: readonly RollupDefinition[] = ROLLUPS): Promise<void> {
+  for (const def of rollups) {
+    for (const dim of [null, ...def.dimensions]) {
+      const source = dim ? sourceColumn(dim) : `''`;
+      const column = dim ? dim.column : `''`;
+      const what = `${def.name} rollup by ${dim?.name ?? 'nothing'}`;
+      assert.deepEqual(await rollupByDimension(f, def, column), await rawByDimension(f, source), `${what} differs from events`);
+      const all = await rollupByDimension(f, def, column, { allTenants: true });
+      if (def.allTenants) assert.deepEqual(all, await rawByDimension(f, source, { allTenants: true }), `${what}: all storefronts differ from events`);
+      else assert.deepEqual(all, [], `${def.name} keeps no all-storefronts rows`);
     }
   }
 }
 
-/** A coarser rollup, row by row, equals the finer one re-bucketed. */
+/** A coarser rollup, row by row, equals the finer one re-bucketed (both per tenant and tenant 0). */
 export async function assertCoarserAgrees(f: RollupFixture, finer: RollupDefinition, coarser: RollupDefinition): Promise<number> {
-  const keys = 'tenant_id, b, type, country, browser, campaign_id';
+  const dims = coarser.dimensions.map((d) => d.column);
+  const keys = ['tenant_id', 'b', ...dims].join(', ');
+  const dimList = dims.map((d) => `${d}, `).join('');
   const fromFiner = await rowsOf(
     f,
-    `SELECT tenant_id::text, timezone('UTC', date_trunc('${coarser.grain}', timezone('UTC', bucket))) AS b, type, country, browser, campaign_id,
+    `SELECT tenant_id::text, timezone('UTC', date_trunc('${coarser.grain}', timezone('UTC', bucket))) AS b, ${dimList}
             sum(events)::text AS n, sum(revenue)::numeric(30,4)::text AS revenue
      FROM "${f.s.schema}".${finer.table} GROUP BY ${keys} ORDER BY ${keys}`,
   );
   const direct = await rowsOf(
     f,
-    `SELECT tenant_id::text, bucket AS b, type, country, browser, campaign_id, events::text AS n, revenue::numeric(30,4)::text AS revenue
+    `SELECT tenant_id::text, bucket AS b, ${dimList} events::text AS n, revenue::numeric(30,4)::text AS revenue
      FROM "${f.s.schema}".${coarser.table} ORDER BY ${keys}`,
   );
   assert.deepEqual(direct, fromFiner, `${coarser.name} rows differ from ${finer.name} rows re-bucketed`);
   return direct.length;
 }
 
+/** Every spec's coarser grains agree with its finer ones; returns the rows compared. */
+export async function assertCatalogCoarserAgrees(f: RollupFixture, rollups: readonly RollupDefinition[] = ROLLUPS): Promise<number> {
+  let n = 0;
+  for (const [i, def] of rollups.entries()) {
+    const next = rollups[i + 1];
+    if (next && next.spec === def.spec) n += await assertCoarserAgrees(f, def, next);
+  }
+  return n;
+}
+
 /** Full content of a rollup table, sketches as text, for before/after comparisons. */
 export function snapshot(f: RollupFixture, def: RollupDefinition, where = 'true', params: unknown[] = []): Promise<Row[]> {
-  return rowsOf(
-    f,
-    `SELECT tenant_id::text, bucket::text, type, country, browser, campaign_id, events::text, revenue::text, sessions::text, users::text
-     FROM "${f.s.schema}".${def.table} WHERE ${where} ORDER BY tenant_id, bucket, type, country, browser, campaign_id`,
-    params,
-  );
+  const keys = keyColumns(def).join(', ');
+  const cols = [...keyColumns(def), ...measureColumns(def)].map((c) => `${c}::text`).join(', ');
+  return rowsOf(f, `SELECT ${cols} FROM "${f.s.schema}".${def.table} WHERE ${where} ORDER BY ${keys}`, params);
 }
 
 /** Estimated distinct sessions and users of a tenant's buckets in [from, to) of a rollup. */
@@ -169,11 +197,12 @@ export async function estimateDistinct(
   return { sessions: Number(rows[0]?.sessions), users: Number(rows[0]?.users) };
 }
 
+/** Tenant 0: every tenant's events (the all-storefronts view). */
 export async function exactDistinct(f: RollupFixture, tenantId: number, from: Date, to: Date): Promise<{ sessions: number; users: number }> {
   const rows = await rowsOf(
     f,
     `SELECT count(DISTINCT session_id)::text AS sessions, count(DISTINCT user_id)::text AS users FROM "${f.s.schema}".events
-     WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3`,
+     WHERE (tenant_id = $1 OR $1 = 0) AND occurred_at >= $2 AND occurred_at < $3`,
     [tenantId, from, to],
   );
   return { sessions: Number(rows[0]?.sessions), users: Number(rows[0]?.users) };
@@ -184,7 +213,17 @@ export async function eventCount(f: RollupFixture): Promise<number> {
   return Number(rows[0]?.n);
 }
 
+/**
+ * Events a rollup holds over every tenant. Its all-storefronts rows (tenant 0) must hold the same
+ * number: checked here, so every test that counts checks them too.
+ */
 export async function rollupCount(f: RollupFixture, def: RollupDefinition): Promise<number> {
-  const rows = await rowsOf(f, `SELECT coalesce(sum(events), 0)::text AS n FROM "${f.s.schema}".${def.table}`);
-  return Number(rows[0]?.n);
+  const rows = await rowsOf(
+    f,
+    `SELECT coalesce(sum(events) FILTER (WHERE tenant_id <> 0), 0)::text AS n, coalesce(sum(events) FILTER (WHERE tenant_id = 0), 0)::text AS all_tenants
+     FROM "${f.s.schema}".${def.table}`,
+  );
+  const n = Number(rows[0]?.n);
+  assert.equal(Number(rows[0]?.all_tenants), def.allTenants ? n : 0, `${def.name}: all-storefronts rows hold every tenant's events`);
+  return n;
 }

@@ -58,9 +58,11 @@ function body(r: HttpResponseInit): MetricsResponse {
   return r.jsonBody as MetricsResponse;
 }
 
-test('auto on a day-aligned range answers from the day rollup: totals, revenue, distinct sessions and users', async () => {
-  const r = body(await get('301', `from=${iso(day0)}&to=${iso(new Date(day0.getTime() + GRAIN_MS.day))}`));
+test('auto on a day-aligned range answers from the day totals rollup: totals, revenue, distinct sessions and users', async () => {
+  const r = body(await get('301', `from=${iso(day0)}&to=${iso(new Date(day0.getTime() + GRAIN_MS.day))}&measures=events,revenue,sessions,users`));
   assert.equal(r.grain, 'day');
+  assert.equal(r.rollup, 'total_day');
+  assert.deepEqual(r.measures, ['events', 'revenue', 'sessions', 'users']);
   assert.equal(r.tenantId, 301);
   assert.equal(r.by, null);
   assert.equal(r.distinct, f.sketch.kind);
@@ -72,33 +74,40 @@ test('grain=hour by country: one series per country, missing country as ""', asy
   const r = body(await get('301', `from=${iso(at(10, 0))}&to=${iso(at(12, 0))}&grain=hour&by=country`));
   assert.equal(r.grain, 'hour');
   assert.equal(r.by, 'country');
+  assert.equal(r.rollup, 'country_hour');
+  // Events and revenue unless other measures are asked for.
+  assert.deepEqual(r.measures, ['events', 'revenue']);
   assert.deepEqual(r.series, [
-    { key: '', points: [{ t: iso(at(11, 0)), events: 1, revenue: '0.0000', sessions: 1, users: 1 }] },
-    { key: 'DE', points: [{ t: iso(at(10, 0)), events: 2, revenue: '19.9900', sessions: 1, users: 1 }] },
+    { key: '', points: [{ t: iso(at(11, 0)), events: 1, revenue: '0.0000' }] },
+    { key: 'DE', points: [{ t: iso(at(10, 0)), events: 2, revenue: '19.9900' }] },
     {
       key: 'FR',
       points: [
-        { t: iso(at(10, 0)), events: 1, revenue: '0.0000', sessions: 1, users: 1 },
-        { t: iso(at(11, 0)), events: 1, revenue: '5.0100', sessions: 1, users: 1 },
+        { t: iso(at(10, 0)), events: 1, revenue: '0.0000' },
+        { t: iso(at(11, 0)), events: 1, revenue: '5.0100' },
       ],
     },
   ]);
 });
 
 test('auto on an hour-aligned range → hour buckets; on a minute-aligned one → minute buckets, by type and campaign', async () => {
-  const hours = body(await get('301', `from=${iso(at(9, 0))}&to=${iso(at(12, 0))}`));
+  const hours = body(await get('301', `from=${iso(at(9, 0))}&to=${iso(at(12, 0))}&measures=sessions`));
   assert.equal(hours.grain, 'hour');
+  assert.equal(hours.rollup, 'total_hour');
   assert.deepEqual(hours.series[0]?.points.map((p) => [p.t, p.events, p.sessions]), [
     [iso(at(10, 0)), 3, 2],
     [iso(at(11, 0)), 2, 2],
   ]);
   const minutes = body(await get('301', `from=${iso(at(10, 5))}&to=${iso(at(10, 21))}&by=type`));
   assert.equal(minutes.grain, 'minute');
+  assert.equal(minutes.rollup, 'type_minute');
   assert.deepEqual(minutes.series.map((s) => [s.key, s.points.map((p) => [p.t, p.events])]), [
     ['page_view', [[iso(at(10, 5)), 1], [iso(at(10, 20)), 1]]],
     ['purchase', [[iso(at(10, 5)), 1]]],
   ]);
   const campaigns = body(await get('301', `from=${iso(day0)}&to=${iso(new Date(day0.getTime() + GRAIN_MS.day))}&by=campaign`));
+  // No rollup keeps campaign alone: campaign_type answers, summed over type.
+  assert.equal(campaigns.rollup, 'campaign_type_day');
   assert.deepEqual(campaigns.series.map((s) => [s.key, s.points[0]?.events, s.points[0]?.revenue]), [
     ['', 3, '0.0000'],
     ['spring', 2, '25.0000'],
@@ -129,6 +138,11 @@ test('every kind of bad parameter: 400 with a message naming it, and nothing rea
     ['301', `from=${iso(at(10, 0, 30))}&to=${iso(at(12, 0))}`, 'from'],
     ['301', `from=${iso(new Date(day0.getTime() - 20 * GRAIN_MS.day))}&to=${iso(day0)}&grain=minute`, 'from'],
     ['301', `from=${iso(new Date(day0.getTime() - 4 * GRAIN_MS.day))}&to=${iso(day0)}&grain=minute`, 'to'],
+    ['301', `${ok}&measures=clicks`, 'measures'],
+    ['301', `${ok}&by=country&measures=sessions`, 'measures'],
+    ['301', `${ok}&by=country&type=purchase`, 'by'],
+    ['301', `from=${iso(at(10, 5))}&to=${iso(at(10, 21))}&by=browser`, 'from'],
+    ['All', ok, 'tenantId'],
   ];
   const dbCalls: string[] = [];
   const watchedPool = new Proxy(deps.pool, {
@@ -184,15 +198,15 @@ test('top=N by country: the N largest series by events, the rest summed into one
   assert.deepEqual(
     r.series.map((s) => [s.key, s.other ?? false, s.otherKeys ?? 0, s.points.map((p) => [p.events, p.sessions, p.users])]),
     [
-      ['C00', false, 0, [[15, 15, 15]]],
-      ['C01', false, 0, [[14, 14, 14]]],
-      ['C02', false, 0, [[13, 13, 13]]],
-      // 12 + 11 + ... + 1 events, as many distinct sessions and users.
-      [null, true, 12, [[78, 78, 78]]],
+      ['C00', false, 0, [[15, undefined, undefined]]],
+      ['C01', false, 0, [[14, undefined, undefined]]],
+      ['C02', false, 0, [[13, undefined, undefined]]],
+      // 12 + 11 + ... + 1 events.
+      [null, true, 12, [[78, undefined, undefined]]],
     ],
   );
-  const whole = body(await get('303', range));
-  assert.equal(whole.series[0]?.points[0]?.events, 15 + 14 + 13 + 78);
+  const whole = body(await get('303', `${range}&measures=sessions,users`));
+  assert.deepEqual(whole.series[0]?.points.map((p) => [p.events, p.sessions, p.users]), [[120, 120, 120]]);
   // The default holds 10 series beside "other"; a request for all 15 fits under the maximum.
   assert.deepEqual(body(await get('303', `${range}&by=country`)).series.map((s) => s.key ?? 'other').slice(-2), ['C09', 'other']);
   assert.equal(body(await get('303', `${range}&by=country&top=15`)).series.some((s) => s.other), false);
@@ -207,5 +221,30 @@ test('a response never reads more than maxRows rollup rows: past it, a 400 that 
   assert.equal(refused.status, 400);
   const err = (refused.jsonBody as { error: { parameter: string; message: string } }).error;
   assert.equal(err.parameter, 'to');
-  assert.match(err.message, /more than 14 rollup rows/);
+  assert.match(err.message, /more than 14 rows of rollup country_hour/);
+});
+
+test('the all-storefronts view: tenant `all` reads the tenant-0 rows, every storefront summed, from the same rollups', async () => {
+  const tenantSum = async (qs: string) => {
+    let n = 0;
+    for (const t of ['301', '302', '303']) for (const s of body(await get(t, qs)).series) for (const p of s.points) n += p.events;
+    return n;
+  };
+  const day = `from=${iso(day0)}&to=${iso(new Date(day0.getTime() + GRAIN_MS.day))}`;
+  const all = body(await get('all', `${day}&measures=events,sessions`));
+  assert.equal(all.tenantId, 'all');
+  assert.equal(all.rollup, 'total_day');
+  assert.equal(all.series[0]?.points[0]?.events, await tenantSum(day));
+  // 3 sessions of 301 and 120 of 303 (302's event has none).
+  assert.equal(all.series[0]?.points[0]?.sessions, 123);
+  const minutes = `from=${iso(at(10, 0))}&to=${iso(at(10, 30))}&by=type`;
+  const byType = body(await get('all', minutes));
+  assert.equal(byType.rollup, 'type_minute');
+  assert.deepEqual(byType.series.map((s) => [s.key, s.points.map((p) => [p.t, p.events])]), [
+    ['page_view', [[iso(at(10, 0)), 64], [iso(at(10, 1)), 56], [iso(at(10, 5)), 2], [iso(at(10, 20)), 1]]],
+    ['purchase', [[iso(at(10, 5)), 1]]],
+  ]);
+  // The storefront list never shows the all-storefronts rows as a storefront.
+  const rows = await f.s.pool.query(`SELECT 1 FROM "${f.s.schema}".rollup_total_day WHERE tenant_id = 0`);
+  assert.equal(rows.rowCount, 1);
 });

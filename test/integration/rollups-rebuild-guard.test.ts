@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { testDatabaseUrl } from '../support/services.js';
 import { insertEventRows } from '../../src/db/events.js';
 import { listPartitions, startOfUtcDay } from '../../src/db/partitions.js';
-import { GRAIN_MS } from '../../src/rollups/definitions.js';
+import { GRAIN_MS, ROLLUPS } from '../../src/rollups/definitions.js';
 import { rebuildRollups, RebuildRangeError } from '../../src/rollups/run.js';
 import { rollupSchema, runUntilCaughtUp, sampleRows } from './rollups-fixture.js';
 
@@ -36,7 +36,7 @@ test('rollup rebuild: the guard is the oldest partition that exists, not the she
     const base = new Date(startOfUtcDay(new Date(Date.now() - 12 * DAY)).getTime() + 12 * 3600_000);
     await insertEventRows(pool, schema, sampleRows(60, { seed: 'guard', tenants: [5], base, spreadMinutes: 120 }));
     await runUntilCaughtUp(f);
-    const dayTotal = async () => Number((await pool.query<{ n: string }>(`SELECT coalesce(sum(events), 0)::text AS n FROM "${schema}".rollup_day WHERE tenant_id = 5`)).rows[0]?.n);
+    const dayTotal = async () => Number((await pool.query<{ n: string }>(`SELECT coalesce(sum(events), 0)::text AS n FROM "${schema}".rollup_total_day WHERE tenant_id = 5`)).rows[0]?.n);
     assert.equal(await dayTotal(), 60);
     const env = { DATABASE_URL: testDatabaseUrl(), HUBSINK_SCHEMA: schema };
 
@@ -55,7 +55,7 @@ test('rollup rebuild: the guard is the oldest partition that exists, not the she
     const ok = await hubsink(['rollup', 'rebuild', '--tenant', '5', '--from', '13d', '--to', '11d', '--json'], { ...env, HUBSINK_RETENTION_DAYS: '5' });
     assert.equal(ok.code, 0, ok.stderr);
     const out = JSON.parse(ok.stdout) as { rollups: { name: string; rows: number }[] };
-    assert.deepEqual(out.rollups.map((r) => r.rows), [60, 60, 60]);
+    assert.deepEqual(out.rollups.map((r) => [r.name, r.rows]), ROLLUPS.map((d) => [d.name, 60]));
     assert.equal(await dayTotal(), 60);
 
     // Missing state: with no partitions at all there is nothing to rebuild from.

@@ -15,7 +15,7 @@ stackForFile((s) => (stack = s), children);
 async function rolledUp(pool: import('pg').Pool, schema: string): Promise<number[]> {
   const out: number[] = [];
   for (const grain of ['minute', 'hour', 'day']) {
-    const { rows } = await pool.query<{ n: string }>(`SELECT coalesce(sum(events), 0)::text AS n FROM "${schema}".rollup_${grain}`);
+    const { rows } = await pool.query<{ n: string }>(`SELECT coalesce(sum(events), 0)::text AS n FROM "${schema}".rollup_total_${grain} WHERE tenant_id <> 0`);
     out.push(Number(rows[0]?.n ?? 0));
   }
   return out;

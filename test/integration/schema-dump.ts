@@ -25,11 +25,11 @@
  * - owners, grants, statistics and the rows the migrations insert are not schema and are left out.
  */
 import type pg from 'pg';
-import { ROLLUPS } from '../../src/rollups/definitions.js';
+import { LEGACY_ROLLUPS, ROLLUPS, isDistinctMeasure } from '../../src/rollups/definitions.js';
 
 export const SCHEMA_PLACEHOLDER = ':schema';
 
-const SKETCH_COLUMNS = new Set(ROLLUPS.flatMap((r) => r.measures.filter((m) => m.kind === 'distinct').map((m) => `${r.table}.${m.column}`)));
+const SKETCH_COLUMNS = new Set([...ROLLUPS, ...LEGACY_ROLLUPS].flatMap((r) => r.measures.filter(isDistinctMeasure).map((m) => `${r.table}.${m}`)));
 const SKETCH_TYPES = new Set(['public.hll', 'hll', 'bigint[]']);
 
 

@@ -80,7 +80,7 @@ test('exact counts, lag, backlog, parked and freshness on /metrics; /readyz foll
   assert.equal(sample(text, 'hubsink_deadletters_parked', { reason: 'invalid' }), 2);
   assert.equal(sample(text, 'hubsink_deadletters_parked', { reason: 'rejected' }), 1);
   // No rollup has run: freshness is the age of the first event written, at the moment of the scrape.
-  for (const rollup of ['minute', 'hour', 'day']) {
+  for (const rollup of ['total_minute', 'total_hour', 'campaign_type_day']) {
     const f = (sample(text, 'hubsink_rollup_freshness', { rollup }) ?? NaN) * 1000;
     assert.ok(f >= t0 - oldest - 1 && f <= t1 - oldest + 1, `${rollup} freshness ${f} ms outside [${t0 - oldest}, ${t1 - oldest}]`);
   }
@@ -92,7 +92,7 @@ test('exact counts, lag, backlog, parked and freshness on /metrics; /readyz foll
 
   await runRollups(pool, schema, { caps: await detectCapabilities(pool), maxWindowRows: 1_000_000 });
   const after = (await get(`${base}/metrics`)).body;
-  for (const rollup of ['minute', 'hour', 'day']) assert.equal(sample(after, 'hubsink_rollup_freshness', { rollup }), 0, `${rollup} caught up`);
+  for (const rollup of ['total_minute', 'total_hour', 'campaign_type_day']) assert.equal(sample(after, 'hubsink_rollup_freshness', { rollup }), 0, `${rollup} caught up`);
 
   await proxy.cut();
   const down = await waitFor('unready', () => get(`${base}/readyz`), (r) => r.status === 503, 30_000);

@@ -2,7 +2,7 @@ import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { MAX_BUCKETS, parseIsoTime, parseMetricsParams, type MetricsQuery } from '../../src/serving/params.js';
 import { DEFAULT_MAX_ROWS, exceedsRowLimit, metricsSql, shapeMetrics } from '../../src/serving/query.js';
-import { dimensionByName } from '../../src/rollups/definitions.js';
+import { LEGACY_ROLLUPS, ROLLUPS, dimensionByName, rollupForGrain } from '../../src/rollups/definitions.js';
 import { sketchProfile } from '../../src/rollups/sketches.js';
 
 const now = new Date('2026-03-15T12:34:56Z');
@@ -53,6 +53,10 @@ describe('parseMetricsParams: valid queries', () => {
     ['top defaults to 10', 'from=2026-03-14&to=2026-03-15&by=type', { top: 10 }],
     ['top=50, the maximum', 'from=2026-03-14&to=2026-03-15&by=country&top=50', { top: 50 }],
     ['top=1', 'from=2026-03-14&to=2026-03-15&by=country&top=1', { top: 1 }],
+    ['measures default to events and revenue; the totals answer', 'from=2026-03-14&to=2026-03-15', { measures: ['events', 'revenue'], rollup: rollupForGrain('day') }],
+    ['measures in any order come back in catalog order', 'from=2026-03-14&to=2026-03-15&measures=users,sessions', { measures: ['events', 'sessions', 'users'] }],
+    ['by=campaign with a type is answered by campaign_type', 'from=2026-03-14T10:00Z&to=2026-03-14T12:00Z&by=campaign&type=click', { rollup: ROLLUPS.find((r) => r.name === 'campaign_type_hour') }],
+    ['a type alone at minute grain: type_minute', 'from=2026-03-15T10:05:00Z&to=2026-03-15T10:35:00Z&type=click', { rollup: ROLLUPS.find((r) => r.name === 'type_minute') }],
   ];
   for (const [name, qs, expected] of ok) {
     test(name, () => {
@@ -62,6 +66,20 @@ describe('parseMetricsParams: valid queries', () => {
       for (const [k, v] of Object.entries(expected)) assert.deepEqual(r.query[k as keyof MetricsQuery], v, k);
     });
   }
+  test('the all-storefronts view is tenant 0 and needs the tenant-0 rows', () => {
+    const r = parse('all', 'from=2026-03-15T10:05:00Z&to=2026-03-15T10:35:00Z&measures=sessions');
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.query.tenantId, 0);
+    assert.equal(r.query.rollup.name, 'total_minute');
+    const none = parseMetricsParams('all', new URLSearchParams('from=2026-03-14&to=2026-03-15&by=type'), {
+      now,
+      retentionDays,
+      rollups: ROLLUPS.map((d) => ({ ...d, allTenants: d.spec === 'total' })),
+    });
+    assert.ok(!none.ok);
+    assert.equal(none.error.parameter, 'by');
+    assert.match(none.error.message, /for all storefronts/);
+  });
   test('times are parsed exactly', () => {
     const r = parse('7', 'from=2026-03-14T10:00:00Z&to=2026-03-14T13:00:00Z');
     assert.ok(r.ok);
@@ -115,6 +133,13 @@ describe('parseMetricsParams: every kind of bad parameter is a 400 naming it', (
     ['range too large for minutes', '1', 'from=2026-03-12T00:00:00Z&to=2026-03-15T00:00:00Z&grain=minute', 'to', /range too large for grain=minute/],
     ['range too large for hours', '1', 'from=2025-12-16T00:00:00Z&to=2026-03-20T00:00:00Z&grain=hour', 'to', /range too large for grain=hour/],
     ['range too large for auto → day', '1', 'from=2016-04-01&to=2026-06-01', 'to', /range too large for grain=day/],
+    ['tenant all in upper case', 'ALL', valid, 'tenantId', /or all for every storefront/],
+    ['measures unknown', '1', `${valid}&measures=events,clicks`, 'measures', /events, revenue, sessions, users; unknown: "clicks"/],
+    ['measures empty', '1', `${valid}&measures=`, 'measures', /comma-separated/],
+    ['distinct counts by a dimension no sketch is kept for', '1', `${valid}&by=country&measures=sessions`, 'measures', /no rollup keeps events, sessions for by=country; rollups for by=country: country \(hour, day\) with events, revenue; events, sessions are kept by total \(minute, hour, day\)/],
+    ['a dimension at a grain it is not kept at (explicit grain)', '1', `from=2026-03-15T10:00:00Z&to=2026-03-15T11:00:00Z&grain=minute&by=country`, 'grain', /kept at hour, day .*use grain=hour/],
+    ['a dimension at a grain it is not kept at (auto)', '1', `from=2026-03-15T10:05:00Z&to=2026-03-15T10:35:00Z&by=browser`, 'from', /align from and to to whole hours/],
+    ['a type filter on a dimension not kept with type', '1', `${valid}&by=country&type=click`, 'by', /no rollup keeps by=country with type; dimensions kept together with type: type \(minute, hour, day\), campaign_type \(hour, day\)/],
   ];
   for (const [name, tenant, qs, parameter, message] of bad) {
     test(name, () => {
@@ -139,7 +164,10 @@ describe('metricsSql and shapeMetrics', () => {
     grain: 'hour',
     by: dimensionByName('campaign') ?? null,
     top: 10,
+    measures: ['events', 'revenue', 'sessions', 'users'],
+    rollup: LEGACY_ROLLUPS[1] ?? rollupForGrain('hour'),
   };
+  const total = (grain: 'minute' | 'hour') => ({ ...q, grain, by: null, rollup: rollupForGrain(grain) });
   test('request values travel as bind parameters; identifiers come from the definitions', () => {
     for (const kind of ['hll', 'kmv'] as const) {
       const sql = metricsSql(q, sketchProfile(kind), 'hubsink');
@@ -149,7 +177,16 @@ describe('metricsSql and shapeMetrics', () => {
       assert.match(sql.text, /WHERE tenant_id = \$1 AND bucket >= \$2 AND bucket < \$3/);
       assert.doesNotMatch(sql.text, /987654|2026/);
     }
-    assert.match(metricsSql({ ...q, grain: 'minute', by: null }, sketchProfile('hll'), 's').text, /''::text AS key[\s\S]*"rollup_minute"[\s\S]*hll_union_agg\(r\.sessions\)/);
+    assert.match(metricsSql(total('minute'), sketchProfile('hll'), 's').text, /''::text AS key[\s\S]*"rollup_total_minute"[\s\S]*hll_union_agg\(r\.sessions\)/);
+    // Only the measures asked for are read.
+    const lean = metricsSql({ ...total('hour'), measures: ['events'] }, sketchProfile('hll'), 's').text;
+    assert.doesNotMatch(lean, /sessions|users|revenue/);
+    // The rollup must keep what is asked: never a silent wrong answer.
+    const typeHour = ROLLUPS.find((r) => r.name === 'type_hour');
+    assert.ok(typeHour);
+    assert.throws(() => metricsSql({ ...q, by: null, rollup: typeHour }, sketchProfile('hll'), 's'), /does not keep sessions/);
+    assert.throws(() => metricsSql({ ...q, measures: ['events'], rollup: typeHour }, sketchProfile('hll'), 's'), /no campaign dimension/);
+    assert.match(metricsSql({ ...q, by: null, measures: ['events'], rollup: typeHour, type: 'click' }, sketchProfile('hll'), 's').text, /AND "type" = \$6/);
   });
   test('the row limit is a bind parameter one above the limit, so "more than the limit" is detectable', () => {
     const sql = metricsSql(q, sketchProfile('kmv'), 'hubsink', { maxRows: 500 });
@@ -177,6 +214,8 @@ describe('metricsSql and shapeMetrics', () => {
       to: '2026-03-14T13:00:00.000Z',
       grain: 'hour',
       by: 'campaign',
+      measures: ['events', 'revenue', 'sessions', 'users'],
+      rollup: 'hour',
       distinct: 'kmv',
       rollupRunAt: '2026-03-14T11:00:00.000Z',
       top: 10,
@@ -209,5 +248,13 @@ describe('metricsSql and shapeMetrics', () => {
     assert.equal(out.seriesTotal, 12);
     assert.deepEqual(out.series.map((s) => [s.key, s.other, s.otherKeys]), [['a', undefined, undefined], ['b', undefined, undefined], [null, true, 10]]);
     assert.deepEqual(out.series[2]?.points, [{ t: t1.toISOString(), events: 20, revenue: '1.5000', sessions: 7, users: 6 }]);
+  });
+  test('points carry only the measures read; the all-storefronts view says so in tenantId', () => {
+    const t1 = new Date('2026-03-14T10:00:00Z');
+    const out = shapeMetrics({ ...total('hour'), tenantId: 0, measures: ['events'] }, 'hll', null, [{ bucket: t1, key: '', events: '4', rows_read: '1', keys: '1' }]);
+    assert.equal(out.tenantId, 'all');
+    assert.equal(out.rollup, 'total_hour');
+    assert.deepEqual(out.measures, ['events']);
+    assert.deepEqual(out.series, [{ key: null, points: [{ t: t1.toISOString(), events: 4 }] }]);
   });
 });

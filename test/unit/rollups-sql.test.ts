@@ -1,9 +1,15 @@
 import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import {
-  DIMENSIONS,
+  DEFAULT_SPECS,
   GRAINS,
+  LEGACY_ROLLUPS,
   ROLLUPS,
+  answeringRollups,
+  expandCatalog,
+  specProblems,
+  type RollupQuestion,
+  type RollupSpec,
   bucketCeil,
   bucketStart,
   dimensionByName,
@@ -15,22 +21,82 @@ import { KMV_K, RollupSetupError, resolveSketchProfile, sketchProfile } from '..
 import { aggregateSql, bucketExpr, dimensionParams, expectedColumnTypes, keyColumns, waitForWritersSql } from '../../src/rollups/sql.js';
 import * as rollupSql from '../../src/rollups/sql.js';
 import type { Statement } from '../../src/db/statement.js';
-import { describeCycle, rebuildProblems } from '../../src/rollups/run.js';
+import { describeCycle, foldModeFor, planFold, rebuildProblems } from '../../src/rollups/run.js';
 
 describe('definitions', () => {
-  test('one rollup per grain, finest first, each with the four dashboard dimensions and four measures', () => {
-    assert.deepEqual(ROLLUPS.map((r) => [r.name, r.table, r.grain]), [
-      ['minute', 'rollup_minute', 'minute'],
-      ['hour', 'rollup_hour', 'hour'],
-      ['day', 'rollup_day', 'day'],
-    ]);
-    for (const r of ROLLUPS) {
-      assert.deepEqual(r.dimensions.map((d) => d.name), ['type', 'country', 'browser', 'campaign']);
-      assert.deepEqual(r.measures.map((m) => `${m.kind}:${m.column}`), ['count:events', 'sum:revenue', 'distinct:sessions', 'distinct:users']);
-    }
+  test('the default catalog: one table per spec and grain, sketches only on the totals, minute only where a live panel reads it', () => {
+    assert.deepEqual(
+      ROLLUPS.map((r) => [r.name, r.table, r.grain, r.dimensions.map((d) => d.name).join('+'), r.measures.join('+'), r.allTenants]),
+      [
+        ['total_minute', 'rollup_total_minute', 'minute', '', 'events+revenue+sessions+users', true],
+        ['total_hour', 'rollup_total_hour', 'hour', '', 'events+revenue+sessions+users', true],
+        ['total_day', 'rollup_total_day', 'day', '', 'events+revenue+sessions+users', true],
+        ['type_minute', 'rollup_type_minute', 'minute', 'type', 'events+revenue', true],
+        ['type_hour', 'rollup_type_hour', 'hour', 'type', 'events+revenue', true],
+        ['type_day', 'rollup_type_day', 'day', 'type', 'events+revenue', true],
+        ['country_hour', 'rollup_country_hour', 'hour', 'country', 'events+revenue', true],
+        ['country_day', 'rollup_country_day', 'day', 'country', 'events+revenue', true],
+        ['browser_hour', 'rollup_browser_hour', 'hour', 'browser', 'events+revenue', true],
+        ['browser_day', 'rollup_browser_day', 'day', 'browser', 'events+revenue', true],
+        ['campaign_type_hour', 'rollup_campaign_type_hour', 'hour', 'campaign+type', 'events+revenue', true],
+        ['campaign_type_day', 'rollup_campaign_type_day', 'day', 'campaign+type', 'events+revenue', true],
+      ],
+    );
+    assert.equal(expandCatalog(DEFAULT_SPECS).length, ROLLUPS.length);
     assert.equal(dimensionByName('campaign')?.column, 'campaign_id');
     assert.equal(dimensionByName('campaign_id'), undefined);
-    assert.equal(rollupForGrain('hour').table, 'rollup_hour');
+    assert.equal(rollupForGrain('hour').table, 'rollup_total_hour');
+    assert.deepEqual(LEGACY_ROLLUPS.map((r) => r.table), ['rollup_minute', 'rollup_hour', 'rollup_day']);
+  });
+
+  test('specs are checked: names, measures, grains, dimension columns and sources', () => {
+    const ok: RollupSpec = { name: 'sku', dimensions: [{ name: 'sku', column: 'sku', source: { kind: 'property', path: ['item', 'sku'] } }], measures: ['events'], grains: ['day'], allTenants: false, custom: true };
+    assert.deepEqual(specProblems(ok), []);
+    assert.deepEqual(expandCatalog([ok]).map((d) => [d.name, d.table, d.custom]), [['sku_day', 'rollup_sku_day', true]]);
+    const bad: [Partial<RollupSpec>, RegExp][] = [
+      [{ name: 'Bad-Name' }, /rollup name/],
+      [{ measures: ['revenue'] }, /must include events/],
+      [{ grains: [] }, /at least one grain/],
+      [{ grains: ['week' as never] }, /unknown grain/],
+      [{ dimensions: [{ name: 'x', column: 'events', source: { kind: 'column', column: 'type' } }] }, /column "events" is not allowed/],
+      [{ dimensions: [{ name: 'x', column: 'x', source: { kind: 'column', column: 'session_id' } }] }, /not one of type, country/],
+      [{ dimensions: [{ name: 'x', column: 'x', source: { kind: 'property', path: [] } }] }, /properties path/],
+    ];
+    for (const [change, message] of bad) assert.match(specProblems({ ...ok, ...change }).join('; '), message);
+    assert.throws(() => expandCatalog([ok, ok]), /defined twice/);
+  });
+
+  test('the smallest rollup that answers: fewest dimensions, the grain, the measures, the all-storefronts rows', () => {
+    const pick = (q: Partial<RollupQuestion>) => answeringRollups({ grain: 'hour', by: null, filters: [], measures: ['events'], allTenants: false, ...q })[0]?.name;
+    assert.equal(pick({}), 'total_hour');
+    assert.equal(pick({ by: 'type' }), 'type_hour');
+    assert.equal(pick({ by: 'campaign' }), 'campaign_type_hour', 'campaign is summed over type');
+    assert.equal(pick({ by: 'campaign', filters: ['type'] }), 'campaign_type_hour');
+    assert.equal(pick({ by: 'country', filters: ['type'] }), undefined);
+    assert.equal(pick({ by: 'country', measures: ['events', 'sessions'] }), undefined);
+    assert.equal(pick({ measures: ['events', 'users'], grain: 'minute', allTenants: true }), 'total_minute');
+    assert.equal(pick({ by: 'country', grain: 'minute' }), undefined);
+    assert.equal(pick({ filters: ['type'], grain: 'minute' }), 'type_minute');
+  });
+
+  test('the fold plan reads events once per question and derives the rest from finer deltas', () => {
+    const plan = planFold(ROLLUPS).map((s) => `${s.def.name}<-${s.from === 'events' ? 'events' : s.from.name}`);
+    assert.deepEqual(plan, [
+      'type_minute<-events',
+      'total_minute<-events',
+      'campaign_type_hour<-events',
+      'type_hour<-campaign_type_hour',
+      'country_hour<-events',
+      'browser_hour<-events',
+      'total_hour<-total_minute',
+      'campaign_type_day<-campaign_type_hour',
+      'type_day<-campaign_type_day',
+      'country_day<-country_hour',
+      'browser_day<-browser_hour',
+      'total_day<-total_hour',
+    ]);
+    assert.equal(foldModeFor({ citus: true, hllInstalled: true }), 'direct');
+    assert.equal(foldModeFor({ citus: false, hllInstalled: false }), 'deltas');
   });
 
   test('bucket arithmetic is UTC', () => {
@@ -85,25 +151,25 @@ describe('SQL builders', () => {
       for (const def of ROLLUPS) {
         const st = aggregateSql(def, sketch, 'app', { source: 'window', fromSeq: 10, toSeq: 20 });
         const sql = st.text;
-        assert.deepEqual(st.values, [10, 20, 64], 'the window, then the dimension length');
+        assert.deepEqual(st.values, def.dimensions.length > 0 ? [10, 20, 64] : [10, 20], 'the window, then the dimension length');
         assert.match(sql, new RegExp(`^INSERT INTO "app"\\."${def.table}" AS r`));
         assert.match(sql, /FROM "app"\."events"\nWHERE ingest_seq > \$1 AND ingest_seq <= \$2\nGROUP BY tenant_id, /);
         assert.match(sql, new RegExp(`ON CONFLICT \\(${keyColumns(def).map((c) => `"${c}"`).join(', ')}\\) DO UPDATE SET`));
         assert.match(sql, /"events" = r\."events" \+ EXCLUDED\."events", "revenue" = r\."revenue" \+ EXCLUDED\."revenue"/);
-        assert.ok(sql.includes(sketch.merge('r."sessions"', 'EXCLUDED."sessions"')));
-        for (const d of DIMENSIONS) assert.ok(sql.includes(`left(coalesce("${d.source}", ''), $3::int)`), d.name);
+        assert.equal(sql.includes(sketch.merge('r."sessions"', 'EXCLUDED."sessions"')), def.measures.includes('sessions'));
+        for (const d of def.dimensions) assert.ok(sql.includes(`left(coalesce("${d.source.kind === 'column' ? d.source.column : ''}", ''), $3::int)`), d.name);
         assert.doesNotMatch(sql, /nextval|now\(\)|random\(\)/);
         const from = new Date('2026-03-14T00:00:00Z');
         const to = new Date('2026-03-15T00:00:00Z');
         const rebuild = aggregateSql(def, sketch, 'app', { source: 'rebuild', tenantId: 7, from, to, watermark: 99 });
-        assert.deepEqual(rebuild.values, [7, from, to, 99, 64]);
+        assert.deepEqual(rebuild.values, def.dimensions.length > 0 ? [7, from, to, 99, 64] : [7, from, to, 99]);
         assert.match(rebuild.text, /WHERE tenant_id = \$1 AND occurred_at >= \$2 AND occurred_at < \$3 AND ingest_seq <= \$4/);
       }
     }
   });
 
   test('dimension bounds: the length and each allow-list are bind parameters after the source\'s own', () => {
-    const def = rollupForGrain('day');
+    const def = LEGACY_ROLLUPS[2] ?? rollupForGrain('day');
     const limits = { maxLength: 40, allow: { country: ['DE', 'FR'], campaign: ['spring'] } };
     const from = new Date('2026-03-14T00:00:00Z');
     const to = new Date('2026-03-15T00:00:00Z');
@@ -128,16 +194,36 @@ describe('SQL builders', () => {
     assert.deepEqual(expectedColumnTypes(def, sketchProfile('kmv')), {
       tenant_id: 'int8',
       bucket: 'timestamptz',
-      type: 'text',
-      country: 'text',
-      browser: 'text',
-      campaign_id: 'text',
       events: 'int8',
       revenue: 'numeric',
       sessions: '_int8',
       users: '_int8',
     });
     assert.equal(expectedColumnTypes(def, sketchProfile('hll')).sessions, 'hll');
+    const split = ROLLUPS.find((r) => r.name === 'campaign_type_hour');
+    assert.ok(split);
+    assert.deepEqual(expectedColumnTypes(split, sketchProfile('hll')), { tenant_id: 'int8', bucket: 'timestamptz', campaign_id: 'text', type: 'text', events: 'int8', revenue: 'numeric' });
+  });
+
+  test('properties paths and URL paths: the path a bind value, the URL pattern a constant', () => {
+    const def = expandCatalog([
+      {
+        name: 'pages',
+        dimensions: [
+          { name: 'sku', column: 'sku', source: { kind: 'property', path: ['item', 'sku'] } },
+          { name: 'page', column: 'page', source: { kind: 'urlPath', column: 'url' } },
+        ],
+        measures: ['events'],
+        grains: ['day'],
+        allTenants: true,
+      },
+    ])[0];
+    assert.ok(def);
+    const st = aggregateSql(def, sketchProfile('kmv'), 'app', { source: 'window', fromSeq: 1, toSeq: 2 }, { maxLength: 50, allow: { sku: ['A1'] } });
+    assert.deepEqual(st.values, [1, 2, 50, ['item', 'sku'], ['A1']]);
+    assert.ok(st.text.includes(`CASE WHEN coalesce((properties #>> $4::text[]), '') = '' OR coalesce((properties #>> $4::text[]), '') = ANY($5::text[]) THEN left(coalesce((properties #>> $4::text[]), ''), $3::int) ELSE 'other' END`), st.text);
+    assert.ok(st.text.includes(`left(coalesce(substring("url" from '^(?:[A-Za-z][A-Za-z0-9+.-]*:)?(?://[^/?#]*)?([^?#]*)'), ''), $3::int)`), st.text);
+    assert.equal(highestParam(st.text), st.values.length);
   });
 
   test('the writer wait takes the lock inside a savepoint and rolls back to it', () => {
@@ -174,6 +260,12 @@ describe('every rollup statement carries its values', () => {
     ['oldestPending', rollupSql.oldestPendingSql('app', '7'), ['7']],
     ['sketchColumns', rollupSql.sketchColumnsSql('app', ['rollup_hour'], ['sessions', 'users']), ['app', ['rollup_hour'], ['sessions', 'users']]],
     ['hllSchema', rollupSql.hllSchemaSql(), []],
+    ['allTenantsFromRows range', rollupSql.allTenantsFromRowsSql(def, sketchProfile('kmv'), 'app', { range: { from: at, to: end } }), [at, end]],
+    ['allTenantsFromRows delta', rollupSql.allTenantsFromRowsSql(def, sketchProfile('hll'), 'app', { delta: true }), []],
+    ['mergeDelta', rollupSql.mergeDeltaSql(def, sketchProfile('hll'), 'app'), []],
+    ['deltaFromDelta', rollupSql.deltaFromDeltaSql(def, rollupForGrain('minute'), sketchProfile('kmv')), []],
+    ['deltaFromEvents', rollupSql.deltaFromEventsSql(def, sketchProfile('kmv'), 'app', { source: 'window', fromSeq: 5, toSeq: 9 }), [5, 9]],
+    ['aggregateAllTenants', rollupSql.aggregateAllTenantsSql(def, sketchProfile('kmv'), 'app', { source: 'window', fromSeq: 5, toSeq: 9 }), [5, 9]],
   ];
   for (const [name, st, values] of cases) {
     test(`${name}: values in $n order, one per parameter`, () => {

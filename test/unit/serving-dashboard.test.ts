@@ -60,7 +60,7 @@ describe('GET /api/tenants parameters', () => {
     assert.ok(r.ok);
     if (!r.ok) return;
     const a = activeTenantsSql(r.query, 'shop');
-    assert.match(a.text, /FROM "shop"\."rollup_hour"[\s\S]*LIMIT \$3/);
+    assert.match(a.text, /FROM "shop"\."rollup_total_hour"[\s\S]*LIMIT \$3/);
     assert.deepEqual(a.values, [r.query.from, r.query.to, 7]);
     const k = knownTenantsSql('shop', ['3', '1'], 7);
     assert.deepEqual(k.values, [['3', '1'], 8]);
@@ -92,7 +92,7 @@ describe('metrics type filter', () => {
     if (!r.ok) return;
     assert.equal(r.query.type, "ad_click';--");
     const sql = metricsSql(r.query, sketchProfile('kmv'), 'shop');
-    assert.match(sql.text, /AND type = \$6/);
+    assert.match(sql.text, /AND "type" = \$6/);
     assert.equal(sql.values[5], "ad_click';--");
     assert.doesNotMatch(sql.text, /ad_click/);
     const plain = parse('from=2026-03-15T10:00:00Z&to=2026-03-15T12:00:00Z&by=campaign');

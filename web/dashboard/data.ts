@@ -137,20 +137,20 @@ function seriesView(p: Panel, range: ResolvedRange, resp: MetricsResponse): Pane
   for (const k of keys) {
     const pts = [...(idx.get(k) ?? new Map<number, MetricsPoint>()).entries()].sort((a, b) => a[0] - b[0]);
     for (const [t, pt] of pts) {
-      rows.push([cellText(utc(t)), ...(hasKey ? [cellText(keyLabel(k))] : []), m === 'revenue' ? cellMoney(toUnits(pt.revenue)) : cellInt(pt[m])]);
+      rows.push([cellText(utc(t)), ...(hasKey ? [cellText(keyLabel(k))] : []), m === 'revenue' ? cellMoney(toUnits(pt.revenue ?? '0')) : cellInt(pt[m] ?? 0)]);
     }
   }
   const x = buckets(range);
   const totals = keys.map((k) => {
     let sum = 0;
-    for (const pt of idx.get(k)?.values() ?? []) sum += m === 'revenue' ? Number(pt.revenue) : pt[m];
+    for (const pt of idx.get(k)?.values() ?? []) sum += m === 'revenue' ? Number(pt.revenue ?? 0) : (pt[m] ?? 0);
     return { k, sum };
   });
   // The largest series are drawn; the table keeps the rest.
   const drawn = hasKey ? [...totals].sort((a, b) => b.sum - a.sum).slice(0, MAX_CHART_SERIES).map((t) => t.k) : keys;
   const series: ChartSeries[] = drawn.map((k) => {
     const pts = idx.get(k);
-    return { label: hasKey ? keyLabel(k) : (MEASURE_LABEL[m] ?? m), values: x.map((t) => { const pt = pts?.get(t); return pt ? (m === 'revenue' ? Number(pt.revenue) : pt[m]) : 0; }) };
+    return { label: hasKey ? keyLabel(k) : (MEASURE_LABEL[m] ?? m), values: x.map((t) => { const pt = pts?.get(t); return pt ? (m === 'revenue' ? Number(pt.revenue ?? 0) : (pt[m] ?? 0)) : 0; }) };
   });
   const note = rows.length === 0 ? 'No events in this range yet.' : hasKey && keys.length > MAX_CHART_SERIES ? `Chart shows the ${MAX_CHART_SERIES} largest of ${keys.length}; the table has all.` : null;
   return { table: { columns, rows }, chart: { kind: 'time', x, series, money: m === 'revenue', percent: false }, note };
@@ -190,7 +190,7 @@ function totalsOf(resp: MetricsResponse, m: 'events' | 'revenue'): Map<string | 
   const out = new Map<string | null, bigint>();
   for (const s of resp.series) {
     let sum = 0n;
-    for (const pt of s.points) sum += m === 'revenue' ? toUnits(pt.revenue) : BigInt(pt.events);
+    for (const pt of s.points) sum += m === 'revenue' ? toUnits(pt.revenue ?? '0') : BigInt(pt.events);
     out.set(keyOf(s), sum);
   }
   return out;

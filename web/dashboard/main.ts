@@ -500,6 +500,8 @@ async function load(): Promise<void> {
   await Promise.all(
     [...needs.entries()].map(async ([k, n]) => {
       const params: Record<string, string> = { ...span, grain: range.grain };
+      // Distinct counts are kept by the totals rollups only; split responses carry events and revenue.
+      if (n.by === 'none') params.measures = 'events,revenue,sessions,users';
       if (n.by !== 'none') {
         params.by = n.by;
         // As many series as the API gives; the chart draws the largest, the table keeps all.

@@ -1,0 +1,63 @@
+/**
+ * Migration 005 on a deployment that already has the single-cube rollups of migration 003: the new
+ * rollups start at the old cubes' watermarks, so no event already in the old cubes is folded twice.
+ */
+import { test } from 'vitest';
+import assert from 'node:assert/strict';
+import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { defaultMigrationsDir, migrate } from '../../src/db/migrate.js';
+import { detectCapabilities } from '../../src/db/capabilities.js';
+import { configureSession } from '../../src/db/session.js';
+import { maintainPartitions } from '../../src/db/partitions.js';
+import { insertEventRows } from '../../src/db/events.js';
+import { ROLLUPS } from '../../src/rollups/definitions.js';
+import { runRollups } from '../../src/rollups/run.js';
+import { createTestSchema, type TestSchema } from '../support/services.js';
+import { recentBase, sampleRows } from './rollups-fixture.js';
+
+/** A schema migrated only up to 004, as a deployment before issue 18 is. */
+export async function schemaBefore005(prefix: string): Promise<{ s: TestSchema; upgrade: () => Promise<string[]> }> {
+  const s = await createTestSchema(prefix);
+  configureSession(s.pool, await detectCapabilities(s.pool), { citusCachedConnsPerWorker: 8 });
+  const dir = await mkdtemp(path.join(tmpdir(), 'hubsink-mig-'));
+  const all = await defaultMigrationsDir();
+  try {
+    for (const f of await readdir(all)) if (/^00[1-4]_[a-z0-9_]+\.sql$/.test(f)) await cp(path.join(all, f), path.join(dir, f));
+    await migrate(s.pool, s.schema, { dir });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  await maintainPartitions(s.pool, s.schema, { now: new Date(), aheadDays: 3, retentionDays: 14, caps: await detectCapabilities(s.pool) });
+  return { s, upgrade: async () => (await migrate(s.pool, s.schema)).applied };
+}
+
+test('migration 005 seeds each new rollup at the watermark of the old cube of its grain and drops the old state rows', async () => {
+  const { s, upgrade } = await schemaBefore005('rmig_');
+  try {
+    await insertEventRows(s.pool, s.schema, sampleRows(50, { seed: 'mig', tenants: [1, 2], base: recentBase(), spreadMinutes: 30 }));
+    // The old cubes had folded in different amounts (a failed hour run, say).
+    for (const [name, seq] of [['minute', 40], ['hour', 30], ['day', 40]] as const) {
+      await s.pool.query(`UPDATE "${s.schema}".rollup_state SET last_seq = $2 WHERE name = $1`, [name, seq]);
+    }
+    assert.deepEqual(await upgrade(), ['005_rollups_per_question']);
+    const { rows } = await s.pool.query<{ name: string; last_seq: string }>(`SELECT name, last_seq::text FROM "${s.schema}".rollup_state ORDER BY name`);
+    assert.deepEqual(
+      rows,
+      ROLLUPS.map((d) => ({ name: d.name, last_seq: d.grain === 'hour' ? '30' : '40' })).sort((a, b) => a.name.localeCompare(b.name)),
+    );
+    // The old tables are still there for the history copy.
+    for (const t of ['rollup_minute', 'rollup_hour', 'rollup_day']) assert.ok((await s.pool.query<{ r: string | null }>(`SELECT to_regclass($1)::text AS r`, [`"${s.schema}".${t}`])).rows[0]?.r, t);
+    // One run folds only what the old cubes had not: the hour rollups 20 events, the others 10,
+    // all in one transaction with two windows.
+    const caps = await detectCapabilities(s.pool);
+    const runs = await runRollups(s.pool, s.schema, { caps, maxWindowRows: 1_000_000 });
+    assert.deepEqual(
+      runs.map((r) => [r.name, r.fromSeq, r.toSeq, r.rows]),
+      ROLLUPS.map((d) => (d.grain === 'hour' ? [d.name, 30, 50, 20] : [d.name, 40, 50, 10])),
+    );
+  } finally {
+    await s.drop();
+  }
+});
