@@ -101,7 +101,9 @@ test('import: a CSV header column and a file name with OSC 52 reach progress, su
     assert.match(first.stderr, /column\(s\) note\\x1b\]52;c;ZWNobyBwd25lZA==\\x07 go to properties/);
     assert.match(first.stderr, /import: .*orders\\x1b\]52/);
     const mapped = await runCli(['import', '--map', 'nosuch=type', '--dry-run', csv], env);
-    assert.match(mapped.stdout, /not in the header: "nosuch" \(header: tenantId, type, occurredAt, note\\x1b\]52/);
+    // Refused before any row is read (exit 2, on stderr), the header quoted escaped.
+    assert.equal(mapped.code, 2, mapped.stderr);
+    assert.match(mapped.stderr, /not in the header: "nosuch" \(header: tenantId, type, occurredAt, note\\x1b\]52/);
     // --json stays exact: the name as it is.
     const json = await runCli(['import', '--dry-run', '--json', csv], env);
     assert.equal((JSON.parse(json.stdout) as { files: { source: string }[] }).files[0]?.source, csv);
