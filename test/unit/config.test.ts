@@ -134,6 +134,12 @@ describe('loadConfig', () => {
     }
   });
 
+  test('import gzip ratio: 200 by default, a whole number of at least 1', () => {
+    assert.equal(loadConfig({}).importMaxGzipRatio, 200);
+    assert.equal(loadConfig({ HUBSINK_IMPORT_MAX_GZIP_RATIO: '1000' }).importMaxGzipRatio, 1000);
+    for (const bad of ['0', '-5', '2.5', 'lots']) assert.match(problemsOf({ HUBSINK_IMPORT_MAX_GZIP_RATIO: bad }).join('\n'), /HUBSINK_IMPORT_MAX_GZIP_RATIO/, bad);
+  });
+
   test('same hub for ingest and dead letters is refused', () => {
     assert.match(problemsOf({ INGEST_EVENTHUB_NAME: 'x', DEADLETTER_EVENTHUB_NAME: 'x' }).join(), /must differ/);
   });
