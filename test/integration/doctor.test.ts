@@ -22,7 +22,7 @@ import { runDoctor } from '../../src/doctor/run.js';
 import { writeCheckpoint } from '../../src/hubs/checkpoints.js';
 import { createConsumer, createProducer, existingContainer } from '../../src/hubs/clients.js';
 import { freePort } from '../../src/local/ports.js';
-import { createTestSchema, testAzuriteConnection, testDatabaseUrl, uniqueName, type TestSchema } from '../support/services.js';
+import { createTestSchema, serverCapabilities, testAzuriteConnection, testDatabaseUrl, uniqueName, type TestSchema } from '../support/services.js';
 import { readySchema, runCli } from './deadletters-support.js';
 
 const INGEST = uniqueName('dri');
@@ -113,6 +113,10 @@ describe('hubsink doctor', () => {
     assert.deepEqual(results.filter((r) => r.status !== 'ok').map((r) => `${r.id}: ${r.detail}`), []);
     assert.match(byId(results, 'database.reachable').detail, /^PostgreSQL \d+/);
     assert.match(byId(results, 'database.migrations').detail, /checksums equal/);
+    // On a Citus coordinator (TEST_DATABASE_URL) the workers are listed; hll as the server has it.
+    const caps = serverCapabilities();
+    assert.match(byId(results, 'database.citus').detail, caps.citus ? /with \d+ active worker\(s\)/ : /^not installed/);
+    assert.match(byId(results, 'database.hll').detail, caps.hllAvailable ? /^installed/ : /^not available/);
     assert.match(byId(results, 'eventhubs.ingest-hub').detail, /^2 partition\(s\)$/);
     assert.match(byId(results, 'eventhubs.deadletter-send').detail, /sender link opened/);
     assert.match(byId(results, `storage.checkpoints.${INGEST}`).detail, /^1 of 2 partition\(s\) checkpointed, lag 0/);
