@@ -87,17 +87,22 @@ export function register(program: Command): void {
       }
       const emu = emulator;
       // Listen before printing: a script may send the signal as soon as it reads the output.
-      const stopSignal = new Promise<string>((resolve) => {
-        const onSignal = (name: string): void => {
-          process.off('SIGINT', onInt);
-          process.off('SIGTERM', onTerm);
-          resolve(name);
-        };
-        const onInt = (): void => onSignal('SIGINT');
-        const onTerm = (): void => onSignal('SIGTERM');
-        process.on('SIGINT', onInt);
-        process.on('SIGTERM', onTerm);
-      });
+      let resolveStop: (name: string) => void = () => undefined;
+      const stopSignal = new Promise<string>((resolve) => (resolveStop = resolve));
+      let received = false;
+      const onSignal = (name: string): void => {
+        // A second Ctrl-C does not wait for the connections to close.
+        if (received) {
+          process.stderr.write(`hubsink: ${name} again: exiting now\n`);
+          process.exit(130);
+        }
+        received = true;
+        resolveStop(name);
+      };
+      const onInt = (): void => onSignal('SIGINT');
+      const onTerm = (): void => onSignal('SIGTERM');
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onTerm);
       if (opts.json) {
         const out = {
           host: emu.host,
@@ -115,5 +120,7 @@ export function register(program: Command): void {
       const signal = await stopSignal;
       process.stderr.write(`hubsink: ${signal}: stopping the emulator\n`);
       await emu.stop();
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
     });
 }

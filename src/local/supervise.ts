@@ -37,6 +37,7 @@ export function superviseStack(opts: { hardLimitMs: number; write: (s: string) =
   child.stdout?.pipe(process.stdout, { end: false });
   child.stderr?.pipe(process.stderr, { end: false });
   let signals = 0;
+  let forced = false;
   let hardTimer: NodeJS.Timeout | undefined;
   const onSignal = (name: NodeJS.Signals): void => {
     signals++;
@@ -47,6 +48,7 @@ export function superviseStack(opts: { hardLimitMs: number; write: (s: string) =
         killGroup(child.pid, 'SIGKILL');
       }, opts.hardLimitMs);
     } else {
+      forced = true;
       opts.write(`hubsink local: ${name} again: killing everything now\n`);
       killGroup(child.pid, 'SIGKILL');
     }
@@ -59,7 +61,8 @@ export function superviseStack(opts: { hardLimitMs: number; write: (s: string) =
       for (const [s, h] of handlers) process.removeListener(s, h);
       // Belt and braces: anything the stack left in its group (it should have stopped it) goes now.
       killGroup(child.pid, 'SIGKILL');
-      const status = code ?? (signal ? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : 1) : 1);
+      // Killed because the user pressed Ctrl-C twice: the shell's usual status for an interrupt.
+      const status = forced ? 130 : (code ?? (signal ? 128 + (signal === 'SIGKILL' ? 9 : signal === 'SIGTERM' ? 15 : 1) : 1));
       // Let the last output through before returning (bounded: a stray holder of the pipes must not hang us).
       const flushed = setTimeout(() => resolve(status), 2000);
       child.once('close', () => {
