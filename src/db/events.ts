@@ -4,7 +4,7 @@
  * are counted with RETURNING because Citus reports rows attempted, not inserted (docs/design.md, "Citus facts").
  */
 import type pg from 'pg';
-import { DEFAULT_COPY_MIN_ROWS } from '../config.js';
+import { DEFAULT_COPY_MIN_ROWS, type HubsinkConfig } from '../config.js';
 import { backoffDelay, type BackoffPolicy } from '../pipeline/backoff.js';
 import { classifyError, DatabaseUnavailableError, describeError, sqlState } from '../pipeline/classify.js';
 import type { EventRow } from '../pipeline/types.js';
@@ -92,6 +92,18 @@ export interface WriteOptions {
   partitionWindow?: { from: Date; to: Date };
   /** Creates missing daily partitions; createDayPartitions by default. */
   createPartitions?: (days: Date[]) => Promise<string[]>;
+}
+
+/** The settings that shape a write. Every writer (ingest, dead letters, replay, import) takes them all. */
+export type WriteSettings = Pick<HubsinkConfig, 'upsertChunkSize' | 'transientRetryMs' | 'copyMinRows'>;
+
+/**
+ * writeEvents' options from the write settings plus what the caller adds (clock, window, tenants):
+ * the one place they are built, so a new setting cannot be left out by one writer (the dead-letter
+ * paths once ignored HUBSINK_COPY_MIN_ROWS because their copies of this object lacked it).
+ */
+export function writeOptions(settings: WriteSettings, rest: Omit<WriteOptions, 'chunkSize' | 'transientRetryMs' | 'copyMinRows'> = {}): WriteOptions {
+  return { ...rest, chunkSize: settings.upsertChunkSize, transientRetryMs: settings.transientRetryMs, copyMinRows: settings.copyMinRows };
 }
 
 export type WritePath = 'upsert' | 'copy' | 'fallback';

@@ -16,7 +16,7 @@
  */
 import type pg from 'pg';
 import type { HubsinkConfig } from '../config.js';
-import { writeEvents } from '../db/events.js';
+import { writeEvents, writeOptions } from '../db/events.js';
 import { partitionWindow } from '../db/partitions.js';
 import { markReplayedBySourceSql, parkDeadLetters } from '../db/deadLetters.js';
 import type { TenantRegistry } from '../db/tenants.js';
@@ -30,7 +30,7 @@ export type DeadLetterMode = 'retry' | 'replay';
 
 export interface DeadLetterDeps {
   pool: pg.Pool;
-  config: Pick<HubsinkConfig, 'schema' | 'retentionDays' | 'partitionsAheadDays' | 'maxBodyBytes' | 'transientRetryMs' | 'upsertChunkSize'>;
+  config: Pick<HubsinkConfig, 'schema' | 'retentionDays' | 'partitionsAheadDays' | 'maxBodyBytes' | 'transientRetryMs' | 'upsertChunkSize' | 'copyMinRows'>;
   tenants?: TenantRegistry;
   clock?: () => Date;
   sleep?: (ms: number) => Promise<void>;
@@ -137,13 +137,16 @@ export async function processDeadLetters(deps: DeadLetterDeps, raws: readonly Ra
   counts.rewritten = rows.length;
 
   if (rows.length > 0) {
-    const out = await writeEvents(deps.pool, config.schema, rows, {
-      chunkSize: config.upsertChunkSize,
-      transientRetryMs: config.transientRetryMs,
-      partitionWindow: partitionWindow(now, config.partitionsAheadDays, config.retentionDays),
-      ...(deps.sleep ? { sleep: deps.sleep } : {}),
-      ...(deps.tenants ? { tenants: deps.tenants } : {}),
-    }).catch((err: unknown) => {
+    const out = await writeEvents(
+      deps.pool,
+      config.schema,
+      rows,
+      writeOptions(config, {
+        partitionWindow: partitionWindow(now, config.partitionsAheadDays, config.retentionDays),
+        ...(deps.sleep ? { sleep: deps.sleep } : {}),
+        ...(deps.tenants ? { tenants: deps.tenants } : {}),
+      }),
+    ).catch((err: unknown) => {
       if (!(err instanceof DatabaseUnavailableError)) throw err;
       throw new TransientDatabaseError(`database still unavailable: ${err.message}`, rows.length, { cause: err });
     });

@@ -8,7 +8,7 @@
  * Rows are taken in id order, a page at a time (keyset paging, so rows left parked do not come back
  * within one run). A transient database failure stops the replay; what was done stays done.
  */
-import { writeEvents } from '../db/events.js';
+import { writeEvents, writeOptions } from '../db/events.js';
 import { partitionWindow } from '../db/partitions.js';
 import {
   countDeadLetters,
@@ -121,13 +121,16 @@ export async function replayParked(deps: DeadLetterDeps, opts: ReplayOptions): P
     if (opts.dryRun) {
       for (const r of rows) done.push({ id: parkedOf.get(r)?.id ?? -1, outcome: outcomeOf(r) });
     } else if (rows.length > 0) {
-      const out = await writeEvents(deps.pool, config.schema, rows, {
-        chunkSize: config.upsertChunkSize,
-        transientRetryMs: config.transientRetryMs,
-        partitionWindow: partitionWindow(now, config.partitionsAheadDays, config.retentionDays),
-        ...(deps.sleep ? { sleep: deps.sleep } : {}),
-        ...(deps.tenants ? { tenants: deps.tenants } : {}),
-      });
+      const out = await writeEvents(
+        deps.pool,
+        config.schema,
+        rows,
+        writeOptions(config, {
+          partitionWindow: partitionWindow(now, config.partitionsAheadDays, config.retentionDays),
+          ...(deps.sleep ? { sleep: deps.sleep } : {}),
+          ...(deps.tenants ? { tenants: deps.tenants } : {}),
+        }),
+      );
       const refused = new Set(out.rejected.map((r) => r.row));
       const notWritten = new Set(out.transient?.rows ?? []);
       for (const r of out.rejected) failures.push({ id: parkedOf.get(r.row)?.id ?? -1, reason: 'rejected', error: r.error });

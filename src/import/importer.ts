@@ -19,7 +19,7 @@ import type pg from 'pg';
 import { DEFAULT_COPY_MIN_ROWS, type HubsinkConfig } from '../config.js';
 import type { Capabilities } from '../db/capabilities.js';
 import { parkDeadLetters } from '../db/deadLetters.js';
-import { writeEvents } from '../db/events.js';
+import { writeEvents, writeOptions } from '../db/events.js';
 import { advanceFile, beginFile, finishFile, type FileKey } from '../db/importFiles.js';
 import { runRollups } from '../rollups/run.js';
 import { TenantRegistry } from '../db/tenants.js';
@@ -45,8 +45,8 @@ export interface ImportOptions {
   /** Absent for a dry run. */
   pool?: pg.Pool;
   caps?: Capabilities;
-  config: Pick<HubsinkConfig, 'schema' | 'partitionsAheadDays' | 'maxBodyBytes' | 'importMaxGzipRatio' | 'transientRetryMs' | 'upsertChunkSize' | 'rollupMaxWindowRows'> &
-    Partial<Pick<HubsinkConfig, 'rollupDimensions' | 'copyMinRows'>>;
+  config: Pick<HubsinkConfig, 'schema' | 'partitionsAheadDays' | 'maxBodyBytes' | 'importMaxGzipRatio' | 'transientRetryMs' | 'upsertChunkSize' | 'rollupMaxWindowRows' | 'copyMinRows'> &
+    Partial<Pick<HubsinkConfig, 'rollupDimensions'>>;
   maxAgeDays: number;
   batchSize: number;
   dryRun: boolean;
@@ -205,13 +205,7 @@ export async function runImport(sources: readonly ImportSource[], opts: ImportOp
       if (!caps) throw new Error('runImport: caps are required with a pool');
       // Days of history outside the maintained window get their partitions when a row first needs one.
       const partitionWindow = { from: new Date(cutoff), to: new Date(now.getTime() + opts.config.partitionsAheadDays * DAY_MS) };
-      const outcome = await writeEvents(pool, schema, rows, {
-        chunkSize: opts.config.upsertChunkSize,
-        ...(opts.config.copyMinRows !== undefined ? { copyMinRows: opts.config.copyMinRows } : {}),
-        transientRetryMs: opts.config.transientRetryMs,
-        tenants,
-        partitionWindow,
-      });
+      const outcome = await writeEvents(pool, schema, rows, writeOptions(opts.config, { tenants, partitionWindow }));
       file.partitionsCreated.push(...outcome.createdPartitions);
       if (outcome.transient) {
         throw new ImportStopped(`the database failed for ${opts.config.transientRetryMs} ms (${outcome.transient.error}); stopped before ${src.name} line ${items[0]?.line ?? '?'}: run again to resume there`);

@@ -10,13 +10,13 @@ import { DEFAULT_COPY_MIN_ROWS, type HubsinkConfig } from '../config.js';
 import { prepareBatch } from '../pipeline/batch.js';
 import { deadLetterFromRow } from '../pipeline/deadletter.js';
 import type { BatchCounts, DeadLetterRecord, DeadLetterSink, FailureReason, RawEvent } from '../pipeline/types.js';
-import { writeEvents } from '../db/events.js';
+import { writeEvents, writeOptions } from '../db/events.js';
 import { partitionWindow } from '../db/partitions.js';
 import type { TenantRegistry } from '../db/tenants.js';
 
 export interface IngestDeps {
   pool: pg.Pool;
-  config: Pick<HubsinkConfig, 'schema' | 'retentionDays' | 'partitionsAheadDays' | 'maxBodyBytes' | 'transientRetryMs' | 'upsertChunkSize'> & Partial<Pick<HubsinkConfig, 'copyMinRows'>>;
+  config: Pick<HubsinkConfig, 'schema' | 'retentionDays' | 'partitionsAheadDays' | 'maxBodyBytes' | 'transientRetryMs' | 'upsertChunkSize' | 'copyMinRows'>;
   sink: DeadLetterSink;
   tenants?: TenantRegistry;
   clock?: () => Date;
@@ -45,16 +45,13 @@ export async function ingestBatch(deps: IngestDeps, raws: readonly RawEvent[]): 
     // A batch big enough for COPY gets its COPY text written while it is validated (scanCopy.ts).
     { copy: raws.length >= (config.copyMinRows ?? DEFAULT_COPY_MIN_ROWS) },
   );
-  const outcome = await writeEvents(deps.pool, config.schema, prepared.rows, {
-    chunkSize: config.upsertChunkSize,
-    ...(config.copyMinRows !== undefined ? { copyMinRows: config.copyMinRows } : {}),
-    transientRetryMs: config.transientRetryMs,
+  const outcome = await writeEvents(deps.pool, config.schema, prepared.rows, writeOptions(config, {
     // Exactly the window validation accepted: such a row must find (or get) its partition.
     partitionWindow: partitionWindow(now, config.partitionsAheadDays, config.retentionDays),
     ...(deps.sleep ? { sleep: deps.sleep } : {}),
     ...(deps.onRetry ? { onRetry: deps.onRetry } : {}),
     ...(deps.tenants ? { tenants: deps.tenants } : {}),
-  });
+  }));
   const failedAt = clock();
   const deadLetters: DeadLetterRecord[] = [...prepared.invalid];
   for (const r of outcome.rejected) deadLetters.push(deadLetterFromRow(r.row, 'rejected', r.error, failedAt));
