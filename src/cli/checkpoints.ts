@@ -13,6 +13,7 @@ import { probeEventHubs } from '../hubs/probe.js';
 import { eventHubsContext, storageContext, withServices } from './services.js';
 import {
   blobPrefix,
+  checkpointAhead,
   lagOf,
   liveOwnership,
   partitionStates,
@@ -205,6 +206,7 @@ export function register(program: Command): void {
   )
     .option('--to <time>', 'reprocess from the first event enqueued at or after TIME (ISO-8601, or an age such as 2h)', parseTimeOption)
     .option('--to-start', 'reprocess everything the hub still holds')
+    .option('--recreated', 'after the hub was deleted and created again: put back to the start only the checkpoints that lie ahead of their partition\'s last event, and keep every other')
     .option('--force', 'rewind even while a consumer holds fresh ownership of the consumer group')
     .option('--stale-after <seconds>', 'ownership renewed within this many seconds counts as a running consumer', parsePositiveInt, 60)
     .option('--read-consumer-group <name>', 'consumer group used to find positions (default: --consumer-group); must not be held by an owner-level reader', parseConsumerGroup)
@@ -212,11 +214,13 @@ export function register(program: Command): void {
     .addHelpText(
       'after',
       '\nStop the consumers first (the Function App, or `hubsink run`): a running consumer keeps its position in memory and would\n' +
-        'overwrite the rewound checkpoints. A rewind never moves a checkpoint forward.' +
+        'overwrite the rewound checkpoints. A rewind never moves a checkpoint forward.\n' +
+        'A hub deleted and created again restarts its sequence numbers at 0 while the checkpoints keep the old ones;\n' +
+        '--recreated rewrites exactly those checkpoints (ahead of their partition) to the start.' +
         SETTINGS_HELP,
     )
-    .action(async (o: CommonOpts & { to?: Date; toStart?: boolean; force?: boolean; staleAfter: number; readConsumerGroup?: string; dryRun?: boolean }) => {
-      if ((o.to === undefined) === (o.toStart !== true)) throw new UsageError('give exactly one of --to TIME or --to-start');
+    .action(async (o: CommonOpts & { to?: Date; toStart?: boolean; recreated?: boolean; force?: boolean; staleAfter: number; readConsumerGroup?: string; dryRun?: boolean }) => {
+      if ([o.to !== undefined, o.toStart === true, o.recreated === true].filter(Boolean).length !== 1) throw new UsageError('give exactly one of --to TIME, --to-start or --recreated');
       const cfg = loadConfig();
       requireEventHubs(cfg);
       const ctx = cliServiceContext(cfg, {
@@ -264,9 +268,15 @@ export function register(program: Command): void {
           }
           const actions: RewindAction[] = [];
           for (const p of states) {
+            const stored = checkpoints.get(p.partitionId);
+            if (o.recreated) {
+              // Only a checkpoint provably ahead of its partition is touched: any other may be right.
+              if (checkpointAhead(p, stored)) actions.push(planRewind(p, { kind: 'start' }, stored));
+              else actions.push({ partitionId: p.partitionId, action: 'keep', reason: 'not ahead of the partition\'s last event', ...(stored ? { previous: stored } : {}) });
+              continue;
+            }
             const target: RewindTarget = o.to ? await rewindTargetAt(reader, p, o.to) : { kind: 'start' };
             // An offset without a sequence number is placed through the hub before comparing.
-            const stored = checkpoints.get(p.partitionId);
             const previous = stored ? await resolveCheckpoint(reader, p, stored) : undefined;
             actions.push(planRewind(p, target, previous));
           }
@@ -287,7 +297,7 @@ export function register(program: Command): void {
             process.stdout.write(`${formatTable(['PARTITION', 'OLD SEQ', 'NEW SEQ', 'NEW OFFSET', 'REPROCESS', 'ACTION'], rows)}\n`);
             process.stderr.write(
               `${o.dryRun ? 'dry run: would rewrite' : 'rewrote'} ${written} of ${actions.length} checkpoint(s) of ${o.hub}/${o.consumerGroup}` +
-                `${o.to ? ` to ${o.to.toISOString()}` : ' to the start'}${live.length > 0 ? (o.dryRun ? '; a consumer is running: stop it before the real rewind' : ' (--force: ownership was fresh)') : ''}\n`,
+                `${o.to ? ` to ${o.to.toISOString()}` : o.recreated ? ' (ahead of their partition) to the start' : ' to the start'}${live.length > 0 ? (o.dryRun ? '; a consumer is running: stop it before the real rewind' : ' (--force: ownership was fresh)') : ''}\n`,
             );
           }
         } finally {

@@ -138,6 +138,45 @@ export interface LagRow {
   note?: string;
 }
 
+/** A checkpoint past everything its partition ever held. */
+export interface CheckpointAhead {
+  partitionId: string;
+  checkpointSequenceNumber: number;
+  /** -1 when the partition has never held an event. */
+  lastEnqueuedSequenceNumber: number;
+}
+
+/**
+ * Pure: the checkpoint when it lies past the partition's last enqueued event. Sequence numbers only
+ * grow during a hub's life, so this means the hub was deleted and created again under the same name
+ * (its numbering restarted at 0) or the blobs belong to another hub of that name. A consumer that
+ * resumes there reads nothing until the new numbering passes the old checkpoint, and then has
+ * skipped every event before it; so it must be said, not waited out. Once the new numbering has
+ * passed the checkpoint, the case can no longer be told apart from normal progress.
+ */
+export function checkpointAhead(p: PartitionState, cp: StoredCheckpoint | undefined): CheckpointAhead | undefined {
+  if (cp?.sequenceNumber === undefined) return undefined;
+  // A hub that never held an event reports -1; one whose events all expired keeps its last number.
+  const last = p.lastEnqueuedSequenceNumber;
+  if (cp.sequenceNumber <= last) return undefined;
+  return { partitionId: p.partitionId, checkpointSequenceNumber: cp.sequenceNumber, lastEnqueuedSequenceNumber: last };
+}
+
+/** Pure: the command that puts checkpoints ahead of their partition back to its start (and no others). */
+export function recreatedHubFix(o: { hub: string; consumerGroup: string; container: string }): string {
+  return `hubsink checkpoints rewind --hub ${o.hub} --consumer-group '${o.consumerGroup}' --container ${o.container} --recreated`;
+}
+
+/** Pure: one line for a log or a report: what is wrong with the partition and what fixes it. */
+export function describeCheckpointAhead(a: CheckpointAhead, o: { hub: string; consumerGroup: string; container: string }): string {
+  const last = a.lastEnqueuedSequenceNumber < 0 ? 'the partition has held no event yet' : `its last event is ${a.lastEnqueuedSequenceNumber}`;
+  return (
+    `${o.hub} partition ${a.partitionId}: the checkpoint of consumer group ${o.consumerGroup} is at sequence ${a.checkpointSequenceNumber}, but ${last}: ` +
+    `the hub was deleted and created again (its numbering restarted at 0), so events up to ${a.checkpointSequenceNumber} would be skipped. ` +
+    `Stop the consumers, then run: ${recreatedHubFix(o)}`
+  );
+}
+
 /**
  * Pure: the lag of one partition. Events before `beginningSequenceNumber` have expired, so a
  * checkpoint older than that counts only what is left. Without a checkpoint a consumer starts at its
@@ -151,6 +190,11 @@ export function lagOf(p: PartitionState, cp: StoredCheckpoint | undefined): LagR
     lag: null,
   };
   if (cp) row.checkpoint = cp;
+  if (checkpointAhead(p, cp)) {
+    // Not a lag: the consumer would skip, not read, what lies between. Unknown until rewound.
+    row.note = 'checkpoint is ahead of the last event: the hub was re-created? (checkpoints rewind --recreated)';
+    return row;
+  }
   if (p.isEmpty) {
     row.lag = 0;
     if (!cp) row.note = 'no checkpoint';
@@ -164,10 +208,6 @@ export function lagOf(p: PartitionState, cp: StoredCheckpoint | undefined): LagR
   }
   if (cp.sequenceNumber === undefined) {
     row.note = 'checkpoint has no sequence number';
-    return row;
-  }
-  if (cp.sequenceNumber > p.lastEnqueuedSequenceNumber) {
-    row.note = 'checkpoint is past the last event (was the hub re-created?)';
     return row;
   }
   row.lag = Math.min(retained, p.lastEnqueuedSequenceNumber - cp.sequenceNumber);

@@ -49,8 +49,9 @@ const BAD: { args: string[]; message: RegExp }[] = [
   { args: ['checkpoints', 'show'], message: /required option '--hub <name>' not specified/ },
   { args: ['checkpoints', 'show', '--hub', 'h'], message: /required option '--consumer-group <name>' not specified/ },
   { args: ['checkpoints', 'show', '--hub', 'bad hub!', '--consumer-group', 'g'], message: /not a valid Event Hub name/ },
-  { args: ['checkpoints', 'rewind', '--hub', 'h', '--consumer-group', 'g'], message: /exactly one of --to TIME or --to-start/ },
-  { args: ['checkpoints', 'rewind', '--hub', 'h', '--consumer-group', 'g', '--to', '1h', '--to-start'], message: /exactly one of --to TIME or --to-start/ },
+  { args: ['checkpoints', 'rewind', '--hub', 'h', '--consumer-group', 'g'], message: /exactly one of --to TIME, --to-start or --recreated/ },
+  { args: ['checkpoints', 'rewind', '--hub', 'h', '--consumer-group', 'g', '--to', '1h', '--to-start'], message: /exactly one of --to TIME, --to-start or --recreated/ },
+  { args: ['checkpoints', 'rewind', '--hub', 'h', '--consumer-group', 'g', '--to-start', '--recreated'], message: /exactly one of --to TIME, --to-start or --recreated/ },
   { args: ['checkpoints', 'rewind', '--hub', 'h', '--consumer-group', 'g', '--to-start', '--stale-after', '0'], message: /--stale-after.*positive whole number/ },
 ];
 
