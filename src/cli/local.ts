@@ -3,11 +3,14 @@
  * subscription. How to connect goes to stdout; the live status to stderr (a block redrawn in place
  * on a terminal, plain lines otherwise). Ctrl-C or SIGTERM stops everything in order.
  */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { loadConfig } from '../config.js';
 import { renderStatusBlock, renderStatusLine, type LocalStatus } from '../local/status.js';
 import { isStackChild, superviseStack, TTY_ENV } from '../local/supervise.js';
 import type { LocalInfo, LocalStack } from '../local/stack.js';
+import { sourceLine, writeEnvFile, type LocalSettings } from '../local/envFile.js';
 import type { Logger, LogLevel } from '../runner/checkpointingConsumer.js';
 import { exitSoonAfterShutdown, waitForShutdown } from '../runner/process.js';
 import { describeError } from '../pipeline/classify.js';
@@ -38,8 +41,8 @@ interface LocalCliOptions {
   verbose?: boolean;
 }
 
-/** Pure: the connection help printed at start. */
-export function formatBanner(info: LocalInfo, now: Date = new Date()): string {
+/** Pure: the connection help printed at start; `envLine` loads the settings for other commands. */
+export function formatBanner(info: LocalInfo, now: Date = new Date(), envLine?: string): string {
   const from = new Date(Math.floor(now.getTime() / 3600_000) * 3600_000).toISOString().replace('.000Z', 'Z');
   const to = new Date(Math.floor(now.getTime() / 3600_000) * 3600_000 + 3600_000).toISOString().replace('.000Z', 'Z');
   const table = info.schema === 'public' ? 'events' : `${info.schema}.events`;
@@ -51,6 +54,7 @@ export function formatBanner(info: LocalInfo, now: Date = new Date()): string {
     : `psql '${redactSecrets(info.databaseUrl)}' ${query}`;
   return [
     'hubsink local is running',
+    ...(envLine ? [`  Settings     ${envLine}   (DATABASE_URL, EventHubConnection, AzureWebJobsStorage, HUBSINK_SCHEMA, … for every other hubsink command)`] : []),
     `  PostgreSQL   ${redactSecrets(info.databaseUrl)}${info.pgDataDir ? `  (embedded; data kept in ${info.pgDataDir}, password in ${info.pgPasswordFile ?? '-'})` : ''}`,
     `               ${psql}`,
     `  Event Hubs   ${info.emulator ? `emulator on 127.0.0.1:${info.emulator.port}: ${info.emulator.hubs.join(', ')}` : `external: ${info.ingestHub}, ${info.deadLetterHub}`}`,
@@ -119,6 +123,26 @@ export function register(program: Command): void {
     });
 }
 
+/** What the settings file holds: the stack's own connections, as other commands read them. */
+function settingsOf(stack: LocalStack): LocalSettings {
+  const c = stack.config;
+  return {
+    databaseUrl: stack.info.databaseUrl,
+    schema: c.schema,
+    eventHubConnection: stack.info.eventHubConnection,
+    storageConnection: c.storage?.kind === 'connectionString' ? c.storage.connectionString : '',
+    ingestHub: c.ingestHub,
+    deadLetterHub: c.deadLetterHub,
+    consumerGroup: c.consumerGroup,
+    deadLetterConsumerGroup: c.deadLetterConsumerGroup,
+    replayConsumerGroup: c.replayConsumerGroup,
+    ...(HUBSINK_BIN ? { hubsinkBin: HUBSINK_BIN } : {}),
+  };
+}
+
+// The compiled module sits in dist/src/cli, the source in src/cli: the checkout's bin/hubsink.js above.
+const HUBSINK_BIN = ['../../bin/hubsink.js', '../../../bin/hubsink.js'].map((p) => fileURLToPath(new URL(p, import.meta.url))).find((f) => existsSync(f));
+
 async function runStackChild(opts: LocalCliOptions): Promise<void> {
   const ttyColumns = Number(process.env[TTY_ENV] ?? (process.stderr.isTTY ? process.stderr.columns : 0));
   const tty = ttyColumns > 0;
@@ -163,7 +187,14 @@ async function runStackChild(opts: LocalCliOptions): Promise<void> {
     if (process.connected) process.disconnect();
     throw err;
   }
-  process.stdout.write(formatBanner(stack.info));
+  let envLine: string | undefined;
+  try {
+    const envFile = await writeEnvFile(opts.dataDir, settingsOf(stack));
+    envLine = sourceLine(envFile, process.cwd());
+  } catch (err) {
+    log('warn', `could not write the settings file in ${opts.dataDir}: ${describeError(err)}`);
+  }
+  process.stdout.write(formatBanner(stack.info, new Date(), envLine));
   // Counted from when everything runs, so a short --duration still sees events flow.
   const durationTimer = opts.duration !== undefined ? setTimeout(() => stop.abort(`--duration ${opts.duration} s reached`), opts.duration * 1000) : undefined;
 
