@@ -24,7 +24,7 @@ import { copyTextField, isoUtc } from './copyText.js';
 import { deriveEventId } from './eventId.js';
 import { fastValidate, timestampMs, uuidLower } from './fastValidate.js';
 import type { EventRow, RawEvent } from './types.js';
-import { MAX_PROPERTIES_BYTES, MAX_TEXT_CHARS, MAX_TYPE_CHARS, MAX_URL_CHARS, REVENUE_LIMIT, isTenantKey, round4, validateEvent, type ValidateOptions } from './validate.js';
+import { MAX_PROPERTIES_BYTES, MAX_TEXT_CHARS, MAX_TYPE_CHARS, MAX_URL_CHARS, REVENUE_LIMIT, daysInMonth, isTenantKey, round4, validateEvent, type ValidateOptions } from './validate.js';
 
 const DAY_MS = 86_400_000;
 /** Deeper nesting is legal (up to MAX_DEPTH) but rare: the other paths check it. */
@@ -58,6 +58,8 @@ const starts = new Int32Array(FIELD_COUNT);
 const ends = new Int32Array(FIELD_COUNT);
 /** Set by scanString: whether the string had a backslash escape. */
 let sawEscape = false;
+/** Backslash escapes met in the body so far (each may become two bytes in the properties column). */
+let escapes = 0;
 /** Set by scanString: the string's length once unescaped, in UTF-8 bytes (an upper bound of its UTF-16 length). */
 let unescapedBytes = 0;
 
@@ -106,6 +108,7 @@ function scanString(b: Buffer, i: number, n: number): number {
     if (c < 0x20) return -1;
     if (c === BS) {
       sawEscape = true;
+      escapes++;
       const e = b[++i];
       if (e === 0x75) {
         const u = unicodeEscape(b, i, n);
@@ -240,6 +243,7 @@ function fieldOf(b: Buffer, s: number, e: number): number {
 /** The top-level object: fills kinds/starts/ends; false to decline. */
 function scanTop(b: Buffer, n: number): boolean {
   kinds.fill(K_ABSENT);
+  escapes = 0;
   let i = skipWs(b, 0, n);
   if (b[i] !== 0x7b) return false;
   i = skipWs(b, i + 1, n);
@@ -439,6 +443,58 @@ function putJson(buf: Buffer, at: number, b: Buffer, s: number, e: number): numb
   return putBytes(buf, at, b, from, e);
 }
 
+/** A decimal integer of up to 15 digits without a leading zero at b[s..e), or undefined. */
+function digitsValue(b: Buffer, s: number, e: number): number | undefined {
+  if (e - s > 15 || e === s || b[s] === 0x30) return undefined;
+  let v = 0;
+  for (let i = s; i < e; i++) {
+    const d = (b[i] as number) - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+function isDigits(s: string): boolean {
+  if (s.length === 0 || s.length > 20) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}
+
+/** Two decimal digits at b[i], or -1. */
+function d2(b: Buffer, i: number): number {
+  const x = (b[i] as number) - 0x30;
+  const y = (b[i + 1] as number) - 0x30;
+  return x >= 0 && x <= 9 && y >= 0 && y <= 9 ? x * 10 + y : -1;
+}
+
+/**
+ * The time of `YYYY-MM-DDTHH:MM:SS.mmmZ` (toISOString's layout, years 1970–9999) at b[s..e), read
+ * from the bytes, or undefined for any other layout or value (timestampMs then decides). Such a
+ * text is also exactly what isoUtc prints for the time, so it is copied as it is.
+ */
+function zuluMs(b: Buffer, s: number, e: number): number | undefined {
+  if (e - s !== 24 || b[s + 4] !== 0x2d || b[s + 7] !== 0x2d || b[s + 10] !== 0x54 || b[s + 13] !== 0x3a || b[s + 16] !== 0x3a || b[s + 19] !== 0x2e || b[s + 23] !== 0x5a) {
+    return undefined;
+  }
+  const yh = d2(b, s);
+  const yl = d2(b, s + 2);
+  const mo = d2(b, s + 5);
+  const d = d2(b, s + 8);
+  const h = d2(b, s + 11);
+  const mi = d2(b, s + 14);
+  const sec = d2(b, s + 17);
+  const ms1 = d2(b, s + 20);
+  const ms2 = (b[s + 22] as number) - 0x30;
+  if (yh < 19 || yl < 0 || (yh === 19 && yl < 70) || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 || ms1 < 0 || !(ms2 >= 0 && ms2 <= 9)) return undefined;
+  const y = yh * 100 + yl;
+  if (d > daysInMonth(y, mo)) return undefined;
+  return Date.UTC(y, mo - 1, d, h, mi, sec, ms1 * 10 + ms2);
+}
+
 // Lines of a batch share their partition and often their enqueued time: formatted once.
 let lastEnqueuedMs = NaN;
 let lastEnqueued = '';
@@ -465,7 +521,7 @@ function scanUnsafe(raw: RawEvent, opts: ValidateOptions, out: CopyWriter): Scan
   // tenantId: a positive safe integer in the body, and no tenant among the application properties.
   if (kinds[F_TENANT_ID] !== K_NUMBER) return undefined;
   for (const k in raw.properties) if (isTenantKey(k)) return undefined;
-  const tenantId = Number(ascii(b, F_TENANT_ID));
+  const tenantId = digitsValue(b, starts[F_TENANT_ID] as number, ends[F_TENANT_ID] as number) ?? Number(ascii(b, F_TENANT_ID));
   if (!(Number.isSafeInteger(tenantId) && tenantId > 0)) return undefined;
 
   let eventId: string;
@@ -491,7 +547,8 @@ function scanUnsafe(raw: RawEvent, opts: ValidateOptions, out: CopyWriter): Scan
   if (!printable) return undefined;
 
   if (kinds[F_OCCURRED_AT] !== K_STRING) return undefined;
-  const ms = timestampMs(ascii(b, F_OCCURRED_AT));
+  const zulu = zuluMs(b, starts[F_OCCURRED_AT] as number, ends[F_OCCURRED_AT] as number);
+  const ms = zulu ?? timestampMs(ascii(b, F_OCCURRED_AT));
   if (ms === undefined) return undefined;
   const now = opts.now.getTime();
   if (ms < now - opts.retentionDays * DAY_MS || ms > now + opts.aheadDays * DAY_MS) return undefined;
@@ -525,10 +582,13 @@ function scanUnsafe(raw: RawEvent, opts: ValidateOptions, out: CopyWriter): Scan
     lastSourceKey = sourceKey;
     lastSourceText = copyTextField(sourceKey);
   }
-  const offsetText = copyTextField(src.offset);
+  const offset = src.offset;
+  const offsetText = isDigits(offset) ? offset : copyTextField(offset);
 
   // Unescaping never grows a string; doubling backslashes at most doubles properties.
-  out.reserve(2 * n + 160 + 3 * (lastSourceText.length + offsetText.length) + lastEnqueued.length);
+  // The line: the body's strings (unescaping never grows one), properties with each escape's
+  // backslashes doubled, the derived id and the fixed columns (under 256 bytes), the source columns.
+  out.reserve(n + 2 * escapes + 256 + 3 * (lastSourceText.length + offsetText.length) + lastEnqueued.length);
   const buf = out.buf;
   const lineStart = out.at;
   let at = lineStart;
@@ -536,7 +596,9 @@ function scanUnsafe(raw: RawEvent, opts: ValidateOptions, out: CopyWriter): Scan
   buf[at++] = 9;
   at = putAscii(buf, at, eventId);
   buf[at++] = 9;
-  at = putAscii(buf, at, isoUtc(occurredAt));
+  // A `…:SS.mmmZ` time is already what isoUtc would print.
+  if (zulu !== undefined) at = putBytes(buf, at, b, starts[F_OCCURRED_AT] as number, ends[F_OCCURRED_AT] as number);
+  else at = putAscii(buf, at, isoUtc(occurredAt));
   for (const f of TEXT_FIELDS) {
     buf[at++] = 9;
     const k = kinds[f];
@@ -560,7 +622,7 @@ function scanUnsafe(raw: RawEvent, opts: ValidateOptions, out: CopyWriter): Scan
   buf[at++] = 9;
   at = putAscii(buf, at, String(src.sequenceNumber));
   buf[at++] = 9;
-  at += buf.write(offsetText, at, 'utf8');
+  at = offsetText === offset ? putAscii(buf, at, offset) : at + buf.write(offsetText, at, 'utf8');
   buf[at++] = 9;
   at = putAscii(buf, at, lastEnqueued);
   buf[at++] = 0x0a;
