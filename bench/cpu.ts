@@ -106,7 +106,7 @@ export function benchCpu(raws: readonly RawEvent[], batchSize: number, reps: num
   for (const b of batches) encodeCopyBytes(prepareBatch(b, opts, now).rows);
   for (const b of batches) {
     const rows = prepareBatch(b, opts, now, { copy: true }).rows;
-    for (const r of rows) if (r instanceof ScannedRow) scanned++;
+    for (const r of rows) if (r instanceof ScannedRow && r.byScanner) scanned++;
     encodeCopyBytes(rows);
   }
   for (const r of raws) sink += (JSON.parse(decoder.decode(r.body)) as object) ? 1 : 0;

@@ -19,7 +19,7 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { classifyError, sqlState } from '../pipeline/classify.js';
 import type { EventRow } from '../pipeline/types.js';
-import { copyTextField, isoUtc } from '../pipeline/copyText.js';
+import { copyLine, isoUtc } from '../pipeline/copyText.js';
 import { ScannedRow } from '../pipeline/scanCopy.js';
 import { ident } from './ident.js';
 import type { Statement } from './statement.js';
@@ -81,24 +81,6 @@ export function probeEventsSql(schema: string, rows: readonly EventRow[]): State
   };
 }
 
-/** JSON text never holds raw control characters, only backslash escapes: double the backslashes. */
-function json(v: Record<string, unknown> | null): string {
-  if (v === null) return '\\N';
-  const s = JSON.stringify(v);
-  return s.includes('\\') ? s.replaceAll('\\', '\\\\') : s;
-}
-
-/** One row's COPY text line, `enqueued` being its source's enqueued time already formatted. */
-function copyLine(r: EventRow, enqueued: string): string {
-  const s = r.raw.source;
-  return (
-    `${r.tenantId}\t${r.eventId}\t${isoUtc(r.occurredAt)}\t${copyTextField(r.type)}\t${copyTextField(r.sessionId)}\t${copyTextField(r.userId)}\t` +
-    `${copyTextField(r.deviceId)}\t${copyTextField(r.url)}\t${copyTextField(r.referrer)}\t${copyTextField(r.campaignId)}\t${copyTextField(r.country)}\t${copyTextField(r.browser)}\t` +
-    `${r.revenue === null ? '\\N' : String(r.revenue)}\t${json(r.properties)}\t${copyTextField(s.partitionId)}\t${s.sequenceNumber}\t` +
-    `${copyTextField(s.offset)}\t${enqueued}\n`
-  );
-}
-
 /** Each row's COPY text line, in order (a scanned row's line as its bytes). */
 function forEachCopyLine(rows: readonly EventRow[], emit: (line: string) => void, scanned?: (row: ScannedRow) => void): void {
   // Events of one batch often share their enqueued time to the millisecond.
@@ -151,7 +133,9 @@ function contiguousLines(rows: readonly EventRow[]): Buffer | undefined {
 export function encodeCopyBytes(rows: readonly EventRow[]): Buffer {
   const view = rows.length > 0 ? contiguousLines(rows) : undefined;
   if (view) return view;
-  let buf = Buffer.allocUnsafe(Math.max(1024, rows.length * 512));
+  let size = 0;
+  for (const r of rows) size += r instanceof ScannedRow ? r.copyEnd - r.copyStart : 512;
+  let buf = Buffer.allocUnsafe(Math.max(1024, size));
   let at = 0;
   const room = (n: number): void => {
     if (buf.length - at < n) {

@@ -4,7 +4,7 @@
 import { deadLetterFromRaw } from './deadletter.js';
 import type { DeadLetterRecord, EventRow, RawEvent } from './types.js';
 import { fastValidate } from './fastValidate.js';
-import { CopyWriter, scanEvent } from './scanCopy.js';
+import { CopyWriter, ScannedRow, scanEvent, withCopyLine } from './scanCopy.js';
 import { validateEvent, type ValidateOptions } from './validate.js';
 
 export interface PreparedBatch {
@@ -83,6 +83,8 @@ export function prepareBatch(raws: RawEvent[], opts: ValidateOptions, now: Date,
       }
       fullKeys.add(key);
     }
+    // A row the scanner declined gets its line too, so the batch's lines stay one run of bytes.
+    if (writer !== undefined && !(row instanceof ScannedRow)) row = withCopyLine(row, opts, writer);
     rows.push(row);
   }
   return { rows, invalid, duplicatesInBatch };

@@ -2,6 +2,7 @@
  * Pieces of PostgreSQL's COPY text format that both encoders use: the row encoder of the write path
  * (src/db/copyEvents.ts) and the byte scanner (scanCopy.ts). Pure.
  */
+import type { EventRow } from './types.js';
 
 const SPECIAL_ALL = /[\\\n\r\t]/g;
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
@@ -66,5 +67,24 @@ export function isoUtc(d: Date): string {
   rem -= mi * 60_000;
   const sec = Math.floor(rem / 1000);
   return `${lastDayText}${PAD2[h]}:${PAD2[mi]}:${PAD2[sec]}.${PAD3[rem - sec * 1000]}Z`;
+}
+
+
+/** JSON text never holds raw control characters, only backslash escapes: double the backslashes. */
+function json(v: Record<string, unknown> | null): string {
+  if (v === null) return '\\N';
+  const s = JSON.stringify(v);
+  return s.includes('\\') ? s.replaceAll('\\', '\\\\') : s;
+}
+
+/** One row's COPY text line, `enqueued` being its source's enqueued time already formatted. */
+export function copyLine(r: EventRow, enqueued: string): string {
+  const s = r.raw.source;
+  return (
+    `${r.tenantId}\t${r.eventId}\t${isoUtc(r.occurredAt)}\t${copyTextField(r.type)}\t${copyTextField(r.sessionId)}\t${copyTextField(r.userId)}\t` +
+    `${copyTextField(r.deviceId)}\t${copyTextField(r.url)}\t${copyTextField(r.referrer)}\t${copyTextField(r.campaignId)}\t${copyTextField(r.country)}\t${copyTextField(r.browser)}\t` +
+    `${r.revenue === null ? '\\N' : String(r.revenue)}\t${json(r.properties)}\t${copyTextField(s.partitionId)}\t${s.sequenceNumber}\t` +
+    `${copyTextField(s.offset)}\t${enqueued}\n`
+  );
 }
 

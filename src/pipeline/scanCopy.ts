@@ -20,7 +20,7 @@
  * on the same raw event and options, which decide as the scanner did.
  */
 import { isUtf8 } from 'node:buffer';
-import { copyTextField, isoUtc } from './copyText.js';
+import { copyLine, copyTextField, isoUtc } from './copyText.js';
 import { deriveEventId } from './eventId.js';
 import { fastValidate, timestampMs, uuidLower } from './fastValidate.js';
 import type { EventRow, RawEvent } from './types.js';
@@ -318,7 +318,6 @@ export class CopyWriter {
  * event (the scanner declines whatever they might not), so they never fail here.
  */
 export class ScannedRow implements EventRow {
-  private full: EventRow | undefined;
   constructor(
     readonly tenantId: number,
     readonly eventId: string,
@@ -328,7 +327,12 @@ export class ScannedRow implements EventRow {
     readonly copyBuf: Buffer,
     readonly copyStart: number,
     readonly copyEnd: number,
-  ) {}
+    private full?: EventRow,
+  ) {
+    this.byScanner = full === undefined;
+  }
+  /** Whether the byte scanner took it (else the other paths built it and the row encoder wrote its line). */
+  readonly byScanner: boolean;
 
   private get f(): EventRow {
     if (this.full === undefined) {
@@ -500,6 +504,18 @@ let lastEnqueuedMs = NaN;
 let lastEnqueued = '';
 let lastSourceKey: string | undefined;
 let lastSourceText = '';
+
+/**
+ * A row the other paths built, with its COPY line written into `out` by the row encoder, so a
+ * batch's lines stay one run of bytes when the scanner declined some of its events.
+ */
+export function withCopyLine(row: EventRow, opts: ValidateOptions, out: CopyWriter): ScannedRow {
+  const line = copyLine(row, isoUtc(row.raw.source.enqueuedTime));
+  out.reserve(Buffer.byteLength(line, 'utf8'));
+  const start = out.at;
+  out.at += out.buf.write(line, start, 'utf8');
+  return new ScannedRow(row.tenantId, row.eventId, row.occurredAt, row.raw, opts, out.buf, start, out.at, row);
+}
 
 /**
  * Scans one event into `out`: its row, with its COPY line written, or undefined when the other

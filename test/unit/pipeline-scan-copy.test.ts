@@ -229,7 +229,7 @@ describe('prepareBatch with the scanner', () => {
     const raws = [mk(1), mk(2), mk(3), mk(2), mk(4)];
     const out = prepareBatch(raws, OPTS, NOW, { copy: true });
     assert.equal(out.duplicatesInBatch, 1);
-    assert.ok(out.rows.every((r) => r instanceof ScannedRow));
+    assert.ok(out.rows.every((r) => r instanceof ScannedRow && r.byScanner));
     const first = out.rows.slice(0, 3);
     const view = encodeCopyBytes(first);
     assert.equal(view.buffer, (first[0] as ScannedRow).copyBuf.buffer, 'no copy for contiguous lines');
