@@ -3,7 +3,7 @@
  * app's role may do there. The probe reads facts (SQL, parameterized, identifiers escaped); the
  * check functions turn facts into ✓/✗ with the fix, and are pure.
  */
-import type { DatabaseConnection } from '../config.js';
+import { isLoopback, urlTls, type DatabaseConnection } from '../config.js';
 import type { Capabilities } from '../db/capabilities.js';
 import { ident } from '../db/ident.js';
 import { compareChecksum, type MigrationFile } from '../db/migrate.js';
@@ -185,19 +185,11 @@ export function checkServer(f: ServerFacts, db: DatabaseConnection, tlsExpected:
 }
 
 function tlsVerified(db: DatabaseConnection): boolean {
-  if (db.kind === 'params') return db.ssl;
-  return /[?&]sslmode=verify-full(&|$)/.test(db.url);
+  return db.kind === 'params' ? db.ssl : urlTls(db.url)?.verified === true;
 }
 
 function loopback(db: DatabaseConnection): boolean {
-  const h = db.kind === 'params' ? db.host : (() => {
-    try {
-      return new URL(db.url).hostname;
-    } catch {
-      return '';
-    }
-  })();
-  return h === 'localhost' || h === '::1' || h === '[::1]' || h.startsWith('/') || /^127\./.test(h);
+  return isLoopback(db.kind === 'params' ? db.host : (urlTls(db.url)?.host ?? ''));
 }
 
 /** Pure: Citus with its workers, and hll. */

@@ -8,7 +8,7 @@
 import type { EventHubConsumerClient, EventHubProducerClient } from '@azure/event-hubs';
 import type { ContainerClient } from '@azure/storage-blob';
 import type pg from 'pg';
-import type { HubsinkConfig } from '../config.js';
+import { urlTls, type HubsinkConfig } from '../config.js';
 import { detectCapabilities } from '../db/capabilities.js';
 import type { MigrationFile } from '../db/migrate.js';
 import { partitionStates, readCheckpoints, type CheckpointScope } from '../hubs/checkpoints.js';
@@ -113,7 +113,7 @@ async function databaseChecks(deps: DoctorDeps): Promise<CheckResult[]> {
       const d = describeConnectError(err, db);
       return [fail(S, 'database.reachable', 'reachable', d.detail, d.fix), ...later('the database is unreachable')];
     }
-    const tlsExpected = db.entraAuth || (db.kind === 'params' ? db.ssl : /[?&](sslmode=(require|verify-ca|verify-full)|ssl=(true|1))(&|$)/.test(db.url));
+    const tlsExpected = db.entraAuth || (db.kind === 'params' ? db.ssl : urlTls(db.url)?.encrypted === true);
     out.push(checkServer(facts, db, tlsExpected));
     try {
       const caps = await guarded('capabilities', ms, detectCapabilities(p));
