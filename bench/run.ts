@@ -29,6 +29,7 @@ import { deploySection } from './deploy.js';
 import { e2eSection } from './e2e.js';
 import { ingestSection } from './ingest.js';
 import { dashboardSection, rollupsSection } from './rollups.js';
+import { rollupScaleSection } from './rollupScale.js';
 import { stallSection } from './stall.js';
 import { importSection } from './import.js';
 import { telemetrySection } from './telemetry.js';
@@ -37,7 +38,7 @@ import { n0, type BenchContext, type BenchSection, type BenchServer, type Sectio
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** In the order they run: the dashboard reads the rollups section's history. */
-const SECTIONS: readonly BenchSection[] = [ingestSection, rollupsSection, stallSection, dashboardSection, e2eSection, claimSection, deploySection, telemetrySection, importSection];
+const SECTIONS: readonly BenchSection[] = [ingestSection, rollupsSection, rollupScaleSection, stallSection, dashboardSection, e2eSection, claimSection, deploySection, telemetrySection, importSection];
 
 interface ServerInfo {
   label: string;

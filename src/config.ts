@@ -248,7 +248,8 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
     citusCachedConnsPerWorker: read('HUBSINK_CITUS_CACHED_CONNS', intSetting(0, 1000), 32),
     rollupMaxWindowRows: read('HUBSINK_ROLLUP_MAX_ROWS', intSetting(1, 100_000_000), 1_000_000),
     rollupRetentionDays: {
-      minute: read('HUBSINK_ROLLUP_MINUTE_RETENTION_DAYS', intSetting(1, 36500), 7),
+      // Live panels read the last 24 h by the minute; older ranges are answered by the hour.
+      minute: read('HUBSINK_ROLLUP_MINUTE_RETENTION_DAYS', intSetting(1, 36500), 2),
       hour: read('HUBSINK_ROLLUP_HOUR_RETENTION_DAYS', intSetting(1, 36500), 90),
       day: read('HUBSINK_ROLLUP_DAY_RETENTION_DAYS', intSetting(1, 36500), 3650),
     },

@@ -19,6 +19,8 @@ import {
   type RollupStatus,
 } from '../rollups/run.js';
 import { describeShortfall } from '../rollups/rebuildGuard.js';
+import { dropLegacy, migrateHistory } from '../rollups/history.js';
+import { retentionCutoff } from '../rollups/definitions.js';
 import { FailedError } from '../errors.js';
 import { parsePositiveInt, parseTime, UsageError } from './program.js';
 
@@ -175,6 +177,45 @@ export function register(program: Command): void {
               results.map((r) => [r.name, r.from.toISOString(), r.to.toISOString(), String(r.deletedRows), String(r.rows), String(r.watermark)]),
             ),
           );
+        }
+      } finally {
+        await pool.end();
+      }
+    });
+
+  rollup
+    .command('migrate-history')
+    .description('copy the history of the old single-cube rollups (rollup_minute, rollup_hour, rollup_day) into the rollups per question; resumable, safe to run twice')
+    .option('--chunk-days <n>', 'days of buckets copied per transaction', parsePositiveInt, 30)
+    .option('--drop-old', 'then drop the old tables, once every chunk of every rollup is copied and verified')
+    .option('--json', 'print JSON on stdout')
+    .option('--schema <name>', 'schema holding events and rollups (default: HUBSINK_SCHEMA, else public)')
+    .addHelpText(
+      'after',
+      '\nEach chunk is copied and checked (per tenant and bucket, the new rollup gains exactly the old cube\'s events and\n' +
+        'revenue) in one transaction with its progress row, so an interrupted run resumes where it stopped. Buckets past\n' +
+        'the new retention of their grain (HUBSINK_ROLLUP_*_RETENTION_DAYS) are not copied. Progress goes to stderr.',
+    )
+    .action(async (_opts: { chunkDays: number; dropOld?: boolean; json?: boolean; schema?: string }, cmd: Command) => {
+      const opts = cmd.optsWithGlobals<{ chunkDays: number; dropOld?: boolean; json?: boolean; schema?: string }>();
+      const cfg = loadConfig();
+      const schema = schemaOption(opts.schema, cfg);
+      const pool = await createPool(cfg);
+      try {
+        const caps = await detectCapabilities(pool);
+        const now = new Date();
+        const progress = await migrateHistory(pool, schema, {
+          caps,
+          chunkDays: opts.chunkDays,
+          notBefore: (grain) => retentionCutoff(now, grain, cfg.rollupRetentionDays),
+          log: (line) => process.stderr.write(`${line}\n`),
+        });
+        const dropped = opts.dropOld ? await dropLegacy(pool, schema) : [];
+        if (opts.json) out(JSON.stringify({ pairs: progress, dropped }));
+        else if (progress.length === 0) out('no old rollup tables: nothing to migrate');
+        else {
+          out(formatTable(['from', 'to', 'copied up to', 'done'], progress.map((p) => [p.source, p.target, p.doneUntil.toISOString(), p.finished ? 'yes' : 'no'])));
+          if (dropped.length > 0) out(`dropped ${dropped.join(', ')}`);
         }
       } finally {
         await pool.end();
