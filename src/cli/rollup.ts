@@ -21,6 +21,7 @@ import {
 import { describeShortfall } from '../rollups/rebuildGuard.js';
 import { dropLegacy, migrateHistory } from '../rollups/history.js';
 import { retentionCutoff } from '../rollups/definitions.js';
+import { registerCustom } from './rollupDefine.js';
 import { FailedError } from '../errors.js';
 import { parsePositiveInt, parseTime, UsageError } from './program.js';
 
@@ -221,4 +222,5 @@ export function register(program: Command): void {
         await pool.end();
       }
     });
+  registerCustom(rollup);
 }

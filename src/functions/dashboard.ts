@@ -1,4 +1,5 @@
 import { app } from '@azure/functions';
+import { makeRollupsHandler } from '../serving/catalog.js';
 import { makeDashboardHandler } from '../serving/dashboard.js';
 import { makeFreshnessHandler } from '../serving/freshness.js';
 import { makeTenantsHandler } from '../serving/tenants.js';
@@ -47,6 +48,17 @@ app.http('freshness', {
   authLevel: 'function',
   route: 'freshness',
   handler: makeFreshnessHandler(async () => {
+    const ctx = await getAppContext();
+    return { pool: await ctx.servingPool(), schema: ctx.config.schema };
+  }),
+});
+
+/** GET /api/rollups: which dimensions, measures and grains the rollups answer (the panel editor's choices). */
+app.http('rollups', {
+  methods: ['GET'],
+  authLevel: 'function',
+  route: 'rollups',
+  handler: makeRollupsHandler(async () => {
     const ctx = await getAppContext();
     return { pool: await ctx.servingPool(), schema: ctx.config.schema };
   }),

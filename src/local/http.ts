@@ -26,6 +26,7 @@ export interface LocalHandlers {
   metrics: MetricsHandler;
   tenants?: MetricsHandler;
   freshness?: MetricsHandler;
+  rollups?: MetricsHandler;
   dashboard?: DashboardHandler;
 }
 
@@ -55,6 +56,7 @@ export type Route =
   | { kind: 'metrics'; tenantId: string }
   | { kind: 'tenants' }
   | { kind: 'freshness' }
+  | { kind: 'rollups' }
   | { kind: 'dashboard'; path: string }
   | { kind: 'not-found' }
   | { kind: 'method' };
@@ -68,6 +70,7 @@ export function matchRoute(method: string | undefined, pathname: string): Route 
   if (m) route = { kind: 'metrics', tenantId: decodeURIComponent(m[1] ?? '') };
   else if (/^\/api\/tenants\/?$/.test(pathname)) route = { kind: 'tenants' };
   else if (/^\/api\/freshness\/?$/.test(pathname)) route = { kind: 'freshness' };
+  else if (/^\/api\/rollups\/?$/.test(pathname)) route = { kind: 'rollups' };
   else if (pathname === '/' || pathname === '/index.html') route = { kind: 'dashboard', path: '' };
   else if (d) route = { kind: 'dashboard', path: decodeURIComponent(d[1] ?? '') };
   else if (a) route = { kind: 'dashboard', path: `assets/${decodeURIComponent(a[1] ?? '')}` };
@@ -103,7 +106,7 @@ export async function serveMetrics(handlers: MetricsHandler | LocalHandlers, opt
     } catch {
       route = { kind: 'not-found' };
     }
-    const handler = route.kind === 'metrics' ? h.metrics : route.kind === 'tenants' ? h.tenants : route.kind === 'freshness' ? h.freshness : undefined;
+    const handler = route.kind === 'metrics' ? h.metrics : route.kind === 'tenants' ? h.tenants : route.kind === 'freshness' ? h.freshness : route.kind === 'rollups' ? h.rollups : undefined;
     if (route.kind === 'not-found' || (route.kind !== 'method' && route.kind !== 'dashboard' && !handler) || (route.kind === 'dashboard' && !h.dashboard)) {
       return send(res, { status: 404, jsonBody: { error: { message: 'not found: try GET /api/tenants/{tenantId}/metrics?from=&to=&grain=&by=' } } });
     }

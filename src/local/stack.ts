@@ -24,6 +24,7 @@ import type { Logger } from '../runner/checkpointingConsumer.js';
 import { startRunner, type Runner } from '../runner/runner.js';
 import type { RunnerStats } from '../runner/stats.js';
 import { makeDashboardHandler } from '../serving/dashboard.js';
+import { makeRollupsHandler } from '../serving/catalog.js';
 import { makeFreshnessHandler } from '../serving/freshness.js';
 import { makeMetricsHandler } from '../serving/handler.js';
 import { makeTenantsHandler } from '../serving/tenants.js';
@@ -270,6 +271,7 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
       metrics: handler,
       tenants: makeTenantsHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema, retentionDays: config.rollupRetentionDays })),
       freshness: makeFreshnessHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema })),
+      rollups: makeRollupsHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema })),
       dashboard: makeDashboardHandler(),
     };
     const http = await serveMetrics(handlers, { port: await preferredOrFreePort(opts.ports.http), log: (l) => log('warn', l) });

@@ -61,6 +61,7 @@ import {
   waitForWritersSql,
 } from './sql.js';
 import { HubsinkError } from '../errors.js';
+import { foldDefinitions, loadCatalog } from './catalog.js';
 import { RebuildLossError, rebuildShortfalls, refusalMessage, type RebuildShortfall } from './rebuildGuard.js';
 
 /** The events lock could not be had within the lock timeout; the next run tries again. */
@@ -337,7 +338,8 @@ export async function runRollup(
  * own windows in it. Throws RollupBusyError, with nothing changed, when the wait times out.
  */
 export async function runRollups(pool: pg.Pool, schema: string, opts: RollupRunOptions): Promise<RollupRunResult[]> {
-  const rollups = opts.rollups ?? ROLLUPS;
+  // Read each cycle, so an analyst-defined rollup is folded from the next cycle on, no restart.
+  const rollups = opts.rollups ?? (await foldDefinitions(pool, schema));
   const names = rollups.map((r) => r.name);
   await pool.query(ensureStateSql(schema, names));
   const sketch = await loadSketchProfile(pool, schema, opts.caps, rollups);
@@ -415,7 +417,9 @@ export function rebuildProblems(opts: Pick<RebuildOptions, 'tenantId' | 'from' |
 export async function rebuildRollups(pool: pg.Pool, schema: string, opts: RebuildOptions): Promise<RebuildResult[]> {
   const problems = rebuildProblems(opts);
   if (problems.length > 0) throw new RebuildRangeError(problems.join('; '));
-  const rollups = opts.rollups ?? ROLLUPS;
+  // Analyst-defined rollups only once backfilled: a rebuild of one still backfilling would count
+  // its range twice (here and in the backfill).
+  const rollups = opts.rollups ?? (await loadCatalog(pool, schema, { serving: true })).rollups;
   await pool.query(ensureStateSql(schema, rollups.map((r) => r.name)));
   const sketch = await loadSketchProfile(pool, schema, opts.caps, rollups);
   return inTransaction(pool, async (client) => {
@@ -471,10 +475,10 @@ export async function pruneRollups(
   schema: string,
   now: Date,
   retention: RollupRetention,
-  rollups: readonly RollupDefinition[] = ROLLUPS,
+  rollups?: readonly RollupDefinition[],
 ): Promise<PruneResult[]> {
   const out: PruneResult[] = [];
-  for (const def of rollups) {
+  for (const def of rollups ?? (await foldDefinitions(pool, schema))) {
     const cutoff = retentionCutoff(now, def.grain, retention);
     const r = await pool.query(pruneSql(def, schema, cutoff));
     out.push({ name: def.name, cutoff, deletedRows: r.rowCount ?? 0 });
@@ -503,7 +507,7 @@ export async function rollupStatus(
   schema: string,
   opts: { now?: () => Date; pendingBound?: number; rollups?: readonly RollupDefinition[] } = {},
 ): Promise<RollupStatus[]> {
-  const rollups = opts.rollups ?? ROLLUPS;
+  const rollups = opts.rollups ?? (await foldDefinitions(pool, schema));
   const bound = opts.pendingBound ?? 10_000_000;
   const now = opts.now ?? (() => new Date());
   const highWater = await readHighWater(pool, schema);

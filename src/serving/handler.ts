@@ -8,6 +8,7 @@ import { loadSketchProfile } from '../rollups/run.js';
 import type { RollupRetention } from '../rollups/definitions.js';
 import type { RollupCapabilities, SketchProfile } from '../rollups/sketches.js';
 import { errorResponse, httpStatusOf, isStatementTimeout, notReady, NO_STORE, ParameterError, QueryTimeoutError, requestQuery } from './http.js';
+import { servingCatalog } from './catalog.js';
 import { parseMetricsParams } from './params.js';
 import { DEFAULT_MAX_ROWS, exceedsRowLimit, lastRunSql, metricsSql, shapeMetrics, type MetricsRow } from './query.js';
 
@@ -41,6 +42,9 @@ export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): Metrics
     return profile.sketch;
   };
 
+  // Analyst-defined rollups answer as soon as they are backfilled: the catalog is re-read every few seconds.
+  const catalogOf = servingCatalog();
+
   return async (request, context) => {
     let deps: MetricsDeps;
     try {
@@ -50,10 +54,11 @@ export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): Metrics
       return errorResponse(notReady(err));
     }
     const now = (deps.now ?? (() => new Date()))();
-    const parsed = parseMetricsParams(request.params.tenantId, requestQuery(request), { now, retentionDays: deps.retentionDays });
-    if (!parsed.ok) return errorResponse(new ParameterError(parsed.error.parameter, parsed.error.message));
-    const q = parsed.query;
     try {
+      const { rollups } = await catalogOf(deps);
+      const parsed = parseMetricsParams(request.params.tenantId, requestQuery(request), { now, retentionDays: deps.retentionDays, rollups });
+      if (!parsed.ok) return errorResponse(new ParameterError(parsed.error.parameter, parsed.error.message));
+      const q = parsed.query;
       const sketch = await sketchFor(deps);
       const maxRows = deps.maxRows ?? DEFAULT_MAX_ROWS;
       const sql = metricsSql(q, sketch, deps.schema, { maxRows });

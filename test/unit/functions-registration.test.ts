@@ -93,8 +93,8 @@ test('dashboard assets: HTTP GET without a key, on a route of their own (no over
   assert.deepEqual(t.methods, ['GET']);
 });
 
-test('dashboard, tenants, freshness: HTTP GET with a function key, like metrics, on their own routes', () => {
-  const routes: Record<string, string> = { metrics: 'tenants/{tenantId}/metrics', dashboard: 'dashboard/{*path}', tenants: 'tenants', freshness: 'freshness' };
+test('dashboard, tenants, freshness, rollups: HTTP GET with a function key, like metrics, on their own routes', () => {
+  const routes: Record<string, string> = { metrics: 'tenants/{tenantId}/metrics', dashboard: 'dashboard/{*path}', tenants: 'tenants', freshness: 'freshness', rollups: 'rollups' };
   for (const [name, route] of Object.entries(routes)) {
     const t = triggerOf(fn(name));
     assert.equal(t.type, 'httpTrigger', name);

@@ -108,6 +108,7 @@ describe('local banner and routes', () => {
     assert.deepEqual(matchRoute('GET', '/api/dashboard/assets/app-X1.js'), { kind: 'dashboard', path: 'assets/app-X1.js' });
     assert.deepEqual(matchRoute('GET', '/api/tenants'), { kind: 'tenants' });
     assert.deepEqual(matchRoute('HEAD', '/api/freshness'), { kind: 'freshness' });
+    assert.deepEqual(matchRoute('GET', '/api/rollups'), { kind: 'rollups' });
     assert.deepEqual(matchRoute('DELETE', '/api/tenants'), { kind: 'method' });
     assert.deepEqual(matchRoute('GET', '/favicon.ico'), { kind: 'not-found' });
     assert.deepEqual(matchRoute('GET', '/api/dashboards'), { kind: 'not-found' });
