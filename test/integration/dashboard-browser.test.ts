@@ -21,6 +21,7 @@ import type { SketchProfile } from '../../src/rollups/sketches.js';
 import { chromiumMissing, inPage, launchBrowser, tableCells, waitForHash, waitForLoad, type TestBrowser } from '../support/browser.js';
 import { createTestSchema, testDatabaseUrl, type TestSchema } from '../support/services.js';
 import { REPO_ROOT } from './runner-fixture.js';
+import { execFile } from 'node:child_process';
 
 // Without Chromium the tests are skipped; their titles say what they need.
 const skip = (await chromiumMissing()) !== null;
@@ -47,6 +48,7 @@ interface Ev {
   country?: string;
   browser?: string;
   campaignId?: string;
+  properties?: Record<string, unknown>;
 }
 
 /** Known data: three minutes of one storefront's traffic (and a little of another's). */
@@ -132,6 +134,16 @@ async function pageRange(page: Page): Promise<{ from: string; to: string; grain:
   return { from, to, grain };
 }
 
+/** The window and grain one panel read (a panel whose rollups are coarser reads a coarser grain). */
+async function panelRange(page: Page, title: string): Promise<{ from: string; to: string; grain: string }> {
+  const p = panel(page, title);
+  const from = await p.getAttribute('data-from');
+  const to = await p.getAttribute('data-to');
+  const grain = await p.getAttribute('data-grain');
+  assert.ok(from && to && grain, `${title} has not loaded data`);
+  return { from, to, grain };
+}
+
 async function loaded(page: Page, after = 0): Promise<void> {
   await waitForLoad(page, after);
 }
@@ -147,7 +159,7 @@ interface ApiSeries {
   other?: boolean;
   points: { t: string; events: number; revenue: string; sessions: number; users: number }[];
 }
-async function api(params: Record<string, string>, tenant = T1): Promise<ApiSeries[]> {
+async function api(params: Record<string, string>, tenant: number | 'all' = T1): Promise<ApiSeries[]> {
   const res = await fetch(`${base}/api/tenants/${tenant}/metrics?${new URLSearchParams(params).toString()}`);
   assert.equal(res.status, 200, await res.clone().text());
   const body = (await res.json()) as { series: ApiSeries[] };
@@ -287,15 +299,18 @@ test.skipIf(skip)('every default panel shows exactly what the rollup tables, the
   ] as const) {
     const t = await readTable(page, title);
     assert.deepEqual(t.head, ['Campaign', n, d, 'Rate']);
+    // (campaign, type) is kept by the hour: the panel reads that grain over the range rounded out.
+    const pr = await panelRange(page, title);
+    assert.equal(pr.grain, 'hour');
     const rows = await sql<{ k: string; n: string; d: string }>(
       `SELECT campaign_id AS k, sum(events) FILTER (WHERE type = $4)::text AS n, sum(events) FILTER (WHERE type = $5)::text AS d
-       FROM ${rollup} WHERE ${inWindow} AND type IN ($4, $5) GROUP BY 1`,
-      [...w, n, d],
+       FROM "${db.schema}".rollup_campaign_type_hour WHERE ${inWindow} AND type IN ($4, $5) GROUP BY 1`,
+      [T1, pr.from, pr.to, n, d],
     );
     const expected = rows.map((x) => [label(x.k), String(Number(x.n ?? 0)), String(Number(x.d ?? 0)), rate(Number(x.n ?? 0), Number(x.d ?? 0))]);
     assert.deepEqual(sorted(t.rows.map(([k = '', a = '', b = '', c = '']) => [k, String(num(a)), String(num(b)), c])), sorted(expected), title);
-    const an = await apiTotals({ from: r.from, to: r.to, grain: 'minute', by: 'campaign', type: n });
-    const ad = await apiTotals({ from: r.from, to: r.to, grain: 'minute', by: 'campaign', type: d });
+    const an = await apiTotals({ from: pr.from, to: pr.to, grain: 'hour', by: 'campaign', type: n });
+    const ad = await apiTotals({ from: pr.from, to: pr.to, grain: 'hour', by: 'campaign', type: d });
     for (const row of t.rows) {
       assert.equal(num(row[1] ?? ''), an.get(row[0] ?? '') ?? 0, `${title} ${row[0]} numerator vs API`);
       assert.equal(num(row[2] ?? ''), ad.get(row[0] ?? '') ?? 0, `${title} ${row[0]} denominator vs API`);
@@ -308,10 +323,16 @@ test.skipIf(skip)('every default panel shows exactly what the rollup tables, the
   // Top countries and browsers: totals, largest first.
   for (const [title, col, by] of [['Top countries', 'country', 'country'], ['Top browsers', 'browser', 'browser']] as const) {
     const t = await readTable(page, title);
-    const rows = await sql<{ k: string; n: string }>(`SELECT ${col} AS k, sum(events)::text AS n FROM ${rollup} WHERE ${inWindow} GROUP BY 1 ORDER BY sum(events) DESC, 1`, w);
+    const pr = await panelRange(page, title);
+    assert.equal(pr.grain, 'hour');
+    assert.match((await panel(page, title).locator('.note').textContent()) ?? '', /^By hour: the rollups keep this by the hour\./);
+    const rows = await sql<{ k: string; n: string }>(
+      `SELECT ${col} AS k, sum(events)::text AS n FROM "${db.schema}".rollup_${col}_hour WHERE ${inWindow} GROUP BY 1 ORDER BY sum(events) DESC, 1`,
+      [T1, pr.from, pr.to],
+    );
     assert.deepEqual(t.rows.map(([k = '', n = '']) => [k, String(num(n))]).map((x) => x[1]), rows.map((x) => x.n), `${title}: largest first`);
     assert.deepEqual(sorted(t.rows.map(([k = '', n = '']) => [k, String(num(n))])), sorted(rows.map((x) => [label(x.k), x.n])), title);
-    const a = await apiTotals({ from: r.from, to: r.to, grain: 'minute', by });
+    const a = await apiTotals({ from: pr.from, to: pr.to, grain: 'hour', by });
     for (const row of t.rows) assert.equal(num(row[1] ?? ''), a.get(row[0] ?? ''), `${title} ${row[0]} vs API`);
   }
 
@@ -375,15 +396,18 @@ test.skipIf(skip)('a customized layout survives a reload through the URL (and an
   await panel(page, 'Revenue').getByLabel('Chart', { exact: true }).selectOption('bar');
   await page.getByRole('button', { name: 'Add panel' }).click();
   const added = panel(page, 'New panel');
-  await added.getByLabel('Title', { exact: true }).fill('Clicks per impression by country');
+  await added.getByLabel('Title', { exact: true }).fill('Clicks per impression by campaign');
   await added.getByLabel('Title', { exact: true }).press('Tab');
-  const custom = panel(page, 'Clicks per impression by country');
+  const custom = panel(page, 'Clicks per impression by campaign');
   await custom.getByLabel('Measure', { exact: true }).selectOption('ratio');
   await custom.getByLabel('Numerator event type', { exact: true }).fill('ad_click');
   await custom.getByLabel('Numerator event type', { exact: true }).press('Tab');
   await custom.getByLabel('Denominator event type', { exact: true }).fill('ad_impression');
   await custom.getByLabel('Denominator event type', { exact: true }).press('Tab');
-  await custom.getByLabel('Dimension', { exact: true }).selectOption('country');
+  // The editor offers only what some rollup answers: a ratio needs a dimension kept with the event type.
+  const offered = await Promise.all((await custom.getByLabel('Dimension', { exact: true }).locator('option:not([disabled])').all()).map((o) => o.getAttribute('value')));
+  assert.ok(offered.includes('campaign') && !offered.includes('country'), JSON.stringify(offered));
+  await custom.getByLabel('Dimension', { exact: true }).selectOption('campaign');
   await custom.getByLabel('Chart', { exact: true }).selectOption('table');
   await loaded(page, Date.now());
 
@@ -397,17 +421,17 @@ test.skipIf(skip)('a customized layout survives a reload through the URL (and an
     'E-mail open rate by campaign',
     'Top countries',
     'E-mail click rate by campaign',
-    'Clicks per impression by country',
+    'Clicks per impression by campaign',
   ];
   assert.deepEqual(await titles(page), expectedTitles);
   const customTable = async (p: Page): Promise<string[][]> => {
-    const t = panel(p, 'Clicks per impression by country').locator('.table-wrap table');
+    const t = panel(p, 'Clicks per impression by campaign').locator('.table-wrap table');
     await t.waitFor();
-    return (await tableCells(p, `section.panel[data-index="${await panel(p, 'Clicks per impression by country').getAttribute('data-index')}"] .table-wrap table`)).rows;
+    return (await tableCells(p, `section.panel[data-index="${await panel(p, 'Clicks per impression by campaign').getAttribute('data-index')}"] .table-wrap table`)).rows;
   };
   const shownBefore = await customTable(page);
-  // ad_click / ad_impression per minute and country: DE and US have both.
-  assert.ok(shownBefore.some((row) => row[1] === 'DE' && row[4]?.endsWith('%')), JSON.stringify(shownBefore));
+  // ad_click / ad_impression per hour and campaign: spring and summer have both.
+  assert.ok(shownBefore.some((row) => row[1] === 'spring' && row[4]?.endsWith('%')), JSON.stringify(shownBefore));
   const url = page.url();
   assert.match(url, /#.*panels=/);
 
@@ -425,7 +449,7 @@ test.skipIf(skip)('a customized layout survives a reload through the URL (and an
     await other.page.goto(`${base}/`);
     await loaded(other.page);
     assert.equal((await titles(other.page)).length, 10);
-    assert.ok(!(await titles(other.page)).includes('Clicks per impression by country'), 'a fresh profile shows another profile’s layout');
+    assert.ok(!(await titles(other.page)).includes('Clicks per impression by campaign'), 'a fresh profile shows another profile’s layout');
     await other.page.goto('about:blank');
     await other.page.goto(url);
     await loaded(other.page);
@@ -551,5 +575,87 @@ test.skipIf(skip)('rollups that stop running are shown as stale, and fresh again
     holder.release();
   }
   await waitUntil('the page to be fresh again', async () => (await page.locator('#freshness').textContent()) ?? '', (t) => /^Rollups \(minute\) last ran \d+ s ago · caught up/.test(t), 20_000);
+  assert.deepEqual(browser.errors, []);
+});
+
+test.skipIf(skip)('all storefronts, and a dimension an analyst defines while the stack runs, in the panel editor and on the page, equal SQL [needs Chromium]', async () => {
+  // Events with a SKU in their properties, from both storefronts.
+  const now = Date.now();
+  const skuEvents: Ev[] = [];
+  for (let k = 0; k < 18; k++) {
+    skuEvents.push({ eventId: randomUUID(), tenantId: k % 3 === 0 ? T2 : T1, type: 'add_to_cart', occurredAt: new Date(now - 2000 - k * 1000).toISOString(), properties: { sku: ['SKU-A', 'SKU-B', 'SKU-C'][k % 4 === 0 ? 2 : k % 2] } });
+  }
+  await send(skuEvents);
+  const total = Number((await sql<{ n: string }>(`SELECT count(*)::text AS n FROM "${db.schema}".events`))[0]?.n) + skuEvents.length;
+  await rolledUp(total);
+
+  // The analyst's command, against the running stack: no code change, no restart.
+  const bin = path.join(REPO_ROOT, 'bin', 'hubsink.js');
+  const defined = await new Promise<{ code: number; stderr: string }>((resolve) => {
+    execFile(
+      process.execPath,
+      [bin, 'rollup', 'define', 'sku', '--dimension', 'sku=properties.sku', '--grains', 'minute,hour,day'],
+      { env: { PATH: process.env.PATH ?? '', DATABASE_URL: testDatabaseUrl(), HUBSINK_SCHEMA: db.schema }, timeout: 120_000 },
+      (err, _out, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stderr }),
+    );
+  });
+  assert.equal(defined.code, 0, defined.stderr);
+  await rolledUp(total);
+
+  const page = browser.page;
+  await page.goto(`${base}/#tenant=all&range=1h`);
+  await loaded(page);
+  assert.equal(await page.locator('#tenant').inputValue(), 'all');
+  assert.ok((await page.locator('#tenant option').allTextContents()).includes('All storefronts'));
+  assert.equal(await page.locator('#message').isHidden(), true, (await page.locator('#message').textContent()) ?? '');
+  const r = await pageRange(page);
+
+  // All storefronts, by type: the tenant-0 rows, every storefront's raw events, and the API's `all`.
+  const byType = await readTable(page, 'Events by type');
+  const shown = byType.rows.map(([b = '', k = '', n = '']) => [b, k, String(num(n))]);
+  const dbAll = (await sql<{ b: Date; k: string; n: string }>(`SELECT bucket AS b, type AS k, sum(events)::text AS n FROM "${db.schema}".rollup_type_minute WHERE tenant_id = 0 AND bucket >= $1 AND bucket < $2 GROUP BY 1, 2`, [r.from, r.to])).map((x) => [utc(x.b), label(x.k), x.n]);
+  const rawAll = (await sql<{ b: Date; k: string; n: string }>(`SELECT date_trunc('minute', occurred_at) AS b, type AS k, count(*)::text AS n FROM "${db.schema}".events WHERE occurred_at >= $1 AND occurred_at < $2 GROUP BY 1, 2`, [r.from, r.to])).map((x) => [utc(x.b), label(x.k), x.n]);
+  const apiAll = (await api({ from: r.from, to: r.to, grain: 'minute', by: 'type' }, 'all')).flatMap((x) => x.points.map((p) => [utc(p.t), label(x.key), String(p.events)]));
+  assert.deepEqual(sorted(shown), sorted(dbAll));
+  assert.deepEqual(sorted(shown), sorted(rawAll));
+  assert.deepEqual(sorted(shown), sorted(apiAll));
+  assert.ok(shown.some(([, k]) => k === 'page_view'), 'T2 page views count in all storefronts');
+
+  // The editor offers the analyst's dimension (from GET /api/rollups), with its source.
+  await page.getByRole('button', { name: 'Add panel' }).click();
+  const added = panel(page, 'New panel');
+  await added.getByLabel('Title', { exact: true }).fill('Carts by SKU');
+  await added.getByLabel('Title', { exact: true }).press('Tab');
+  const skuPanel = panel(page, 'Carts by SKU');
+  await skuPanel.getByLabel('Show', { exact: true }).selectOption('totals');
+  const dim = skuPanel.getByLabel('Dimension', { exact: true });
+  assert.equal(await dim.locator('option[value="sku"]').textContent(), 'sku — properties.sku');
+  await dim.selectOption('sku');
+  await loaded(page, Date.now());
+  const pr = await panelRange(page, 'Carts by SKU');
+  assert.equal(pr.grain, 'minute');
+  const skuTable = await readTable(page, 'Carts by SKU');
+  const skuRaw = await sql<{ k: string; n: string }>(
+    `SELECT coalesce(properties ->> 'sku', '') AS k, count(*)::text AS n FROM "${db.schema}".events WHERE occurred_at >= $1 AND occurred_at < $2 GROUP BY 1`,
+    [pr.from, pr.to],
+  );
+  const skuRolled = await sql<{ k: string; n: string }>(`SELECT sku AS k, sum(events)::text AS n FROM "${db.schema}".rollup_sku_minute WHERE tenant_id = 0 AND bucket >= $1 AND bucket < $2 GROUP BY 1`, [pr.from, pr.to]);
+  const shownSku = sorted(skuTable.rows.map(([k = '', n = '']) => [k, String(num(n))]));
+  assert.deepEqual(shownSku, sorted(skuRaw.map((x) => [label(x.k), x.n])));
+  assert.deepEqual(shownSku, sorted(skuRolled.map((x) => [label(x.k), x.n])));
+  const sent = new Map<string, number>();
+  for (const e of skuEvents) sent.set(String(e.properties?.sku), (sent.get(String(e.properties?.sku)) ?? 0) + 1);
+  for (const [k, n] of sent) assert.ok(shownSku.some(([sk, sn]) => sk === k && Number(sn) >= n), `${k}: at least the ${n} sent`);
+
+  // One storefront: the same panel shows only its own SKUs.
+  await page.locator('#tenant').selectOption(String(T2));
+  await loaded(page, Date.now());
+  const t2 = (await readTable(page, 'Carts by SKU')).rows.map(([k = '', n = '']) => [k, String(num(n))]);
+  const pr2 = await panelRange(page, 'Carts by SKU');
+  const t2Raw = await sql<{ k: string; n: string }>(
+    `SELECT coalesce(properties ->> 'sku', '') AS k, count(*)::text AS n FROM "${db.schema}".events WHERE tenant_id = $3 AND occurred_at >= $1 AND occurred_at < $2 GROUP BY 1`,
+    [pr2.from, pr2.to, T2],
+  );
+  assert.deepEqual(sorted(t2), sorted(t2Raw.map((x) => [label(x.k), x.n])));
   assert.deepEqual(browser.errors, []);
 });

@@ -131,13 +131,13 @@ describe('panel tables', () => {
     const big = Array.from({ length: 1000 }, () => '0.1000');
     assert.equal(fromUnits(big.reduce((a, v) => a + toUnits(v), 0n)), '100.0000');
     const panel = p({ kind: 'totals', measure: 'revenue', by: 'campaign' });
-    const v = buildView(panel, range, new Map([[needKey(needsOf(panel)[0] ?? { by: 'none', type: null }), resp([{ key: 'a', points: [pt(0, 1, '0.1000'), pt(1, 1, '0.2000')] }])]]));
+    const v = buildView(panel, range, new Map([[needKey(needsOf(panel)[0] ?? { by: 'none', type: null, measures: [] }), resp([{ key: 'a', points: [pt(0, 1, '0.1000'), pt(1, 1, '0.2000')] }])]]));
     assert.deepEqual(texts(v.table.rows), [['a', '0.30']]);
     assert.equal(v.table.rows[0]?.[1]?.raw, '0.3000');
   });
   test('series by a dimension: one row per key and bucket; "" is (none); the API’s other series comes last', () => {
     const panel = p({ by: 'country' });
-    const v = buildView(panel, range, new Map([['country|', resp([{ key: '', points: [pt(1, 2)] }, { key: 'DE', points: [pt(0, 5), pt(2, 1)] }, { key: null, other: true, otherKeys: 7, points: [pt(0, 9)] }])]]));
+    const v = buildView(panel, range, new Map([['country||events', resp([{ key: '', points: [pt(1, 2)] }, { key: 'DE', points: [pt(0, 5), pt(2, 1)] }, { key: null, other: true, otherKeys: 7, points: [pt(0, 9)] }])]]));
     assert.deepEqual(v.table.columns.map((c) => c.label), ['Bucket (UTC)', 'Country', 'Events']);
     assert.deepEqual(texts(v.table.rows), [
       ['2026-03-14T10:01Z', '(none)', '2'],
@@ -153,13 +153,16 @@ describe('panel tables', () => {
   });
   test('ratios: numerator and denominator per key, rate to two places, no rate over 0 or across "other"', () => {
     const panel = p({ kind: 'totals', measure: 'ratio', by: 'campaign', num: 'ad_click', den: 'ad_impression' });
-    assert.deepEqual(needsOf(panel), [{ by: 'campaign', type: 'ad_click' }, { by: 'campaign', type: 'ad_impression' }]);
+    assert.deepEqual(needsOf(panel), [
+      { by: 'campaign', type: 'ad_click', measures: ['events'] },
+      { by: 'campaign', type: 'ad_impression', measures: ['events'] },
+    ]);
     const v = buildView(
       panel,
       range,
       new Map([
-        ['campaign|ad_click', resp([{ key: 'spring', points: [pt(0, 2), pt(1, 1)] }, { key: 'x', points: [pt(0, 1)] }, { key: null, other: true, points: [pt(0, 1)] }])],
-        ['campaign|ad_impression', resp([{ key: 'spring', points: [pt(0, 60), pt(3, 30)] }, { key: 'summer', points: [pt(0, 7)] }, { key: null, other: true, points: [pt(0, 4)] }])],
+        ['campaign|ad_click|events', resp([{ key: 'spring', points: [pt(0, 2), pt(1, 1)] }, { key: 'x', points: [pt(0, 1)] }, { key: null, other: true, points: [pt(0, 1)] }])],
+        ['campaign|ad_impression|events', resp([{ key: 'spring', points: [pt(0, 60), pt(3, 30)] }, { key: 'summer', points: [pt(0, 7)] }, { key: null, other: true, points: [pt(0, 4)] }])],
       ]),
     );
     assert.deepEqual(texts(v.table.rows), [
@@ -172,20 +175,20 @@ describe('panel tables', () => {
   });
   test('funnel: counts per step, rates of the previous and the first step; nothing yet says so', () => {
     const panel = p({ kind: 'funnel', steps: ['page_view', 'add_to_cart', 'purchase'] });
-    const v = buildView(panel, range, new Map([['type|', resp([{ key: 'page_view', points: [pt(0, 150), pt(1, 50)] }, { key: 'add_to_cart', points: [pt(0, 20)] }, { key: 'purchase', points: [pt(2, 5)] }])]]));
+    const v = buildView(panel, range, new Map([['type||events', resp([{ key: 'page_view', points: [pt(0, 150), pt(1, 50)] }, { key: 'add_to_cart', points: [pt(0, 20)] }, { key: 'purchase', points: [pt(2, 5)] }])]]));
     assert.deepEqual(texts(v.table.rows), [
       ['page_view', '200', '—', '—'],
       ['add_to_cart', '20', '10.00%', '10.00%'],
       ['purchase', '5', '25.00%', '2.50%'],
     ]);
     assert.equal(v.note, null);
-    const empty = buildView(panel, range, new Map([['type|', resp([])]]));
+    const empty = buildView(panel, range, new Map([['type||events', resp([])]]));
     assert.match(empty.note ?? '', /No page_view events/);
     assert.deepEqual(texts(empty.table.rows).map((r) => r[1]), ['0', '0', '0']);
   });
   test('totals are ordered largest first, ties by key; thousands are grouped on the page, not in the CSV', () => {
     const panel = p({ kind: 'totals', by: 'browser' });
-    const v = buildView(panel, range, new Map([['browser|', resp([{ key: 'b', points: [pt(0, 1200)] }, { key: 'a', points: [pt(0, 1200)] }, { key: 'c', points: [pt(0, 5000)] }])]]));
+    const v = buildView(panel, range, new Map([['browser||events', resp([{ key: 'b', points: [pt(0, 1200)] }, { key: 'a', points: [pt(0, 1200)] }, { key: 'c', points: [pt(0, 5000)] }])]]));
     assert.deepEqual(texts(v.table.rows), [['c', '5,000'], ['a', '1,200'], ['b', '1,200']]);
     assert.equal(toCsv(v.table), 'Browser,Events\r\nc,5000\r\na,1200\r\nb,1200\r\n');
   });
@@ -202,7 +205,7 @@ describe('panel tables', () => {
   });
   test('distinct counts are per bucket (sketches do not add up)', () => {
     const panel = p({ measure: 'users' });
-    const v = buildView(panel, range, new Map([['none|', resp([{ key: null, points: [pt(0, 9, '0', 4, 3), pt(1, 9, '0', 4, 2)] }])]]));
+    const v = buildView(panel, range, new Map([['none||events,users', resp([{ key: null, points: [pt(0, 9, '0', 4, 3), pt(1, 9, '0', 4, 2)] }])]]));
     assert.deepEqual(texts(v.table.rows), [['2026-03-14T10:00Z', '3'], ['2026-03-14T10:01Z', '2']]);
   });
 });

@@ -3,8 +3,8 @@
  * and its chart data. Pure and DOM-free. Revenue is summed exactly (decimal strings, 4 places, as
  * the API sends them) so a panel's figures equal the database's to the last digit.
  */
-import type { MetricsPoint, MetricsSeries } from '../../src/serving/wire.js';
-import { buckets, isDistinct, type Dimension, type Panel, type ResolvedRange } from './model.js';
+import type { MetricsPoint, MetricsSeries, WireMeasure } from '../../src/serving/wire.js';
+import { NO_DIMENSION, buckets, dimensionLabel, isDistinct, type Dimension, type Panel, type ResolvedRange } from './model.js';
 
 export type { MetricsPoint, MetricsSeries };
 export interface MetricsResponse {
@@ -15,18 +15,24 @@ export interface MetricsResponse {
   series: MetricsSeries[];
 }
 
-/** One metrics request a panel needs: grouped by a dimension, optionally only one event type. */
+/**
+ * One metrics request a panel needs: grouped by a dimension, optionally only one event type, with
+ * the measures it reads (the API's `measures`: distinct counts only where a panel shows them, so
+ * the smallest rollup that keeps them answers).
+ */
 export interface Need {
   by: Dimension;
   type: string | null;
+  measures: WireMeasure[];
 }
-export const needKey = (n: Need): string => `${n.by}|${n.type ?? ''}`;
+export const needKey = (n: Need): string => `${n.by}|${n.type ?? ''}|${n.measures.join(',')}`;
 
 export function needsOf(p: Panel): Need[] {
-  if (p.kind === 'funnel') return [{ by: 'type', type: null }];
-  if (p.measure === 'ratio') return [{ by: p.by, type: p.num }, { by: p.by, type: p.den }];
-  return [{ by: p.by, type: null }];
+  if (p.kind === 'funnel') return [{ by: 'type', type: null, measures: ['events'] }];
+  if (p.measure === 'ratio') return [{ by: p.by, type: p.num, measures: ['events'] }, { by: p.by, type: p.den, measures: ['events'] }];
+  return [{ by: p.by, type: null, measures: p.measure === 'events' ? ['events'] : ['events', p.measure] }];
 }
+
 
 // ---- exact decimals (revenue) -------------------------------------------------------------
 
@@ -103,7 +109,6 @@ const cellText = (s: string): Cell => ({ text: s, raw: s });
 const utc = (t: number): string => new Date(t).toISOString().replace(':00.000Z', 'Z');
 
 const MEASURE_LABEL: Record<string, string> = { events: 'Events', revenue: 'Revenue', sessions: 'Distinct sessions', users: 'Distinct users' };
-const DIM_LABEL: Record<Dimension, string> = { none: '', type: 'Event type', country: 'Country', browser: 'Browser', campaign: 'Campaign' };
 
 type Plain = 'events' | 'sessions' | 'users';
 
@@ -130,9 +135,9 @@ const MAX_CHART_SERIES = 10;
 function seriesView(p: Panel, range: ResolvedRange, resp: MetricsResponse): PanelView {
   const idx = index(resp);
   const keys = [...idx.keys()].sort(byKeyOrder);
-  const hasKey = p.by !== 'none';
+  const hasKey = p.by !== NO_DIMENSION;
   const m = p.measure === 'revenue' ? 'revenue' : (p.measure as Plain);
-  const columns: Column[] = [{ label: 'Bucket (UTC)', numeric: false }, ...(hasKey ? [{ label: DIM_LABEL[p.by], numeric: false }] : []), { label: MEASURE_LABEL[m] ?? m, numeric: true }];
+  const columns: Column[] = [{ label: 'Bucket (UTC)', numeric: false }, ...(hasKey ? [{ label: dimensionLabel(p.by), numeric: false }] : []), { label: MEASURE_LABEL[m] ?? m, numeric: true }];
   const rows: Cell[][] = [];
   for (const k of keys) {
     const pts = [...(idx.get(k) ?? new Map<number, MetricsPoint>()).entries()].sort((a, b) => a[0] - b[0]);
@@ -159,11 +164,11 @@ function seriesView(p: Panel, range: ResolvedRange, resp: MetricsResponse): Pane
 function ratioSeriesView(p: Panel, range: ResolvedRange, num: MetricsResponse, den: MetricsResponse): PanelView {
   const ni = index(num);
   const di = index(den);
-  const hasKey = p.by !== 'none';
+  const hasKey = p.by !== NO_DIMENSION;
   const keys = [...new Set([...ni.keys(), ...di.keys()])].sort(byKeyOrder);
   const columns: Column[] = [
     { label: 'Bucket (UTC)', numeric: false },
-    ...(hasKey ? [{ label: DIM_LABEL[p.by], numeric: false }] : []),
+    ...(hasKey ? [{ label: dimensionLabel(p.by), numeric: false }] : []),
     { label: p.num, numeric: true },
     { label: p.den, numeric: true },
     { label: 'Rate', numeric: true },
@@ -202,7 +207,7 @@ function totalsView(p: Panel, resp: MetricsResponse): PanelView {
   const m = p.measure === 'revenue' ? 'revenue' : 'events';
   const entries = [...totalsOf(resp, m).entries()].sort(desc);
   const cell = (v: bigint): Cell => (m === 'revenue' ? cellMoney(v) : cellInt(Number(v)));
-  const columns: Column[] = [{ label: p.by === 'none' ? 'All' : DIM_LABEL[p.by], numeric: false }, { label: MEASURE_LABEL[m] ?? m, numeric: true }];
+  const columns: Column[] = [{ label: p.by === NO_DIMENSION ? 'All' : dimensionLabel(p.by), numeric: false }, { label: MEASURE_LABEL[m] ?? m, numeric: true }];
   const rows = entries.map(([k, v]) => [cellText(keyLabel(k)), cell(v)]);
   const items = entries.map(([k, v]) => ({ label: keyLabel(k), value: m === 'revenue' ? Number(fromUnits(v)) : Number(v), text: cell(v).text }));
   return { table: { columns, rows }, chart: { kind: 'bars', items }, note: rows.length === 0 ? 'No events in this range yet.' : null };
@@ -213,7 +218,7 @@ function ratioTotalsView(p: Panel, num: MetricsResponse, den: MetricsResponse): 
   const d = totalsOf(den, 'events');
   const keys = [...new Set([...n.keys(), ...d.keys()])];
   const entries = keys.map((k) => ({ k, n: Number(n.get(k) ?? 0n), d: Number(d.get(k) ?? 0n) })).sort((a, b) => (a.d === b.d ? byKeyOrder(a.k, b.k) : b.d - a.d));
-  const columns: Column[] = [{ label: p.by === 'none' ? 'All' : DIM_LABEL[p.by], numeric: false }, { label: p.num, numeric: true }, { label: p.den, numeric: true }, { label: 'Rate', numeric: true }];
+  const columns: Column[] = [{ label: p.by === NO_DIMENSION ? 'All' : dimensionLabel(p.by), numeric: false }, { label: p.num, numeric: true }, { label: p.den, numeric: true }, { label: 'Rate', numeric: true }];
   // The "other" series of numerator and denominator fold different values: no rate between them.
   const rows = entries.map((e) => [cellText(keyLabel(e.k)), cellInt(e.n), cellInt(e.d), e.k === OTHER ? cellText('—') : cellRate(e.n, e.d)]);
   const items = entries.filter((e) => e.d > 0 && e.k !== OTHER).map((e) => ({ label: keyLabel(e.k), value: (e.n / e.d) * 100, text: formatRate(e.n, e.d) }));

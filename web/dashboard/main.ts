@@ -5,20 +5,23 @@
  */
 import './style.css';
 import { draw, type Drawn } from './charts.js';
+import { GRAIN_ORDER, editorOptions, panelGrains, type RollupCatalogWire, type WireGrain } from './catalog.js';
 import { buildView, needKey, needsOf, toCsv, formatInt, type MetricsResponse, type Need, type PanelView, type Table } from './data.js';
 import {
+  ALL_STOREFRONTS,
   CHARTS,
-  DIMENSIONS,
   KINDS,
-  MEASURES,
   RANGES,
   decodeState,
   describeFreshness,
+  dimensionLabel,
   defaultState,
   encodeState,
   isDistinct,
   isEventType,
   movePanel,
+  widenRange,
+  NO_DIMENSION,
   resolveRange,
   tenantProblem,
   type DashboardState,
@@ -104,6 +107,8 @@ function initialState(): DashboardState {
 let state = initialState();
 let paused = false;
 let tenants: TenantsResponse | null = null;
+/** What the rollups can answer (GET /api/rollups), re-read with the storefront list. */
+let catalog: RollupCatalogWire | null = null;
 let tenantsAt = 0;
 let tenantsFor = '';
 
@@ -151,6 +156,7 @@ function renderTenantOptions(): void {
   const list = tenants?.tenants ?? [];
   if (state.tenant !== null && !list.some((t) => t.tenantId === state.tenant)) opts.push(h('option', { value: String(state.tenant) }, `Storefront ${state.tenant} (not in the list)`));
   if (state.tenant === null) opts.push(h('option', { value: '' }, list.length ? 'Choose a storefront' : 'No storefronts yet'));
+  if (list.length > 0 || state.tenant === ALL_STOREFRONTS) opts.push(h('option', { value: ALL_STOREFRONTS }, 'All storefronts'));
   for (const t of list) opts.push(h('option', { value: String(t.tenantId) }, `${t.name ?? `Storefront ${t.tenantId}`} — ${formatInt(t.events)} events`));
   tenantSelect.replaceChildren(...opts);
   tenantSelect.value = state.tenant === null ? '' : String(state.tenant);
@@ -158,7 +164,7 @@ function renderTenantOptions(): void {
 
 tenantSelect.addEventListener('change', () => {
   const v = tenantSelect.value;
-  state.tenant = v ? Number(v) : null;
+  state.tenant = v === ALL_STOREFRONTS ? ALL_STOREFRONTS : v ? Number(v) : null;
   state.tenantRaw = v || null;
   save();
   void refresh(true);
@@ -250,8 +256,10 @@ function editor(p: Panel, i: number, onChange: () => void): HTMLElement {
     onChange();
   });
   const [kl, kind] = select(`${id}-kind`, 'Show', KINDS, p.kind);
-  const [ml, measure] = select(`${id}-measure`, 'Measure', MEASURES.map((m) => ({ ...m, disabled: p.kind === 'totals' && isDistinct(m.key) })), p.measure);
-  const [dl, dim] = select(`${id}-by`, 'Dimension', DIMENSIONS, p.by);
+  // Only what some rollup answers (GET /api/rollups), analyst-defined dimensions included.
+  const offered = editorOptions(catalog, p, state.tenant === ALL_STOREFRONTS);
+  const [ml, measure] = select(`${id}-measure`, 'Measure', offered.measures as { key: Panel['measure']; label: string; disabled?: boolean }[], p.measure);
+  const [dl, dim] = select(`${id}-by`, 'Dimension', offered.dimensions, p.by);
   const [cl, chart] = select(`${id}-chart`, 'Chart', CHARTS.map((c) => ({ ...c, disabled: p.kind !== 'series' && c.key === 'line' })), p.chart);
   const num = h('input', { id: `${id}-num`, type: 'text', value: p.num, list: 'event-types', placeholder: 'e.g. ad_click' });
   const den = h('input', { id: `${id}-den`, type: 'text', value: p.den, list: 'event-types', placeholder: 'e.g. ad_impression' });
@@ -282,7 +290,7 @@ function editor(p: Panel, i: number, onChange: () => void): HTMLElement {
     onChange();
   });
   dim.addEventListener('change', () => {
-    p.by = dim.value as Panel['by'];
+    p.by = dim.value;
     onChange();
   });
   chart.addEventListener('change', () => {
@@ -468,7 +476,9 @@ async function load(): Promise<void> {
     (async () => {
       if (!tenants || Date.now() - tenantsAt > TENANTS_EVERY_MS || tKey !== tenantsFor) {
         // The tenant list is by activity over whole buckets: ask for the range rounded out to them.
-        tenants = await api<TenantsResponse>('/tenants', span);
+        const [t, c] = await Promise.all([api<TenantsResponse>('/tenants', span), api<RollupCatalogWire>('/rollups', {}).catch(() => catalog)]);
+        tenants = t;
+        catalog = c;
         tenantsAt = Date.now();
         tenantsFor = tKey;
       }
@@ -485,24 +495,34 @@ async function load(): Promise<void> {
   const list = tenants?.tenants ?? [];
   let blocker: string | null = problem;
   if (!blocker && state.tenant === null) blocker = list.length === 0 ? 'No storefront has sent events yet. Send events to the ingest hub (npm start runs a generator), then they appear here.' : 'Choose a storefront.';
-  if (!blocker && state.tenant !== null && !list.some((t) => t.tenantId === state.tenant) && tenants && !tenants.truncated) {
+  if (!blocker && state.tenant !== null && state.tenant !== ALL_STOREFRONTS && !list.some((t) => t.tenantId === state.tenant) && tenants && !tenants.truncated) {
     blocker = `Storefront ${state.tenant} is not known to hubsink: no event from it was ever received. Pick a storefront from the list.`;
   }
   panelsHost.hidden = blocker !== null;
   showMessage(blocker);
   if (blocker !== null || state.tenant === null) return;
 
-  const tenant = state.tenant;
-  const needs = new Map<string, Need>();
-  for (const p of state.panels) for (const n of needsOf(p)) needs.set(needKey(n), n);
+  const all = state.tenant === ALL_STOREFRONTS;
+  const tenant = String(state.tenant);
+  // Each panel reads at the range's grain, or at the next coarser one its rollups keep (a split by
+  // country is kept by the hour), over the range rounded out to that grain's buckets.
+  const plans = state.panels.map((p) => {
+    const grains = catalog ? panelGrains(catalog, p, all) : [range.grain];
+    const grain = GRAIN_ORDER.slice(GRAIN_ORDER.indexOf(range.grain)).find((g) => grains.includes(g));
+    return grain === undefined ? null : { grain, range: widenRange(range, grain) };
+  });
+  const reqKey = (g: WireGrain, n: Need): string => `${g}|${needKey(n)}`;
+  const needs = new Map<string, { need: Need; range: ResolvedRange }>();
+  for (const [i, p] of state.panels.entries()) {
+    const plan = plans[i];
+    if (plan) for (const n of needsOf(p)) needs.set(reqKey(plan.grain, n), { need: n, range: plan.range });
+  }
   const responses = new Map<string, MetricsResponse>();
   const failures = new Map<string, string>();
   await Promise.all(
-    [...needs.entries()].map(async ([k, n]) => {
-      const params: Record<string, string> = { ...span, grain: range.grain };
-      // Distinct counts are kept by the totals rollups only; split responses carry events and revenue.
-      if (n.by === 'none') params.measures = 'events,revenue,sessions,users';
-      if (n.by !== 'none') {
+    [...needs.entries()].map(async ([k, { need: n, range: r }]) => {
+      const params: Record<string, string> = { from: r.from.toISOString(), to: r.to.toISOString(), grain: r.grain, measures: n.measures.join(',') };
+      if (n.by !== NO_DIMENSION) {
         params.by = n.by;
         // As many series as the API gives; the chart draws the largest, the table keeps all.
         params.top = '50';
@@ -518,16 +538,28 @@ async function load(): Promise<void> {
   // The layout may have changed while the requests ran; paint only panels whose data is here.
   for (const [i, p] of state.panels.entries()) {
     const dom = panelDoms[i];
+    const plan = plans[i];
     if (!dom) continue;
-    const failed = needsOf(p).map((n) => failures.get(needKey(n))).find((f) => f !== undefined);
+    if (!plan) {
+      dom.note.textContent = `No rollup keeps ${p.kind === 'funnel' ? 'event types' : p.by === NO_DIMENSION ? 'this measure' : `${dimensionLabel(p.by)} with this measure`}${all ? ' for all storefronts' : ''}: edit the panel.`;
+      dom.root.classList.add('failed');
+      continue;
+    }
+    const failed = needsOf(p).map((n) => failures.get(reqKey(plan.grain, n))).find((f) => f !== undefined);
     if (failed !== undefined) {
       dom.note.textContent = `Cannot load this panel: ${failed}`;
       dom.root.classList.add('failed');
       continue;
     }
-    if (!needsOf(p).every((n) => responses.has(needKey(n)))) continue;
+    if (!needsOf(p).every((n) => responses.has(reqKey(plan.grain, n)))) continue;
     dom.root.classList.remove('failed');
-    dom.view = buildView(p, range, responses);
+    const own = new Map(needsOf(p).map((n) => [needKey(n), responses.get(reqKey(plan.grain, n)) as MetricsResponse]));
+    const view = buildView(p, plan.range, own);
+    if (plan.grain !== range.grain) view.note = [`By ${plan.grain}: the rollups keep this by the ${plan.grain}.`, view.note].filter((x) => x !== null).join(' ');
+    dom.view = view;
+    dom.root.dataset.grain = plan.grain;
+    dom.root.dataset.from = plan.range.from.toISOString();
+    dom.root.dataset.to = plan.range.to.toISOString();
     paint(p, dom);
   }
   const auth = [...failures.values()].find((f) => f.includes('function key'));

@@ -56,6 +56,11 @@ export function resolveRange(key: RangeKey, now: Date, custom?: { from: Date; to
   return { from: new Date(to - p.ms), to: new Date(to), grain: p.grain };
 }
 
+/** The range rounded out to whole buckets of a coarser grain. */
+export function widenRange(r: ResolvedRange, grain: Grain): ResolvedRange {
+  return { from: new Date(floorTo(r.from.getTime(), grain)), to: new Date(ceilTo(r.to.getTime(), grain)), grain };
+}
+
 /** Every bucket start in [from, to). */
 export function buckets(r: ResolvedRange): number[] {
   const out: number[] = [];
@@ -71,14 +76,20 @@ export const MEASURES: readonly { key: Measure; label: string }[] = [
   { key: 'users', label: 'Distinct users' },
   { key: 'ratio', label: 'Ratio of two event types' },
 ];
-export type Dimension = 'none' | 'type' | 'country' | 'browser' | 'campaign';
-export const DIMENSIONS: readonly { key: Dimension; label: string }[] = [
-  { key: 'none', label: 'None (all events)' },
-  { key: 'type', label: 'Event type' },
-  { key: 'country', label: 'Country' },
-  { key: 'browser', label: 'Browser' },
-  { key: 'campaign', label: 'Campaign' },
-];
+/**
+ * A panel's split: 'none', or the name of a dimension some rollup keeps. Which ones exist comes
+ * from GET /api/rollups (catalog.ts), analyst-defined ones included; the page lists none itself.
+ */
+export type Dimension = string;
+export const NO_DIMENSION = 'none';
+const DIMENSION_NAME = /^[a-z][a-z0-9_]{0,30}$/;
+export const isDimensionName = (s: string): boolean => s === NO_DIMENSION || DIMENSION_NAME.test(s);
+/** Friendlier headings for the built-in dimensions; any other shows its own name. */
+const DIMENSION_LABELS: Readonly<Record<string, string>> = { type: 'Event type', country: 'Country', browser: 'Browser', campaign: 'Campaign' };
+export function dimensionLabel(name: Dimension): string {
+  if (name === NO_DIMENSION) return 'None (all events)';
+  return DIMENSION_LABELS[name] ?? name;
+}
 /** series: per bucket over the range; totals: one figure per dimension value; funnel: steps. */
 export type PanelKind = 'series' | 'totals' | 'funnel';
 export const KINDS: readonly { key: PanelKind; label: string }[] = [
@@ -126,9 +137,12 @@ export const DEFAULT_PANELS: readonly Panel[] = [
   panel({ title: 'Top browsers', kind: 'totals', measure: 'events', by: 'browser' }),
 ];
 
+/** The storefront picker's choice of the all-storefronts view (the metrics API's `all`). */
+export const ALL_STOREFRONTS = 'all';
+
 export interface DashboardState {
-  /** The storefront; null: pick the most active one. `tenantRaw` keeps what the URL said. */
-  tenant: number | null;
+  /** The storefront, or 'all' storefronts; null: pick the most active one. `tenantRaw` keeps what the URL said. */
+  tenant: number | typeof ALL_STOREFRONTS | null;
   tenantRaw: string | null;
   range: RangeKey;
   customFrom: string | null;
@@ -156,7 +170,7 @@ export function sanitizePanel(raw: unknown): Panel | null {
     title: typeof r.t === 'string' ? r.t.slice(0, 120) : '',
     kind,
     measure,
-    by: oneOf(r.b, DIMENSIONS, 'none'),
+    by: typeof r.b === 'string' && isDimensionName(r.b) ? r.b : NO_DIMENSION,
     chart: oneOf(r.c, CHARTS, 'bar'),
     num: str(r.n),
     den: str(r.d),
@@ -199,7 +213,7 @@ export function decodeState(fragment: string): DashboardState {
   const t = q.get('tenant');
   if (t !== null) {
     s.tenantRaw = t;
-    s.tenant = /^[1-9][0-9]{0,15}$/.test(t) && Number.isSafeInteger(Number(t)) ? Number(t) : null;
+    s.tenant = t === ALL_STOREFRONTS ? ALL_STOREFRONTS : /^[1-9][0-9]{0,15}$/.test(t) && Number.isSafeInteger(Number(t)) ? Number(t) : null;
   }
   s.range = oneOf(q.get('range'), RANGES, '1h');
   if (s.range === 'custom') {
