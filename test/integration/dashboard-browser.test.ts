@@ -585,8 +585,8 @@ test.skipIf(skip)('all storefronts, and a dimension an analyst defines while the
   for (let k = 0; k < 18; k++) {
     skuEvents.push({ eventId: randomUUID(), tenantId: k % 3 === 0 ? T2 : T1, type: 'add_to_cart', occurredAt: new Date(now - 2000 - k * 1000).toISOString(), properties: { sku: ['SKU-A', 'SKU-B', 'SKU-C'][k % 4 === 0 ? 2 : k % 2] } });
   }
-  await send(skuEvents);
   const total = Number((await sql<{ n: string }>(`SELECT count(*)::text AS n FROM "${db.schema}".events`))[0]?.n) + skuEvents.length;
+  await send(skuEvents);
   await rolledUp(total);
 
   // The analyst's command, against the running stack: no code change, no restart.

@@ -156,8 +156,8 @@ function renderTenantOptions(): void {
   const list = tenants?.tenants ?? [];
   if (state.tenant !== null && !list.some((t) => t.tenantId === state.tenant)) opts.push(h('option', { value: String(state.tenant) }, `Storefront ${state.tenant} (not in the list)`));
   if (state.tenant === null) opts.push(h('option', { value: '' }, list.length ? 'Choose a storefront' : 'No storefronts yet'));
-  if (list.length > 0 || state.tenant === ALL_STOREFRONTS) opts.push(h('option', { value: ALL_STOREFRONTS }, 'All storefronts'));
   for (const t of list) opts.push(h('option', { value: String(t.tenantId) }, `${t.name ?? `Storefront ${t.tenantId}`} — ${formatInt(t.events)} events`));
+  if (list.length > 0 || state.tenant === ALL_STOREFRONTS) opts.push(h('option', { value: ALL_STOREFRONTS }, 'All storefronts'));
   tenantSelect.replaceChildren(...opts);
   tenantSelect.value = state.tenant === null ? '' : String(state.tenant);
 }
