@@ -40,13 +40,24 @@ export interface CheckpointingConsumerOptions<R> {
   startFrom?: 'earliest' | 'latest';
   retryBaseMs?: number;
   retryCapMs?: number;
+  /**
+   * Checked when a partition is claimed: why its checkpoint cannot be resumed from (a checkpoint
+   * ahead of the partition), or undefined. Such a partition is held: nothing of it is handled or
+   * checkpointed, so nothing is skipped, until an operator fixes the checkpoint and restarts.
+   */
+  vetPartition?: (partitionId: string) => Promise<string | undefined>;
 }
+
+/** How often a held partition's reason is logged again while events keep arriving for it. */
+const HELD_LOG_EVERY_MS = 60_000;
 
 export class CheckpointingConsumer<R> {
   private subscription: Subscription | undefined;
   private readonly stopController = new AbortController();
   private readonly partitions = new Map<string, AbortController>();
   private readonly inFlight = new Set<Promise<void>>();
+  /** Partitions held because vetPartition refused their checkpoint, with the reason and when it was last logged. */
+  private readonly held = new Map<string, { reason: string; loggedAt: number }>();
   /** SDK-level errors (receive failures, checkpoint store errors), for status lines. */
   errors = 0;
 
@@ -54,6 +65,11 @@ export class CheckpointingConsumer<R> {
 
   get ownedPartitions(): string[] {
     return [...this.partitions.keys()].sort((a, b) => Number(a) - Number(b) || a.localeCompare(b));
+  }
+
+  /** Why partitions are held (see vetPartition), by partition. */
+  get heldPartitions(): { partitionId: string; reason: string }[] {
+    return [...this.held].map(([partitionId, h]) => ({ partitionId, reason: h.reason }));
   }
 
   get busy(): number {
@@ -65,11 +81,22 @@ export class CheckpointingConsumer<R> {
     const startPosition: EventPosition = this.opts.startFrom === 'latest' ? latestEventPosition : earliestEventPosition;
     this.subscription = this.opts.client.subscribe(
       {
-        processInitialize: (ctx) => {
+        processInitialize: async (ctx) => {
           this.partitions.get(ctx.partitionId)?.abort();
           this.partitions.set(ctx.partitionId, new AbortController());
           this.opts.log('info', `${this.opts.name}: claimed partition ${ctx.partitionId}`);
-          return Promise.resolve();
+          if (!this.opts.vetPartition) return;
+          try {
+            const reason = await this.opts.vetPartition(ctx.partitionId);
+            if (reason === undefined) this.held.delete(ctx.partitionId);
+            else {
+              this.held.set(ctx.partitionId, { reason, loggedAt: Date.now() });
+              this.opts.log('error', `${this.opts.name}: holding partition ${ctx.partitionId} (nothing read from it is written or checkpointed): ${reason}`);
+            }
+          } catch (err) {
+            // The check is a guard, not a precondition: a storage or management hiccup must not stop ingest.
+            this.opts.log('warn', `${this.opts.name}: partition ${ctx.partitionId}: could not compare its checkpoint with the hub: ${describeError(err)}`);
+          }
         },
         processClose: (reason: CloseReason, ctx) => {
           // The pump is gone (ownership lost, or a receive error the SDK does not retry): a batch still
@@ -100,6 +127,14 @@ export class CheckpointingConsumer<R> {
 
   private processEvents(events: ReceivedEventData[], ctx: PartitionContext): Promise<void> {
     if (events.length === 0 || this.stopController.signal.aborted) return Promise.resolve();
+    const held = this.held.get(ctx.partitionId);
+    if (held) {
+      if (Date.now() - held.loggedAt >= HELD_LOG_EVERY_MS) {
+        held.loggedAt = Date.now();
+        this.opts.log('error', `${this.opts.name}: still holding partition ${ctx.partitionId}: ${held.reason}`);
+      }
+      return Promise.resolve();
+    }
     const p = this.handleWithRetry(events, ctx).finally(() => this.inFlight.delete(p));
     this.inFlight.add(p);
     return p;

@@ -7,6 +7,7 @@
  */
 import { BlobCheckpointStore } from '@azure/eventhubs-checkpointstore-blob';
 import type { CheckpointStore, EventHubConsumerClient } from '@azure/event-hubs';
+import type { ContainerClient } from '@azure/storage-blob';
 import type pg from 'pg';
 import { ConfigError, requireDatabase, requireEventHubs, requireStorage, type HubsinkConfig } from '../config.js';
 import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
@@ -17,6 +18,7 @@ import { configureSession } from '../db/session.js';
 import { TenantRegistry } from '../db/tenants.js';
 import { ident } from '../db/ident.js';
 import { processDeadLetters } from '../deadletters/process.js';
+import { checkpointAhead, describeCheckpointAhead, readCheckpoints } from '../hubs/checkpoints.js';
 import { blobContainer, createConsumer, FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
 import { createDeadLetterProducer, EventHubDeadLetterSink } from '../hubs/deadLetterSink.js';
 import { eventHubsContext } from '../hubs/explain.js';
@@ -81,6 +83,20 @@ export interface Runner {
 }
 
 /** Every setting the runner needs, checked at once so one error names all that are missing. */
+/**
+ * A claimed partition's checkpoint compared with the hub: a checkpoint ahead of the partition's last
+ * event (the hub was deleted and created again) is reported with the command that fixes it, and the
+ * partition is held instead of waiting silently for the new numbering to pass it and then skipping.
+ */
+function vetAgainstHub(client: EventHubConsumerClient, consumerGroup: string, container: ContainerClient, containerName: string): (partitionId: string) => Promise<string | undefined> {
+  return async (partitionId) => {
+    const scope = { fullyQualifiedNamespace: client.fullyQualifiedNamespace, eventHubName: client.eventHubName, consumerGroup };
+    const [checkpoints, props] = await Promise.all([readCheckpoints(container, scope), client.getPartitionProperties(partitionId)]);
+    const ahead = checkpointAhead({ ...props, lastEnqueuedOffset: String(props.lastEnqueuedOffset) }, checkpoints.get(partitionId));
+    return ahead ? describeCheckpointAhead(ahead, { hub: client.eventHubName, consumerGroup, container: containerName }) : undefined;
+  };
+}
+
 export function requireRunnerSettings(cfg: HubsinkConfig): void {
   const problems: string[] = [];
   for (const check of [requireEventHubs, requireStorage, requireDatabase]) {
@@ -194,6 +210,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
         telemetry.ingestBatch(cfg.ingestHub, r);
       },
       onRetry: () => stats.ingest.failedAttempts++,
+      vetPartition: vetAgainstHub(ingestClient, cfg.consumerGroup, container, containerName),
     });
 
     let deadletter: CheckpointingConsumer<unknown> | undefined;
@@ -210,6 +227,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
           processDeadLetters(dlDeps, normalizeReceivedEvents(events, { hub: cfg.deadLetterHub, consumerGroup: cfg.deadLetterConsumerGroup, partitionId }), 'retry'),
         onHandled: (c) => addDeadLetters(stats, c),
         onRetry: () => stats.deadletter.failedAttempts++,
+        vetPartition: vetAgainstHub(dlClient, cfg.deadLetterConsumerGroup, container, containerName),
       });
       deadletter = dl as CheckpointingConsumer<unknown>;
     }
