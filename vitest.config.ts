@@ -19,6 +19,9 @@ export default defineConfig({
       reportsDirectory: 'coverage',
       // A red run still shows how much it covered.
       reportOnFailure: true,
+      // A few points under the last clean-clone run (78.9 % lines, 76.6 % statements, 69.1 %
+      // branches, 74.5 % functions), so coverage cannot drop silently; raise them as it grows.
+      thresholds: { lines: 76, statements: 74, branches: 66, functions: 72 },
     },
     projects: [
       {

@@ -74,7 +74,6 @@ test('starts, ingests, serves metrics, shows status and stops by itself; the dat
   dirs.push(dir);
   const dataDir = dir;
   const env = { PATH: process.env.PATH, HOME: process.env.HOME };
-  const started = Date.now();
   const p = spawnHubsink(['local', '--data-dir', dataDir, '--duration', '15', '--rate', '300', '--rollup-interval', '2', '--status-interval', '1', ...ANY_PORTS], env);
   children.push(p);
   const stdout = await waitFor('the banner', () => Promise.resolve(p.stdoutLines().join('\n')), (s) => /Metrics +curl/.test(s) || p.child.exitCode !== null, 90_000);
@@ -112,9 +111,8 @@ test('starts, ingests, serves metrics, shows status and stops by itself; the dat
   assert.match(js.headers.get('cache-control') ?? '', /immutable/);
 
   const exit = await p.exited;
+  // How long the stop takes is no claim of this test; the test timeout is its hang guard.
   assert.equal(exit.code, 0, p.stderr().slice(-3000));
-  // Bounded: 15 s of running plus start-up and an orderly stop.
-  assert.ok(Date.now() - started < 150_000);
   const err = p.stderr();
   const lines = err.split('\n').filter((l) => l.startsWith('status '));
   assert.ok(lines.length >= 5, err.slice(-2000));
