@@ -185,6 +185,11 @@ function findingOf(e: unknown): Finding | undefined {
   }
   if (code === 'ReceiverDisconnectedError' || EPOCH_MESSAGE.test(msg)) return { service: 'eventhubs', problem: 'epoch', error: e, detail: msg };
   if (NET_CODES.has(code)) return { service: 'eventhubs', problem: 'unreachable', error: e, detail: code };
+  // The AMQP client reports a connection that never opened (a port answered by something that is
+  // not Event Hubs, or a connect that timed out) with this message and no socket error code.
+  if (/^Failed to connect\b/i.test(msg) || code === 'ServiceCommunicationError') {
+    return { service: 'eventhubs', problem: 'unreachable', error: e, detail: msg || code };
+  }
   return undefined;
 }
 

@@ -114,14 +114,14 @@ function failure(f: Failure, cmd: Command): { hub: string; group: string; env: R
         hub,
         group,
         env: { EventHubConnection: emu.connectionString().replace(`:${emu.port}`, `:${closedPort}`) },
-        says: [new RegExp(`cannot reach Event Hubs at 127\\.0\\.0\\.1:${closedPort} \\(ECONNREFUSED\\)`), /Endpoint in EventHubConnection/],
+        says: [new RegExp(`cannot reach Event Hubs at 127\\.0\\.0\\.1:${closedPort} \\((ECONNREFUSED|ECONNRESET|Failed to connect)`), /Endpoint in EventHubConnection/],
       };
     case 'storage down':
       return {
         hub,
         group,
         env: { AzureWebJobsStorage: testAzuriteConnection().replace(/127\.0\.0\.1:\d+/, `127.0.0.1:${closedPort}`) },
-        says: [new RegExp(`cannot reach blob storage at 127\\.0\\.0\\.1:${closedPort} \\(ECONNREFUSED\\)`), /AzureWebJobsStorage/],
+        says: [new RegExp(`cannot reach blob storage at 127\\.0\\.0\\.1:${closedPort} \\((ECONNREFUSED|ECONNRESET)\\)`), /AzureWebJobsStorage/],
       };
   }
 }

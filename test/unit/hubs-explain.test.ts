@@ -91,6 +91,17 @@ const cases: { name: string; err: unknown; ctx?: ServiceContext; problem: string
     says: [/cannot reach Event Hubs at 127\.0\.0\.1:1 \(ECONNREFUSED\)/, /Endpoint in EventHubConnection/],
   },
   {
+    // Seen on a loaded machine: the port answered by something that is not Event Hubs, or a connect
+    // that timed out. The SDK's error then has no socket code, only this message; it printed bare.
+    name: 'a connection that never opened',
+    err: retried(Object.assign(new Error('Failed to connect'), { name: 'Error' })),
+    ctx,
+    problem: 'unreachable',
+    kind: 'unavailable',
+    retryable: true,
+    says: [/cannot reach Event Hubs at myns\.servicebus\.windows\.net:5671 \(Failed to connect\)/, /Endpoint in EventHubConnection/],
+  },
+  {
     name: 'unknown host',
     err: retried(messaging('getaddrinfo ENOTFOUND nosuch.servicebus.windows.net', 'ENOTFOUND')),
     ctx: { eventHubs: { setting: 'EventHubConnection', endpoint: 'nosuch.servicebus.windows.net:5671' } },
