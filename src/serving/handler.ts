@@ -8,6 +8,7 @@ import { loadSketchProfile } from '../rollups/run.js';
 import type { RollupRetention } from '../rollups/definitions.js';
 import type { RollupCapabilities, SketchProfile } from '../rollups/sketches.js';
 import { errorResponse, httpStatusOf, isStatementTimeout, notReady, NO_STORE, ParameterError, QueryTimeoutError, requestQuery } from './http.js';
+import { loadCatalog } from '../rollups/catalog.js';
 import { servingCatalog } from './catalog.js';
 import { parseMetricsParams } from './params.js';
 import { DEFAULT_MAX_ROWS, exceedsRowLimit, lastRunSql, metricsSql, shapeMetrics, type MetricsRow } from './query.js';
@@ -56,7 +57,13 @@ export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): Metrics
     const now = (deps.now ?? (() => new Date()))();
     try {
       const { rollups } = await catalogOf(deps);
-      const parsed = parseMetricsParams(request.params.tenantId, requestQuery(request), { now, retentionDays: deps.retentionDays, rollups });
+      let parsed = parseMetricsParams(request.params.tenantId, requestQuery(request), { now, retentionDays: deps.retentionDays, rollups });
+      // The cached catalog may predate a rollup that GET /api/rollups already offers: before a
+      // refusal that names the catalog, read it afresh once.
+      if (!parsed.ok && ['by', 'measures', 'grain', 'type', 'from'].includes(parsed.error.parameter)) {
+        const fresh = await loadCatalog(deps.pool, deps.schema, { serving: true });
+        parsed = parseMetricsParams(request.params.tenantId, requestQuery(request), { now, retentionDays: deps.retentionDays, rollups: fresh.rollups });
+      }
       if (!parsed.ok) return errorResponse(new ParameterError(parsed.error.parameter, parsed.error.message));
       const q = parsed.query;
       const sketch = await sketchFor(deps);

@@ -606,7 +606,9 @@ test.skipIf(skip)('all storefronts, and a dimension an analyst defines while the
   await rolledUp(total);
 
   const page = browser.page;
+  // A change of the fragment alone does not reload the page: reload so this load is the one read.
   await page.goto(`${base}/#tenant=all&range=1h`);
+  await page.reload();
   await loaded(page);
   assert.equal(await page.locator('#tenant').inputValue(), 'all');
   assert.ok((await page.locator('#tenant option').allTextContents()).includes('All storefronts'));
@@ -634,7 +636,8 @@ test.skipIf(skip)('all storefronts, and a dimension an analyst defines while the
   const dim = skuPanel.getByLabel('Dimension', { exact: true });
   assert.equal(await dim.locator('option[value="sku"]').textContent(), 'sku — properties.sku');
   await dim.selectOption('sku');
-  await loaded(page, Date.now());
+  // The change re-renders the panels; the refresh queued behind it paints this one.
+  await waitUntil('the SKU panel to load', async () => (await panel(page, 'Carts by SKU').getAttribute('data-grain')) ?? '', (g) => g !== '', 20_000);
   const pr = await panelRange(page, 'Carts by SKU');
   assert.equal(pr.grain, 'minute');
   const skuTable = await readTable(page, 'Carts by SKU');
@@ -652,6 +655,7 @@ test.skipIf(skip)('all storefronts, and a dimension an analyst defines while the
 
   // One storefront: the same panel shows only its own SKUs.
   await page.locator('#tenant').selectOption(String(T2));
+  await waitUntil('the page to show storefront T2', async () => (await panel(page, 'Events by type').getAttribute('data-index')) !== null && (await page.locator('#updated').getAttribute('data-from')) !== null, (v) => v, 20_000);
   await loaded(page, Date.now());
   const t2 = (await readTable(page, 'Carts by SKU')).rows.map(([k = '', n = '']) => [k, String(num(n))]);
   const pr2 = await panelRange(page, 'Carts by SKU');
