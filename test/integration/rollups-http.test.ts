@@ -144,10 +144,19 @@ test('every kind of bad parameter: 400 with a message naming it, and nothing rea
     ['301', `from=${iso(at(10, 5))}&to=${iso(at(10, 21))}&by=browser`, 'from'],
     ['All', ok, 'tenantId'],
   ];
+  // The only statement a refused request may run is the read of the rollup catalog (analyst-defined
+  // rollups live in the database, and a `by` may name one); nothing from the request reaches SQL.
   const dbCalls: string[] = [];
   const watchedPool = new Proxy(deps.pool, {
     get(target, prop, receiver) {
-      if (prop === 'query' || prop === 'connect') dbCalls.push(String(prop));
+      if (prop === 'connect') dbCalls.push('connect');
+      if (prop === 'query') {
+        return (q: unknown, ...rest: unknown[]) => {
+          const text = typeof q === 'string' ? q : String((q as { text?: unknown }).text);
+          if (!/rollup_custom_specs/.test(text)) dbCalls.push(text);
+          return (target.query as (...a: unknown[]) => unknown).call(target, q, ...rest);
+        };
+      }
       return Reflect.get(target, prop, receiver) as unknown;
     },
   });
