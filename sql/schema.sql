@@ -159,6 +159,20 @@ CREATE TABLE :schema.rollup_country_hour (
 CREATE INDEX rollup_country_hour_bucket_idx ON :schema.rollup_country_hour USING brin (bucket);
 CREATE UNIQUE INDEX rollup_country_hour_pkey ON :schema.rollup_country_hour USING btree (tenant_id, bucket, country);
 
+CREATE TABLE :schema.rollup_custom_specs (
+  name text NOT NULL,
+  spec jsonb NOT NULL,
+  horizon bigint NOT NULL,
+  backfill_seq bigint NOT NULL DEFAULT 0,
+  backfill_rows bigint NOT NULL DEFAULT 0,
+  backfilled_at timestamp with time zone,
+  created_at timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT rollup_custom_specs_check CHECK ((backfill_seq <= horizon)),
+  CONSTRAINT rollup_custom_specs_name_check CHECK ((name ~ '^[a-z][a-z0-9_]{0,30}$'::text)),
+  CONSTRAINT rollup_custom_specs_pkey PRIMARY KEY (name)
+);
+CREATE UNIQUE INDEX rollup_custom_specs_pkey ON :schema.rollup_custom_specs USING btree (name);
+
 CREATE TABLE :schema.rollup_day (
   tenant_id bigint NOT NULL,
   bucket timestamp with time zone NOT NULL,
