@@ -100,6 +100,18 @@ export interface RollupRunResult {
   caughtUp: boolean;
 }
 
+/**
+ * Events a run folded in, each counted once: rollups standing at the same watermark share one
+ * window and report its rows each, so a sum over results would count an event once per rollup.
+ */
+export function eventsFolded(results: readonly RollupRunResult[]): number {
+  const windows = new Map<string, number>();
+  for (const r of results) windows.set(`${r.fromSeq}:${r.toSeq}`, r.rows);
+  let n = 0;
+  for (const rows of windows.values()) n += rows;
+  return n;
+}
+
 /** One short wait per cycle: a busy minute skips rather than stalls ingest. */
 export const DEFAULT_LOCK_TIMEOUT_MS = 1_500;
 

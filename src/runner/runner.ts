@@ -12,7 +12,7 @@ import type pg from 'pg';
 import { ConfigError, requireDatabase, requireEventHubs, requireStorage, type HubsinkConfig } from '../config.js';
 import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { createPool } from '../db/pool.js';
-import { pruneRollups, RollupBusyError, runRollups } from '../rollups/run.js';
+import { eventsFolded, pruneRollups, RollupBusyError, runRollups } from '../rollups/run.js';
 import { DEFAULT_PARTITION_EVERY_MS, DEFAULT_PARTITION_RETRY_MS, PartitionSchedule } from '../partitions/maintain.js';
 import { configureSession } from '../db/session.js';
 import { TenantRegistry } from '../db/tenants.js';
@@ -242,7 +242,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
           const results = await runRollups(pool, cfg.schema, { caps, maxWindowRows: cfg.rollupMaxWindowRows, now: clock, dimensions: cfg.rollupDimensions });
           telemetry.rollupRuns(results);
           stats.rollups.runs++;
-          stats.rollups.folded += results.reduce((n, r) => n + r.rows, 0);
+          stats.rollups.folded += eventsFolded(results);
           stats.rollups.lastRunAt = Date.now();
           stats.rollups.lastError = null;
           if (results.every((r) => r.caughtUp)) break;

@@ -21,7 +21,7 @@ import { KMV_K, RollupSetupError, resolveSketchProfile, sketchProfile } from '..
 import { aggregateSql, bucketExpr, dimensionParams, expectedColumnTypes, keyColumns, waitForWritersSql } from '../../src/rollups/sql.js';
 import * as rollupSql from '../../src/rollups/sql.js';
 import type { Statement } from '../../src/db/statement.js';
-import { describeCycle, foldModeFor, planFold, rebuildProblems } from '../../src/rollups/run.js';
+import { describeCycle, eventsFolded, foldModeFor, planFold, rebuildProblems } from '../../src/rollups/run.js';
 
 describe('definitions', () => {
   test('the default catalog: one table per spec and grain, sketches only on the totals, minute only where a live panel reads it', () => {
@@ -328,5 +328,15 @@ describe('rebuild requests and cycle log lines', () => {
       }),
       'minute (10,20] rows=9 5ms; hour (0,20] rows=19 7ms behind; minute pruned=3',
     );
+  });
+});
+
+describe('events folded by a run', () => {
+  const r = (name: string, fromSeq: number, toSeq: number, rows: number) => ({ name, fromSeq, toSeq, rows, durationMs: 1, caughtUp: true });
+  test('rollups sharing a window count its events once; rollups in other windows add theirs', () => {
+    assert.equal(eventsFolded([r('total_minute', 10, 20, 7), r('total_hour', 10, 20, 7), r('type_day', 10, 20, 7)]), 7);
+    // An analyst-defined rollup still catching up folds its own window, older events included.
+    assert.equal(eventsFolded([r('total_minute', 10, 20, 7), r('sku_hour', 0, 10, 4)]), 11);
+    assert.equal(eventsFolded([]), 0);
   });
 });
