@@ -10,7 +10,7 @@ import type { RollupCapabilities, SketchProfile } from '../rollups/sketches.js';
 import { errorResponse, httpStatusOf, isStatementTimeout, notReady, NO_STORE, ParameterError, QueryTimeoutError, requestQuery } from './http.js';
 import { loadCatalog } from '../rollups/catalog.js';
 import { servingCatalog } from './catalog.js';
-import { parseMetricsParams } from './params.js';
+import { parseMetricsRequest, resolveMetricsQuery } from './params.js';
 import { DEFAULT_MAX_ROWS, exceedsRowLimit, lastRunSql, metricsSql, shapeMetrics, type MetricsRow } from './query.js';
 
 export interface MetricsDeps {
@@ -56,14 +56,13 @@ export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): Metrics
     }
     const now = (deps.now ?? (() => new Date()))();
     try {
-      const { rollups } = await catalogOf(deps);
-      let parsed = parseMetricsParams(request.params.tenantId, requestQuery(request), { now, retentionDays: deps.retentionDays, rollups });
-      // The cached catalog may predate a rollup that GET /api/rollups already offers: before a
-      // refusal that names the catalog, read it afresh once.
-      if (!parsed.ok && ['by', 'measures', 'grain', 'type', 'from'].includes(parsed.error.parameter)) {
-        const fresh = await loadCatalog(deps.pool, deps.schema, { serving: true });
-        parsed = parseMetricsParams(request.params.tenantId, requestQuery(request), { now, retentionDays: deps.retentionDays, rollups: fresh.rollups });
-      }
+      // Everything the catalog does not decide is checked first: a malformed request reads nothing.
+      const checked = parseMetricsRequest(request.params.tenantId, requestQuery(request), { now, retentionDays: deps.retentionDays });
+      if (!checked.ok) return errorResponse(new ParameterError(checked.error.parameter, checked.error.message));
+      let parsed = resolveMetricsQuery(checked.request, (await catalogOf(deps)).rollups);
+      // The cached catalog may predate a rollup that GET /api/rollups already offers: before
+      // refusing, read it afresh once.
+      if (!parsed.ok) parsed = resolveMetricsQuery(checked.request, (await loadCatalog(deps.pool, deps.schema, { serving: true })).rollups);
       if (!parsed.ok) return errorResponse(new ParameterError(parsed.error.parameter, parsed.error.message));
       const q = parsed.query;
       const sketch = await sketchFor(deps);

@@ -97,7 +97,7 @@ export function parseIsoTime(value: string): Date | undefined {
   return Number.isNaN(out.getTime()) ? undefined : out;
 }
 
-function fail(parameter: string, message: string): ParamResult {
+function fail(parameter: string, message: string): { ok: false; error: ParamError } {
   return { ok: false, error: { parameter, message } };
 }
 
@@ -233,8 +233,30 @@ export function parseMeasures(raw: string | null): { measures: MeasureName[] } |
   return { measures: MEASURE_NAMES.filter((m) => m === 'events' || asked.includes(m)) };
 }
 
-export function parseMetricsParams(tenantIdParam: string | undefined, query: URLSearchParams, opts: ParamOptions): ParamResult {
-  const rollups = opts.rollups ?? ROLLUPS;
+/** The parameters of a metrics request that are checked without the catalog. */
+export interface MetricsRequest {
+  tenantId: number;
+  allTenants: boolean;
+  from: Date;
+  to: Date;
+  grain: Grain;
+  grainRequested: GrainParam;
+  /** As given; checked against the catalog by resolveMetricsQuery. */
+  by: string | null;
+  top: number;
+  type: string | null;
+  measures: MeasureName[];
+}
+
+/**
+ * Pure, and needs no database: every check that does not depend on the rollup catalog, so a
+ * malformed request is refused before anything is read.
+ */
+export function parseMetricsRequest(
+  tenantIdParam: string | undefined,
+  query: URLSearchParams,
+  opts: Omit<ParamOptions, 'rollups'>,
+): { ok: true; request: MetricsRequest } | { ok: false; error: ParamError } {
   const t = tenantIdParam ?? '';
   const allTenants = t === ALL_TENANTS;
   if (!allTenants && (!/^[1-9][0-9]{0,15}$/.test(t) || !Number.isSafeInteger(Number(t)))) {
@@ -250,15 +272,6 @@ export function parseMetricsParams(tenantIdParam: string | undefined, query: URL
   const grains: readonly GrainParam[] = ['minute', 'hour', 'day', 'auto'];
   const requested = grains.find((g) => g === grainRaw);
   if (!requested) return fail('grain', `must be one of ${grains.join(', ')}`);
-
-  const byRaw = query.get('by');
-  let by: Dimension | null = null;
-  if (byRaw !== null) {
-    const dims = catalogDimensions(rollups);
-    const dim = dims.find((d) => d.name === byRaw);
-    if (!dim) return fail('by', `must be one of ${dims.map((d) => d.name).join(', ')}`);
-    by = dim;
-  }
 
   const topRaw = query.get('top');
   let top = DEFAULT_TOP;
@@ -276,10 +289,28 @@ export function parseMetricsParams(tenantIdParam: string | undefined, query: URL
 
   const chosen = chooseGrain(requested, from, to, opts);
   if ('error' in chosen) return { ok: false, error: chosen.error };
-  const rollup = chooseRollup({ grain: chosen.grain, by, type, measures: measures.measures, allTenants, grainRequested: requested }, rollups);
-  if ('error' in rollup) return { ok: false, error: rollup.error };
   return {
     ok: true,
-    query: { tenantId, from, to, grain: chosen.grain, by, top, ...(type !== null ? { type } : {}), measures: measures.measures, rollup: rollup.rollup },
+    request: { tenantId, allTenants, from, to, grain: chosen.grain, grainRequested: requested, by: query.get('by'), top, type, measures: measures.measures },
   };
+}
+
+/** Pure: the dimension and the rollup that answer a checked request, from the catalog given. */
+export function resolveMetricsQuery(req: MetricsRequest, rollups: readonly RollupDefinition[] = ROLLUPS): ParamResult {
+  let by: Dimension | null = null;
+  if (req.by !== null) {
+    const dims = catalogDimensions(rollups);
+    const dim = dims.find((d) => d.name === req.by);
+    if (!dim) return fail('by', `must be one of ${dims.map((d) => d.name).join(', ')}`);
+    by = dim;
+  }
+  const rollup = chooseRollup({ grain: req.grain, by, type: req.type, measures: req.measures, allTenants: req.allTenants, grainRequested: req.grainRequested }, rollups);
+  if ('error' in rollup) return { ok: false, error: rollup.error };
+  const { tenantId, from, to, grain, top, type, measures } = req;
+  return { ok: true, query: { tenantId, from, to, grain, by, top, ...(type !== null ? { type } : {}), measures, rollup: rollup.rollup } };
+}
+
+export function parseMetricsParams(tenantIdParam: string | undefined, query: URLSearchParams, opts: ParamOptions): ParamResult {
+  const parsed = parseMetricsRequest(tenantIdParam, query, opts);
+  return parsed.ok ? resolveMetricsQuery(parsed.request, opts.rollups ?? ROLLUPS) : parsed;
 }
