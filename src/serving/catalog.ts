@@ -1,8 +1,8 @@
 /**
  * GET /api/rollups: the rollup catalog as the dashboard's panel editor reads it (which dimensions,
  * measures and grains can be answered, and for which view), analyst-defined rollups included once
- * backfilled. Read from the database at most every CATALOG_TTL_MS, so `hubsink rollup define`
- * shows up without a restart.
+ * backfilled. Read from the database on every request (one small query, made once per page load),
+ * so a page opened after `hubsink rollup define` has returned offers the new rollup.
  */
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type pg from 'pg';
@@ -47,7 +47,9 @@ export function servingCatalog(ttlMs = CATALOG_TTL_MS): (deps: CatalogDeps) => P
 }
 
 export function makeRollupsHandler(getDeps: () => Promise<CatalogDeps>, opts: { ttlMs?: number } = {}): Handler {
-  const read = servingCatalog(opts.ttlMs);
+  // Not cached by default: the metrics handler's 5 s cache would hide a rollup defined just before
+  // the page loaded, and the panel editor reads this once per load.
+  const read = servingCatalog(opts.ttlMs ?? 0);
   return async (request, context) => {
     const [extra] = [...requestQuery(request).keys()];
     if (extra !== undefined) return errorResponse(new ParameterError(extra, 'unknown parameter; this endpoint takes none'));

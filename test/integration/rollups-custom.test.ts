@@ -121,6 +121,18 @@ test('define, backfill in chunks, ingest more: the custom rollup equals the labe
     const pending = rows('pending', 200, base);
     await insert(f, pending);
 
+    // A page that loaded before the analyst defined the rollup: GET /api/rollups has already
+    // answered once without it.
+    const { HttpRequest, InvocationContext } = functions;
+    const ctx = new InvocationContext({ invocationId: 't', functionName: 'rollups', logHandler: () => undefined });
+    const catalogHandler = makeRollupsHandler(() => Promise.resolve({ pool: f.s.pool, schema: f.s.schema }));
+    const getCatalog = async (): Promise<RollupCatalogWire> => {
+      const r = await catalogHandler(new HttpRequest({ method: 'GET', url: 'http://127.0.0.1/api/rollups' }), ctx);
+      assert.equal(r.status, 200, JSON.stringify(r.jsonBody));
+      return r.jsonBody as RollupCatalogWire;
+    };
+    assert.ok(!(await getCatalog()).rollups.some((r) => r.name === 'skus'));
+
     const defined = await defineCustomRollup(f.s.pool, f.s.schema, specOf(), { caps: f.caps });
     assert.deepEqual(defined.definitions.map((d) => d.table), ['rollup_skus_hour', 'rollup_skus_day']);
     // Until backfilled, the API and rebuilds do not offer it; the fold does.
@@ -146,15 +158,14 @@ test('define, backfill in chunks, ingest more: the custom rollup equals the labe
     await assertExact(f, [...before, ...pending, ...after, ...more]);
     assert.ok((await loadCatalog(f.s.pool, f.s.schema, { serving: true })).specs.some((s) => s.name === 'skus' && s.custom === true));
 
-    // The API offers it at once (no restart): GET /api/rollups lists it, the metrics API answers by
-    // its dimensions, per storefront and for all storefronts, with the labelled totals.
-    const { HttpRequest, InvocationContext } = functions;
-    const ctx = new InvocationContext({ invocationId: 't', functionName: 'rollups', logHandler: () => undefined });
+    // The API offers it at once (no restart, and the handler that answered before the define reads
+    // the catalog afresh): GET /api/rollups lists it, the metrics API answers by its dimensions, per
+    // storefront and for all storefronts, with the labelled totals.
     const ok = <T>(r: HttpResponseInit): T => {
       assert.equal(r.status, 200, JSON.stringify(r.jsonBody));
       return r.jsonBody as T;
     };
-    const cat = ok<RollupCatalogWire>(await makeRollupsHandler(() => Promise.resolve({ pool: f.s.pool, schema: f.s.schema }))(new HttpRequest({ method: 'GET', url: 'http://127.0.0.1/api/rollups' }), ctx));
+    const cat = await getCatalog();
     assert.deepEqual(cat.rollups.find((r) => r.name === 'skus'), { name: 'skus', dimensions: ['sku', 'coupon', 'page'], measures: ['events', 'revenue'], grains: ['hour', 'day'], allTenants: true, custom: true });
     assert.deepEqual(cat.dimensions.filter((d) => ['sku', 'coupon', 'page'].includes(d.name)), [
       { name: 'sku', source: 'properties.sku' },
