@@ -233,6 +233,29 @@ test('hubsink run, Ctrl-C while the database is unreachable: it stops at once wi
   }
 });
 
+test('hubsink emulator: Ctrl-C held down (a signal every few ms until it is gone) stops it as Ctrl-C does, nothing left running', async () => {
+  for (let round = 0; round < 3; round++) {
+    const g = hubsink(['emulator', '--port', '0', '--json'], localEnv());
+    await waitFor('the emulator to print its address', () => Promise.resolve(g.out()), (o) => o.includes('\n') || g.child.exitCode !== null, 60_000);
+    let gone = false;
+    void g.exited.then(() => (gone = true));
+    // Bounded: the hang guard below ends the test if the process never exits.
+    const spam = (async () => {
+      for (let i = 0; i < 20_000 && !gone; i++) {
+        ctrlC(g);
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    })();
+    const exit = await stopped(g);
+    await spam;
+    // A signal that lands while Node tears the process down finds no handler and ends it by
+    // SIGINT, which a shell reports as 130 like the emulator's own second-Ctrl-C exit.
+    assert.ok(exit.code === 0 || exit.code === 130 || exit.signal === 'SIGINT', `exit ${JSON.stringify(exit)}:\n${g.err()}`);
+    assert.match(g.err(), /SIGINT: stopping the emulator/);
+    await nothingLeft(g);
+  }
+});
+
 test('hubsink emulator, Ctrl-C once: stops, exit 0, the port is free; twice: it is gone at once', async () => {
   for (const times of [1, 2]) {
     const g = hubsink(['emulator', '--port', '0', '--json'], localEnv());
@@ -246,9 +269,11 @@ test('hubsink emulator, Ctrl-C once: stops, exit 0, the port is free; twice: it 
     }
     const exit = await stopped(g);
     assert.match(g.err(), /SIGINT: stopping the emulator/);
-    // Its stop is quick: the second Ctrl-C finds it stopping (130) or already gone (0).
-    if (times === 1 || !/again: exiting now/.test(g.err())) assert.deepEqual(exit, { code: 0, signal: null }, g.err());
-    else assert.deepEqual(exit, { code: 130, signal: null }, g.err());
+    // Its stop is quick: the second Ctrl-C finds it stopping (130), already gone (0), or in Node's
+    // last moments, when no handler is left and the signal itself ends it (seen under load).
+    if (times === 1) assert.deepEqual(exit, { code: 0, signal: null }, g.err());
+    else if (/again: exiting now/.test(g.err())) assert.deepEqual(exit, { code: 130, signal: null }, g.err());
+    else assert.ok((exit.code === 0 && exit.signal === null) || (exit.code === null && exit.signal === 'SIGINT'), `${JSON.stringify(exit)}\n${g.err()}`);
     await nothingLeft(g);
     assert.equal(await portOpen(port), false);
   }
