@@ -74,7 +74,9 @@ test('starts, ingests, serves metrics, shows status and stops by itself; the dat
   dirs.push(dir);
   const dataDir = dir;
   const env = { PATH: process.env.PATH, HOME: process.env.HOME };
-  const p = spawnHubsink(['local', '--data-dir', dataDir, '--duration', '15', '--rate', '300', '--rollup-interval', '2', '--status-interval', '1', ...ANY_PORTS], env);
+  // The checks below talk to the stack while it runs; under a loaded machine they took longer than
+  // a 15 s run (the stack had stopped: connection refused in CI). 60 s is a margin, not a claim.
+  const p = spawnHubsink(['local', '--data-dir', dataDir, '--duration', '60', '--rate', '300', '--rollup-interval', '2', '--status-interval', '1', ...ANY_PORTS], env);
   children.push(p);
   const stdout = await waitFor('the banner', () => Promise.resolve(p.stdoutLines().join('\n')), (s) => /Metrics +curl/.test(s) || p.child.exitCode !== null, 90_000);
   const curl = bannerValue(stdout, /curl '([^']+)'/);
