@@ -1,6 +1,20 @@
 -- The schema that the migrations in sql/ produce, normalized (test/integration/schema-dump.ts says how).
 -- Generated: do not edit. After changing a migration, refresh it with `npm run schema:dump` and review the diff.
 
+CREATE TABLE :schema.access_grants (
+  principal_kind text NOT NULL,
+  principal_id uuid NOT NULL,
+  tenant_id bigint NOT NULL,
+  note text,
+  granted_at timestamp with time zone NOT NULL DEFAULT now(),
+  CONSTRAINT access_grants_kind CHECK ((principal_kind = ANY (ARRAY['group'::text, 'user'::text]))),
+  CONSTRAINT access_grants_note_length CHECK ((char_length(note) <= 200)),
+  CONSTRAINT access_grants_pkey PRIMARY KEY (principal_kind, principal_id, tenant_id),
+  CONSTRAINT access_grants_tenant CHECK ((tenant_id >= 0))
+);
+CREATE UNIQUE INDEX access_grants_pkey ON :schema.access_grants USING btree (principal_kind, principal_id, tenant_id);
+CREATE INDEX access_grants_principal_idx ON :schema.access_grants USING btree (principal_id);
+
 CREATE TABLE :schema.dead_letters (
   id bigint NOT NULL DEFAULT nextval(':schema.dead_letters_id_seq'::regclass),
   reason text NOT NULL,

@@ -68,8 +68,26 @@ export interface HubsinkConfig {
   metrics: { poolMax: number; statementTimeoutMs: number; maxRows: number };
   /** How producer-controlled dimension values are bounded before they enter the rollups. */
   rollupDimensions: RollupDimensionLimits;
+  /** Who may read which storefront through the HTTP functions (README, "Access per storefront"). */
+  access: AccessConfig;
   /** Settings that work but are unsafe (e.g. a password sent without TLS); entry points print them. */
   warnings: string[];
+}
+
+/**
+ * `key` (the default): whoever holds a function key reads every storefront. `entra`: the caller
+ * signed in through App Service authentication, and reads the storefronts granted to it.
+ */
+export type AccessMode = 'key' | 'entra';
+
+export interface AccessConfig {
+  mode: AccessMode;
+  /**
+   * WEBSITE_AUTH_ENABLED, which App Service itself sets (read-only) when its authentication is on.
+   * Only then does the platform strip X-MS-CLIENT-PRINCIPAL headers sent by clients and put its own
+   * in their place; with it off, such a header may have been written by anyone.
+   */
+  platformAuthEnabled: boolean;
 }
 
 /**
@@ -274,6 +292,11 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
           return [[name, values]];
         }),
       ),
+    },
+    access: {
+      mode: read('HUBSINK_ACCESS', z.string().trim().toLowerCase().pipe(z.enum(['key', 'entra'], { message: 'must be key (a function key reads every storefront) or entra (signed-in callers read the storefronts granted to them)' })), 'key'),
+      // Set by the platform, not by a person: anything but a true value counts as off.
+      platformAuthEnabled: /^(true|1)$/i.test(nonEmpty(env, 'WEBSITE_AUTH_ENABLED') ?? ''),
     },
     warnings,
   };

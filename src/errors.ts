@@ -18,11 +18,13 @@
  * |               | could not serve within its retry budget; try again later or set it up   |     |      |
  * | `busy`        | another run holds the lock; the next run tries again                     | 1   | 503  |
  * | `failed`      | the work failed; also what any error that is not ours counts as         | 1   | 500  |
+ * | `unauthenticated` | no signed-in caller the app can believe (HUBSINK_ACCESS=entra)      | 1   | 401  |
+ * | `forbidden`   | the caller is known, but not granted what it asked for                   | 1   | 403  |
  *
  * Unlike `classifyError` (src/pipeline/classify.ts), which decides what becomes of an event, a
  * kind decides only what a person or a client is told.
  */
-export const ERROR_KINDS = ['usage', 'config', 'refused', 'unavailable', 'busy', 'failed'] as const;
+export const ERROR_KINDS = ['usage', 'config', 'refused', 'unavailable', 'busy', 'failed', 'unauthenticated', 'forbidden'] as const;
 export type ErrorKind = (typeof ERROR_KINDS)[number];
 
 export abstract class HubsinkError extends Error {
@@ -50,4 +52,16 @@ export class UnavailableError extends HubsinkError {
 export class FailedError extends HubsinkError {
   readonly kind = 'failed';
   override name = 'FailedError';
+}
+
+/** No caller the app can believe signed in (see `unauthenticated` above). */
+export class UnauthenticatedError extends HubsinkError {
+  readonly kind = 'unauthenticated';
+  override name = 'UnauthenticatedError';
+}
+
+/** The caller is known but not granted what it asked for (see `forbidden` above). */
+export class ForbiddenError extends HubsinkError {
+  readonly kind = 'forbidden';
+  override name = 'ForbiddenError';
 }

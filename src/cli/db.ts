@@ -12,7 +12,7 @@ import { createPool } from '../db/pool.js';
 import { maintain } from '../partitions/maintain.js';
 import { finishWith, parsePositiveInt, UsageError } from './program.js';
 
-function schemaOption(value: string | undefined, fallback: string): string {
+export function schemaOption(value: string | undefined, fallback: string): string {
   const schema = value ?? fallback;
   if (!IDENTIFIER.test(schema)) throw new UsageError(`--schema ${JSON.stringify(schema)}: must be a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters)`);
   return schema;

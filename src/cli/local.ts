@@ -6,7 +6,8 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { loadConfig } from '../config.js';
+import { loadConfig, type AccessMode } from '../config.js';
+import { parseDevPrincipal, type Principal } from '../serving/access.js';
 import { renderStatusBlock, renderStatusLine, type LocalStatus } from '../local/status.js';
 import { isStackChild, superviseStack, TTY_ENV } from '../local/supervise.js';
 import type { LocalInfo, LocalStack } from '../local/stack.js';
@@ -39,6 +40,8 @@ interface LocalCliOptions {
   metricsPort: number;
   statusInterval?: number;
   verbose?: boolean;
+  access?: string;
+  principal?: string;
 }
 
 /** Pure: the connection help printed at start; `envLine` loads the settings for other commands. */
@@ -63,9 +66,31 @@ export function formatBanner(info: LocalInfo, now: Date = new Date(), envLine?: 
     `  Dashboard    ${info.metricsUrl}/  (open it in a browser: live charts of the rollups)`,
     `  Metrics      curl '${info.metricsUrl}/api/tenants/${info.firstTenant}/metrics?from=${from}&to=${to}&grain=minute&by=type'`,
     ...(info.telemetryUrl ? [`  Telemetry    curl ${info.telemetryUrl}/metrics   (probes: /healthz, /readyz)`] : []),
+    `  Access       ${describeAccess(info)}`,
     `  Generator    ${info.generator ? `${info.generator.rate} events/s over ${info.generator.tenants} storefronts (seed ${info.generator.seed})` : 'off'}`,
     '',
   ].join('\n');
+}
+
+/** Pure: the banner's access line. */
+export function describeAccess(info: Pick<LocalInfo, 'access'>): string {
+  const { mode, principal } = info.access;
+  if (mode === 'key') return 'key: every storefront (locally no key is asked for)';
+  if (!principal) return 'entra, nobody signed in: every API request is a 401 (give --principal <object-id>[,group:<id>])';
+  const who = [...(principal.userId ? [`user ${principal.userId}`] : []), ...principal.groups.map((g) => `group ${g}`)].join(', ');
+  return `entra, signed in as ${who}: the storefronts granted to them (hubsink access grant)`;
+}
+
+/** Pure: --access and --principal as the stack's access options. --principal alone means entra. */
+export function localAccess(opts: { access?: string; principal?: string }, fromEnv: AccessMode): { mode: AccessMode; principal: Principal | null } {
+  const raw = opts.access?.trim().toLowerCase();
+  if (raw !== undefined && raw !== 'key' && raw !== 'entra') throw new UsageError(`--access ${JSON.stringify(opts.access)}: must be key or entra`);
+  const mode: AccessMode = raw === 'key' || raw === 'entra' ? raw : opts.principal !== undefined ? 'entra' : fromEnv;
+  if (opts.principal === undefined) return { mode, principal: null };
+  if (mode !== 'entra') throw new UsageError('--principal signs requests in for --access entra; with --access key nobody signs in');
+  const p = parseDevPrincipal(opts.principal);
+  if (!p.ok) throw new UsageError(`--principal: ${p.error}`);
+  return { mode, principal: p.principal };
 }
 
 /** Keys of a real namespace must not end up in logs; the emulator's well-known key is harmless. */
@@ -101,6 +126,8 @@ export function register(program: Command): void {
     .option('--http-port <port>', 'metrics endpoint and dashboard port, if free (0: any)', parsePort, 7071)
     .option('--metrics-port <port>', 'runner telemetry (/metrics, /healthz, /readyz) port, if free (0: any)', parsePort, 9464)
     .option('--status-interval <seconds>', 'seconds between status refreshes (default: 1 on a terminal, 2 otherwise)', parseSeconds)
+    .option('--access <mode>', 'who may read which storefront: key (everyone, as today) or entra (grants decide; default: HUBSINK_ACCESS, else key)')
+    .option('--principal <ids>', 'with entra: sign every request in as this user object id, and as group:<object-id> for each group, comma-separated (implies --access entra)')
     .option('--verbose', 'more log lines')
     .action(async (opts: LocalCliOptions) => {
       // The supervised child runs this same action again and resolves them the same way.
@@ -114,7 +141,7 @@ export function register(program: Command): void {
       if (opts.eventhubConnection !== undefined) checkEventHubsConnection('eventhub-connection', opts.eventhubConnection);
       checkGeneratorShares(opts);
       // Settings problems are reported before anything starts.
-      loadConfig();
+      localAccess(opts, loadConfig().access.mode);
       if (!isStackChild()) {
         process.exitCode = await superviseStack({ hardLimitMs: 90_000, write: (s) => void process.stderr.write(s) });
         return;
@@ -180,6 +207,7 @@ async function runStackChild(opts: LocalCliOptions): Promise<void> {
     rollupIntervalMs: Math.max(1000, opts.rollupInterval * 1000),
     env: process.env,
     log,
+    access: localAccess(opts, loadConfig().access.mode),
     });
   } catch (err) {
     for (const l of recent) process.stderr.write(`${l}\n`);

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { runCli } from './program.js';
+import { register as registerAccess } from './access.js';
 import { register as registerCheckpoints } from './checkpoints.js';
 import { register as registerDb } from './db.js';
 import { register as registerDoctor } from './doctor.js';
@@ -21,7 +22,7 @@ export function buildProgram(): Command {
     .description('Event Hubs → Citus/PostgreSQL stream processor: exact ingest, dead letters, rollups')
     .version(pkg.version);
   // Each command module adds its subcommand(s). Keep this list sorted.
-  const registrations: ((p: Command) => void)[] = [registerCheckpoints, registerDb, registerDlq, registerDoctor, registerEmulator, registerGenerate, registerImport, registerLocal, registerRollup, registerRun];
+  const registrations: ((p: Command) => void)[] = [registerAccess, registerCheckpoints, registerDb, registerDlq, registerDoctor, registerEmulator, registerGenerate, registerImport, registerLocal, registerRollup, registerRun];
   for (const register of registrations) register(program);
   return program;
 }

@@ -28,6 +28,9 @@ export const EXIT_CODES: Readonly<Record<ErrorKind, number>> = {
   unavailable: EXIT_FAILURE,
   busy: EXIT_FAILURE,
   failed: EXIT_FAILURE,
+  // The CLI talks to the database with its own credentials; these arise only from the HTTP side.
+  unauthenticated: EXIT_FAILURE,
+  forbidden: EXIT_FAILURE,
 };
 
 /** Pure: the exit status for what a command threw (commander's own errors included). */

@@ -1,19 +1,30 @@
 import { app } from '@azure/functions';
 import { makeRollupsHandler } from '../serving/catalog.js';
+import { accessControl, httpAuthLevel, signedIn } from '../serving/access.js';
 import { makeDashboardHandler } from '../serving/dashboard.js';
 import { makeFreshnessHandler } from '../serving/freshness.js';
 import { makeTenantsHandler } from '../serving/tenants.js';
-import { getAppContext } from './context.js';
+import { getAppContext, getConfig } from './context.js';
 
 // The dashboard and the two endpoints it needs besides metrics. Same auth as metrics: a function
-// key; the page passes the `code` it was opened with on to its API calls (README, "Dashboard").
+// key, which the page passes on from the `code` it was opened with (README, "Dashboard"); or with
+// HUBSINK_ACCESS=entra the caller's sign-in and grants (README, "Access per storefront").
+const authLevel = httpAuthLevel(getConfig().access);
 
-const dashboard = makeDashboardHandler();
+async function servingDeps() {
+  const ctx = await getAppContext();
+  const pool = await ctx.servingPool();
+  const access = accessControl(ctx.config.access, pool, ctx.config.schema);
+  return { pool, schema: ctx.config.schema, retentionDays: ctx.config.rollupRetentionDays, ...(access ? { access } : {}) };
+}
+
+// In key mode the page needs no database; in entra mode it checks the caller's grants.
+const dashboard = makeDashboardHandler(undefined, getConfig().access.mode === 'entra' ? async () => (await servingDeps()).access : undefined);
 
 /** GET /api/dashboard: the page (and /api/dashboard/assets/…, the asset URLs of older pages). */
 app.http('dashboard', {
   methods: ['GET'],
-  authLevel: 'function',
+  authLevel,
   route: 'dashboard/{*path}',
   handler: dashboard,
 });
@@ -31,35 +42,30 @@ app.http('dashboardAssets', {
   handler: dashboard,
 });
 
-/** GET /api/tenants?from=&to=[&limit=]: storefronts by activity in the range. */
+/** GET /api/tenants?from=&to=[&limit=]: storefronts by activity in the range (in entra mode, the caller's). */
 app.http('tenants', {
   methods: ['GET'],
-  authLevel: 'function',
+  authLevel,
   route: 'tenants',
-  handler: makeTenantsHandler(async () => {
-    const ctx = await getAppContext();
-    return { pool: await ctx.servingPool(), schema: ctx.config.schema, retentionDays: ctx.config.rollupRetentionDays };
-  }),
+  handler: makeTenantsHandler(servingDeps),
 });
 
 /** GET /api/freshness: when the rollups last ran and how far behind ingest they are. */
 app.http('freshness', {
   methods: ['GET'],
-  authLevel: 'function',
+  authLevel,
   route: 'freshness',
-  handler: makeFreshnessHandler(async () => {
-    const ctx = await getAppContext();
-    return { pool: await ctx.servingPool(), schema: ctx.config.schema };
-  }),
+  handler: makeFreshnessHandler(servingDeps),
 });
 
 /** GET /api/rollups: which dimensions, measures and grains the rollups answer (the panel editor's choices). */
 app.http('rollups', {
   methods: ['GET'],
-  authLevel: 'function',
+  authLevel,
   route: 'rollups',
-  handler: makeRollupsHandler(async () => {
+  // No storefront's data, but in entra mode still for signed-in callers with a grant only.
+  handler: signedIn(makeRollupsHandler(async () => {
     const ctx = await getAppContext();
     return { pool: await ctx.servingPool(), schema: ctx.config.schema };
-  }),
+  }), async () => (await servingDeps()).access, 'rollups'),
 });

@@ -11,6 +11,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import functions, { type HttpResponseInit } from '@azure/functions';
+import { principalHeader, PRINCIPAL_HEADER, type Principal } from '../serving/access.js';
 import type { DashboardHandler } from '../serving/dashboard.js';
 import type { MetricsHandler } from '../serving/handler.js';
 
@@ -89,8 +90,30 @@ export function loopbackHost(host: string | undefined, port: number): boolean {
   return m[2] === undefined ? port === 80 : Number(m[2]) === port;
 }
 
-/** Serves the handlers on loopback. A bare metrics handler is accepted as before. */
-export async function serveMetrics(handlers: MetricsHandler | LocalHandlers, opts: { port: number; host?: string; log?: (line: string) => void }): Promise<LocalHttp> {
+/**
+ * Pure: the request headers the handlers see. With `principal` undefined (key mode) as sent. In
+ * entra mode the adapter plays App Service authentication: every X-MS-CLIENT-PRINCIPAL* header the
+ * client sent is dropped, and the development principal's (if any) is put in its place.
+ */
+export function handlerHeaders(sent: Record<string, string | string[] | undefined>, principal: Principal | null | undefined): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(sent)) {
+    if (typeof v !== 'string') continue;
+    if (principal !== undefined && k.toLowerCase().startsWith(PRINCIPAL_HEADER)) continue;
+    headers[k] = v;
+  }
+  if (principal) headers[PRINCIPAL_HEADER] = principalHeader(principal);
+  return headers;
+}
+
+/**
+ * Serves the handlers on loopback. A bare metrics handler is accepted as before. `principal`: see
+ * handlerHeaders (undefined: key mode; null: entra mode with nobody signed in).
+ */
+export async function serveMetrics(
+  handlers: MetricsHandler | LocalHandlers,
+  opts: { port: number; host?: string; log?: (line: string) => void; principal?: Principal | null },
+): Promise<LocalHttp> {
   const host = opts.host ?? '127.0.0.1';
   const log = opts.log ?? (() => undefined);
   const h: LocalHandlers = typeof handlers === 'function' ? { metrics: handlers } : handlers;
@@ -111,8 +134,7 @@ export async function serveMetrics(handlers: MetricsHandler | LocalHandlers, opt
       return send(res, { status: 404, jsonBody: { error: { message: 'not found: try GET /api/tenants/{tenantId}/metrics?from=&to=&grain=&by=' } } });
     }
     if (route.kind === 'method') return send(res, { status: 405, headers: { allow: 'GET' }, jsonBody: { error: { message: 'only GET' } } });
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (typeof v === 'string') headers[k] = v;
+    const headers = handlerHeaders(req.headers, opts.principal);
     const params: Record<string, string> = route.kind === 'metrics' ? { tenantId: route.tenantId } : route.kind === 'dashboard' ? { path: route.path } : {};
     // No `query`: the request parses it from the URL, every repeat kept, as the handlers read it.
     const request = new HttpRequest({ method: 'GET', url: url.toString(), headers, params });

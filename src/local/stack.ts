@@ -9,7 +9,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
-import { loadConfig, type HubsinkConfig } from '../config.js';
+import { loadConfig, type AccessMode, type HubsinkConfig } from '../config.js';
 import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { migrate } from '../db/migrate.js';
 import { createPool, createServingPool } from '../db/pool.js';
@@ -23,6 +23,7 @@ import { describeError } from '../pipeline/classify.js';
 import type { Logger } from '../runner/checkpointingConsumer.js';
 import { startRunner, type Runner } from '../runner/runner.js';
 import type { RunnerStats } from '../runner/stats.js';
+import { databaseAccess, signedIn, type Principal } from '../serving/access.js';
 import { makeDashboardHandler } from '../serving/dashboard.js';
 import { makeRollupsHandler } from '../serving/catalog.js';
 import { makeFreshnessHandler } from '../serving/freshness.js';
@@ -88,6 +89,12 @@ export interface LocalOptions {
   /** The environment settings are read from (schema, hub names, limits). */
   env: Record<string, string | undefined>;
   log: Logger;
+  /**
+   * Access mode of the HTTP endpoints (default: HUBSINK_ACCESS of `env`, else key). In entra mode
+   * the local server plays App Service authentication: it signs every request in as `principal`
+   * (none: every request is a 401), and the grants in the database decide.
+   */
+  access?: { mode: AccessMode; principal?: Principal | null };
 }
 
 export interface LocalInfo {
@@ -108,6 +115,8 @@ export interface LocalInfo {
   deadLetterHub: string;
   generator: { rate: number; tenants: number; seed: string } | null;
   firstTenant: number;
+  /** How the HTTP endpoints decide who reads what (entra: as which development principal). */
+  access: { mode: AccessMode; principal: Principal | null };
 }
 
 export interface LocalStack {
@@ -264,17 +273,25 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
     // Dashboard queries on their own small pool, as in the Function App, so they cannot starve ingest.
     const servingPool = await createServingPool(config);
     stops.push({ what: 'the metrics pool', ms: 10_000, fn: () => servingPool.end() });
+    const accessMode = opts.access?.mode ?? config.access.mode;
+    const principal = accessMode === 'entra' ? (opts.access?.principal ?? null) : null;
+    // The local server strips client-sent principal headers as the platform does, so its own are believed.
+    const access = accessMode === 'entra' ? { access: databaseAccess(servingPool, config.schema, true) } : {};
     const handler = makeMetricsHandler(() =>
-      Promise.resolve({ pool: servingPool, schema: config.schema, caps, retentionDays: config.rollupRetentionDays, maxRows: config.metrics.maxRows }),
+      Promise.resolve({ pool: servingPool, schema: config.schema, caps, retentionDays: config.rollupRetentionDays, maxRows: config.metrics.maxRows, ...access }),
     );
     const handlers = {
       metrics: handler,
-      tenants: makeTenantsHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema, retentionDays: config.rollupRetentionDays })),
-      freshness: makeFreshnessHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema })),
-      rollups: makeRollupsHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema })),
-      dashboard: makeDashboardHandler(),
+      tenants: makeTenantsHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema, retentionDays: config.rollupRetentionDays, ...access })),
+      freshness: makeFreshnessHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema, ...access })),
+      rollups: signedIn(makeRollupsHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema })), () => Promise.resolve(access.access), 'rollups'),
+      dashboard: makeDashboardHandler(undefined, access.access ? () => Promise.resolve(access.access) : undefined),
     };
-    const http = await serveMetrics(handlers, { port: await preferredOrFreePort(opts.ports.http), log: (l) => log('warn', l) });
+    const http = await serveMetrics(handlers, {
+      port: await preferredOrFreePort(opts.ports.http),
+      log: (l) => log('warn', l),
+      ...(accessMode === 'entra' ? { principal } : {}),
+    });
     stops.push({ what: 'the metrics endpoint', ms: 5000, fn: () => http.close() });
 
     // Generator
@@ -317,6 +334,7 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
       deadLetterHub: config.deadLetterHub,
       generator: opts.rate > 0 ? { rate: opts.rate, tenants: opts.tenants, seed } : null,
       firstTenant: 1,
+      access: { mode: accessMode, principal },
     };
 
     const startedAt = Date.now();

@@ -20,7 +20,9 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
-import { HTTP_STATUS, NO_STORE } from './http.js';
+import { callerScope, type AccessControl } from './access.js';
+import { HTTP_STATUS, httpStatusOf, NO_STORE } from './http.js';
+import { HubsinkError } from '../errors.js';
 
 export interface DashboardManifest {
   /** Hashed file names under assets/. */
@@ -89,11 +91,17 @@ export function renderIndex(a: DashboardAssets, base: string): string {
 
 export type DashboardHandler = (request: HttpRequest) => Promise<HttpResponseInit>;
 
+function plain(status: number, body: string): HttpResponseInit {
+  return { status, headers: { ...SECURITY_HEADERS, 'content-type': 'text/plain; charset=utf-8', ...NO_STORE }, body };
+}
+
 /**
  * `getAssets` is called per request but should cache (the default loads once); a missing build is
- * a 503 that says how to build, not a crash.
+ * a 503 that says how to build, not a crash. `getAccess` (HUBSINK_ACCESS=entra): the page turns
+ * away a caller not signed in (401) or granted no storefront (403). The page holds no numbers (the
+ * API it calls checks each storefront), and the assets are public code for everyone.
  */
-export function makeDashboardHandler(getAssets?: () => Promise<DashboardAssets>): DashboardHandler {
+export function makeDashboardHandler(getAssets?: () => Promise<DashboardAssets>, getAccess?: () => Promise<AccessControl | undefined>): DashboardHandler {
   let loaded: Promise<DashboardAssets> | undefined;
   const assets =
     getAssets ??
@@ -114,7 +122,18 @@ export function makeDashboardHandler(getAssets?: () => Promise<DashboardAssets>)
     const url = new URL(request.url);
     // `name`: the keyless assets route; `path`: the page's route (and its old assets/ URLs).
     const sub = request.params.name !== undefined ? `assets/${request.params.name}` : (request.params.path ?? '').replace(/^\/+/, '');
-    if (sub === '' || sub === 'index.html') {
+    const page = sub === '' || sub === 'index.html';
+    // The assets are the same public code for everyone and hold no data; the page is checked.
+    if (page && getAccess) {
+      try {
+        const access = await getAccess();
+        if (access) await callerScope(request, access);
+      } catch (err) {
+        const status = httpStatusOf(err);
+        return plain(status, err instanceof HubsinkError && status !== 500 ? `${err.message}\n` : 'The dashboard cannot check access now; try again later.\n');
+      }
+    }
+    if (page) {
       const html = renderIndex(a, assetBase(url.pathname.replace(/\/index\.html$/, '')));
       const etag = `"${createHash('sha256').update(html).digest('base64url').slice(0, 27)}"`;
       const headers = { ...SECURITY_HEADERS, 'content-security-policy': CSP, 'cache-control': 'private, no-cache', etag, 'content-type': 'text/html; charset=utf-8' };

@@ -6,12 +6,15 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import type pg from 'pg';
 import { rollupStatus, type RollupStatus } from '../rollups/run.js';
+import { callerScope, refusal, type AccessControl, type Scope } from './access.js';
 import { errorResponse, notReady, NO_STORE, ParameterError, requestQuery } from './http.js';
 
 export interface FreshnessDeps {
   pool: pg.Pool;
   schema: string;
   now?: () => Date;
+  /** HUBSINK_ACCESS=entra: who may see what (absent: every caller sees everything). */
+  access?: AccessControl;
 }
 
 export interface FreshnessEntry {
@@ -20,7 +23,11 @@ export interface FreshnessEntry {
   lastRunAt: string | null;
   /** Age of the oldest event not folded in yet (0 when none is pending). */
   lagSeconds: number;
-  pendingEvents: number;
+  /**
+   * Events of every storefront waiting to be folded in; null for a caller granted only some
+   * storefronts (entra mode), to whom the others' volume is not shown.
+   */
+  pendingEvents: number | null;
   /** pendingEvents is a lower bound: counting stopped there. */
   pendingCapped: boolean;
 }
@@ -45,6 +52,16 @@ export function shapeFreshness(now: Date, status: readonly RollupStatus[]): Fres
   };
 }
 
+/**
+ * Pure: the answer as a caller of `scope` may see it. Run times and lag concern every storefront
+ * alike (one rollup run folds them all), so they stay; the count of waiting events sums every
+ * storefront's traffic, so only a caller granted all of them sees it.
+ */
+export function freshnessFor(scope: Scope, body: FreshnessResponse): FreshnessResponse {
+  if (scope.all) return body;
+  return { ...body, rollups: body.rollups.map((r) => ({ ...r, pendingEvents: null, pendingCapped: false })) };
+}
+
 type Handler = (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
 
 export function makeFreshnessHandler(getDeps: () => Promise<FreshnessDeps>, opts: { cacheMs?: number; pendingBound?: number } = {}): Handler {
@@ -60,6 +77,12 @@ export function makeFreshnessHandler(getDeps: () => Promise<FreshnessDeps>, opts
       context.error('freshness: cannot initialise:', err);
       return errorResponse(notReady(err));
     }
+    let scope: Scope;
+    try {
+      scope = await callerScope(request, deps.access);
+    } catch (err) {
+      return refusal(context, 'freshness', err);
+    }
     const now = deps.now ?? (() => new Date());
     const t = Date.now();
     if (!cached || t - cached.at >= cacheMs) {
@@ -71,7 +94,7 @@ export function makeFreshnessHandler(getDeps: () => Promise<FreshnessDeps>, opts
       });
     }
     try {
-      return { status: 200, headers: NO_STORE, jsonBody: await cached.body };
+      return { status: 200, headers: NO_STORE, jsonBody: freshnessFor(scope, await cached.body) };
     } catch (err) {
       context.error('freshness: query failed:', err);
       return errorResponse(err);

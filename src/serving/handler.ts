@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { loadSketchProfile } from '../rollups/run.js';
 import type { RollupRetention } from '../rollups/definitions.js';
 import type { RollupCapabilities, SketchProfile } from '../rollups/sketches.js';
+import { callerScope, refusal, requireTenant, type AccessControl, type Scope } from './access.js';
 import { errorResponse, httpStatusOf, isStatementTimeout, notReady, NO_STORE, ParameterError, QueryTimeoutError, requestQuery } from './http.js';
 import { loadCatalog } from '../rollups/catalog.js';
 import { servingCatalog } from './catalog.js';
@@ -25,6 +26,8 @@ export interface MetricsDeps {
   /** Most rollup rows one response may read (default DEFAULT_MAX_ROWS). */
   maxRows?: number;
   now?: () => Date;
+  /** HUBSINK_ACCESS=entra: whose grants decide (absent: a function key reads every storefront). */
+  access?: AccessControl;
 }
 
 export type MetricsHandler = (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
@@ -54,6 +57,13 @@ export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): Metrics
       context.error('metrics: cannot initialise:', err);
       return errorResponse(notReady(err));
     }
+    // Who asks comes before what is asked: a caller not signed in learns nothing, not even a 400.
+    let scope: Scope;
+    try {
+      scope = await callerScope(request, deps.access);
+    } catch (err) {
+      return refusal(context, 'metrics', err);
+    }
     const now = (deps.now ?? (() => new Date()))();
     try {
       // Everything the catalog does not decide is checked first: a malformed request reads nothing.
@@ -65,6 +75,11 @@ export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): Metrics
       if (!parsed.ok) parsed = resolveMetricsQuery(checked.request, (await loadCatalog(deps.pool, deps.schema, { serving: true })).rollups);
       if (!parsed.ok) return errorResponse(new ParameterError(parsed.error.parameter, parsed.error.message));
       const q = parsed.query;
+      try {
+        requireTenant(scope, q.tenantId);
+      } catch (err) {
+        return refusal(context, 'metrics', err);
+      }
       const sketch = await sketchFor(deps);
       const maxRows = deps.maxRows ?? DEFAULT_MAX_ROWS;
       const sql = metricsSql(q, sketch, deps.schema, { maxRows });
@@ -88,3 +103,4 @@ export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): Metrics
     }
   };
 }
+

@@ -17,6 +17,8 @@ export const HTTP_STATUS: Readonly<Record<ErrorKind, number>> = {
   unavailable: 503,
   busy: 503,
   failed: 500,
+  unauthenticated: 401,
+  forbidden: 403,
 };
 
 /**

@@ -12,6 +12,7 @@ import type pg from 'pg';
 import { qualified } from '../db/ident.js';
 import type { Statement } from '../db/statement.js';
 import { rollupForGrain, type Grain, type RollupRetention } from '../rollups/definitions.js';
+import { callerScope, refusal, tenantFilter, type AccessControl } from './access.js';
 import { errorResponse, notReady, NO_STORE, ParameterError, requestQuery } from './http.js';
 import { chooseGrain, parseTimeRange, type ParamError } from './params.js';
 import { lastRunSql } from './query.js';
@@ -50,19 +51,23 @@ export function parseTenantsParams(query: URLSearchParams, opts: { now: Date; re
   return { ok: true, query: { from, to, grain: chosen.grain, limit } };
 }
 
-/** The most active storefronts of the range, from the coarsest totals rollup that tiles it (not the all-storefronts rows). */
-export function activeTenantsSql(q: TenantsQuery, schema: string): Statement {
+/**
+ * The most active storefronts of the range, from the coarsest totals rollup that tiles it (not the
+ * all-storefronts rows). `only` (the caller's grants in entra mode) keeps the others out of the
+ * answer altogether; null: every one.
+ */
+export function activeTenantsSql(q: TenantsQuery, schema: string, only: readonly number[] | null = null): Statement {
   const def = rollupForGrain(q.grain);
   return {
     text: [
       `SELECT tenant_id::text AS tenant_id, sum(events)::text AS events`,
       `FROM ${qualified(schema, def.table)}`,
-      `WHERE bucket >= $1 AND bucket < $2 AND tenant_id <> 0`,
+      `WHERE bucket >= $1 AND bucket < $2 AND tenant_id <> 0${only ? ' AND tenant_id = ANY($4::bigint[])' : ''}`,
       `GROUP BY tenant_id`,
       `ORDER BY sum(events) DESC, tenant_id`,
       `LIMIT $3`,
     ].join('\n'),
-    values: [q.from, q.to, q.limit],
+    values: only ? [q.from, q.to, q.limit, [...only]] : [q.from, q.to, q.limit],
   };
 }
 
@@ -70,14 +75,15 @@ export function activeTenantsSql(q: TenantsQuery, schema: string): Statement {
  * Registered storefronts: the active ones by id (for their names), then the rest in id order, one
  * more than asked for so the response can say whether the list was cut.
  */
-export function knownTenantsSql(schema: string, activeIds: readonly string[], limit: number): Statement {
+export function knownTenantsSql(schema: string, activeIds: readonly string[], limit: number, only: readonly number[] | null = null): Statement {
+  const granted = only ? ' AND tenant_id = ANY($3::bigint[])' : '';
   return {
     text: [
       `(SELECT tenant_id::text AS tenant_id, name FROM ${qualified(schema, 'tenants')} WHERE tenant_id = ANY($1::bigint[]))`,
       `UNION ALL`,
-      `(SELECT tenant_id::text, name FROM ${qualified(schema, 'tenants')} WHERE NOT (tenant_id = ANY($1::bigint[])) ORDER BY tenant_id LIMIT $2)`,
+      `(SELECT tenant_id::text, name FROM ${qualified(schema, 'tenants')} WHERE NOT (tenant_id = ANY($1::bigint[]))${granted} ORDER BY tenant_id LIMIT $2)`,
     ].join('\n'),
-    values: [activeIds, limit + 1],
+    values: only ? [activeIds, limit + 1, [...only]] : [activeIds, limit + 1],
   };
 }
 
@@ -125,6 +131,8 @@ export interface TenantsDeps {
   schema: string;
   retentionDays: RollupRetention;
   now?: () => Date;
+  /** HUBSINK_ACCESS=entra: the list holds only the caller's storefronts (absent: every one). */
+  access?: AccessControl;
 }
 
 type Handler = (request: HttpRequest, context: InvocationContext) => Promise<HttpResponseInit>;
@@ -138,17 +146,24 @@ export function makeTenantsHandler(getDeps: () => Promise<TenantsDeps>): Handler
       context.error('tenants: cannot initialise:', err);
       return errorResponse(notReady(err));
     }
+    let only: readonly number[] | null;
+    try {
+      only = tenantFilter(await callerScope(request, deps.access));
+    } catch (err) {
+      return refusal(context, 'tenants', err);
+    }
     const now = (deps.now ?? (() => new Date()))();
     const parsed = parseTenantsParams(requestQuery(request), { now, retentionDays: deps.retentionDays });
     if (!parsed.ok) return errorResponse(new ParameterError(parsed.error.parameter, parsed.error.message));
     const q = parsed.query;
     try {
-      const a = activeTenantsSql(q, deps.schema);
+      const a = activeTenantsSql(q, deps.schema, only);
       const active = await deps.pool.query<{ tenant_id: string; events: string }>(a);
       const k = knownTenantsSql(
         deps.schema,
         active.rows.map((r) => r.tenant_id),
         q.limit,
+        only,
       );
       const [known, state] = await Promise.all([
         deps.pool.query<{ tenant_id: string; name: string | null }>(k),

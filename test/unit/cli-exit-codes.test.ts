@@ -48,7 +48,7 @@ const CLASSES: [string, HubsinkError, ErrorKind, number][] = [
 
 describe('error kinds → exit status', () => {
   test('the table: 2 for bad arguments or settings, 1 for every other failure', () => {
-    assert.deepEqual(EXIT_CODES, { usage: 2, config: 2, refused: 1, unavailable: 1, busy: 1, failed: 1 });
+    assert.deepEqual(EXIT_CODES, { usage: 2, config: 2, refused: 1, unavailable: 1, busy: 1, failed: 1, unauthenticated: 1, forbidden: 1 });
     assert.deepEqual(Object.keys(EXIT_CODES).sort(), [...ERROR_KINDS].sort());
   });
 

@@ -211,7 +211,7 @@ describe('panel tables', () => {
 });
 
 describe('freshness', () => {
-  const f = (lastRunAt: string | null, lagSeconds: number, pendingEvents: number, pendingCapped = false) => ({
+  const f = (lastRunAt: string | null, lagSeconds: number, pendingEvents: number | null, pendingCapped = false) => ({
     now: '2026-03-14T10:00:00.000Z',
     rollups: [
       { name: 'minute', grain: 'minute', lastRunAt, lagSeconds, pendingEvents, pendingCapped },
@@ -232,5 +232,9 @@ describe('freshness', () => {
     assert.equal(describeFreshness(f('2026-03-14T09:59:59.000Z', 0, 0), 'hour').stale, true, 'the hour rollup of the hour view is behind');
     assert.equal(describeFreshness(f(null, 0, 0), 'minute').text, 'STALE — Rollups (minute) last ran never · caught up with ingest');
     assert.deepEqual(describeFreshness({ now: '2026-03-14T10:00:00.000Z', rollups: [] }, 'minute'), { text: 'STALE — rollups have never run: figures are missing.', stale: true });
+  });
+  test('a caller granted only some storefronts (entra mode) gets no count of waiting events: the lag alone', () => {
+    assert.equal(describeFreshness(f('2026-03-14T09:59:52.000Z', 12.4, null), 'minute').text, 'Rollups (minute) last ran 8 s ago · 12 s behind ingest');
+    assert.equal(describeFreshness(f('2026-03-14T09:59:52.000Z', 0, null), 'minute').text, 'Rollups (minute) last ran 8 s ago · caught up with ingest');
   });
 });

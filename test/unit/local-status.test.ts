@@ -66,6 +66,7 @@ describe('local banner and routes', () => {
     deadLetterHub: 'clickstream-deadletter',
     generator: { rate: 200, tenants: 20, seed: 's' },
     firstTenant: 1,
+    access: { mode: 'key', principal: null },
   };
 
   test('tells how to connect with psql and curl, and never prints a real key or password', () => {

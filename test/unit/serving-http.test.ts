@@ -23,7 +23,7 @@ type Body = { error: { parameter?: string; message: string } };
 
 describe('error kinds → HTTP status', () => {
   test('the table: 400 for a bad parameter, 503 for not configured / unavailable / busy, 500 for a failure', () => {
-    assert.deepEqual(HTTP_STATUS, { usage: 400, config: 503, refused: 409, unavailable: 503, busy: 503, failed: 500 });
+    assert.deepEqual(HTTP_STATUS, { usage: 400, config: 503, refused: 409, unavailable: 503, busy: 503, failed: 500, unauthenticated: 401, forbidden: 403 });
     assert.deepEqual(Object.keys(HTTP_STATUS).sort(), [...ERROR_KINDS].sort());
   });
 

@@ -59,10 +59,11 @@ async function api<T>(path: string, params: Record<string, string>): Promise<T> 
   } catch {
     throw new ApiError('cannot reach the API (network error); retrying', 0);
   }
-  if (res.status === 401 || res.status === 403) {
+  const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
+  // With HUBSINK_ACCESS=entra the API says why (not signed in, storefront not granted); the host's own key check says nothing.
+  if ((res.status === 401 || res.status === 403) && !body?.error?.message) {
     throw new ApiError('the API refused the request: open the dashboard with a valid function key, …/api/dashboard?code=KEY (see the README)', res.status);
   }
-  const body = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
   if (!res.ok) throw new ApiError(body?.error?.message ?? `HTTP ${res.status}`, res.status);
   return body as T;
 }

@@ -253,7 +253,7 @@ export function movePanel(panels: readonly Panel[], index: number, delta: -1 | 1
 
 export interface FreshnessResponse {
   now: string;
-  rollups: { name: string; grain: string; lastRunAt: string | null; lagSeconds: number; pendingEvents: number; pendingCapped: boolean }[];
+  rollups: { name: string; grain: string; lastRunAt: string | null; lagSeconds: number; pendingEvents: number | null; pendingCapped: boolean }[];
 }
 
 /** Rollups run every minute in Azure (every 10 s locally): three minutes without a run is stale. */
@@ -271,6 +271,13 @@ export function describeFreshness(f: FreshnessResponse, grain: string, staleMs =
   if (!r) return { text: 'STALE — rollups have never run: figures are missing.', stale: true };
   const age = r.lastRunAt ? Math.max(0, (Date.parse(f.now) - Date.parse(r.lastRunAt)) / 1000) : null;
   const stale = age === null || age * 1000 > staleMs || r.lagSeconds * 1000 > staleMs;
-  const behind = r.pendingEvents === 0 ? 'caught up with ingest' : `${secs(r.lagSeconds)} behind ingest (${r.pendingEvents.toLocaleString('en-US')}${r.pendingCapped ? '+' : ''} ${r.pendingEvents === 1 && !r.pendingCapped ? 'event' : 'events'} waiting)`;
+  // null: the caller may read only some storefronts (HUBSINK_ACCESS=entra), and the count spans all.
+  const n = r.pendingEvents;
+  const behind =
+    n === 0 || (n === null && r.lagSeconds === 0)
+      ? 'caught up with ingest'
+      : n === null
+        ? `${secs(r.lagSeconds)} behind ingest`
+        : `${secs(r.lagSeconds)} behind ingest (${n.toLocaleString('en-US')}${r.pendingCapped ? '+' : ''} ${n === 1 && !r.pendingCapped ? 'event' : 'events'} waiting)`;
   return { text: `${stale ? 'STALE — ' : ''}Rollups (${r.grain}) last ran ${age === null ? 'never' : `${secs(age)} ago`} · ${behind}`, stale };
 }
