@@ -115,8 +115,12 @@ export function tenantFilter(scope: Scope): readonly number[] | null {
   return scope.all ? null : scope.tenants;
 }
 
-/** The metrics of one storefront: 403 unless granted. */
+/**
+ * The metrics of one storefront: 403 unless granted. Storefront 0 is the all-storefronts view
+ * (`/api/tenants/all/metrics`, rows summed over every storefront): only the all-storefronts grant.
+ */
 export function requireTenant(scope: Scope, tenantId: number): void {
+  if (tenantId === 0) return requireAllTenants(scope);
   if (!mayRead(scope, tenantId)) throw new ForbiddenError(`storefront ${tenantId} is not granted to you (an operator grants it with \`hubsink access grant\`)`);
 }
 

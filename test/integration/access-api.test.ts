@@ -133,6 +133,8 @@ test('a group granted one storefront: its numbers; another storefront 403 with n
   assert.equal(mine.status, 200);
   assert.equal((mine.jsonBody as MetricsResponse).series[0]?.points.reduce((a, p) => a + p.events, 0), 3);
   for (const t of [601, 603, 9_999]) refusedWith(await metrics(h, t, ann), 403, new RegExp(`storefront ${t} is not granted to you`));
+  // The all-storefronts view sums every storefront: not for a caller granted some.
+  refusedWith(await h.metrics(req(`/api/tenants/all/metrics?${range}`, ann, { tenantId: 'all' }), context()), 403, /sums every storefront: it needs the all-storefronts grant/);
   // Validation still applies to what a granted caller asks.
   assert.equal((await h.metrics(req('/api/tenants/602/metrics?from=x', ann, { tenantId: '602' }), context())).status, 400);
 
@@ -158,6 +160,8 @@ test('the all-storefronts grant reads any storefront and lists every one; a revo
   refusedWith(await metrics(h, 601, lead), 403, /no storefront is granted/);
   assert.equal((await cli(['access', 'grant', '--group', CENTRAL, '--all-tenants'])).code, 0);
   for (const t of [601, 602, 603, 123_456]) assert.equal((await metrics(h, t, lead)).status, 200, String(t));
+  const everyStorefront = await h.metrics(req(`/api/tenants/all/metrics?${range}`, lead, { tenantId: 'all' }), context());
+  assert.equal(everyStorefront.status, 200, JSON.stringify(everyStorefront.jsonBody));
   assert.deepEqual(await tenantIds(h, lead), [601, 602, 603, 604, 605]);
   const fresh = (await h.freshness(req('/api/freshness', lead), context())).jsonBody as FreshnessResponse;
   assert.ok(fresh.rollups.every((r) => r.pendingEvents === 0), JSON.stringify(fresh));

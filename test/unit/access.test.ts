@@ -101,11 +101,15 @@ describe('decisions', () => {
     assert.doesNotThrow(() => requireTenant(one, 7));
     assert.throws(() => requireTenant(one, 8), (e: unknown) => e instanceof ForbiddenError && httpStatusOf(e) === 403 && /storefront 8 is not granted/.test(e.message));
     assert.throws(() => requireAllTenants(one), (e: unknown) => e instanceof ForbiddenError && /all-storefronts grant/.test(e.message));
+    // Storefront 0 is the all-storefronts view: never granted one storefront at a time.
+    assert.throws(() => requireTenant(one, 0), (e: unknown) => e instanceof ForbiddenError && /sums every storefront: it needs the all-storefronts grant/.test(e.message));
+    assert.throws(() => requireTenant(scopeOf({ all: false, tenants: [0, 7] }), 0), ForbiddenError);
   });
   test('the all-storefronts grant reads any, lists unfiltered, and opens the views over every storefront', () => {
     assert.equal(mayRead(all, 123456), true);
     assert.equal(tenantFilter(all), null);
     assert.doesNotThrow(() => requireAllTenants(all));
+    assert.doesNotThrow(() => requireTenant(all, 0));
   });
 
   const grants = new Map<string, { all: boolean; tenants: number[] }>([[G1, { all: false, tenants: [7] }]]);
