@@ -102,6 +102,8 @@ export interface TenantsResponse {
   tenants: TenantEntry[];
   /** More storefronts exist than `limit`; quiet ones were left out. */
   truncated: boolean;
+  /** Whether this caller may read the all-storefronts view (entra mode: only with the all-storefronts grant). */
+  allStorefronts: boolean;
 }
 
 /** Pure: active first (by events, then id), then quiet registered ones by id, at most `limit`. */
@@ -110,6 +112,7 @@ export function shapeTenants(
   rollupRunAt: Date | null,
   active: readonly { tenant_id: string; events: string }[],
   known: readonly { tenant_id: string; name: string | null }[],
+  allStorefronts = true,
 ): TenantsResponse {
   const names = new Map(known.map((k) => [k.tenant_id, k.name]));
   const activeIds = new Set(active.map((a) => a.tenant_id));
@@ -123,7 +126,7 @@ export function shapeTenants(
     }
     tenants.push({ tenantId: Number(k.tenant_id), name: k.name, events: 0 });
   }
-  return { from: q.from.toISOString(), to: q.to.toISOString(), grain: q.grain, rollupRunAt: rollupRunAt?.toISOString() ?? null, tenants, truncated };
+  return { from: q.from.toISOString(), to: q.to.toISOString(), grain: q.grain, rollupRunAt: rollupRunAt?.toISOString() ?? null, tenants, truncated, allStorefronts };
 }
 
 export interface TenantsDeps {
@@ -169,7 +172,7 @@ export function makeTenantsHandler(getDeps: () => Promise<TenantsDeps>): Handler
         deps.pool.query<{ tenant_id: string; name: string | null }>(k),
         deps.pool.query<{ last_run_at: Date | null }>(lastRunSql(deps.schema, rollupForGrain(q.grain).name)),
       ]);
-      return { status: 200, headers: NO_STORE, jsonBody: shapeTenants(q, state.rows[0]?.last_run_at ?? null, active.rows, known.rows) };
+      return { status: 200, headers: NO_STORE, jsonBody: shapeTenants(q, state.rows[0]?.last_run_at ?? null, active.rows, known.rows, only === null) };
     } catch (err) {
       context.error('tenants: query failed:', err);
       return errorResponse(err);

@@ -142,6 +142,7 @@ test('a group granted one storefront: its numbers; another storefront 403 with n
   assert.equal(list.status, 200);
   assert.deepEqual((list.jsonBody as TenantsResponse).tenants, [{ tenantId: 602, name: null, events: 3 }]);
   assert.equal((list.jsonBody as TenantsResponse).truncated, false);
+  assert.equal((list.jsonBody as TenantsResponse).allStorefronts, false);
   // Quiet granted storefronts are listed too, and still no other.
   assert.equal((await cli(['access', 'grant', '--user', ANN, '--tenant', '604'])).code, 0);
   await f.s.pool.query(ensureTenantsSql(f.s.schema, [604, 605]));
@@ -163,6 +164,7 @@ test('the all-storefronts grant reads any storefront and lists every one; a revo
   const everyStorefront = await h.metrics(req(`/api/tenants/all/metrics?${range}`, lead, { tenantId: 'all' }), context());
   assert.equal(everyStorefront.status, 200, JSON.stringify(everyStorefront.jsonBody));
   assert.deepEqual(await tenantIds(h, lead), [601, 602, 603, 604, 605]);
+  assert.equal(((await h.tenants(req(`/api/tenants?${range}`, lead), context())).jsonBody as TenantsResponse).allStorefronts, true);
   const fresh = (await h.freshness(req('/api/freshness', lead), context())).jsonBody as FreshnessResponse;
   assert.ok(fresh.rollups.every((r) => r.pendingEvents === 0), JSON.stringify(fresh));
 

@@ -123,7 +123,12 @@ test.skipIf(skip)('a restricted analyst\'s dashboard lists and fetches only the 
   assert.equal(await page.locator('section.panel').first().isVisible().catch(() => false), false);
   await page.waitForTimeout(500);
 
-  const otherRequests = requests.filter((r) => r.startsWith('/api/') && (r.includes(`/tenants/${OTHER}`) || r.includes(`tenant=${OTHER}`)));
+  // The all-storefronts view sums the other storefront too: neither offered nor fetched.
+  await page.goto(`${stack.info.metricsUrl}/#tenant=all&range=1h`);
+  await page.locator('#message').filter({ hasText: 'needs the all-storefronts grant' }).waitFor({ timeout: 20_000 });
+  await page.waitForTimeout(500);
+
+  const otherRequests = requests.filter((r) => r.startsWith('/api/') && (r.includes(`/tenants/${OTHER}`) || r.includes('/tenants/all/') || r.includes(`tenant=${OTHER}`)));
   assert.deepEqual(otherRequests, [], `the page asked for storefront ${OTHER}:\n${requests.join('\n')}`);
   // Nothing the page asked for was refused: it never tried a storefront outside the grants.
   assert.deepEqual(browser.errors.filter((e) => /status of 40[13]\b/.test(e)), []);

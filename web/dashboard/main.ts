@@ -71,6 +71,8 @@ async function api<T>(path: string, params: Record<string, string>): Promise<T> 
 interface TenantsResponse {
   tenants: { tenantId: number; name: string | null; events: number }[];
   truncated: boolean;
+  /** False for an analyst granted only some storefronts (HUBSINK_ACCESS=entra): no all-storefronts view. */
+  allStorefronts?: boolean;
 }
 
 // ---- small DOM helpers ----------------------------------------------------------------------
@@ -158,7 +160,7 @@ function renderTenantOptions(): void {
   if (state.tenant !== null && !list.some((t) => t.tenantId === state.tenant)) opts.push(h('option', { value: String(state.tenant) }, `Storefront ${state.tenant} (not in the list)`));
   if (state.tenant === null) opts.push(h('option', { value: '' }, list.length ? 'Choose a storefront' : 'No storefronts yet'));
   for (const t of list) opts.push(h('option', { value: String(t.tenantId) }, `${t.name ?? `Storefront ${t.tenantId}`} — ${formatInt(t.events)} events`));
-  if (list.length > 0 || state.tenant === ALL_STOREFRONTS) opts.push(h('option', { value: ALL_STOREFRONTS }, 'All storefronts'));
+  if ((list.length > 0 && tenants?.allStorefronts !== false) || state.tenant === ALL_STOREFRONTS) opts.push(h('option', { value: ALL_STOREFRONTS }, 'All storefronts'));
   tenantSelect.replaceChildren(...opts);
   tenantSelect.value = state.tenant === null ? '' : String(state.tenant);
 }
@@ -498,6 +500,9 @@ async function load(): Promise<void> {
   if (!blocker && state.tenant === null) blocker = list.length === 0 ? 'No storefront has sent events yet. Send events to the ingest hub (npm start runs a generator), then they appear here.' : 'Choose a storefront.';
   if (!blocker && state.tenant !== null && state.tenant !== ALL_STOREFRONTS && !list.some((t) => t.tenantId === state.tenant) && tenants && !tenants.truncated) {
     blocker = `Storefront ${state.tenant} is not known to hubsink: no event from it was ever received. Pick a storefront from the list.`;
+  }
+  if (!blocker && state.tenant === ALL_STOREFRONTS && tenants?.allStorefronts === false) {
+    blocker = 'All storefronts sums every storefront, which needs the all-storefronts grant (an operator runs hubsink access grant --all-tenants). Pick a storefront from the list.';
   }
   panelsHost.hidden = blocker !== null;
   showMessage(blocker);
