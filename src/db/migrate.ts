@@ -1,8 +1,11 @@
 /**
  * Applies the numbered SQL files in `sql/` (NNN_name.sql) in order, each in its own transaction,
- * and records them in `<schema>.hubsink_migrations`. Safe to run from several processes at once:
- * every transaction first takes one database-wide advisory lock, because extensions and Citus
- * metadata are database-wide, so migrations of different schemas must serialize too.
+ * and records them in `<schema>.hubsink_migrations`. Which files are due is decided per version, not
+ * as "above the highest applied": a migration that landed after a higher-numbered one had been
+ * applied is still applied (so such files must not depend on each other). Safe to run from several
+ * processes at once: every transaction first takes one database-wide advisory lock, because
+ * extensions and Citus metadata are database-wide, so migrations of different schemas must
+ * serialize too.
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';

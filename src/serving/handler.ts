@@ -69,17 +69,18 @@ export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): Metrics
       // Everything the catalog does not decide is checked first: a malformed request reads nothing.
       const checked = parseMetricsRequest(request.params.tenantId, requestQuery(request), { now, retentionDays: deps.retentionDays });
       if (!checked.ok) return errorResponse(new ParameterError(checked.error.parameter, checked.error.message));
+      // A storefront not granted is refused before anything is read, the catalog included.
+      try {
+        requireTenant(scope, checked.request.tenantId);
+      } catch (err) {
+        return refusal(context, 'metrics', err);
+      }
       let parsed = resolveMetricsQuery(checked.request, (await catalogOf(deps)).rollups);
       // The cached catalog may predate a rollup that GET /api/rollups already offers: before
       // refusing, read it afresh once.
       if (!parsed.ok) parsed = resolveMetricsQuery(checked.request, (await loadCatalog(deps.pool, deps.schema, { serving: true })).rollups);
       if (!parsed.ok) return errorResponse(new ParameterError(parsed.error.parameter, parsed.error.message));
       const q = parsed.query;
-      try {
-        requireTenant(scope, q.tenantId);
-      } catch (err) {
-        return refusal(context, 'metrics', err);
-      }
       const sketch = await sketchFor(deps);
       const maxRows = deps.maxRows ?? DEFAULT_MAX_ROWS;
       const sql = metricsSql(q, sketch, deps.schema, { maxRows });
@@ -103,4 +104,3 @@ export function makeMetricsHandler(getDeps: () => Promise<MetricsDeps>): Metrics
     }
   };
 }
-

@@ -19,6 +19,7 @@ import { makeFreshnessHandler, type FreshnessResponse } from '../../src/serving/
 import { makeMetricsHandler } from '../../src/serving/handler.js';
 import type { MetricsResponse } from '../../src/serving/query.js';
 import { makeTenantsHandler, type TenantsResponse } from '../../src/serving/tenants.js';
+import { countingPool } from '../support/countingPool.js';
 import { makeRow } from '../support/rows.js';
 import { testDatabaseUrl } from '../support/services.js';
 import { rollupSchema, runUntilCaughtUp, uuidFor, type RollupFixture } from './rollups-fixture.js';
@@ -133,6 +134,20 @@ test('a group granted one storefront: its numbers; another storefront 403 with n
   assert.equal(mine.status, 200);
   assert.equal((mine.jsonBody as MetricsResponse).series[0]?.points.reduce((a, p) => a + p.events, 0), 3);
   for (const t of [601, 603, 9_999]) refusedWith(await metrics(h, t, ann), 403, new RegExp(`storefront ${t} is not granted to you`));
+  // Refused before anything is read: the metrics pool sees no statement, not even the catalog a
+  // `by` naming no known dimension would send it to (and the answer is 403, not that 400).
+  const counted = countingPool({ connectionString: testDatabaseUrl(), max: 2 });
+  try {
+    const metricsOnCounted = makeMetricsHandler(() => Promise.resolve({ pool: counted.pool, schema: f.s.schema, caps: f.caps, retentionDays, access: on }));
+    const asked = req(`/api/tenants/601/metrics?${range}&by=no_such_dimension`, ann, { tenantId: '601' });
+    refusedWith(await metricsOnCounted(asked, context()), 403, /storefront 601 is not granted to you/);
+    assert.deepEqual(counted.statements, []);
+    // The same handler answers the granted storefront through that pool.
+    assert.equal((await metricsOnCounted(req(`/api/tenants/602/metrics?${range}`, ann, { tenantId: '602' }), context())).status, 200);
+    assert.ok(counted.statements.length > 0);
+  } finally {
+    await counted.pool.end();
+  }
   // The all-storefronts view sums every storefront: not for a caller granted some.
   refusedWith(await h.metrics(req(`/api/tenants/all/metrics?${range}`, ann, { tenantId: 'all' }), context()), 403, /sums every storefront: it needs the all-storefronts grant/);
   // Validation still applies to what a granted caller asks.

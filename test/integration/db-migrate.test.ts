@@ -4,7 +4,8 @@ import { cp, mkdtemp, readdir, rm, appendFile, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createTestSchema, noCitus, uniqueName } from '../support/services.js';
-import { defaultMigrationsDir, migrate, MigrationError } from '../../src/db/migrate.js';
+import { defaultMigrationsDir, loadMigrations, migrate, MigrationError } from '../../src/db/migrate.js';
+import { checkMigrations } from '../../src/doctor/database.js';
 import { detectCapabilities } from '../../src/db/capabilities.js';
 
 async function tables(pool: import('pg').Pool, schema: string): Promise<string[]> {
@@ -68,6 +69,44 @@ test.skipIf(noCitus())('on Citus, events is hash-distributed by tenant_id and te
       ],
     );
   } finally {
+    await s.drop();
+  }
+});
+
+test('a database migrated past a migration it lacks gets it on the next migrate (006 landed after 007 was applied)', async () => {
+  // Migration 006 (access grants) was written before 007 but landed after it: a deployment
+  // migrated to 007 in between has 001-005 and 007. Versions are applied by set, not by "above the
+  // highest", so the next migrate applies 006 alone, and the doctor calls the schema migrated.
+  const s = await createTestSchema('dbm_gap_');
+  const dir = await mkdtemp(path.join(tmpdir(), 'hubsink-mig-'));
+  try {
+    const all = await defaultMigrationsDir();
+    const files = await sqlFiles();
+    assert.ok(files.includes('006_access.sql') && files.includes('007_rollup_custom_specs.sql'), files.join(','));
+    for (const f of files) if (f !== '006_access.sql') await cp(path.join(all, f), path.join(dir, f));
+    const before = await migrate(s.pool, s.schema, { dir });
+    assert.ok(before.applied.includes('007_rollup_custom_specs') && !before.applied.includes('006_access'), before.applied.join(','));
+    assert.ok(!(await tables(s.pool, s.schema)).includes('access_grants'));
+    const readApplied = async () =>
+      (await s.pool.query<{ version: number; name: string; checksum: string }>(`SELECT version, name, checksum FROM "${s.schema}".hubsink_migrations ORDER BY version`)).rows;
+    const shipped = await loadMigrations(all);
+    const gap = checkMigrations(await readApplied(), shipped, s.schema);
+    assert.equal(gap.status, 'fail');
+    assert.match(gap.detail, /1 migration\(s\) not applied: 006_access/);
+
+    const after = await migrate(s.pool, s.schema);
+    assert.deepEqual(after.applied, ['006_access']);
+    assert.ok((await tables(s.pool, s.schema)).includes('access_grants'));
+    await s.pool.query(`INSERT INTO "${s.schema}".access_grants (principal_kind, principal_id, tenant_id) VALUES ('group', $1, 7)`, ['0f5c2d1e-0000-4000-8000-000000000001']);
+    const ok = checkMigrations(await readApplied(), shipped, s.schema);
+    assert.equal(ok.status, 'ok', ok.detail);
+    assert.deepEqual((await migrate(s.pool, s.schema)).applied, []);
+    if ((await detectCapabilities(s.pool)).citus) {
+      const { rows } = await s.pool.query<{ kind: string }>(`SELECT partmethod AS kind FROM pg_dist_partition WHERE logicalrelid = $1::regclass`, [`"${s.schema}".access_grants`]);
+      assert.equal(rows[0]?.kind, 'n', 'access_grants is a reference table on Citus');
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
     await s.drop();
   }
 });

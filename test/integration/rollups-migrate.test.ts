@@ -42,7 +42,7 @@ test('migration 005 seeds each new rollup at the watermark of the old cube of it
     for (const [name, seq] of [['minute', 40], ['hour', 30], ['day', 40]] as const) {
       await s.pool.query(`UPDATE "${s.schema}".rollup_state SET last_seq = $2 WHERE name = $1`, [name, seq]);
     }
-    assert.deepEqual(await upgrade(), ['005_rollups_per_question', '007_rollup_custom_specs']);
+    assert.deepEqual(await upgrade(), ['005_rollups_per_question', '006_access', '007_rollup_custom_specs']);
     const { rows } = await s.pool.query<{ name: string; last_seq: string }>(`SELECT name, last_seq::text FROM "${s.schema}".rollup_state ORDER BY name`);
     assert.deepEqual(
       rows,
