@@ -9,12 +9,11 @@ import { detectCapabilities } from '../db/capabilities.js';
 import { createPool } from '../db/pool.js';
 import {
   describeCycle,
-  pruneRollups,
   rebuildProblems,
   rebuildRollups,
   rollupCycle,
   rollupStatus,
-  runRollups,
+  rollUpUntilCaughtUp,
   type RollupRunResult,
   type RollupStatus,
 } from '../rollups/run.js';
@@ -115,15 +114,14 @@ export function register(program: Command): void {
           out(opts.json ? JSON.stringify(r) : [...r.runs.map(runLine), ...r.pruned.map((p) => `${p.name}\tpruned=${p.deletedRows}\tbefore ${p.cutoff.toISOString()}`)].join('\n'));
           return;
         }
-        const runs: RollupRunResult[][] = [];
-        for (let i = 0; i < opts.maxRuns; i++) {
-          const r = await runRollups(pool, schema, { caps, maxWindowRows, dimensions: cfg.rollupDimensions });
-          runs.push(r);
-          process.stderr.write(`run ${i + 1}: ${describeCycle({ runs: r, pruned: [] })}\n`);
-          if (r.every((x) => x.caughtUp)) break;
-        }
-        const pruned = await pruneRollups(pool, schema, new Date(), cfg.rollupRetentionDays);
-        const caughtUp = runs[runs.length - 1]?.every((x) => x.caughtUp) ?? false;
+        const { runs, caughtUp, pruned } = await rollUpUntilCaughtUp(pool, schema, {
+          caps,
+          maxWindowRows,
+          dimensions: cfg.rollupDimensions,
+          retentionDays: cfg.rollupRetentionDays,
+          maxRuns: opts.maxRuns,
+          onRun: (r, run) => process.stderr.write(`run ${run}: ${describeCycle({ runs: r, pruned: [] })}\n`),
+        });
         const totals = (runs[0] ?? []).map((first) => ({
           name: first.name,
           fromSeq: first.fromSeq,

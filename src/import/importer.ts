@@ -21,7 +21,7 @@ import type { Capabilities } from '../db/capabilities.js';
 import { parkDeadLetters } from '../db/deadLetters.js';
 import { writeEvents, writeOptions } from '../db/events.js';
 import { advanceFile, beginFile, finishFile, type FileKey } from '../db/importFiles.js';
-import { runRollups } from '../rollups/run.js';
+import { rollUpUntilCaughtUp } from '../rollups/run.js';
 import { TenantRegistry } from '../db/tenants.js';
 import { prepareBatch } from '../pipeline/batch.js';
 import { describeError } from '../pipeline/classify.js';
@@ -40,6 +40,8 @@ export const IMPORT_HUB = 'import';
 export const MAX_AGE_LIMIT_DAYS = 3650;
 const DAY_MS = 86_400_000;
 const IMPORTED_AT = new Date(0);
+/** Most rollup runs after one batch: an import of history folds in large windows before the next batch. */
+const ROLLUP_RUNS_PER_BATCH = 100;
 
 export interface ImportOptions {
   /** Absent for a dry run. */
@@ -219,17 +221,17 @@ export async function runImport(sources: readonly ImportSource[], opts: ImportOp
       await advanceFile(pool, schema, key, { units: through.unit, bytes: through.byte }, counts);
       telemetry.ingestBatch(IMPORT_HUB, { received: items.length, inserted: counts.inserted, duplicates: counts.duplicates, deadLettered: { invalid: counts.invalid, rejected: counts.rejected, transient: 0 }, latencyMs: 0 });
       if (opts.rollup) {
-        for (let step = 0; step < 100; step++) {
-          const runs = await runRollups(pool, schema, {
-            caps,
-            maxWindowRows: opts.config.rollupMaxWindowRows,
-            now: clock,
-            ...(opts.config.rollupDimensions ? { dimensions: opts.config.rollupDimensions } : {}),
-          });
-          summary.rollupRuns++;
-          telemetry.rollupRuns(runs);
-          if (runs.every((r) => r.caughtUp)) break;
-        }
+        await rollUpUntilCaughtUp(pool, schema, {
+          caps,
+          maxWindowRows: opts.config.rollupMaxWindowRows,
+          now: clock,
+          ...(opts.config.rollupDimensions ? { dimensions: opts.config.rollupDimensions } : {}),
+          maxRuns: ROLLUP_RUNS_PER_BATCH,
+          onRun: (runs) => {
+            summary.rollupRuns++;
+            telemetry.rollupRuns(runs);
+          },
+        });
       }
       add(file, counts);
     };

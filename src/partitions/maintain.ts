@@ -10,7 +10,7 @@ import type { HubsinkConfig } from '../config.js';
 import type { Capabilities } from '../db/capabilities.js';
 import { describeMaintenance, maintainPartitions, type MaintenanceResult } from '../db/partitions.js';
 import { describeError } from '../pipeline/classify.js';
-import { RollupBusyError, runRollups } from '../rollups/run.js';
+import { RollupBusyError, rollUpUntilCaughtUp } from '../rollups/run.js';
 
 export interface MaintainDeps {
   pool: pg.Pool;
@@ -19,25 +19,23 @@ export interface MaintainDeps {
   clock: () => Date;
 }
 
-/** Most rollup steps one maintenance run takes before giving up and keeping the partition. */
-const ROLLUP_STEPS = 20;
+/** Most rollup runs one maintenance run takes before giving up and keeping the partition. */
+const ROLLUP_RUNS = 20;
 
 /** Runs the rollups until they have caught up (bounded); a busy events table ends it early. */
 export async function rollUpForRetention(deps: MaintainDeps): Promise<void> {
-  for (let step = 0; step < ROLLUP_STEPS; step++) {
-    try {
-      const r = await runRollups(deps.pool, deps.config.schema, {
-        caps: deps.caps,
-        maxWindowRows: deps.config.rollupMaxWindowRows,
-        now: deps.clock,
-        ...(deps.config.rollupDimensions ? { dimensions: deps.config.rollupDimensions } : {}),
-      });
-      if (r.every((x) => x.caughtUp)) return;
-    } catch (err) {
-      // The partition is then kept and reported; the next maintenance run tries again.
-      if (err instanceof RollupBusyError) return;
-      throw err;
-    }
+  try {
+    await rollUpUntilCaughtUp(deps.pool, deps.config.schema, {
+      caps: deps.caps,
+      maxWindowRows: deps.config.rollupMaxWindowRows,
+      now: deps.clock,
+      ...(deps.config.rollupDimensions ? { dimensions: deps.config.rollupDimensions } : {}),
+      maxRuns: ROLLUP_RUNS,
+    });
+  } catch (err) {
+    // The partition is then kept and reported; the next maintenance run tries again.
+    if (err instanceof RollupBusyError) return;
+    throw err;
   }
 }
 

@@ -578,9 +578,47 @@ export interface RollupCycleResult {
  * rollup, then retention. Pruning each minute keeps every delete small.
  */
 export async function rollupCycle(pool: pg.Pool, schema: string, opts: RollupCycleOptions): Promise<RollupCycleResult> {
-  const runs = await runRollups(pool, schema, opts);
-  const pruned = await pruneRollups(pool, schema, (opts.now ?? (() => new Date()))(), opts.retentionDays, opts.rollups);
-  return { runs, pruned };
+  const r = await rollUpUntilCaughtUp(pool, schema, { ...opts, maxRuns: 1 });
+  return { runs: r.runs[0] ?? [], pruned: r.pruned };
+}
+
+export interface CatchUpOptions extends RollupRunOptions {
+  /** Most runs before giving up; each folds at most maxWindowRows per rollup. */
+  maxRuns: number;
+  /** After each run (telemetry, counters, progress); `run` counts from 1. */
+  onRun?: (results: RollupRunResult[], run: number) => void;
+  /** Asked before each run and before pruning: true ends early (a shutdown). */
+  stopped?: () => boolean;
+  /** Rollup retention after the runs, as rollupCycle does; absent: nothing is pruned. */
+  retentionDays?: RollupRetention;
+}
+
+export interface CatchUpResult {
+  /** The results of each run, in order. */
+  runs: RollupRunResult[][];
+  /** The last run reached the high-water mark (false when maxRuns or `stopped` ended it first). */
+  caughtUp: boolean;
+  pruned: PruneResult[];
+}
+
+/**
+ * Runs the rollups until they have caught up, at most `maxRuns` times, then prunes when asked.
+ * The one loop behind the runner, partition retention, the import and `hubsink rollup --catch-up`:
+ * each sets its own bound and decides what a busy events table (RollupBusyError, thrown as is) or
+ * a bound reached means.
+ */
+export async function rollUpUntilCaughtUp(pool: pg.Pool, schema: string, opts: CatchUpOptions): Promise<CatchUpResult> {
+  const runs: RollupRunResult[][] = [];
+  let caughtUp = false;
+  while (runs.length < opts.maxRuns && !caughtUp && opts.stopped?.() !== true) {
+    const results = await runRollups(pool, schema, opts);
+    runs.push(results);
+    opts.onRun?.(results, runs.length);
+    caughtUp = results.every((r) => r.caughtUp);
+  }
+  const pruned =
+    opts.retentionDays && opts.stopped?.() !== true ? await pruneRollups(pool, schema, (opts.now ?? (() => new Date()))(), opts.retentionDays, opts.rollups) : [];
+  return { runs, caughtUp, pruned };
 }
 
 /** Pure: one log line for a cycle. */

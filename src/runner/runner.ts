@@ -12,7 +12,7 @@ import type pg from 'pg';
 import { ConfigError, requireDatabase, requireEventHubs, requireStorage, type HubsinkConfig } from '../config.js';
 import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { createPool } from '../db/pool.js';
-import { eventsFolded, pruneRollups, RollupBusyError, runRollups } from '../rollups/run.js';
+import { eventsFolded, RollupBusyError, rollUpUntilCaughtUp } from '../rollups/run.js';
 import { DEFAULT_PARTITION_EVERY_MS, DEFAULT_PARTITION_RETRY_MS, PartitionSchedule } from '../partitions/maintain.js';
 import { configureSession } from '../db/session.js';
 import { TenantRegistry } from '../db/tenants.js';
@@ -109,6 +109,9 @@ export function requireRunnerSettings(cfg: HubsinkConfig): void {
   }
   if (problems.length > 0) throw new ConfigError(problems);
 }
+
+/** Most rollup runs one cycle takes; what is left waits for the next interval. */
+const ROLLUP_RUNS_PER_CYCLE = 20;
 
 const CONTAINER_NAME = /^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/;
 
@@ -238,17 +241,23 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
     let stopped = false;
     const rollupOnce = async (): Promise<void> => {
       try {
-        for (let step = 0; step < 20 && !stopped; step++) {
-          const results = await runRollups(pool, cfg.schema, { caps, maxWindowRows: cfg.rollupMaxWindowRows, now: clock, dimensions: cfg.rollupDimensions });
-          telemetry.rollupRuns(results);
-          stats.rollups.runs++;
-          stats.rollups.folded += eventsFolded(results);
-          stats.rollups.lastRunAt = Date.now();
-          stats.rollups.lastError = null;
-          if (results.every((r) => r.caughtUp)) break;
-        }
         // Rollups keep their own retention, independent of raw partitions (as the rollup timer does).
-        if (!stopped) await pruneRollups(pool, cfg.schema, clock(), cfg.rollupRetentionDays);
+        await rollUpUntilCaughtUp(pool, cfg.schema, {
+          caps,
+          maxWindowRows: cfg.rollupMaxWindowRows,
+          now: clock,
+          dimensions: cfg.rollupDimensions,
+          retentionDays: cfg.rollupRetentionDays,
+          maxRuns: ROLLUP_RUNS_PER_CYCLE,
+          stopped: () => stopped,
+          onRun: (results) => {
+            telemetry.rollupRuns(results);
+            stats.rollups.runs++;
+            stats.rollups.folded += eventsFolded(results);
+            stats.rollups.lastRunAt = Date.now();
+            stats.rollups.lastError = null;
+          },
+        });
       } catch (err) {
         // Writers held the table past the short lock wait: this cycle is skipped (nothing changed)
         // rather than stalling ingest; the next one folds in what it missed.

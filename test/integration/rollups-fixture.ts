@@ -10,7 +10,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { maintainPartitions } from '../../src/db/partitions.js';
 import { detectCapabilities, type Capabilities } from '../../src/db/capabilities.js';
 import { configureSession } from '../../src/db/session.js';
-import { loadSketchProfile, runRollups, type FoldMode, type RollupRunResult } from '../../src/rollups/run.js';
+import { loadSketchProfile, rollUpUntilCaughtUp, type FoldMode, type RollupRunResult } from '../../src/rollups/run.js';
 import { ROLLUPS, type Dimension, type RollupDefinition } from '../../src/rollups/definitions.js';
 import { keyColumns, measureColumns } from '../../src/rollups/sql.js';
 import type { SketchProfile } from '../../src/rollups/sketches.js';
@@ -79,13 +79,9 @@ export function recentBase(): Date {
 }
 
 export async function runUntilCaughtUp(f: RollupFixture, maxWindowRows = 1_000_000, maxRuns = 1000, foldMode?: FoldMode): Promise<RollupRunResult[][]> {
-  const runs: RollupRunResult[][] = [];
-  for (let i = 0; i < maxRuns; i++) {
-    const r = await runRollups(f.s.pool, f.s.schema, { caps: f.caps, maxWindowRows, ...(foldMode ? { foldMode } : {}) });
-    runs.push(r);
-    if (r.every((x) => x.caughtUp)) return runs;
-  }
-  throw new Error(`rollups did not catch up in ${maxRuns} runs`);
+  const r = await rollUpUntilCaughtUp(f.s.pool, f.s.schema, { caps: f.caps, maxWindowRows, maxRuns, ...(foldMode ? { foldMode } : {}) });
+  if (!r.caughtUp) throw new Error(`rollups did not catch up in ${maxRuns} runs`);
+  return r.runs;
 }
 
 type Row = Record<string, string>;
