@@ -20,9 +20,26 @@ export const MALFORMED_KINDS = [
 ] as const;
 export type MalformedKind = (typeof MALFORMED_KINDS)[number];
 
+/**
+ * What a valid event is, as the generator made it (not as a validator reads it back): its storefront,
+ * the eventId it carries (undefined when sent id-less, so the pipeline derives one from the body)
+ * and the instant it happened. Tests build the exact expected contents of `events` from these.
+ */
+export interface ValidLabel {
+  tenantId: number;
+  type: string;
+  eventId: string | undefined;
+  occurredAtMs: number;
+}
+
+/**
+ * Every event carries its label: `event` (valid and new), `duplicate` (an exact re-send of an earlier
+ * valid one, same label), `malformed` (invalid, `malformed` naming why); `idless` marks the valid
+ * ones sent without an eventId.
+ */
 export type GeneratedEvent =
-  | { kind: 'event'; body: Buffer; tenantId: number; partitionKey: string; type: string }
-  | { kind: 'duplicate'; body: Buffer; tenantId: number; partitionKey: string; type: string }
+  | ({ kind: 'event'; body: Buffer; partitionKey: string; idless: boolean } & ValidLabel)
+  | ({ kind: 'duplicate'; body: Buffer; partitionKey: string; idless: boolean } & ValidLabel)
   | { kind: 'malformed'; body: Buffer; tenantId: number; partitionKey: string; malformed: MalformedKind };
 
 export interface GeneratorOptions {
@@ -138,7 +155,16 @@ export function createGenerator(opts: GeneratorOptions): EventGenerator {
         return { ...orig, kind: 'duplicate' };
       }
       const e = model.next();
-      const ev = { kind: 'event' as const, body: Buffer.from(JSON.stringify(e), 'utf8'), tenantId: e.tenantId, partitionKey: String(e.tenantId), type: e.type };
+      const ev = {
+        kind: 'event' as const,
+        body: Buffer.from(JSON.stringify(e), 'utf8'),
+        tenantId: e.tenantId,
+        partitionKey: String(e.tenantId),
+        type: e.type,
+        eventId: e.eventId,
+        idless: e.eventId === undefined,
+        occurredAtMs: model.instantOf(e),
+      };
       stats.events++;
       stats.byType[e.type] = (stats.byType[e.type] ?? 0) + 1;
       if (recent.length < window) recent.push(ev);

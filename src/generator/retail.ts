@@ -111,6 +111,8 @@ export interface RetailOptions {
 }
 
 export class RetailModel {
+  /** The instant each event was made for, kept apart from its body (which may write it in any offset). */
+  private readonly instants = new WeakMap<RetailEvent, number>();
   private readonly stores: Storefront[] = [];
   private readonly zipf: ZipfSampler;
   private readonly sessions: Session[] = [];
@@ -153,6 +155,13 @@ export class RetailModel {
     }
   }
 
+  /** The instant (ms since the epoch) an event of this model was made for: its label's time, not read back from its text. */
+  instantOf(e: RetailEvent): number {
+    const ms = this.instants.get(e);
+    if (ms === undefined) throw new Error('not an event of this model');
+    return ms;
+  }
+
   get tenantIds(): number[] {
     return this.stores.map((s) => s.tenantId);
   }
@@ -181,6 +190,7 @@ export class RetailModel {
       type,
       occurredAt: isoWithOffset(ms, offset),
     };
+    this.instants.set(e, Math.trunc(ms));
     return Object.assign(e, fields);
   }
 

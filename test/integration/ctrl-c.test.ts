@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { testDatabaseUrl } from '../support/services.js';
 import { startDatabaseProxy } from '../support/tcpProxy.js';
-import { countRows, REPO_ROOT, runnerArgs, sendLoad, startStack, waitFor, type Stack } from './runner-fixture.js';
+import { countRows, REPO_ROOT, runnerArgs, sendLoad, startStack, waitFor, type Stack } from '../support/runner-fixture.js';
 
 /** Hang guard for one orderly stop (the local stack's own bound is 90 s). */
 const STOP_HANG_GUARD_MS = 120_000;

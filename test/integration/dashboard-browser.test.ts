@@ -20,7 +20,7 @@ import { detectCapabilities } from '../../src/db/capabilities.js';
 import type { SketchProfile } from '../../src/rollups/sketches.js';
 import { chromiumMissing, inPage, launchBrowser, tableCells, waitForHash, waitForLoad, type TestBrowser } from '../support/browser.js';
 import { createTestSchema, testDatabaseUrl, type TestSchema } from '../support/services.js';
-import { REPO_ROOT } from './runner-fixture.js';
+import { REPO_ROOT } from '../support/runner-fixture.js';
 import { execFile } from 'node:child_process';
 
 /** Hang guard for the page to show what the rollups hold (it refreshes every few seconds). */

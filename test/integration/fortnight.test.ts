@@ -32,7 +32,7 @@ import { hostBatch, invocationContext } from '../support/functions-batch.js';
 import { RecordingDeadLetterSink } from '../support/sinks.js';
 import { createTestSchema, type TestSchema } from '../support/services.js';
 import { asDeadLetterEvents, hostShape } from './deadletters-support.js';
-import { countRows, diff, eventKeys, startStack, waitFor, type Stack } from './runner-fixture.js';
+import { countRows, diff, eventKeys, startStack, waitFor, type Stack } from '../support/runner-fixture.js';
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { startEmulator, type Emulator } from '@hubsink/eventhubs-emulator';
 import type { GenerateSummary } from '../../src/cli/generate.js';
 import { validateEvent } from '../../src/pipeline/validate.js';
-import { kill, spawnHubsink, type RunnerProcess } from './runner-fixture.js';
+import { kill, spawnHubsink, type RunnerProcess } from '../support/runner-fixture.js';
 import { uniqueName } from '../support/services.js';
 import { makeSource } from '../support/rows.js';
 

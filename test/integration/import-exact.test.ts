@@ -10,8 +10,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { migrate } from '../../src/db/migrate.js';
-import { diff, eventKeys, kill, spawnHubsink, waitFor, type RunnerProcess } from './runner-fixture.js';
-import { deadLetterLines, importEnv, makeLines, writeNdjson, type ImportJson } from './import-fixture.js';
+import { diff, eventKeys, kill, spawnHubsink, waitFor, type RunnerProcess } from '../support/runner-fixture.js';
+import { deadLetterLines, importEnv, makeLines, writeNdjson, type ImportJson } from '../support/import-fixture.js';
 import { createTestSchema, type TestSchema } from '../support/services.js';
 
 let db: TestSchema;

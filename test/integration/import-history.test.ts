@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { migrate } from '../../src/db/migrate.js';
 import { listPartitions, partitionName } from '../../src/db/partitions.js';
-import { eventKeys, spawnHubsink } from './runner-fixture.js';
-import { importEnv, makeLines, writeNdjson, type ImportJson } from './import-fixture.js';
+import { eventKeys, spawnHubsink } from '../support/runner-fixture.js';
+import { importEnv, makeLines, writeNdjson, type ImportJson } from '../support/import-fixture.js';
 import { createTestSchema, type TestSchema } from '../support/services.js';
 
 const DAY = 86_400_000;

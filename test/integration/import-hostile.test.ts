@@ -13,8 +13,8 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { AccountSASPermissions, BlobServiceClient, ContainerSASPermissions } from '@azure/storage-blob';
 import { migrate } from '../../src/db/migrate.js';
-import { eventKeys, kill, spawnHubsink, type RunnerProcess } from './runner-fixture.js';
-import { importEnv, makeLines } from './import-fixture.js';
+import { eventKeys, kill, spawnHubsink, type RunnerProcess } from '../support/runner-fixture.js';
+import { importEnv, makeLines } from '../support/import-fixture.js';
 import { createTestSchema, testAzuriteConnection, uniqueName, type TestSchema } from '../support/services.js';
 
 let db: TestSchema;

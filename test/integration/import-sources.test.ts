@@ -10,8 +10,8 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { BlobServiceClient, ContainerSASPermissions } from '@azure/storage-blob';
 import { migrate } from '../../src/db/migrate.js';
-import { eventKeys, spawnHubsink, type RunnerProcess } from './runner-fixture.js';
-import { deadLetterLines, importEnv, makeLines, type ImportJson } from './import-fixture.js';
+import { eventKeys, spawnHubsink, type RunnerProcess } from '../support/runner-fixture.js';
+import { deadLetterLines, importEnv, makeLines, type ImportJson } from '../support/import-fixture.js';
 import { createTestSchema, testAzuriteConnection, uniqueName, type TestSchema } from '../support/services.js';
 
 let db: TestSchema;

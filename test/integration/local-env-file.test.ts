@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createTestSchema, testDatabaseUrl, type TestSchema } from '../support/services.js';
-import { REPO_ROOT, spawnHubsink, waitFor, type RunnerProcess } from './runner-fixture.js';
+import { REPO_ROOT, spawnHubsink, waitFor, type RunnerProcess } from '../support/runner-fixture.js';
 
 const ANY_PORTS = ['--pg-port', '0', '--emulator-port', '0', '--azurite-port', '0', '--http-port', '0', '--metrics-port', '0'];
 /** Guards against a hang only. */

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { createTestSchema, testDatabaseUrl } from '../support/services.js';
-import { kill, REPO_ROOT, spawnHubsink, waitFor, type RunnerProcess } from './runner-fixture.js';
+import { kill, REPO_ROOT, spawnHubsink, waitFor, type RunnerProcess } from '../support/runner-fixture.js';
 
 const children: RunnerProcess[] = [];
 const dirs: string[] = [];

@@ -9,7 +9,7 @@
  */
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
-import { countRows, diff, eventKeys, runnerArgs, sendLoad, spawnHubsink, stackForFile, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
+import { countRows, diff, eventKeys, runnerArgs, sendLoad, spawnHubsink, stackForFile, waitFor, type RunnerProcess, type Stack } from '../support/runner-fixture.js';
 
 let stack: Stack;
 const children: RunnerProcess[] = [];

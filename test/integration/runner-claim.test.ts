@@ -12,7 +12,7 @@ import type { CheckpointStore, PartitionOwnership } from '@azure/event-hubs';
 import { loadConfig } from '../../src/config.js';
 import { blobContainer } from '../../src/hubs/clients.js';
 import { startRunner, type Runner } from '../../src/runner/runner.js';
-import { startStack, waitFor, type Stack } from './runner-fixture.js';
+import { startStack, waitFor, type Stack } from '../support/runner-fixture.js';
 
 let stack: Stack;
 const runners: Runner[] = [];

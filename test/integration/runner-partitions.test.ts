@@ -11,7 +11,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { listPartitions, partitionPlan } from '../../src/db/partitions.js';
 import { createProducer } from '../../src/hubs/clients.js';
 import { startRunner, type Runner } from '../../src/runner/runner.js';
-import { countRows, startStack, waitFor, type Stack } from './runner-fixture.js';
+import { countRows, startStack, waitFor, type Stack } from '../support/runner-fixture.js';
 
 const DAY = 86_400_000;
 let stack: Stack;

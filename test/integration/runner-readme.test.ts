@@ -7,7 +7,7 @@
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { listPartitions, partitionPlan } from '../../src/db/partitions.js';
-import { countRows, diff, eventKeys, type RunnerProcess, sendLoad, spawnHubsink, type Stack, stackForFile, waitFor } from './runner-fixture.js';
+import { countRows, diff, eventKeys, type RunnerProcess, sendLoad, spawnHubsink, type Stack, stackForFile, waitFor } from '../support/runner-fixture.js';
 
 let stack: Stack;
 const children: RunnerProcess[] = [];

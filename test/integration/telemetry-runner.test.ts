@@ -10,7 +10,7 @@ import { detectCapabilities } from '../../src/db/capabilities.js';
 import { parkDeadLetters } from '../../src/db/deadLetters.js';
 import { runRollups } from '../../src/rollups/run.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
-import { runnerArgs, sendLoad, spawnHubsink, stackForFile, waitFor, type RunnerProcess, type Stack } from './runner-fixture.js';
+import { runnerArgs, sendLoad, spawnHubsink, stackForFile, waitFor, type RunnerProcess, type Stack } from '../support/runner-fixture.js';
 import { sample } from '../support/metrics.js';
 import { testDatabaseUrl } from '../support/services.js';
 import type { TcpProxy } from '../support/tcpProxy.js';

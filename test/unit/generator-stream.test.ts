@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import { createGenerator, MALFORMED_KINDS, type GeneratedEvent } from '../../src/generator/generator.js';
 import { validateEvent } from '../../src/pipeline/validate.js';
 import type { RawEvent } from '../../src/pipeline/types.js';
+import { rowKey } from '../../src/pipeline/batch.js';
 import { makeSource } from '../support/rows.js';
+import { labelKey, truthOfLabels } from '../support/labels.js';
 
 const NOW = Date.parse('2026-03-10T12:00:00Z');
 const VALIDATE = { now: new Date(NOW), retentionDays: 30, aheadDays: 3, maxBodyBytes: 256 * 1024 };
@@ -54,11 +56,34 @@ describe('generator stream', () => {
         assert.ok(r.ok, `${ev.kind} ${ev.body.toString('utf8')} refused: ${r.ok ? '' : r.error}`);
         assert.equal(r.row.tenantId, ev.tenantId);
         assert.equal(r.row.type, ev.type);
+        // The label is the ground truth the integration tests expect: it must be what the validator stores.
+        assert.equal(labelKey(ev), rowKey(r.row), `${ev.kind} #${i}: label ${labelKey(ev)}, validator ${rowKey(r.row)}`);
+        assert.equal(r.row.occurredAt.getTime(), ev.occurredAtMs);
+        assert.equal(ev.idless, !('eventId' in (JSON.parse(ev.body.toString('utf8')) as object)));
+        if (!ev.idless) assert.equal(r.row.eventId, ev.eventId);
         assert.equal(ev.partitionKey, String(ev.tenantId));
         tenants.add(r.row.tenantId);
       }
     }
     assert.deepEqual([...tenants].sort((x, y) => x - y), Array.from({ length: 25 }, (_, i) => i + 1));
+  });
+
+  test('the labels give the same expected set as the validator: distinct valid keys, malformed ones, id-less ones included', () => {
+    const events = take(20_000, { duplicates: 0.03, malformed: 0.02, idlessShare: 0.1, seed: 'labels' });
+    const truth = truthOfLabels(events);
+    const byValidator = new Set<string>();
+    const refused: number[] = [];
+    for (const [i, ev] of events.entries()) {
+      const r = validateEvent(raw(ev, i), VALIDATE);
+      if (r.ok) byValidator.add(rowKey(r.row));
+      else refused.push(i);
+    }
+    assert.deepEqual(truth.expected, byValidator);
+    assert.deepEqual(truth.malformedAt, refused);
+    const idless = events.filter((e) => e.kind !== 'malformed' && e.idless).length;
+    const duplicates = events.filter((e) => e.kind === 'duplicate').length;
+    assert.ok(idless > 1000 && duplicates > 300 && refused.length > 200, `the stream has id-less (${idless}), duplicate (${duplicates}) and malformed (${refused.length}) events`);
+    assert.equal(truth.repeats, duplicates, 'each labelled duplicate repeats a key, and nothing else does');
   });
 
   test('duplicates are byte-identical re-sends of earlier valid events; new events are distinct', () => {

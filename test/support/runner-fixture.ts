@@ -15,13 +15,11 @@ import { maintainPartitions } from '../../src/db/partitions.js';
 import { detectCapabilities } from '../../src/db/capabilities.js';
 import { createGenerator, type GeneratedEvent } from '../../src/generator/generator.js';
 import { sendGenerated } from '../../src/generator/send.js';
-import { rowKey } from '../../src/pipeline/batch.js';
-import { validateEvent } from '../../src/pipeline/validate.js';
-import { createTestSchema, testAzuriteConnection, testDatabaseUrl, uniqueName, type TestSchema } from '../support/services.js';
-import { makeSource } from '../support/rows.js';
-import { startDatabaseProxy, type TcpProxy } from '../support/tcpProxy.js';
+import { createTestSchema, testAzuriteConnection, testDatabaseUrl, uniqueName, type TestSchema } from './services.js';
+import { truthOfLabels } from './labels.js';
+import { startDatabaseProxy, type TcpProxy } from './tcpProxy.js';
 
-/** The repository root, from test/integration/. */
+/** The repository root, from test/support/. */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface Stack {
@@ -109,18 +107,10 @@ export async function sendLoad(stack: Stack, opts: { count: number; duplicates: 
   return { events, ...expectedOf(events) };
 }
 
-/** The ground truth, judged by the validator itself rather than by the generator's labels. */
+/** The ground truth, from the generator's labels (test/support/labels.ts), not from the validator under test. */
 export function expectedOf(events: readonly GeneratedEvent[]): { expected: Set<string>; malformed: number } {
-  const now = new Date();
-  const expected = new Set<string>();
-  let malformed = 0;
-  for (const [i, ev] of events.entries()) {
-    const raw = { body: ev.body, properties: {}, source: makeSource({ hub: 'h', partitionId: '0', sequenceNumber: i, offset: String(i), enqueuedTime: now }) };
-    const r = validateEvent(raw, { now, retentionDays: 30, aheadDays: 3, maxBodyBytes: 256 * 1024 });
-    if (r.ok) expected.add(rowKey(r.row));
-    else malformed++;
-  }
-  return { expected, malformed };
+  const t = truthOfLabels(events);
+  return { expected: t.expected, malformed: t.malformedAt.length };
 }
 
 export async function eventKeys(pool: pg.Pool, schema: string): Promise<string[]> {

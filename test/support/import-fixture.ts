@@ -1,15 +1,14 @@
 /**
  * What the `hubsink import` tests share: files of generated events with known invalid lines and
- * exact repeats, the ground truth judged by the validator itself, and the CLI run as a child.
+ * exact repeats, the ground truth taken from the generator's labels (not from the validator under
+ * test), and the CLI run as a child.
  */
 import { writeFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import type pg from 'pg';
-import { createGenerator } from '../../src/generator/generator.js';
-import { rowKey } from '../../src/pipeline/batch.js';
-import { validateEvent } from '../../src/pipeline/validate.js';
-import { testAzuriteConnection, testDatabaseUrl } from '../support/services.js';
-import { makeSource } from '../support/rows.js';
+import { createGenerator, type GeneratedEvent } from '../../src/generator/generator.js';
+import { testAzuriteConnection, testDatabaseUrl } from './services.js';
+import { truthOfLabels } from './labels.js';
 
 export interface EventFile {
   lines: Buffer[];
@@ -26,33 +25,17 @@ const NL = 0x0a;
 /** `count` lines: generated events, about `duplicates` exact repeats and `malformed` invalid ones. */
 export function makeLines(opts: { count: number; seed: string; duplicates: number; malformed: number; tenants?: number; clock?: () => number }): EventFile {
   const gen = createGenerator({ seed: opts.seed, tenants: opts.tenants ?? 50, duplicates: opts.duplicates, malformed: opts.malformed, ...(opts.clock ? { clock: opts.clock } : {}) });
-  const lines: Buffer[] = [];
-  while (lines.length < opts.count) {
+  const kept: GeneratedEvent[] = [];
+  while (kept.length < opts.count) {
     const ev = gen.next();
     // A line is one body: bodies with a newline (or blank ones, which import skips) do not fit NDJSON.
     if (ev.body.includes(NL) || ev.body.toString('latin1').trim() === '') continue;
     // Years-old events are history to import (see the --max-age tests), not invalid lines.
     if (ev.kind === 'malformed' && ev.malformed === 'out-of-window') continue;
-    lines.push(ev.body);
+    kept.push(ev);
   }
-  return { lines, ...truthOf(lines) };
-}
-
-export function truthOf(lines: readonly Buffer[], now = new Date()): Omit<EventFile, 'lines'> {
-  const expected = new Set<string>();
-  const invalidLines: number[] = [];
-  let repeats = 0;
-  lines.forEach((body, i) => {
-    const raw = { body, properties: {}, source: makeSource({ hub: 'import', consumerGroup: 'import', partitionId: 'f', sequenceNumber: i + 1, offset: '', enqueuedTime: now }) };
-    const r = validateEvent(raw, { now, retentionDays: 3650, aheadDays: 3, maxBodyBytes: 256 * 1024 });
-    if (!r.ok) invalidLines.push(i + 1);
-    else {
-      const k = rowKey(r.row);
-      if (expected.has(k)) repeats++;
-      expected.add(k);
-    }
-  });
-  return { expected, invalidLines, repeats };
+  const t = truthOfLabels(kept);
+  return { lines: kept.map((ev) => ev.body), expected: t.expected, invalidLines: t.malformedAt.map((i) => i + 1), repeats: t.repeats };
 }
 
 export async function writeNdjson(file: string, lines: readonly Buffer[], opts: { gzip?: boolean; crlf?: boolean } = {}): Promise<void> {
