@@ -19,7 +19,7 @@ import { rollupStatus } from '../../src/rollups/run.js';
 import { principalHeader } from '../../src/serving/access.js';
 import { chromiumMissing, launchBrowser, waitForLoad, type TestBrowser } from '../support/browser.js';
 import { createTestSchema, testDatabaseUrl, type TestSchema } from '../support/services.js';
-import { REPO_ROOT } from './runner-fixture.js';
+import { REPO_ROOT } from '../support/runner-fixture.js';
 
 const skip = (await chromiumMissing()) !== null;
 
