@@ -36,6 +36,21 @@ export interface DeadLetterDeps {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/** The events write of both dead-letter paths (retry and replay), with the app's write settings. */
+export function writeDeadLetterRows(deps: DeadLetterDeps, rows: EventRow[], now: Date): ReturnType<typeof writeEvents> {
+  const { config } = deps;
+  return writeEvents(
+    deps.pool,
+    config.schema,
+    rows,
+    writeOptions(config, {
+      partitionWindow: partitionWindow(now, config.partitionsAheadDays, config.retentionDays),
+      ...(deps.sleep ? { sleep: deps.sleep } : {}),
+      ...(deps.tenants ? { tenants: deps.tenants } : {}),
+    }),
+  );
+}
+
 export interface DeadLetterCounts {
   received: number;
   /** Dead letters that could not be decoded (parked as invalid). */
@@ -137,16 +152,7 @@ export async function processDeadLetters(deps: DeadLetterDeps, raws: readonly Ra
   counts.rewritten = rows.length;
 
   if (rows.length > 0) {
-    const out = await writeEvents(
-      deps.pool,
-      config.schema,
-      rows,
-      writeOptions(config, {
-        partitionWindow: partitionWindow(now, config.partitionsAheadDays, config.retentionDays),
-        ...(deps.sleep ? { sleep: deps.sleep } : {}),
-        ...(deps.tenants ? { tenants: deps.tenants } : {}),
-      }),
-    ).catch((err: unknown) => {
+    const out = await writeDeadLetterRows(deps, rows, now).catch((err: unknown) => {
       if (!(err instanceof DatabaseUnavailableError)) throw err;
       throw new TransientDatabaseError(`database still unavailable: ${err.message}`, rows.length, { cause: err });
     });

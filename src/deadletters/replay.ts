@@ -8,8 +8,6 @@
  * Rows are taken in id order, a page at a time (keyset paging, so rows left parked do not come back
  * within one run). A transient database failure stops the replay; what was done stays done.
  */
-import { writeEvents, writeOptions } from '../db/events.js';
-import { partitionWindow } from '../db/partitions.js';
 import {
   countDeadLetters,
   eventKey,
@@ -24,7 +22,7 @@ import {
 } from '../db/deadLetters.js';
 import type { EventRow, RawEvent } from '../pipeline/types.js';
 import { validateEvent } from '../pipeline/validate.js';
-import type { DeadLetterDeps } from './process.js';
+import { writeDeadLetterRows, type DeadLetterDeps } from './process.js';
 
 export type ReplayOutcome = 'inserted' | 'already present' | 'still invalid' | 'still rejected';
 
@@ -121,16 +119,7 @@ export async function replayParked(deps: DeadLetterDeps, opts: ReplayOptions): P
     if (opts.dryRun) {
       for (const r of rows) done.push({ id: parkedOf.get(r)?.id ?? -1, outcome: outcomeOf(r) });
     } else if (rows.length > 0) {
-      const out = await writeEvents(
-        deps.pool,
-        config.schema,
-        rows,
-        writeOptions(config, {
-          partitionWindow: partitionWindow(now, config.partitionsAheadDays, config.retentionDays),
-          ...(deps.sleep ? { sleep: deps.sleep } : {}),
-          ...(deps.tenants ? { tenants: deps.tenants } : {}),
-        }),
-      );
+      const out = await writeDeadLetterRows(deps, rows, now);
       const refused = new Set(out.rejected.map((r) => r.row));
       const notWritten = new Set(out.transient?.rows ?? []);
       for (const r of out.rejected) failures.push({ id: parkedOf.get(r.row)?.id ?? -1, reason: 'rejected', error: r.error });
