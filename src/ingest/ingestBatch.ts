@@ -7,7 +7,7 @@
  */
 import type pg from 'pg';
 import { DEFAULT_COPY_MIN_ROWS, type HubsinkConfig } from '../config.js';
-import { prepareBatch } from '../pipeline/batch.js';
+import { prepareBatch, type PreparedBatch } from '../pipeline/batch.js';
 import { deadLetterFromRow } from '../pipeline/deadletter.js';
 import type { BatchCounts, DeadLetterRecord, DeadLetterSink, FailureReason, RawEvent } from '../pipeline/types.js';
 import { writeEvents, writeOptions } from '../db/events.js';
@@ -33,10 +33,22 @@ export function emptyReasonCounts(): Record<FailureReason, number> {
   return { invalid: 0, rejected: 0, transient: 0 };
 }
 
-export async function ingestBatch(deps: IngestDeps, raws: readonly RawEvent[]): Promise<IngestResult> {
-  const clock = deps.clock ?? (() => new Date());
-  const started = Date.now();
-  const now = clock();
+/**
+ * A batch decoded and validated, not yet written: the runner prepares the next batch of a partition
+ * while the previous one is being written (checkpointingConsumer.ts), so this is pure CPU, no I/O.
+ */
+export interface PreparedIngest {
+  raws: readonly RawEvent[];
+  prepared: PreparedBatch;
+  /** The clock when it was prepared: validation's window and the rows' partition window agree on it. */
+  now: Date;
+  /** Real time when preparing began, for the batch's latency. */
+  startedMs: number;
+}
+
+export function prepareIngest(deps: Pick<IngestDeps, 'config' | 'clock'>, raws: readonly RawEvent[]): PreparedIngest {
+  const startedMs = Date.now();
+  const now = (deps.clock ?? (() => new Date()))();
   const { config } = deps;
   const prepared = prepareBatch(
     [...raws],
@@ -45,6 +57,18 @@ export async function ingestBatch(deps: IngestDeps, raws: readonly RawEvent[]): 
     // A batch big enough for COPY gets its COPY text written while it is validated (scanCopy.ts).
     { copy: raws.length >= (config.copyMinRows ?? DEFAULT_COPY_MIN_ROWS) },
   );
+  return { raws, prepared, now, startedMs };
+}
+
+export async function ingestBatch(deps: IngestDeps, raws: readonly RawEvent[]): Promise<IngestResult> {
+  return writePrepared(deps, prepareIngest(deps, raws));
+}
+
+/** Writes a prepared batch exactly once, then hands every failure to the sink (see the file's comment). */
+export async function writePrepared(deps: IngestDeps, batch: PreparedIngest): Promise<IngestResult> {
+  const clock = deps.clock ?? (() => new Date());
+  const { config } = deps;
+  const { prepared, now, raws } = batch;
   const outcome = await writeEvents(deps.pool, config.schema, prepared.rows, writeOptions(config, {
     // Exactly the window validation accepted: such a row must find (or get) its partition.
     partitionWindow: partitionWindow(now, config.partitionsAheadDays, config.retentionDays),
@@ -68,7 +92,7 @@ export async function ingestBatch(deps: IngestDeps, raws: readonly RawEvent[]): 
     inserted: outcome.inserted,
     duplicates: outcome.duplicates + prepared.duplicatesInBatch,
     deadLettered,
-    latencyMs: Date.now() - started,
+    latencyMs: Date.now() - batch.startedMs,
     deadLetters,
   };
 }

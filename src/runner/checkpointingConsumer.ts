@@ -7,6 +7,12 @@
  * Why the order of shutdown matters: the SDK's subscription.close() stops the partition pumps
  * without waiting for a processEvents call in progress, then gives up ownership. So stop() first
  * lets the attempts in progress finish (and checkpoint), then closes the subscription.
+ *
+ * With `prepare`, a partition's batches overlap: the SDK's pump hands over batch N+1 as soon as batch
+ * N's write has begun, so N+1 is decoded while N is written. Writes and checkpoints still run one
+ * at a time, in order, per partition, and a batch is written only after every batch before it was
+ * written (or it is abandoned too), so a checkpoint never passes an unwritten event. The bound is
+ * one batch ahead: processEvents for N+1 returns only once N+1's own write has begun.
  */
 import {
   earliestEventPosition,
@@ -24,12 +30,21 @@ import { retryForever } from './retry.js';
 export type LogLevel = 'info' | 'warn' | 'error' | 'debug';
 export type Logger = (level: LogLevel, message: string) => void;
 
-export interface CheckpointingConsumerOptions<R> {
+export interface CheckpointingConsumerOptions<R, P = never> {
   client: EventHubConsumerClient;
   /** For log lines: 'ingest', 'deadletter'. */
   name: string;
-  /** Handles one batch; resolves when it is safe to checkpoint past it, throws otherwise. */
-  handle: (events: ReceivedEventData[], partitionId: string) => Promise<R>;
+  /**
+   * Handles one batch; resolves when it is safe to checkpoint past it, throws otherwise. `prepared`
+   * is what `prepare` made of the batch, given to the first attempt only: a retry starts afresh.
+   */
+  handle: (events: ReceivedEventData[], partitionId: string, prepared?: P) => Promise<R>;
+  /**
+   * The CPU part of handling a batch (decoding, validating), run while the partition's previous batch
+   * is still being written. Pure: it must not write anything. A throw here is ignored; the attempt
+   * then handles the batch from scratch and meets the error there.
+   */
+  prepare?: (events: ReceivedEventData[], partitionId: string) => P;
   /** Called after a batch was handled and its checkpoint written (or the write failed harmlessly). */
   onHandled?: (result: R, partitionId: string, events: readonly ReceivedEventData[], attempts: number) => void;
   onRetry?: (partitionId: string, attempt: number, err: unknown) => void;
@@ -51,17 +66,23 @@ export interface CheckpointingConsumerOptions<R> {
 /** How often a held partition's reason is logged again while events keep arriving for it. */
 const HELD_LOG_EVERY_MS = 60_000;
 
-export class CheckpointingConsumer<R> {
+export class CheckpointingConsumer<R, P = never> {
   private subscription: Subscription | undefined;
+  /**
+   * Per partition, the last batch queued: resolves true once it was handled and checkpointed, false
+   * when it was abandoned (then every batch after it is abandoned too, unwritten and unacknowledged).
+   * Replaced when the partition is claimed again.
+   */
+  private readonly lanes = new Map<string, Promise<boolean>>();
   private readonly stopController = new AbortController();
   private readonly partitions = new Map<string, AbortController>();
-  private readonly inFlight = new Set<Promise<void>>();
+  private readonly inFlight = new Set<Promise<unknown>>();
   /** Partitions held because vetPartition refused their checkpoint, with the reason and when it was last logged. */
   private readonly held = new Map<string, { reason: string; loggedAt: number }>();
   /** SDK-level errors (receive failures, checkpoint store errors), for status lines. */
   errors = 0;
 
-  constructor(private readonly opts: CheckpointingConsumerOptions<R>) {}
+  constructor(private readonly opts: CheckpointingConsumerOptions<R, P>) {}
 
   get ownedPartitions(): string[] {
     return [...this.partitions.keys()].sort((a, b) => Number(a) - Number(b) || a.localeCompare(b));
@@ -84,6 +105,7 @@ export class CheckpointingConsumer<R> {
         processInitialize: async (ctx) => {
           this.partitions.get(ctx.partitionId)?.abort();
           this.partitions.set(ctx.partitionId, new AbortController());
+          this.lanes.delete(ctx.partitionId);
           this.opts.log('info', `${this.opts.name}: claimed partition ${ctx.partitionId}`);
           if (!this.opts.vetPartition) return;
           try {
@@ -135,26 +157,68 @@ export class CheckpointingConsumer<R> {
       }
       return Promise.resolve();
     }
-    const p = this.handleWithRetry(events, ctx).finally(() => this.inFlight.delete(p));
+    if (this.opts.prepare) return this.pipelined(events, ctx, this.opts.prepare);
+    const p = this.handleWithRetry(events, ctx, undefined, () => undefined).then(() => undefined).finally(() => this.inFlight.delete(p));
     this.inFlight.add(p);
     return p;
   }
 
-  private async handleWithRetry(events: ReceivedEventData[], ctx: PartitionContext): Promise<void> {
+  /**
+   * Prepares the batch now (the previous one may still be writing), queues its write behind the
+   * previous one's, and resolves when that write has begun (or the batch was abandoned), so the SDK
+   * fetches the next batch meanwhile but never runs more than one batch ahead.
+   */
+  private pipelined(events: ReceivedEventData[], ctx: PartitionContext, prepare: (events: ReceivedEventData[], partitionId: string) => P): Promise<void> {
+    let prepared: P | undefined;
+    try {
+      prepared = prepare(events, ctx.partitionId);
+    } catch {
+      prepared = undefined;
+    }
+    const previous = this.lanes.get(ctx.partitionId) ?? Promise.resolve(true);
+    let begun!: () => void;
+    const writeBegun = new Promise<void>((resolve) => (begun = resolve));
+    const p: Promise<boolean> = previous
+      .then((previousOk) => {
+        if (!previousOk || this.stopController.signal.aborted) {
+          const last = events[events.length - 1];
+          this.opts.log('debug', `${this.opts.name}: partition ${ctx.partitionId} events ${events[0]?.sequenceNumber ?? '?'}..${last?.sequenceNumber ?? '?'} not written (an earlier batch was left unacknowledged); they will be delivered again`);
+          return false;
+        }
+        return this.handleWithRetry(events, ctx, prepared, begun);
+      })
+      .finally(() => {
+        begun();
+        this.inFlight.delete(p);
+      });
+    this.inFlight.add(p);
+    this.lanes.set(ctx.partitionId, p);
+    return writeBegun;
+  }
+
+  private async handleWithRetry(events: ReceivedEventData[], ctx: PartitionContext, prepared: P | undefined, begun: () => void): Promise<boolean> {
     const partitionSignal = this.partitions.get(ctx.partitionId)?.signal;
     const combined = anySignal([this.stopController.signal, ...(partitionSignal ? [partitionSignal] : [])]);
     try {
-      await this.handleUntil(events, ctx, combined.signal);
+      return await this.handleUntil(events, ctx, combined.signal, prepared, begun);
     } finally {
       combined.dispose();
     }
   }
 
-  private async handleUntil(events: ReceivedEventData[], ctx: PartitionContext, signal: AbortSignal): Promise<void> {
+  /** True once the batch was handled (and its checkpoint attempted), false when it was abandoned. */
+  private async handleUntil(events: ReceivedEventData[], ctx: PartitionContext, signal: AbortSignal, prepared: P | undefined, begun: () => void): Promise<boolean> {
     const first = events[0];
     const last = events[events.length - 1];
     const range = `${first?.sequenceNumber ?? '?'}..${last?.sequenceNumber ?? '?'}`;
-    const outcome = await retryForever(() => this.opts.handle(events, ctx.partitionId), {
+    let ahead = prepared;
+    const outcome = await retryForever(() => {
+      const p = ahead;
+      ahead = undefined;
+      const attempt = p === undefined ? this.opts.handle(events, ctx.partitionId) : this.opts.handle(events, ctx.partitionId, p);
+      begun();
+      return attempt;
+    }, {
       signal,
       ...(this.opts.retryBaseMs !== undefined ? { baseMs: this.opts.retryBaseMs } : {}),
       ...(this.opts.retryCapMs !== undefined ? { capMs: this.opts.retryCapMs } : {}),
@@ -168,7 +232,7 @@ export class CheckpointingConsumer<R> {
     });
     if (!outcome.ok) {
       this.opts.log('warn', `${this.opts.name}: partition ${ctx.partitionId} events ${range} left unacknowledged (${this.stopController.signal.aborted ? 'shutting down' : 'partition released'}); they will be delivered again`);
-      return;
+      return false;
     }
     if (last) {
       try {
@@ -180,6 +244,7 @@ export class CheckpointingConsumer<R> {
       }
     }
     this.opts.onHandled?.(outcome.value, ctx.partitionId, events, outcome.attempts);
+    return true;
   }
 
   /**
@@ -205,6 +270,7 @@ export class CheckpointingConsumer<R> {
       }
     }
     this.partitions.clear();
+    this.lanes.clear();
   }
 }
 

@@ -24,7 +24,7 @@ import { createDeadLetterProducer, EventHubDeadLetterSink } from '../hubs/deadLe
 import { eventHubsContext } from '../hubs/explain.js';
 import { probeEventHubs } from '../hubs/probe.js';
 import { parkOversize } from '../deadletters/oversize.js';
-import { ingestBatch } from '../ingest/ingestBatch.js';
+import { ingestBatch, prepareIngest, writePrepared } from '../ingest/ingestBatch.js';
 import { classifyError, describeError } from '../pipeline/classify.js';
 import { normalizeReceivedEvents } from '../pipeline/normalize.js';
 import { CheckpointingConsumer, type Logger } from './checkpointingConsumer.js';
@@ -205,8 +205,10 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
       ...common,
       client: ingestClient,
       name: 'ingest',
-      handle: (events, partitionId) =>
-        ingestBatch(ingestDeps, normalizeReceivedEvents(events, { hub: cfg.ingestHub, consumerGroup: cfg.consumerGroup, partitionId })),
+      // Decoding the next batch while this one is written (see checkpointingConsumer.ts).
+      prepare: (events, partitionId) => prepareIngest(ingestDeps, normalizeReceivedEvents(events, { hub: cfg.ingestHub, consumerGroup: cfg.consumerGroup, partitionId })),
+      handle: (events, partitionId, prepared) =>
+        prepared ? writePrepared(ingestDeps, prepared) : ingestBatch(ingestDeps, normalizeReceivedEvents(events, { hub: cfg.ingestHub, consumerGroup: cfg.consumerGroup, partitionId })),
       onHandled: (r, partitionId, events) => {
         addIngest(stats, r, Date.now());
         processed.record(partitionId, events);
