@@ -3,7 +3,7 @@
  * by object id) may read which storefront, or all of them. Statements here; what a set of grants
  * allows is decided in src/serving/access.ts.
  */
-import { qualified } from './ident.js';
+import { ident, qualified } from './ident.js';
 import type { Queryable } from './queryable.js';
 import type { Statement } from './statement.js';
 
@@ -104,4 +104,28 @@ export async function unknownTenants(db: Queryable, schema: string, ids: readonl
     values: [[...ids]],
   });
   return r.rows.map((x) => Number(x.t));
+}
+
+export interface GrantSummary {
+  grants: number;
+  /** Principals holding the all-storefronts grant. */
+  allTenants: number;
+  principals: number;
+  /** Distinct storefronts granted one by one. */
+  storefronts: number;
+}
+
+/** How many grants there are (`hubsink doctor`), or null when the schema has no access_grants table. */
+export async function grantSummary(db: Queryable, schema: string): Promise<GrantSummary | null> {
+  const { rows: t } = await db.query<{ t: string | null }>({ text: 'SELECT to_regclass($1::text)::text AS t', values: [`${ident(schema)}.access_grants`] });
+  if (!t[0]?.t) return null;
+  const { rows } = await db.query<{ grants: string; all_tenants: string; principals: string; storefronts: string }>({
+    text:
+      `SELECT count(*)::text AS grants, count(*) FILTER (WHERE tenant_id = $1)::text AS all_tenants, ` +
+      `count(DISTINCT (principal_kind, principal_id))::text AS principals, count(DISTINCT tenant_id) FILTER (WHERE tenant_id <> $1)::text AS storefronts ` +
+      `FROM ${qualified(schema, 'access_grants')}`,
+    values: [ALL_TENANTS_ID],
+  });
+  const r = rows[0];
+  return { grants: Number(r?.grants ?? 0), allTenants: Number(r?.all_tenants ?? 0), principals: Number(r?.principals ?? 0), storefronts: Number(r?.storefronts ?? 0) };
 }

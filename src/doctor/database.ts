@@ -5,6 +5,7 @@
  */
 import { isLoopback, urlTls, type DatabaseConnection } from '../config.js';
 import type { Capabilities } from '../db/capabilities.js';
+import type { GrantSummary } from '../db/grants.js';
 import { ident } from '../db/ident.js';
 import { compareChecksum, type MigrationFile } from '../db/migrate.js';
 import { partitionName, partitionStatements, partitionWindow, startOfUtcDay } from '../db/partitions.js';
@@ -122,13 +123,15 @@ ORDER BY c.relname`,
 /**
  * Pure: the rights the app's statements need on one of its objects: events are inserted and read
  * (partitions are dropped, never rows deleted), the migrations table only read; every other table
- * (dead letters, rollups and their state, tenants, imports) is also updated and deleted from.
+ * (dead letters, rollups and their state, tenants, imports) is also updated and deleted from; the
+ * grants of HUBSINK_ACCESS=entra only read.
  * Sequences feed the tables' defaults.
  */
 export function requiredRights(name: string, kind: 'table' | 'sequence'): string[] {
   if (kind === 'sequence') return ['USAGE'];
   if (name === 'events') return ['SELECT', 'INSERT'];
-  if (name === 'hubsink_migrations') return ['SELECT'];
+  // The app only reads grants; `hubsink access` (an operator) writes them, so an app cannot grant itself.
+  if (name === 'hubsink_migrations' || name === 'access_grants') return ['SELECT'];
   return ['SELECT', 'INSERT', 'UPDATE', 'DELETE'];
 }
 
@@ -231,6 +234,24 @@ export function checkMigrations(applied: AppliedMigration[] | null, files: reado
   const last = files.at(-1);
   if (newer.length > 0) return warn(S, 'database.migrations', title, `migrated by a newer hubsink (versions ${newer.map((a) => a.version).join(', ')} unknown here)`, 'upgrade this hubsink');
   return ok(S, 'database.migrations', title, `${applied.length} migration(s), checksums equal${last ? ` (last ${label(last)})` : ''}`);
+}
+
+/**
+ * Pure: with HUBSINK_ACCESS=entra the HTTP functions answer only callers with a grant: no table is
+ * a failure (every request fails), no grant a warning (every signed-in caller gets 403, which is
+ * right for a deployment nobody was given yet, and wrong otherwise).
+ */
+export function checkAccessGrants(summary: GrantSummary | null, schema: string): CheckResult {
+  const title = 'access grants (HUBSINK_ACCESS=entra)';
+  const grantFix = 'grant a group (or user) by its Entra object id: `hubsink access grant --group <object id> --tenant <storefront id>`, or `--all-tenants` for a central team';
+  if (summary === null) return fail(S, 'database.access', title, `no table ${schema}.access_grants, so every request fails`, `run \`hubsink migrate\` (HUBSINK_SCHEMA=${schema}), then ${grantFix}`);
+  if (summary.grants === 0) return warn(S, 'database.access', title, 'no grant yet: every signed-in caller is refused (403)', grantFix);
+  const parts = [
+    `${summary.grants} grant(s) to ${summary.principals} principal(s)`,
+    ...(summary.storefronts > 0 ? [`${summary.storefronts} storefront(s) granted`] : []),
+    ...(summary.allTenants > 0 ? [`${summary.allTenants} with every storefront`] : []),
+  ];
+  return ok(S, 'database.access', title, `${parts.join(', ')} (\`hubsink access list\`)`);
 }
 
 /**

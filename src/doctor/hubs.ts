@@ -4,7 +4,7 @@
  */
 import type { EventHubConsumerClient, EventHubProducerClient } from '@azure/event-hubs';
 import type { EventHubsConnection, HubsinkConfig, StorageConnection } from '../config.js';
-import { lagOf, type LagRow, type PartitionState, type StoredCheckpoint } from '../hubs/checkpoints.js';
+import { checkpointAhead, lagOf, recreatedHubFix, type CheckpointAhead, type LagRow, type PartitionState, type StoredCheckpoint } from '../hubs/checkpoints.js';
 import { innermostFinding, type ServiceProblem } from '../hubs/explain.js';
 import { describeError } from '../pipeline/classify.js';
 import { fail, ok, warn, type CheckResult } from './report.js';
@@ -183,34 +183,27 @@ export function checkContainer(container: string, r: { exists: boolean } | { err
   return fail(ST, 'storage.container', title, `unreachable: ${detail}`, `correct ${setting} (the account, or UseDevelopmentStorage=true for Azurite) and check that this machine reaches it`);
 }
 
-/** Pure: the checkpoints whose sequence number is past the partition's last event (a re-created hub). */
-export function checkpointsAhead(states: readonly PartitionState[], checkpoints: ReadonlyMap<string, StoredCheckpoint>): string[] {
-  return states
-    .filter((p) => {
-      const cp = checkpoints.get(p.partitionId);
-      if (cp?.sequenceNumber === undefined) return false;
-      return p.isEmpty ? cp.sequenceNumber >= 0 && cp.sequenceNumber > p.lastEnqueuedSequenceNumber : cp.sequenceNumber > p.lastEnqueuedSequenceNumber;
-    })
-    .map((p) => p.partitionId);
-}
-
-/** Pure: checkpoints of one consumer group, their lag, and any ahead of their partition. */
-export function checkCheckpoints(hub: string, group: string, states: readonly PartitionState[], checkpoints: ReadonlyMap<string, StoredCheckpoint>): CheckResult {
+/**
+ * Pure: checkpoints of one consumer group, their lag, and any ahead of their partition (the
+ * runner's and `checkpoints show`'s definition, checkpointAhead, with the same fix).
+ */
+export function checkCheckpoints(hub: string, group: string, container: string, states: readonly PartitionState[], checkpoints: ReadonlyMap<string, StoredCheckpoint>): CheckResult {
   const id = `storage.checkpoints.${hub}`;
   const title = `checkpoints of ${hub}/${group}`;
   const rows: LagRow[] = states.map((p) => lagOf(p, checkpoints.get(p.partitionId)));
-  const ahead = checkpointsAhead(states, checkpoints);
+  const ahead = states.map((p) => checkpointAhead(p, checkpoints.get(p.partitionId))).filter((a): a is CheckpointAhead => a !== undefined);
   const have = states.filter((p) => checkpoints.has(p.partitionId)).length;
   const known = rows.every((r) => r.lag !== null);
   const lag = rows.reduce((n, r) => n + (r.lag ?? 0), 0);
   const detail = `${have} of ${states.length} partition(s) checkpointed, lag ${known ? lag : `at least ${lag}`} event(s)`;
   if (ahead.length > 0) {
+    const which = ahead.map((a) => `${a.partitionId} (checkpoint ${a.checkpointSequenceNumber}, ${a.lastEnqueuedSequenceNumber < 0 ? 'no event yet' : `last event ${a.lastEnqueuedSequenceNumber}`})`);
     return fail(
       ST,
       id,
       title,
-      `${detail}; partition(s) ${ahead.join(', ')} checkpointed past their last event (was the hub re-created?), so their new events are skipped`,
-      `stop the app, then \`hubsink checkpoints rewind --hub ${hub} --consumer-group ${group} --to-start\``,
+      `${detail}; partition(s) ${which.join(', ')} checkpointed past their last event (was the hub re-created?), so their new events are skipped`,
+      `stop the app, then \`${recreatedHubFix({ hub, consumerGroup: group, container })}\``,
     );
   }
   return ok(ST, id, title, have === 0 ? `none yet (the consumer starts from the start: ${lag} event(s) retained)` : detail);

@@ -10,11 +10,13 @@ import type { ContainerClient } from '@azure/storage-blob';
 import type pg from 'pg';
 import { urlTls, type HubsinkConfig } from '../config.js';
 import { detectCapabilities } from '../db/capabilities.js';
+import { grantSummary } from '../db/grants.js';
 import type { MigrationFile } from '../db/migrate.js';
 import { partitionStates, readCheckpoints, type CheckpointScope } from '../hubs/checkpoints.js';
 import { rollupFreshness } from '../rollups/freshness.js';
 import {
   appliedMigrations,
+  checkAccessGrants,
   checkExtensions,
   checkFreshness,
   checkMigrations,
@@ -72,7 +74,25 @@ export function configurationCheck(cfg: HubsinkConfig): CheckResult[] {
   const db = cfg.database ? `database by ${databaseSettings(cfg.database)}${cfg.database.entraAuth ? ' (Entra ID)' : ''}` : 'no database';
   const out = [ok('Configuration', 'configuration', 'settings parse', `${eh}; ${st}; ${db}; schema ${cfg.schema}; hubs ${cfg.ingestHub} and ${cfg.deadLetterHub}`)];
   for (const w of cfg.warnings) out.push(warn('Configuration', 'configuration.warning', 'unsafe setting', w, 'see the warning; sslmode=verify-full or PGSSLMODE=verify-full'));
+  if (cfg.access.mode === 'entra') out.push(accessModeCheck(cfg.access.platformAuthEnabled));
   return out;
+}
+
+/**
+ * Pure: entra mode trusts the caller's identity only where the platform's authentication is on,
+ * which App Service says by setting WEBSITE_AUTH_ENABLED itself. Run outside Azure, doctor reads the
+ * deployer's settings, where that setting is absent: so it says what must hold in Azure.
+ */
+export function accessModeCheck(platformAuthEnabled: boolean): CheckResult {
+  const title = 'access per storefront (HUBSINK_ACCESS=entra)';
+  if (platformAuthEnabled) return ok('Configuration', 'configuration.access', title, 'WEBSITE_AUTH_ENABLED is true: App Service authentication signs callers in, and their grants decide');
+  return warn(
+    'Configuration',
+    'configuration.access',
+    title,
+    'WEBSITE_AUTH_ENABLED is not true in these settings. In Azure it must be true (the platform sets it when App Service authentication is on), or every request is refused with 401; outside Azure doctor cannot see it',
+    'turn on App Service authentication with Microsoft Entra ID on the Function App (infra/azuredeploy.json does with accessMode=entra; check with `az webapp auth show`)',
+  );
 }
 
 export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
@@ -96,6 +116,7 @@ async function databaseChecks(deps: DoctorDeps): Promise<CheckResult[]> {
     skipped(S, 'database.partitions', 'partitions cover the window', why),
     skipped(S, 'database.rights', 'rights of the role', why),
     skipped(S, 'database.freshness', 'rollups fresh', why),
+    ...(cfg.access.mode === 'entra' ? [skipped(S, 'database.access', 'access grants (HUBSINK_ACCESS=entra)', why)] : []),
   ];
   if (!cfg.database) {
     return [fail(S, 'database.reachable', 'reachable', 'no database is configured', 'set DATABASE_URL, or PGHOST, PGUSER, PGDATABASE (PG_ENTRA_AUTH=true for Entra ID)'), ...later('no database')];
@@ -146,6 +167,9 @@ async function databaseChecks(deps: DoctorDeps): Promise<CheckResult[]> {
     if (migrated) {
       await step('database.freshness', 'rollups fresh', async () => checkFreshness(await rollupFreshness(p, cfg.schema, deps.now()), deps.staleRollupSeconds ?? 900), 'run `hubsink rollup --status`');
     } else out.push(skipped(S, 'database.freshness', 'rollups fresh', 'the schema is not migrated'));
+    if (cfg.access.mode === 'entra') {
+      await step('database.access', 'access grants (HUBSINK_ACCESS=entra)', async () => checkAccessGrants(await grantSummary(p, cfg.schema), cfg.schema), migrateFix);
+    }
     return out;
   } finally {
     await pool?.end().catch(() => undefined);
@@ -253,7 +277,7 @@ async function storageChecks(deps: DoctorDeps, hubsOk: ReadonlyMap<string, boole
         ms,
         Promise.all([partitionStates(consumer), reached.exists ? readCheckpoints(container, scope) : Promise.resolve(new Map())]),
       );
-      out.push(checkCheckpoints(hub, group, states, checkpoints));
+      out.push(checkCheckpoints(hub, group, deps.checkpointContainer, states, checkpoints));
     } catch (err) {
       out.push(fail(T, `storage.checkpoints.${hub}`, title, errorText(err), `check ${storageSetting(storage)} and the Event Hubs connection`));
     } finally {

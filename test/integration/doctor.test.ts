@@ -2,8 +2,9 @@
  * `hubsink doctor` against the real local pieces (PostgreSQL, Azurite, the project's Event Hubs
  * emulator through the real @azure/event-hubs client), healthy and then with each piece broken in
  * turn: a missing hub, a wrong key, a missing consumer group, an unmigrated schema, a missing
- * partition window, storage down, a role without INSERT, a checkpoint ahead of its partition. Every
- * ✗ must name the setting or command that fixes it. The CLI's exit codes, --json and --settings last.
+ * partition window, storage down, a role without INSERT, a checkpoint ahead of its partition, and in
+ * HUBSINK_ACCESS=entra no grant or no grants table. Every ✗ must name the setting or command that
+ * fixes it. The CLI's exit codes, --json and --settings last.
  */
 import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
@@ -209,15 +210,60 @@ describe('hubsink doctor', () => {
     }
   });
 
-  test('a checkpoint ahead of its partition (a re-created hub): ✗ naming `hubsink checkpoints rewind`', async () => {
+  test('a checkpoint ahead of its partition (a re-created hub): ✗ naming the rewind that fixes exactly it, which does', async () => {
     const ns = namespace();
+    const blob = container.getBlobClient(`${ns.toLowerCase()}/${DLQ}/${GROUPS.dead}/checkpoint/1`);
     await writeCheckpoint(container, { fullyQualifiedNamespace: ns, eventHubName: DLQ, consumerGroup: GROUPS.dead }, '1', { sequenceNumber: 4000, offset: '812345' });
     try {
       const results = await doctor(baseEnv);
-      assertFailed(results, { [`storage.checkpoints.${DLQ}`]: new RegExp(`hubsink checkpoints rewind --hub ${DLQ} --consumer-group ${GROUPS.dead} --to-start`) });
-      assert.match(byId(results, `storage.checkpoints.${DLQ}`).detail, /partition\(s\) 1 checkpointed past their last event/);
+      const fix = `hubsink checkpoints rewind --hub ${DLQ} --consumer-group '${GROUPS.dead}' --container ${container.containerName} --recreated`;
+      assertFailed(results, { [`storage.checkpoints.${DLQ}`]: new RegExp(fix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) });
+      assert.match(byId(results, `storage.checkpoints.${DLQ}`).detail, /partition\(s\) 1 \(checkpoint 4000, no event yet\) checkpointed past their last event/);
+      // The command as printed (split as a shell would: the quotes only guard a $ in the name) repairs it.
+      const args = fix.replace(/^hubsink /, '').replace(/'/g, '').split(' ');
+      const rewound = await runCli(args, baseEnv, { timeoutMs: 120_000 });
+      assert.equal(rewound.code, 0, rewound.stderr + rewound.stdout);
+      assert.equal(byId(await doctor(baseEnv), `storage.checkpoints.${DLQ}`).status, 'ok');
     } finally {
-      await container.getBlobClient(`${ns.toLowerCase()}/${DLQ}/${GROUPS.dead}/checkpoint/1`).delete();
+      await blob.deleteIfExists();
+    }
+  });
+
+  test('HUBSINK_ACCESS=entra: WEBSITE_AUTH_ENABLED said to be needed in Azure; no grant warns naming `hubsink access grant`, a grant passes; no grants table fails naming migrate', async () => {
+    const entra = { ...baseEnv, HUBSINK_ACCESS: 'entra' };
+    const before = await doctor(entra);
+    assertFailed(before, {});
+    const mode = byId(before, 'configuration.access');
+    assert.equal(mode.status, 'warn');
+    assert.match(mode.detail, /WEBSITE_AUTH_ENABLED .* In Azure it must be true/);
+    const none = byId(before, 'database.access');
+    assert.deepEqual([none.status, none.detail], ['warn', 'no grant yet: every signed-in caller is refused (403)']);
+    assert.match(none.fix ?? '', /hubsink access grant --group <object id>/);
+    // Key mode has neither check.
+    assert.ok(!(await doctor(baseEnv)).some((r) => r.id === 'configuration.access' || r.id === 'database.access'));
+
+    const group = '5d0c8a1e-7b1f-4c55-9a77-3c2b7e0f1a01';
+    const granted = await runCli(['access', 'grant', '--group', group, '--tenant', '42'], baseEnv, { timeoutMs: 60_000 });
+    assert.equal(granted.code, 0, granted.stderr);
+    try {
+      const after = await doctor({ ...entra, WEBSITE_AUTH_ENABLED: 'true' });
+      assert.deepEqual(after.filter((r) => r.status !== 'ok').map((r) => `${r.id}: ${r.detail}`), []);
+      assert.equal(byId(after, 'database.access').detail, '1 grant(s) to 1 principal(s), 1 storefront(s) granted (`hubsink access list`)');
+      const cli = await runCli(['doctor', '--container', container.containerName], entra, { timeoutMs: 120_000 });
+      assert.equal(cli.code, 0, cli.stdout + cli.stderr);
+      assert.match(cli.stdout, /^ {2}! access per storefront \(HUBSINK_ACCESS=entra\): WEBSITE_AUTH_ENABLED is not true/m);
+      assert.match(cli.stdout, /^ {2}✓ access grants \(HUBSINK_ACCESS=entra\): 1 grant\(s\)/m);
+    } finally {
+      assert.equal((await runCli(['access', 'revoke', '--group', group, '--tenant', '42'], baseEnv, { timeoutMs: 60_000 })).code, 0);
+    }
+
+    const empty = await createTestSchema('doc_noacc_');
+    try {
+      const results = await doctor({ ...entra, HUBSINK_SCHEMA: empty.schema });
+      assertFailed(results, { 'database.migrations': /hubsink migrate/, 'database.partitions': /hubsink migrate/, 'database.access': /hubsink migrate.*then grant/ });
+      assert.match(byId(results, 'database.access').detail, /no table .*access_grants/);
+    } finally {
+      await empty.drop();
     }
   });
 

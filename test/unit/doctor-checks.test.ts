@@ -1,18 +1,18 @@
 /**
  * The pure parts of `hubsink doctor`: the partition window by an injected clock (far past, zero
  * retention), migrations and checksums, rights and their GRANTs, Event Hubs errors as the client
- * throws them (an AggregateError with an empty message), checkpoints ahead of their partition,
- * the report (escaped, redacted) and local.settings.json under the environment.
+ * throws them (an AggregateError with an empty message), checkpoints ahead of their partition, the
+ * access mode and its grants, the report (escaped, redacted) and local.settings.json under the environment.
  */
 import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../src/config.js';
 import { migrationChecksum, type MigrationFile } from '../../src/db/migrate.js';
 import { partitionName } from '../../src/db/partitions.js';
-import { checkFreshness, checkMigrations, checkPartitions, checkRights, checkServer, describeConnectError } from '../../src/doctor/database.js';
-import { checkCheckpoints, checkHub, checkpointsAhead, classifyEventHubsError } from '../../src/doctor/hubs.js';
+import { checkAccessGrants, checkFreshness, checkMigrations, checkPartitions, checkRights, checkServer, describeConnectError, requiredRights } from '../../src/doctor/database.js';
+import { checkCheckpoints, checkHub, classifyEventHubsError } from '../../src/doctor/hubs.js';
 import { formatReport, jsonReport, type CheckResult } from '../../src/doctor/report.js';
-import { configurationCheck } from '../../src/doctor/run.js';
+import { accessModeCheck, configurationCheck } from '../../src/doctor/run.js';
 import { settingsFrom } from '../../src/cli/doctor.js';
 import type { PartitionState, StoredCheckpoint } from '../../src/hubs/checkpoints.js';
 
@@ -148,11 +148,42 @@ describe('checkpoints', () => {
       ['2', { partitionId: '2', sequenceNumber: 4 }],
       ['3', { partitionId: '3', sequenceNumber: -1 }],
     ]);
-    assert.deepEqual(checkpointsAhead(states, cps), ['0', '1']);
-    const r = checkCheckpoints('clicks', 'cg', states, cps);
+    const r = checkCheckpoints('clicks', 'cg', 'azure-webjobs-eventhub', states, cps);
     assert.equal(r.status, 'fail');
-    assert.match(r.fix ?? '', /hubsink checkpoints rewind --hub clicks --consumer-group cg --to-start/);
-    assert.equal(checkCheckpoints('clicks', 'cg', [state('2', 10)], new Map([['2', { partitionId: '2', sequenceNumber: 4 }]])).detail, '1 of 1 partition(s) checkpointed, lag 6 event(s)');
+    assert.match(r.detail, /partition\(s\) 0 \(checkpoint 150, last event 99\), 1 \(checkpoint 7, no event yet\) checkpointed past their last event/);
+    // The runner's fix: rewind exactly the partitions ahead, in the checkpoint container used.
+    assert.equal(r.fix, "stop the app, then `hubsink checkpoints rewind --hub clicks --consumer-group 'cg' --container azure-webjobs-eventhub --recreated`");
+    assert.equal(checkCheckpoints('clicks', 'cg', 'c', [state('2', 10)], new Map([['2', { partitionId: '2', sequenceNumber: 4 }]])).detail, '1 of 1 partition(s) checkpointed, lag 6 event(s)');
+    // At the last event exactly: caught up, not ahead.
+    assert.equal(checkCheckpoints('clicks', 'cg', 'c', [state('0', 99)], new Map([['0', { partitionId: '0', sequenceNumber: 99 }]])).status, 'ok');
+  });
+});
+
+describe('access (HUBSINK_ACCESS=entra)', () => {
+  test('the access mode: only in entra mode, and WEBSITE_AUTH_ENABLED must be true in Azure', () => {
+    const db = { DATABASE_URL: 'postgres://u@127.0.0.1/x' };
+    assert.deepEqual(configurationCheck(loadConfig(db)).map((r) => r.id), ['configuration']);
+    const off = configurationCheck(loadConfig({ ...db, HUBSINK_ACCESS: 'entra' })).find((r) => r.id === 'configuration.access');
+    assert.equal(off?.status, 'warn');
+    assert.match(off?.detail ?? '', /WEBSITE_AUTH_ENABLED is not true .* In Azure it must be true/);
+    assert.match(off?.fix ?? '', /App Service authentication .*accessMode=entra/);
+    assert.deepEqual(configurationCheck(loadConfig({ ...db, HUBSINK_ACCESS: 'entra', WEBSITE_AUTH_ENABLED: 'True' })).map((r) => [r.id, r.status]), [['configuration', 'ok'], ['configuration.access', 'ok']]);
+    assert.equal(accessModeCheck(true).status, 'ok');
+  });
+  test('grants: no table fails naming migrate, none warns naming `hubsink access grant`, some pass with counts', () => {
+    const none = checkAccessGrants(null, 'shop');
+    assert.deepEqual([none.id, none.status], ['database.access', 'fail']);
+    assert.match(none.fix ?? '', /hubsink migrate.*HUBSINK_SCHEMA=shop.*hubsink access grant/);
+    const empty = checkAccessGrants({ grants: 0, allTenants: 0, principals: 0, storefronts: 0 }, 'shop');
+    assert.equal(empty.status, 'warn');
+    assert.match(empty.detail, /403/);
+    assert.match(empty.fix ?? '', /`hubsink access grant --group <object id> --tenant <storefront id>`, or `--all-tenants`/);
+    const some = checkAccessGrants({ grants: 4, allTenants: 1, principals: 3, storefronts: 2 }, 'shop');
+    assert.deepEqual([some.status, some.detail], ['ok', '4 grant(s) to 3 principal(s), 2 storefront(s) granted, 1 with every storefront (`hubsink access list`)']);
+  });
+  test('the app needs only SELECT on the grants: an operator writes them', () => {
+    assert.deepEqual(requiredRights('access_grants', 'table'), ['SELECT']);
+    assert.deepEqual(requiredRights('dead_letters', 'table'), ['SELECT', 'INSERT', 'UPDATE', 'DELETE']);
   });
 });
 
