@@ -227,6 +227,27 @@ export function partitionLag(p: PartitionState, processed: number | undefined, c
   return Math.max(0, p.lastEnqueuedSequenceNumber - processed);
 }
 
+/** What the lag gauge shows for a partition; `ahead` flags a checkpoint past its last event. */
+export interface LagReading {
+  /** Negative when `ahead`: last enqueued minus the checkpoint, so the gauge itself tells it apart. */
+  lag: number;
+  ahead?: CheckpointAhead;
+}
+
+/**
+ * Pure: the lag gauge's reading of one partition. A checkpoint ahead of the partition (a re-created
+ * hub) is flagged, whatever the consumer handled: `partitionLag` alone counts no lag there (nothing
+ * new to read), which an alert on lag would take for a healthy consumer while the partition is held
+ * or about to be skipped. The checkpoint must have been read before the partition's properties:
+ * sequence numbers only grow, so then only a re-created hub puts it ahead.
+ */
+export function lagReading(p: PartitionState, processed: number | undefined, checkpoint: StoredCheckpoint | undefined): LagReading | null {
+  const ahead = checkpointAhead(p, checkpoint);
+  if (ahead) return { lag: ahead.lastEnqueuedSequenceNumber - ahead.checkpointSequenceNumber, ahead };
+  const lag = partitionLag(p, processed, checkpoint);
+  return lag === null ? null : { lag };
+}
+
 /** The position a rewind computed for one partition: just before `first`, or the partition's start. */
 export type RewindTarget =
   | { kind: 'start' }

@@ -8,7 +8,7 @@
  * given. Nothing is received: the consumer clients here only answer management requests.
  */
 import type { ContainerClient } from '@azure/storage-blob';
-import { lagOf, partitionLag, readCheckpoints, type CheckpointScope, type PartitionState, type StoredCheckpoint } from '../hubs/checkpoints.js';
+import { lagOf, lagReading, readCheckpoints, type CheckpointScope, type PartitionState, type StoredCheckpoint } from '../hubs/checkpoints.js';
 import type { GaugeSources } from './telemetry.js';
 
 /** Both Event Hubs clients answer these. */
@@ -62,18 +62,23 @@ export interface OwnedPartitions {
   processed: (partitionId: string) => number | undefined;
 }
 
-/** `hubsink.ingest.lag`: per partition, last enqueued minus the checkpoint (or what was handled). */
+/**
+ * `hubsink.ingest.lag`: per partition, last enqueued minus the checkpoint (or what was handled); a
+ * checkpoint ahead of its partition (the hub was re-created) is flagged (`checkpointAhead`) with the
+ * negative difference, instead of being left out or shown as no lag.
+ */
 export function ingestLagSource(h: HubScope, owned?: OwnedPartitions): LagSource {
   return async () => {
     const ids = owned ? owned.partitions() : await h.client.getPartitionIds();
     const processed = (id: string) => owned?.processed(id);
-    // The runner's handled positions are fresher than its checkpoints: list only when one is missing.
-    const checkpoints = ids.some((id) => processed(id) === undefined) ? await checkpointsOrNone(h.container, h.scope) : new Map<string, StoredCheckpoint>();
+    // Listed every time, and before the partitions' properties: a checkpoint read first can only be
+    // ahead of them when the hub was re-created, even while the runner moves on.
+    const checkpoints = ids.length > 0 ? await checkpointsOrNone(h.container, h.scope) : new Map<string, StoredCheckpoint>();
     const states = await Promise.all(ids.map((id) => stateOf(h.client, id)));
-    const out: { hub: string; partition: string; lag: number }[] = [];
+    const out: { hub: string; partition: string; lag: number; checkpointAhead?: true }[] = [];
     for (const p of states) {
-      const lag = partitionLag(p, processed(p.partitionId), checkpoints.get(p.partitionId));
-      if (lag !== null) out.push({ hub: h.hub, partition: p.partitionId, lag });
+      const r = lagReading(p, processed(p.partitionId), checkpoints.get(p.partitionId));
+      if (r) out.push({ hub: h.hub, partition: p.partitionId, lag: r.lag, ...(r.ahead ? { checkpointAhead: true as const } : {}) });
     }
     return out;
   };

@@ -92,7 +92,8 @@ export function createOtelTelemetry(meter: Meter, opts: OtelTelemetryOptions = {
       };
       const callback = async (result: BatchObservableResult): Promise<void> => {
         const [lag, bl, pk, fr] = await Promise.all([settle(sources.ingestLag), settle(sources.deadLetterBacklog), settle(sources.parked), settle(sources.rollupFreshness)]);
-        for (const l of lag ?? []) result.observe(ingestLag, l.lag, { hub: l.hub, partition: l.partition });
+        // The extra attribute only where flagged: healthy series keep the attributes dashboards already use.
+        for (const l of lag ?? []) result.observe(ingestLag, l.lag, l.checkpointAhead ? { hub: l.hub, partition: l.partition, checkpoint: 'ahead' } : { hub: l.hub, partition: l.partition });
         for (const b of bl ?? []) result.observe(backlog, b.backlog, { hub: b.hub });
         for (const p of pk ?? []) result.observe(parked, p.count, { reason: p.reason });
         for (const f of fr ?? []) result.observe(freshness, f.seconds, { rollup: f.rollup });

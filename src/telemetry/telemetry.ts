@@ -14,7 +14,8 @@ import type { BatchCounts, FailureReason } from '../pipeline/types.js';
 /** What the gauges read at collection time. Every source is optional; a failing one is skipped. */
 export interface GaugeSources {
   /** Last enqueued sequence number minus the last one processed, per owned partition. */
-  ingestLag?: () => Promise<readonly { hub: string; partition: string; lag: number }[]>;
+  /** `checkpointAhead`: the checkpoint lies past the partition's last event (a re-created hub); lag is then negative. */
+  ingestLag?: () => Promise<readonly { hub: string; partition: string; lag: number; checkpointAhead?: true }[]>;
   /** Events on the dead-letter hub after its consumer group's checkpoints, per hub. */
   deadLetterBacklog?: () => Promise<readonly { hub: string; backlog: number }[]>;
   /** Rows in `dead_letters` with status `parked`, per reason. */
@@ -72,7 +73,13 @@ export const INSTRUMENTS = {
   deadLettered: { name: 'hubsink.events.dead_lettered', kind: 'counter', unit: '{event}', attributes: ['hub', 'reason'], description: 'Events handed to the dead-letter sink, by reason' },
   batchDuration: { name: 'hubsink.batch.duration', kind: 'histogram', unit: 's', attributes: ['hub'], description: 'Time to validate, write and dead-letter one batch' },
   batchSize: { name: 'hubsink.batch.size', kind: 'histogram', unit: '{event}', attributes: ['hub'], description: 'Events per ingest batch' },
-  ingestLag: { name: 'hubsink.ingest.lag', kind: 'gauge', unit: '{event}', attributes: ['hub', 'partition'], description: 'Last enqueued sequence number minus the last one processed' },
+  ingestLag: {
+    name: 'hubsink.ingest.lag',
+    kind: 'gauge',
+    unit: '{event}',
+    attributes: ['hub', 'partition', 'checkpoint'],
+    description: 'Last enqueued sequence number minus the last one processed; negative, with checkpoint=ahead, when the checkpoint is past the partition (hub re-created: checkpoints rewind --recreated)',
+  },
   deadLetterBacklog: { name: 'hubsink.deadletter.backlog', kind: 'gauge', unit: '{event}', attributes: ['hub'], description: 'Events on the dead-letter hub not yet checkpointed by its consumer group' },
   parked: { name: 'hubsink.deadletters.parked', kind: 'gauge', unit: '{event}', attributes: ['reason'], description: 'Rows in dead_letters waiting for an operator (status parked)' },
   rollupFreshness: { name: 'hubsink.rollup.freshness', kind: 'gauge', unit: 's', attributes: ['rollup'], description: 'Age of the oldest event not yet folded into the rollup (0 when caught up)' },

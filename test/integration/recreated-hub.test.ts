@@ -5,10 +5,19 @@
  * word, and `checkpoints show` counted no lag. Now: `checkpoints show` flags each such partition,
  * a runner holds them and names the command that fixes them, `checkpoints rewind --recreated` puts
  * back exactly those checkpoints, and a runner started after it writes the new events exactly.
+ * The lag gauge flags each such partition (checkpoint=ahead, last enqueued minus the checkpoint, so
+ * negative) on the runner's /metrics and in the Function App's source read through an in-memory
+ * reader; before, it left those partitions out, so no alert on lag could see them.
  * The hub is deleted and created again in the emulator, read through the real SDK.
  */
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
+import { EventHubConsumerClient } from '@azure/event-hubs';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { ingestLagSource } from '../../src/telemetry/hubGauges.js';
+import { INSTRUMENTS } from '../../src/telemetry/telemetry.js';
+import { findMetric, sample, testTelemetry } from '../support/metrics.js';
+import { testAzuriteConnection } from '../support/services.js';
 import { countRows, diff, eventKeys, runnerArgs, sendLoad, spawnHubsink, stackForFile, waitFor, type RunnerProcess, type Stack } from '../support/runner-fixture.js';
 
 let stack: Stack;
@@ -54,9 +63,43 @@ test('a re-created hub: show flags it, the runner holds the partitions and names
   }
   assert.equal(shown.totalLag, null);
 
-  const second = spawnHubsink(runnerArgs(stack), stack.env());
+  // What the lag gauge must show per partition: last enqueued of the new hub minus the old checkpoint.
+  const aheadBy = new Map(shown.partitions.map((p) => [p.partitionId, stack.emu.partitionEvents(stack.hub, p.partitionId).length - 1 - (p.checkpoint?.sequenceNumber ?? 0)]));
+  for (const v of aheadBy.values()) assert.ok(v < 0);
+
+  // The Function App's source (every partition of the hub, from the checkpoints), through an in-memory reader.
+  const consumer = new EventHubConsumerClient('$Default', stack.emu.connectionString(stack.hub));
+  try {
+    const container = BlobServiceClient.fromConnectionString(testAzuriteConnection()).getContainerClient(stack.container);
+    const source = ingestLagSource({ hub: stack.hub, client: consumer, container, scope: { fullyQualifiedNamespace: consumer.fullyQualifiedNamespace, eventHubName: stack.hub, consumerGroup: '$Default' } });
+    const { telemetry, reader } = testTelemetry();
+    telemetry.observe({ ingestLag: source });
+    const points = findMetric(await reader.read(), INSTRUMENTS.ingestLag.name)?.dataPoints ?? [];
+    assert.deepEqual(
+      new Map(points.map((d) => [`${String(d.attributes.partition)} ${String(d.attributes.checkpoint)}`, Number(d.value)])),
+      new Map([...aheadBy].map(([p, v]) => [`${p} ahead`, v])),
+    );
+  } finally {
+    await consumer.close();
+  }
+
+  const second = spawnHubsink(runnerArgs(stack, ['--metrics-port', '0']), stack.env());
   children.push(second);
-  await waitFor('every partition held', () => Promise.resolve(second.stderr()), (s) => (s.match(/holding partition/g) ?? []).length >= 4 || second.child.exitCode !== null, 120_000);
+  const heldAll = (s: string) => ['0', '1', '2', '3'].every((p) => new RegExp(`: holding partition ${p} `).test(s));
+  await waitFor('every partition held', () => Promise.resolve(second.stderr()), (s) => heldAll(s) || second.child.exitCode !== null, 120_000);
+  assert.ok(heldAll(second.stderr()), second.stderr().slice(-3000));
+  // The runner's gauge on the partitions it holds, scraped as Prometheus would.
+  const base = /metrics on (http:\/\/127\.0\.0\.1:\d+)\/metrics/.exec(second.stderr())?.[1];
+  assert.ok(base, second.stderr().slice(-2000));
+  const metrics = await waitFor(
+    'the gauge on all four partitions',
+    async () => (await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(30_000) })).text(),
+    (m) => (m.match(/^hubsink_ingest_lag\{/gm) ?? []).length >= 4 || second.child.exitCode !== null,
+    60_000,
+  );
+  for (const [partition, v] of aheadBy) {
+    assert.equal(sample(metrics, 'hubsink_ingest_lag', { hub: stack.hub, partition, checkpoint: 'ahead' }), v, `partition ${partition}:\n${metrics}`);
+  }
   const fix = `hubsink checkpoints rewind --hub ${stack.hub} --consumer-group '$Default' --container ${stack.container} --recreated`;
   assert.ok(second.stderr().includes(fix), second.stderr().slice(-3000));
   assert.match(second.stderr(), /checkpoint of consumer group \$Default is at sequence \d+, but its last event is \d+: the hub was deleted and created again/);

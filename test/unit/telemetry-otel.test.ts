@@ -2,7 +2,7 @@ import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { INSTRUMENTS, noopTelemetry } from '../../src/telemetry/telemetry.js';
 import { ProcessedPositions } from '../../src/runner/telemetry.js';
-import { partitionLag } from '../../src/hubs/checkpoints.js';
+import { lagReading, partitionLag } from '../../src/hubs/checkpoints.js';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { createOtelTelemetry, METER_NAME } from '../../src/telemetry/otel.js';
 import { findMetric, histogram, pointValue, testTelemetry, TestReader } from '../support/metrics.js';
@@ -53,7 +53,7 @@ describe('OpenTelemetry instruments', () => {
     let parked = 4;
     let calls = 0;
     const stop = telemetry.observe({
-      ingestLag: () => Promise.resolve([{ hub: 'clicks', partition: '0', lag: 12 }, { hub: 'clicks', partition: '1', lag: 0 }]),
+      ingestLag: () => Promise.resolve([{ hub: 'clicks', partition: '0', lag: 12 }, { hub: 'clicks', partition: '1', lag: 0 }, { hub: 'clicks', partition: '2', lag: -40, checkpointAhead: true }]),
       deadLetterBacklog: () => Promise.reject(new Error('hub unreachable')),
       parked: () => {
         calls++;
@@ -65,6 +65,9 @@ describe('OpenTelemetry instruments', () => {
     let rm = await reader.read();
     assert.equal(pointValue(rm, INSTRUMENTS.ingestLag.name, { hub: 'clicks', partition: '0' }), 12);
     assert.equal(pointValue(rm, INSTRUMENTS.ingestLag.name, { hub: 'clicks', partition: '1' }), 0);
+    // A re-created hub's partition is flagged by an attribute of its own; the others carry none.
+    assert.equal(pointValue(rm, INSTRUMENTS.ingestLag.name, { hub: 'clicks', partition: '2', checkpoint: 'ahead' }), -40);
+    assert.equal(pointValue(rm, INSTRUMENTS.ingestLag.name, { hub: 'clicks', partition: '2' }), undefined);
     assert.equal(pointValue(rm, INSTRUMENTS.deadLetterBacklog.name, { hub: 'clicks' }), undefined);
     assert.equal(pointValue(rm, INSTRUMENTS.parked.name, { reason: 'invalid' }), 4);
     assert.equal(pointValue(rm, INSTRUMENTS.rollupFreshness.name, { rollup: 'minute' }), 42.5);
@@ -137,6 +140,16 @@ describe('ingest lag per partition', () => {
     assert.equal(partitionLag(p, undefined, { partitionId: '0', sequenceNumber: 49 }), 50);
     assert.equal(partitionLag(p, undefined, undefined), 90);
     assert.equal(partitionLag({ ...p, isEmpty: true }, undefined, undefined), 0);
+  });
+  test('a checkpoint ahead of the partition (a re-created hub) is flagged with the negative difference, whatever was handled', () => {
+    const recreated = { ...p, beginningSequenceNumber: 0, lastEnqueuedSequenceNumber: 9 };
+    const cp = { partitionId: '0', sequenceNumber: 120 };
+    assert.deepEqual(lagReading(recreated, undefined, cp), { lag: -111, ahead: { partitionId: '0', checkpointSequenceNumber: 120, lastEnqueuedSequenceNumber: 9 } });
+    assert.equal(lagReading(recreated, 130, cp)?.ahead?.checkpointSequenceNumber, 120);
+    assert.equal(lagReading({ ...recreated, isEmpty: true, lastEnqueuedSequenceNumber: -1 }, undefined, cp)?.lag, -121);
+    // Not ahead: the plain lag, unflagged.
+    assert.deepEqual(lagReading(p, undefined, { partitionId: '0', sequenceNumber: 49 }), { lag: 50 });
+    assert.deepEqual(lagReading(p, 99, { partitionId: '0', sequenceNumber: 99 }), { lag: 0 });
   });
   test('positions only move forward', () => {
     const pos = new ProcessedPositions();
