@@ -1,11 +1,13 @@
 // `npm run check:deps` (part of npm test): the folders of src/ depend one way,
 //   functions, cli → features (ingest, deadletters, rollups, serving, runner, partitions, import,
-//   local, generator, telemetry, doctor) → pipeline, db, hubs → config,
+//   local, generator, telemetry, doctor, app) → pipeline, db, hubs → config,
+// where app (the composition root, used by the Functions context, the runner and the local stack)
+// sits below runner and local and above the features it wires,
 // with no cycle between folders (checked on the graph collapsed to folders) or modules, and the
 // deployable functions never reach the development tools.
 const BASE = '^src/(pipeline|db|hubs)/';
 const ENTRY = '^src/(functions|cli)/';
-const FEATURES = '^src/(ingest|deadletters|rollups|serving|runner|partitions|import|local|generator|telemetry|doctor)/';
+const FEATURES = '^src/(ingest|deadletters|rollups|serving|runner|partitions|import|local|generator|telemetry|doctor|app)/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -13,6 +15,7 @@ module.exports = {
     { name: 'no-cycles', severity: 'error', comment: 'no import cycle, between modules or (with --collapse) between folders', from: {}, to: { circular: true } },
     { name: 'base-below-features', severity: 'error', comment: 'pipeline, db and hubs are below the features and entry points', from: { path: BASE }, to: { path: [FEATURES, ENTRY] } },
     { name: 'features-below-entry', severity: 'error', comment: 'features do not import the entry points', from: { path: FEATURES }, to: { path: ENTRY } },
+    { name: 'app-below-its-users', severity: 'error', comment: 'the composition root (src/app) builds what the Functions context, the runner and the local stack share; it imports none of them', from: { path: '^src/app/' }, to: { path: '^src/(runner|local|functions|cli)/' } },
     { name: 'config-at-the-bottom', severity: 'error', comment: 'config imports nothing of the app but the error base', from: { path: '^src/config\\.ts$' }, to: { path: '^src/', pathNot: '^src/errors\\.ts$' } },
     { name: 'errors-at-the-bottom', severity: 'error', comment: 'the error base (src/errors.ts), which every layer may import, imports nothing of the app', from: { path: '^src/errors\\.ts$' }, to: { path: '^src/' } },
     {

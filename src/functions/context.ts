@@ -7,16 +7,9 @@
  * error before the managed identity is ready) is forgotten, so the next invocation builds again
  * instead of failing forever with the first error; and a pool built before the failure is ended.
  */
-import type { EventHubProducerClient } from '@azure/event-hubs';
-import type pg from 'pg';
-import { loadConfig, requireEventHubs, type HubsinkConfig } from '../config.js';
-import { createPool, createServingPool } from '../db/pool.js';
-import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
-import { configureSession } from '../db/session.js';
-import { TenantRegistry } from '../db/tenants.js';
-import { createDeadLetterProducer, EventHubDeadLetterSink } from '../hubs/deadLetterSink.js';
-import { parkOversize } from '../deadletters/oversize.js';
-import type { DeadLetterSink } from '../pipeline/types.js';
+import { loadConfig, type HubsinkConfig } from '../config.js';
+import { buildAppServices, DEFAULT_FACTORIES, retryable, type AppServices, type ServiceFactories } from '../app/services.js';
+import { makeServingHandlers, servingDepsOf, type ServingHandlers } from '../app/serving.js';
 import { parkedByReason, poolUsage } from '../db/probes.js';
 import { rollupFreshness } from '../rollups/freshness.js';
 import { app as functionsApp } from '@azure/functions';
@@ -24,26 +17,15 @@ import { azureMonitorTelemetry, type AppTelemetry } from '../telemetry/azure.js'
 import { appHubGauges, type AppHubGauges } from '../telemetry/appGauges.js';
 import { noopTelemetry, type GaugeSources, type Telemetry } from '../telemetry/telemetry.js';
 
-export interface AppContext {
-  config: HubsinkConfig;
-  pool: pg.Pool;
-  caps: Capabilities;
-  tenants: TenantRegistry;
+/** The app's services (src/app/services.ts) and what the Function App adds: its telemetry. */
+export interface AppContext extends AppServices {
   /** Azure Monitor when APPLICATIONINSIGHTS_CONNECTION_STRING is set, else a no-op. */
   telemetry: Telemetry;
-  /** The metrics API's own small pool (statement_timeout on), created on first use. */
-  servingPool(): Promise<pg.Pool>;
-  /** Created on first use: functions that never dead-letter do not need Event Hubs settings. */
-  deadLetterSink(): Promise<DeadLetterSink>;
 }
 
 /** What building the context needs; injected in tests. */
-export interface AppContextDeps {
+export interface AppContextDeps extends ServiceFactories {
   config: () => HubsinkConfig;
-  createPool: (config: HubsinkConfig) => Promise<pg.Pool>;
-  createServingPool: (config: HubsinkConfig) => Promise<pg.Pool>;
-  detectCapabilities: (pool: pg.Pool) => Promise<Capabilities>;
-  createProducer: (config: HubsinkConfig) => Promise<EventHubProducerClient>;
   /** Once per process (it installs the global MeterProvider); absent: no telemetry. */
   telemetry?: (config: HubsinkConfig) => Promise<AppTelemetry>;
   /** The ingest lag and dead-letter backlog gauges, made only when telemetry is enabled. */
@@ -53,33 +35,20 @@ export interface AppContextDeps {
   log?: (line: string) => void;
 }
 
-/** Forgets a failed promise so the next call tries again; callers share one attempt in flight. */
-function retryable<T>(build: () => Promise<T>): () => Promise<T> {
-  let current: Promise<T> | undefined;
-  return () => {
-    current ??= build().catch((err: unknown) => {
-      current = undefined;
-      throw err;
-    });
-    return current;
-  };
-}
-
 export function appContextLoader(deps: AppContextDeps): () => Promise<AppContext> {
   return retryable(async () => {
     const config = deps.config();
-    const pool = await deps.createPool(config);
-    let caps: Capabilities;
+    const services = await buildAppServices(config, { factories: deps });
+    let app: AppTelemetry | undefined;
     try {
-      caps = await deps.detectCapabilities(pool);
+      app = deps.telemetry ? await deps.telemetry(config) : undefined;
     } catch (err) {
-      // The next invocation builds a new pool: this one must not keep its connections open.
-      await pool.end().catch(() => undefined);
+      // The next invocation builds everything again: this build must not keep its connections open.
+      await services.close().catch(() => undefined);
       throw err;
     }
-    configureSession(pool, caps, { citusCachedConnsPerWorker: config.citusCachedConnsPerWorker });
-    const app = deps.telemetry ? await deps.telemetry(config) : undefined;
     const telemetry = app?.telemetry ?? noopTelemetry;
+    const { pool } = services;
     const sources: GaugeSources = {
       parked: () => parkedByReason(pool, config.schema),
       rollupFreshness: () => rollupFreshness(pool, config.schema, new Date()),
@@ -91,23 +60,14 @@ export function appContextLoader(deps: AppContextDeps): () => Promise<AppContext
     else if (hubs) (deps.log ?? console.warn)(`telemetry: no ingest lag or dead-letter backlog gauges: ${hubs.reason}`);
     const unobserve = telemetry.observe(sources);
     if (app?.enabled) {
+      const shutdown = app.shutdown.bind(app);
       deps.onTerminate?.(async () => {
         unobserve();
         if (hubs?.on) await hubs.close();
-        await app.shutdown();
+        await shutdown();
       });
     }
-    return {
-      config,
-      pool,
-      caps,
-      tenants: new TenantRegistry(),
-      telemetry,
-      servingPool: retryable(() => deps.createServingPool(config)),
-      // Poison too large for any dead-letter message is parked directly, where the deadletter
-      // function would have put it; otherwise one huge invalid event would hold its partition forever.
-      deadLetterSink: retryable(async () => new EventHubDeadLetterSink(await deps.createProducer(config), { onOversize: parkOversize(pool, config.schema) })),
-    };
+    return { ...services, telemetry };
   });
 }
 
@@ -120,13 +80,18 @@ export function getConfig(): HubsinkConfig {
 }
 
 export const getAppContext: () => Promise<AppContext> = appContextLoader({
+  ...DEFAULT_FACTORIES,
   config: getConfig,
-  createPool: (c) => createPool(c),
-  createServingPool: (c) => createServingPool(c),
-  detectCapabilities,
-  createProducer: (c) => createDeadLetterProducer(requireEventHubs(c), c.deadLetterHub),
   telemetry: retryable(() => azureMonitorTelemetry(getConfig().appInsightsConnectionString)),
   onTerminate: (close) => {
     functionsApp.hook.appTerminate(close);
   },
 });
+
+let serving: ServingHandlers | undefined;
+
+/** The dashboard and metrics handlers, built once for their registrations (dashboard.ts, metrics.ts). */
+export function getServingHandlers(): ServingHandlers {
+  serving ??= makeServingHandlers(async () => servingDepsOf(await getAppContext()), { entra: getConfig().access.mode === 'entra' });
+  return serving;
+}

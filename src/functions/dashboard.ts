@@ -1,25 +1,14 @@
 import { app } from '@azure/functions';
-import { makeRollupsHandler } from '../serving/catalog.js';
-import { accessControl, httpAuthLevel, signedIn } from '../serving/access.js';
-import { makeDashboardHandler } from '../serving/dashboard.js';
-import { makeFreshnessHandler } from '../serving/freshness.js';
-import { makeTenantsHandler } from '../serving/tenants.js';
-import { getAppContext, getConfig } from './context.js';
+import { httpAuthLevel } from '../serving/access.js';
+import { getConfig, getServingHandlers } from './context.js';
 
 // The dashboard and the two endpoints it needs besides metrics. Same auth as metrics: a function
 // key, which the page passes on from the `code` it was opened with (README, "Dashboard"); or with
 // HUBSINK_ACCESS=entra the caller's sign-in and grants (README, "Access per storefront").
 const authLevel = httpAuthLevel(getConfig().access);
 
-async function servingDeps() {
-  const ctx = await getAppContext();
-  const pool = await ctx.servingPool();
-  const access = accessControl(ctx.config.access, pool, ctx.config.schema);
-  return { pool, schema: ctx.config.schema, retentionDays: ctx.config.rollupRetentionDays, ...(access ? { access } : {}) };
-}
-
 // In key mode the page needs no database; in entra mode it checks the caller's grants.
-const dashboard = makeDashboardHandler(undefined, getConfig().access.mode === 'entra' ? async () => (await servingDeps()).access : undefined);
+const { dashboard, tenants, freshness, rollups } = getServingHandlers();
 
 /** GET /api/dashboard: the page (and /api/dashboard/assets/…, the asset URLs of older pages). */
 app.http('dashboard', {
@@ -47,7 +36,7 @@ app.http('tenants', {
   methods: ['GET'],
   authLevel,
   route: 'tenants',
-  handler: makeTenantsHandler(servingDeps),
+  handler: tenants,
 });
 
 /** GET /api/freshness: when the rollups last ran and how far behind ingest they are. */
@@ -55,7 +44,7 @@ app.http('freshness', {
   methods: ['GET'],
   authLevel,
   route: 'freshness',
-  handler: makeFreshnessHandler(servingDeps),
+  handler: freshness,
 });
 
 /** GET /api/rollups: which dimensions, measures and grains the rollups answer (the panel editor's choices). */
@@ -64,8 +53,5 @@ app.http('rollups', {
   authLevel,
   route: 'rollups',
   // No storefront's data, but in entra mode still for signed-in callers with a grant only.
-  handler: signedIn(makeRollupsHandler(async () => {
-    const ctx = await getAppContext();
-    return { pool: await ctx.servingPool(), schema: ctx.config.schema };
-  }), async () => (await servingDeps()).access, 'rollups'),
+  handler: rollups,
 });

@@ -1,7 +1,6 @@
 import { app } from '@azure/functions';
-import { accessControl, httpAuthLevel } from '../serving/access.js';
-import { makeMetricsHandler } from '../serving/handler.js';
-import { getAppContext, getConfig } from './context.js';
+import { httpAuthLevel } from '../serving/access.js';
+import { getConfig, getServingHandlers } from './context.js';
 
 /**
  * GET /api/tenants/{tenantId}/metrics?from=&to=&grain=&by=: a function key required, or with
@@ -11,20 +10,5 @@ app.http('metrics', {
   methods: ['GET'],
   authLevel: httpAuthLevel(getConfig().access),
   route: 'tenants/{tenantId}/metrics',
-  handler: makeMetricsHandler(async () => {
-    const ctx = await getAppContext();
-    const pool = await ctx.servingPool();
-    return {
-      pool,
-      schema: ctx.config.schema,
-      caps: ctx.caps,
-      retentionDays: ctx.config.rollupRetentionDays,
-      maxRows: ctx.config.metrics.maxRows,
-      ...optional(accessControl(ctx.config.access, pool, ctx.config.schema)),
-    };
-  }),
+  handler: getServingHandlers().metrics,
 });
-
-function optional<T>(access: T | undefined): { access?: T } {
-  return access ? { access } : {};
-}

@@ -8,13 +8,11 @@ import { createHash } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type pg from 'pg';
 import { loadConfig, type AccessMode, type HubsinkConfig } from '../config.js';
-import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
+import { makeServingHandlers } from '../app/serving.js';
+import { buildAppServices } from '../app/services.js';
 import { migrate } from '../db/migrate.js';
-import { createPool, createServingPool } from '../db/pool.js';
 import { rollupStatus } from '../rollups/run.js';
-import { configureSession } from '../db/session.js';
 import { startEmulator } from '@hubsink/eventhubs-emulator';
 import { createGenerator } from '../generator/generator.js';
 import { sendGenerated } from '../generator/send.js';
@@ -23,12 +21,7 @@ import { describeError } from '../pipeline/classify.js';
 import type { Logger } from '../runner/checkpointingConsumer.js';
 import { startRunner, type Runner } from '../runner/runner.js';
 import type { RunnerStats } from '../runner/stats.js';
-import { databaseAccess, signedIn, type Principal } from '../serving/access.js';
-import { makeDashboardHandler } from '../serving/dashboard.js';
-import { makeRollupsHandler } from '../serving/catalog.js';
-import { makeFreshnessHandler } from '../serving/freshness.js';
-import { makeMetricsHandler } from '../serving/handler.js';
-import { makeTenantsHandler } from '../serving/tenants.js';
+import { databaseAccess, type Principal } from '../serving/access.js';
 import { startAzurite } from './azurite.js';
 import { loadEmbeddedPostgres } from './embedded.js';
 import { serveMetrics } from './http.js';
@@ -244,10 +237,9 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
       HUBSINK_TRANSIENT_RETRY_MS: opts.env.HUBSINK_TRANSIENT_RETRY_MS ?? '5000',
     });
 
-    const pool: pg.Pool = await createPool(config);
-    stops.push({ what: 'the database pool', ms: 10_000, fn: () => pool.end() });
-    const caps: Capabilities = await detectCapabilities(pool);
-    configureSession(pool, caps, { citusCachedConnsPerWorker: config.citusCachedConnsPerWorker });
+    const services = await buildAppServices(config);
+    stops.push({ what: 'the database pools', ms: 10_000, fn: () => services.close() });
+    const { pool, caps } = services;
     const { applied } = await migrate(pool, config.schema, { log: (m) => log('info', m) });
     if (applied.length === 0) log('info', `schema ${config.schema} is up to date`);
     // Partitions: the runner maintains them itself, at start and every few hours (as `hubsink run` does).
@@ -271,22 +263,12 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
     telemetryEndpoint.setReadiness(() => runner.readiness());
 
     // Dashboard queries on their own small pool, as in the Function App, so they cannot starve ingest.
-    const servingPool = await createServingPool(config);
-    stops.push({ what: 'the metrics pool', ms: 10_000, fn: () => servingPool.end() });
+    const servingPool = await services.servingPool();
     const accessMode = opts.access?.mode ?? config.access.mode;
     const principal = accessMode === 'entra' ? (opts.access?.principal ?? null) : null;
     // The local server strips client-sent principal headers as the platform does, so its own are believed.
     const access = accessMode === 'entra' ? { access: databaseAccess(servingPool, config.schema, true) } : {};
-    const handler = makeMetricsHandler(() =>
-      Promise.resolve({ pool: servingPool, schema: config.schema, caps, retentionDays: config.rollupRetentionDays, maxRows: config.metrics.maxRows, ...access }),
-    );
-    const handlers = {
-      metrics: handler,
-      tenants: makeTenantsHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema, retentionDays: config.rollupRetentionDays, ...access })),
-      freshness: makeFreshnessHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema, ...access })),
-      rollups: signedIn(makeRollupsHandler(() => Promise.resolve({ pool: servingPool, schema: config.schema })), () => Promise.resolve(access.access), 'rollups'),
-      dashboard: makeDashboardHandler(undefined, access.access ? () => Promise.resolve(access.access) : undefined),
-    };
+    const handlers = makeServingHandlers(() => Promise.resolve({ pool: servingPool, config, caps, ...access }), { entra: accessMode === 'entra' });
     const http = await serveMetrics(handlers, {
       port: await preferredOrFreePort(opts.ports.http),
       log: (l) => log('warn', l),

@@ -9,21 +9,17 @@ import { BlobCheckpointStore } from '@azure/eventhubs-checkpointstore-blob';
 import type { CheckpointStore, EventHubConsumerClient } from '@azure/event-hubs';
 import type { ContainerClient } from '@azure/storage-blob';
 import type pg from 'pg';
+import { buildAppServices } from '../app/services.js';
+import type { Capabilities } from '../db/capabilities.js';
 import { ConfigError, requireDatabase, requireEventHubs, requireStorage, type HubsinkConfig } from '../config.js';
-import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
-import { createPool } from '../db/pool.js';
 import { eventsFolded, RollupBusyError, rollUpUntilCaughtUp } from '../rollups/run.js';
 import { DEFAULT_PARTITION_EVERY_MS, DEFAULT_PARTITION_RETRY_MS, PartitionSchedule } from '../partitions/maintain.js';
-import { configureSession } from '../db/session.js';
-import { TenantRegistry } from '../db/tenants.js';
 import { ident } from '../db/ident.js';
 import { processDeadLetters } from '../deadletters/process.js';
 import { checkpointAhead, describeCheckpointAhead, readCheckpoints } from '../hubs/checkpoints.js';
 import { blobContainer, createConsumer, FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
-import { createDeadLetterProducer, EventHubDeadLetterSink } from '../hubs/deadLetterSink.js';
 import { eventHubsContext } from '../hubs/explain.js';
 import { probeEventHubs } from '../hubs/probe.js';
-import { parkOversize } from '../deadletters/oversize.js';
 import { ingestBatch, prepareIngest, writePrepared } from '../ingest/ingestBatch.js';
 import { classifyError, describeError } from '../pipeline/classify.js';
 import { normalizeReceivedEvents } from '../pipeline/normalize.js';
@@ -132,10 +128,9 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
   };
 
   try {
-    const pool = opts.pool ?? (await createPool(cfg));
-    if (!opts.pool) cleanups.push(() => pool.end());
-    const caps = await detectCapabilities(pool);
-    if (!opts.pool) configureSession(pool, caps, { citusCachedConnsPerWorker: cfg.citusCachedConnsPerWorker });
+    const services = await buildAppServices(cfg, opts.pool ? { pool: opts.pool } : {});
+    cleanups.push(() => services.close());
+    const { pool, caps, tenants } = services;
     // Fail at start-up, not with a batch retried forever, when the schema was never migrated.
     const found = await pool.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [`${ident(cfg.schema)}.events`]);
     if (!found.rows[0]?.t) throw new ConfigError([`table ${cfg.schema}.events does not exist: run \`hubsink migrate\` first (HUBSINK_SCHEMA=${cfg.schema})`]);
@@ -165,11 +160,8 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
         partitionOwnershipExpirationIntervalInMs: opts.ownershipExpirationMs ?? 60_000,
       },
     };
-    const producer = await createDeadLetterProducer(eventHubs, cfg.deadLetterHub);
-    // Poison too large for a dead-letter message is parked directly instead of holding the partition.
-    const sink = new EventHubDeadLetterSink(producer, { onOversize: parkOversize(pool, cfg.schema) });
-    cleanups.push(() => sink.close());
-    const tenants = new TenantRegistry();
+    // The producer also serves the dead-letter backlog gauge below.
+    const { producer, sink } = await services.deadLetters();
     const telemetry = opts.telemetry ?? noopTelemetry;
     const processed = new ProcessedPositions();
     const stats = emptyStats(Date.now(), { deadletter: opts.deadletter === true, rollups: opts.rollups === true });
