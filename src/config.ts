@@ -138,6 +138,16 @@ function intSetting(min: number, max: number) {
     .pipe(z.number().int().min(min).max(max));
 }
 
+/** Dimension names that have an allow-list setting: the built-in ones and any other HUBSINK_ROLLUP_<NAME>_VALUES. */
+function allowListNames(env: Env): string[] {
+  const names = new Set<string>(ROLLUP_DIMENSION_NAMES);
+  for (const key of Object.keys(env)) {
+    const m = /^HUBSINK_ROLLUP_([A-Z][A-Z0-9_]{0,30})_VALUES$/.exec(key);
+    if (m?.[1]) names.add(m[1].toLowerCase());
+  }
+  return [...names];
+}
+
 export function loadConfig(env: Env = process.env): HubsinkConfig {
   const problems: string[] = [];
 
@@ -279,8 +289,10 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
     },
     rollupDimensions: {
       maxLength: read('HUBSINK_ROLLUP_VALUE_MAX_LENGTH', intSetting(8, 256), 64),
+      // Analyst-defined dimensions are named at run time (hubsink rollup define), so every
+      // HUBSINK_ROLLUP_<NAME>_VALUES counts, not only the built-in names.
       allow: Object.fromEntries(
-        ROLLUP_DIMENSION_NAMES.flatMap((name) => {
+        allowListNames(env).flatMap((name) => {
           const setting = `HUBSINK_ROLLUP_${name.toUpperCase()}_VALUES`;
           const raw = nonEmpty(env, setting);
           if (raw === undefined) return [];

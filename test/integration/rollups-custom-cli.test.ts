@@ -62,6 +62,15 @@ test('rollup define/list/drop: dangerous inputs are refused with the cause, noth
     assert.deepEqual(rows, [{ k: '', n: '20' }, { k: 'v1', n: '10' }]);
     assert.equal((await f.s.pool.query(`SELECT 1 FROM "${f.s.schema}".events`)).rowCount, 30, 'events are all there');
 
+    // An allow-list for an analyst-defined dimension, set as for a built-in one: values outside it
+    // are stored as `other`, missing ones stay empty.
+    const allowed = await hubsink(['rollup', 'define', 'allowed', '--dimension', 'val=properties.other', '--grains', 'day'], { ...env, HUBSINK_ROLLUP_VAL_VALUES: 'v9' });
+    assert.equal(allowed.code, 0, allowed.stderr);
+    const kept = await f.s.pool.query<{ val: string; n: string }>(`SELECT val, sum(events)::text AS n FROM "${f.s.schema}".rollup_allowed_day WHERE tenant_id = 5 GROUP BY 1 ORDER BY 1`);
+    assert.deepEqual(kept.rows, [{ val: '', n: '10' }, { val: 'other', n: '20' }]);
+    const gone = await hubsink(['rollup', 'drop', 'allowed', '--yes'], env);
+    assert.equal(gone.code, 0, gone.stderr);
+
     // Duplicates: the same name again, and a dimension name reading another source.
     const dup = await hubsink(['rollup', 'define', 'odd', '--dimension', 'k=country'], env);
     assert.equal(dup.code, 2, dup.stderr);

@@ -123,6 +123,9 @@ describe('loadConfig', () => {
     const set = loadConfig({ HUBSINK_ROLLUP_COUNTRY_VALUES: 'DE, FR,,DE', HUBSINK_ROLLUP_VALUE_MAX_LENGTH: '32', HUBSINK_METRICS_POOL_MAX: '4' });
     assert.deepEqual(set.rollupDimensions, { maxLength: 32, allow: { country: ['DE', 'FR'] } });
     assert.equal(set.metrics.poolMax, 4);
+    // Analyst-defined dimensions (hubsink rollup define) are named at run time: any name counts.
+    assert.deepEqual(loadConfig({ HUBSINK_ROLLUP_SKU_VALUES: 'A-1,B-2', HUBSINK_ROLLUP_TYPE_VALUES: 'page_view' }).rollupDimensions.allow, { type: ['page_view'], sku: ['A-1', 'B-2'] });
+    assert.match(problemsOf({ HUBSINK_ROLLUP_SKU_VALUES: ' , ' }).join('\n'), /HUBSINK_ROLLUP_SKU_VALUES/);
     const problems = problemsOf({
       HUBSINK_ROLLUP_BROWSER_VALUES: ' , ',
       HUBSINK_ROLLUP_VALUE_MAX_LENGTH: '0',
