@@ -16,17 +16,16 @@ import {
   discardDeadLetters,
   getDeadLetter,
   listDeadLetters,
-  PARK_REASONS,
   type DeadLetterFilter,
   type DeadLetterStatus,
-  type ParkReason,
 } from '../db/deadLetters.js';
+import { PARK_REASONS, type ParkReason } from '../pipeline/types.js';
 import { TenantRegistry } from '../db/tenants.js';
 import { formatBody, formatTable, isoSeconds, jsonSafe, oneLine, bodyText } from '../deadletters/format.js';
 import { createProgress } from '../deadletters/progress.js';
-import { failed, replayParked, type ReplayItem } from '../deadletters/replay.js';
+import { failed, replayParked, STILL_FIELD, type ReplayItem } from '../deadletters/replay.js';
 import { FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
-import { replayHub, type ReplayFrom } from '../deadletters/replayHub.js';
+import { PARKED_FIELD, replayHub, type ReplayFrom } from '../deadletters/replayHub.js';
 import { FailedError } from '../errors.js';
 import { ServiceError } from '../hubs/explain.js';
 import { checkpointLag, cliServiceContext, lagTable, openConsumer, openContainer, parseConsumerGroup, parseContainer, parseTimeOption, probeHub, type ShowResult } from './checkpoints.js';
@@ -274,7 +273,7 @@ export function register(program: Command): void {
         const verb = o.dryRun ? 'would insert' : 'inserted';
         err(
           `${o.dryRun ? 'dry run: ' : ''}${summary.processed} of ${summary.selected} selected: ${verb} ${summary.inserted}, already present ${summary.alreadyPresent}, ` +
-            `still invalid ${summary.stillInvalid}, still rejected ${summary.stillRejected}${summary.stoppedBy ? `; stopped: ${summary.stoppedBy}` : ''}`,
+            `${PARK_REASONS.map((r) => `still ${r} ${summary[STILL_FIELD[r]]}`).join(', ')}${summary.stoppedBy ? `; stopped: ${summary.stoppedBy}` : ''}`,
         );
         if (failed(summary)) finishWith('failed');
       }),
@@ -347,9 +346,9 @@ export function register(program: Command): void {
           }));
           progress?.stop();
           if (o.json) out(JSON.stringify(s));
-          const stillFailing = s.parkedInvalid + s.parkedRejected + s.alreadyParked;
+          const stillFailing = PARK_REASONS.reduce((n, r) => n + s[PARKED_FIELD[r]], s.alreadyParked);
           err(
-            `read ${s.received}: inserted ${s.inserted}, already present ${s.duplicates}, parked invalid ${s.parkedInvalid}, parked rejected ${s.parkedRejected}, ` +
+            `read ${s.received}: inserted ${s.inserted}, already present ${s.duplicates}, ${PARK_REASONS.map((r) => `parked ${r} ${s[PARKED_FIELD[r]]}`).join(', ')}, ` +
               `already parked ${s.alreadyParked}, undecodable ${s.undecodable}, parked rows marked replayed ${s.markedReplayed}` +
               `${s.complete ? '; complete' : `; stopped: ${s.stoppedBy ?? 'unknown'} (run again to resume)`}`,
           );

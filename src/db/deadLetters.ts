@@ -9,14 +9,12 @@
  */
 import { createHash } from 'node:crypto';
 import { clampDate } from '../pipeline/deadletter.js';
-import type { DeadLetterRecord } from '../pipeline/types.js';
+import { PARK_REASONS, countsFor, isParkReason, type DeadLetterRecord, type ParkReason } from '../pipeline/types.js';
 import { ident } from './ident.js';
 import type { Queryable } from './queryable.js';
 import type { Statement } from './statement.js';
 import { classifyError, describeError, sqlState } from '../pipeline/classify.js';
 
-export type ParkReason = 'invalid' | 'rejected';
-export const PARK_REASONS: readonly ParkReason[] = ['invalid', 'rejected'];
 export type DeadLetterStatus = 'parked' | 'replayed' | 'discarded';
 export const DEAD_LETTER_STATUSES: readonly DeadLetterStatus[] = ['parked', 'replayed', 'discarded'];
 
@@ -145,7 +143,7 @@ export function parkSql(schema: string, records: readonly DeadLetterRecord[]): S
     `INSERT INTO ${ident(schema)}.dead_letters (${cols}) SELECT * FROM unnest(${params}) ` +
     'ON CONFLICT ON CONSTRAINT dead_letters_source_key DO NOTHING RETURNING id, reason';
   for (const r of records) {
-    if (!PARK_REASONS.includes(r.reason as ParkReason)) throw new Error(`only invalid or rejected events are parked, not ${r.reason}`);
+    if (!isParkReason(r.reason)) throw new Error(`only ${PARK_REASONS.join(' or ')} events are parked, not ${r.reason}`);
   }
   return { text, values: PARK_COLUMNS.map(([, , value]) => records.map(value)) };
 }
@@ -276,7 +274,7 @@ export interface ParkOptions {
  * failures are thrown: the caller retries the batch, and parking again is harmless.
  */
 export async function parkDeadLetters(db: Queryable, schema: string, records: readonly DeadLetterRecord[], opts: ParkOptions = {}): Promise<ParkResult> {
-  const byReason: Record<ParkReason, number> = { invalid: 0, rejected: 0 };
+  const byReason = countsFor(PARK_REASONS);
   const ids: number[] = [];
   if (records.length === 0) return { parked: 0, ids, byReason, alreadyParked: 0 };
   // A bad schema name is the caller's error, thrown before anything is tried (or bisected).
@@ -296,7 +294,7 @@ export async function parkDeadLetters(db: Queryable, schema: string, records: re
   };
   // A transient record here is a caller's bug, not a bad record: refuse before bisecting anything.
   for (const r of records) {
-    if (!PARK_REASONS.includes(r.reason as ParkReason)) throw new Error(`only invalid or rejected events are parked, not ${r.reason}`);
+    if (!isParkReason(r.reason)) throw new Error(`only ${PARK_REASONS.join(' or ')} events are parked, not ${r.reason}`);
   }
   const pending = parkGroups(records, opts.maxRows, opts.maxBytes);
   for (let group = pending.shift(); group !== undefined; group = pending.shift()) {

@@ -4,6 +4,7 @@
  * freshness is in rollups/freshness.ts.
  */
 import type pg from 'pg';
+import { PARK_REASONS } from '../pipeline/types.js';
 import { ident } from './ident.js';
 import type { Queryable } from './queryable.js';
 import type { Statement } from './statement.js';
@@ -15,13 +16,15 @@ export function parkedCountSql(schema: string): Statement {
   };
 }
 
-/** Parked dead letters per reason; both reasons are always present (0 when none). */
+/** Parked dead letters per reason; every parked reason is present (0 when none). */
 export async function parkedByReason(db: Queryable, schema: string): Promise<{ reason: string; count: number }[]> {
   const { rows } = await db.query<{ reason: string; n: string }>(parkedCountSql(schema));
-  const counts = new Map<string, number>([
-    ['invalid', 0],
-    ['rejected', 0],
-  ]);
+  return parkedCounts(rows);
+}
+
+/** Pure: the rows of parkedCountSql, with a zero for every parked reason that has none. */
+export function parkedCounts(rows: readonly { reason: string; n: string }[]): { reason: string; count: number }[] {
+  const counts = new Map<string, number>(PARK_REASONS.map((r) => [r, 0]));
   for (const r of rows) counts.set(r.reason, Number(r.n));
   return [...counts].map(([reason, count]) => ({ reason, count }));
 }

@@ -7,11 +7,11 @@
 import type pg from 'pg';
 import { parkDeadLetters } from '../db/deadLetters.js';
 import { OversizeDeadLetterError } from '../hubs/deadLetterSink.js';
-import type { DeadLetterRecord } from '../pipeline/types.js';
+import { isParkReason, type DeadLetterRecord } from '../pipeline/types.js';
 
 export function parkOversize(pool: pg.Pool, schema: string): (records: readonly DeadLetterRecord[]) => Promise<void> {
   return async (records) => {
-    const transient = records.filter((r) => r.reason === 'transient');
+    const transient = records.filter((r) => !isParkReason(r.reason));
     if (transient.length > 0) {
       throw new OversizeDeadLetterError(
         `${transient.length} transient dead-letter record(s) are too large for the dead-letter hub; the batch is retried until the database takes them`,

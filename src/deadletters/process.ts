@@ -21,7 +21,7 @@ import { partitionWindow } from '../db/partitions.js';
 import { markReplayedBySourceSql, parkDeadLetters } from '../db/deadLetters.js';
 import type { TenantRegistry } from '../db/tenants.js';
 import { deadLetterFromRaw, fromDeadLetterMessage, nextAttempt } from '../pipeline/deadletter.js';
-import type { DeadLetterRecord, EventRow, RawEvent } from '../pipeline/types.js';
+import { PARK_REASONS, countsFor, isParkReason, type DeadLetterRecord, type EventRow, type ParkReason, type RawEvent } from '../pipeline/types.js';
 import { validateEvent } from '../pipeline/validate.js';
 import { classifyError, DatabaseUnavailableError, describeError } from '../pipeline/classify.js';
 import { HubsinkError } from '../errors.js';
@@ -61,7 +61,7 @@ export interface DeadLetterCounts {
   /** Written rows that were already in `events`. */
   duplicates: number;
   /** Newly parked, by reason. */
-  parked: { invalid: number; rejected: number };
+  parked: Record<ParkReason, number>;
   /** Parked before (a redelivered dead letter): left as they are. */
   alreadyParked: number;
   /** replay mode: parked rows marked replayed because their event is now written. */
@@ -107,7 +107,7 @@ export function decodeDeadLetters(raws: readonly RawEvent[], now: Date): { recor
 /** Pure: which records are written again and which are parked as they are. */
 export function planDeadLetters(records: readonly DeadLetterRecord[], mode: DeadLetterMode): { rewrite: DeadLetterRecord[]; park: DeadLetterRecord[] } {
   if (mode === 'replay') return { rewrite: [...records], park: [] };
-  return { rewrite: records.filter((r) => r.reason === 'transient'), park: records.filter((r) => r.reason !== 'transient') };
+  return { rewrite: records.filter((r) => !isParkReason(r.reason)), park: records.filter((r) => isParkReason(r.reason)) };
 }
 
 /** The event a record carries, as the validator takes it. */
@@ -125,7 +125,7 @@ export async function processDeadLetters(deps: DeadLetterDeps, raws: readonly Ra
     rewritten: 0,
     inserted: 0,
     duplicates: 0,
-    parked: { invalid: 0, rejected: 0 },
+    parked: countsFor(PARK_REASONS),
     alreadyParked: 0,
     markedReplayed: 0,
   };

@@ -18,13 +18,15 @@ import {
   type DeadLetterFilter,
   type DeadLetterStatus,
   type ParkedDeadLetter,
-  type ParkReason,
 } from '../db/deadLetters.js';
-import type { EventRow, RawEvent } from '../pipeline/types.js';
+import { PARK_REASONS, countsFor, type EventRow, type ParkReason, type RawEvent } from '../pipeline/types.js';
 import { validateEvent } from '../pipeline/validate.js';
 import { writeDeadLetterRows, type DeadLetterDeps } from './process.js';
 
-export type ReplayOutcome = 'inserted' | 'already present' | 'still invalid' | 'still rejected';
+export type ReplayOutcome = 'inserted' | 'already present' | `still ${ParkReason}`;
+
+/** The summary's count per reason a replay can still fail with (its JSON names stay as they were). */
+export const STILL_FIELD = { invalid: 'stillInvalid', rejected: 'stillRejected' } as const satisfies Record<ParkReason, string>;
 
 export interface ReplayItem {
   id: number;
@@ -34,14 +36,12 @@ export interface ReplayItem {
   error?: string;
 }
 
-export interface ReplaySummary {
+export interface ReplaySummary extends Record<(typeof STILL_FIELD)[ParkReason], number> {
   dryRun: boolean;
   selected: number;
   processed: number;
   inserted: number;
   alreadyPresent: number;
-  stillInvalid: number;
-  stillRejected: number;
   /** Set when the replay stopped early (database unavailable). */
   stoppedBy?: string;
 }
@@ -71,7 +71,7 @@ function rawOfParked(p: ParkedDeadLetter): RawEvent {
 }
 
 export function failed(summary: ReplaySummary): boolean {
-  return summary.stillInvalid + summary.stillRejected > 0 || summary.stoppedBy !== undefined;
+  return PARK_REASONS.some((r) => summary[STILL_FIELD[r]] > 0) || summary.stoppedBy !== undefined;
 }
 
 export async function replayParked(deps: DeadLetterDeps, opts: ReplayOptions): Promise<ReplaySummary> {
@@ -81,7 +81,7 @@ export async function replayParked(deps: DeadLetterDeps, opts: ReplayOptions): P
   const filter: DeadLetterFilter = { ...opts.filter, status };
   const total = Math.min(await countDeadLetters(deps.pool, config.schema, filter), opts.limit ?? Number.MAX_SAFE_INTEGER);
   opts.onTotal?.(total);
-  const summary: ReplaySummary = { dryRun: opts.dryRun, selected: total, processed: 0, inserted: 0, alreadyPresent: 0, stillInvalid: 0, stillRejected: 0 };
+  const summary: ReplaySummary = { dryRun: opts.dryRun, selected: total, processed: 0, inserted: 0, alreadyPresent: 0, ...countsFor(PARK_REASONS.map((r) => STILL_FIELD[r])) };
   let afterId = 0;
   // Bounded: every page moves afterId forward and the total is known.
   while (summary.processed < total) {
@@ -140,9 +140,8 @@ export async function replayParked(deps: DeadLetterDeps, opts: ReplayOptions): P
       opts.onItem?.({ id: d.id, outcome: d.outcome, ...(opts.dryRun ? { wouldBe: true } : {}) });
     }
     for (const f of failures) {
-      if (f.reason === 'invalid') summary.stillInvalid++;
-      else summary.stillRejected++;
-      opts.onItem?.({ id: f.id, outcome: f.reason === 'invalid' ? 'still invalid' : 'still rejected', error: f.error, ...(opts.dryRun ? { wouldBe: true } : {}) });
+      summary[STILL_FIELD[f.reason]]++;
+      opts.onItem?.({ id: f.id, outcome: `still ${f.reason}`, error: f.error, ...(opts.dryRun ? { wouldBe: true } : {}) });
     }
     const n = done.length + failures.length;
     summary.processed += n;

@@ -18,6 +18,7 @@ import { processDeadLetters, type DeadLetterCounts, type DeadLetterDeps } from '
 import { describeError } from '../pipeline/classify.js';
 import { explainServiceError } from '../hubs/explain.js';
 import { normalizeReceivedEvents } from '../pipeline/normalize.js';
+import { PARK_REASONS, countsFor, type ParkReason } from '../pipeline/types.js';
 import {
   partitionStates,
   readCheckpoints,
@@ -66,9 +67,10 @@ export interface PartitionPlan {
   resumed: boolean;
 }
 
-export interface ReplayHubSummary extends Omit<DeadLetterCounts, 'parked'> {
-  parkedInvalid: number;
-  parkedRejected: number;
+/** The summary's count per parked reason (its JSON names stay as they were). */
+export const PARKED_FIELD = { invalid: 'parkedInvalid', rejected: 'parkedRejected' } as const satisfies Record<ParkReason, string>;
+
+export interface ReplayHubSummary extends Omit<DeadLetterCounts, 'parked'>, Record<(typeof PARKED_FIELD)[ParkReason], number> {
   plans: PartitionPlan[];
   /** Every partition reached its end. */
   complete: boolean;
@@ -151,8 +153,7 @@ export async function replayHub(opts: ReplayHubOptions): Promise<ReplayHubSummar
     rewritten: 0,
     inserted: 0,
     duplicates: 0,
-    parkedInvalid: 0,
-    parkedRejected: 0,
+    ...countsFor(PARK_REASONS.map((r) => PARKED_FIELD[r])),
     alreadyParked: 0,
     markedReplayed: 0,
     plans: planned.map((p) => p.plan),
@@ -274,8 +275,7 @@ function add(s: ReplayHubSummary, c: DeadLetterCounts): void {
   s.rewritten += c.rewritten;
   s.inserted += c.inserted;
   s.duplicates += c.duplicates;
-  s.parkedInvalid += c.parked.invalid;
-  s.parkedRejected += c.parked.rejected;
+  for (const r of PARK_REASONS) s[PARKED_FIELD[r]] += c.parked[r];
   s.alreadyParked += c.alreadyParked;
   s.markedReplayed += c.markedReplayed;
 }

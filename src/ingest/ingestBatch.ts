@@ -9,7 +9,7 @@ import type pg from 'pg';
 import { DEFAULT_COPY_MIN_ROWS, type HubsinkConfig } from '../config.js';
 import { prepareBatch, type PreparedBatch } from '../pipeline/batch.js';
 import { deadLetterFromRow } from '../pipeline/deadletter.js';
-import type { BatchCounts, DeadLetterRecord, DeadLetterSink, FailureReason, RawEvent } from '../pipeline/types.js';
+import { FAILURE_REASONS, countsFor, type BatchCounts, type DeadLetterRecord, type DeadLetterSink, type FailureReason, type RawEvent } from '../pipeline/types.js';
 import { writeEvents, writeOptions } from '../db/events.js';
 import { partitionWindow } from '../db/partitions.js';
 import type { TenantRegistry } from '../db/tenants.js';
@@ -30,7 +30,7 @@ export interface IngestResult extends BatchCounts {
 }
 
 export function emptyReasonCounts(): Record<FailureReason, number> {
-  return { invalid: 0, rejected: 0, transient: 0 };
+  return countsFor(FAILURE_REASONS);
 }
 
 /**
@@ -103,9 +103,7 @@ export function formatCounts(c: BatchCounts, extra: Record<string, string | numb
     received: c.received,
     inserted: c.inserted,
     duplicates: c.duplicates,
-    dl_invalid: c.deadLettered.invalid,
-    dl_rejected: c.deadLettered.rejected,
-    dl_transient: c.deadLettered.transient,
+    ...Object.fromEntries(FAILURE_REASONS.map((r) => [`dl_${r}`, c.deadLettered[r]])),
     latency_ms: c.latencyMs,
     ...extra,
   };

@@ -28,6 +28,7 @@ import { serveMetrics } from './http.js';
 import { preferredOrFreePort } from './ports.js';
 import { blockedForPostgresUser } from './reach.js';
 import type { LocalStatus } from './status.js';
+import { sumOf } from '../pipeline/types.js';
 
 /**
  * A long local run must not grow without bound: at most 16 MiB of events per partition (6
@@ -41,7 +42,7 @@ const DRAIN_MS = 10_000;
 /** Pure: events sent that the runner has not yet received, on the ingest and dead-letter hubs. */
 export function undrained(stats: RunnerStats, sent: number): { ingest: number; deadLetter: number } {
   const i = stats.ingest;
-  const toDeadLetter = i.deadLettered.invalid + i.deadLettered.rejected + i.deadLettered.transient;
+  const toDeadLetter = sumOf(i.deadLettered);
   return {
     ingest: Math.max(0, sent - i.received),
     deadLetter: stats.deadletter.enabled ? Math.max(0, toDeadLetter - stats.deadletter.received) : 0,

@@ -2,6 +2,7 @@
  * The live status of the local stack (pure rendering). On a terminal a small block redrawn in
  * place; otherwise one plain `key=value` line per refresh, easy to grep in CI logs.
  */
+import { FAILURE_REASONS, sumOf } from '../pipeline/types.js';
 import type { RunnerStats } from '../runner/stats.js';
 
 export interface LocalStatus {
@@ -41,7 +42,7 @@ export function renderStatusBlock(cur: LocalStatus, prev: LocalStatus | undefine
       ? `  generator    sent ${fmt(cur.generator.sent)}${genRate !== undefined ? ` · ${fmt(genRate)}/s` : ''} (target ${fmt(cur.generator.rate)}/s)${cur.generator.error ? ` · ERROR ${cur.generator.error}` : ''}`
       : '  generator    off',
     `  ingest       ${inRate !== undefined ? `${fmt(inRate)} events/s in · ` : ''}received ${fmt(r.ingest.received)} · inserted ${fmt(r.ingest.inserted)} · duplicates ${fmt(r.ingest.duplicates)}${r.ingest.failedAttempts ? ` · failed attempts ${fmt(r.ingest.failedAttempts)}` : ''}`,
-    `  dead letters invalid ${fmt(dl.invalid)} · rejected ${fmt(dl.rejected)} · transient ${fmt(dl.transient)} · parked ${fmt(r.deadletter.parked.invalid + r.deadletter.parked.rejected)} · re-written ${fmt(r.deadletter.inserted)}`,
+    `  dead letters ${FAILURE_REASONS.map((k) => `${k} ${fmt(dl[k])}`).join(' · ')} · parked ${fmt(sumOf(r.deadletter.parked))} · re-written ${fmt(r.deadletter.inserted)}`,
     `  rollups      ${cur.rollupLag ? `lag ${cur.rollupLag.seconds.toFixed(0)} s (${fmt(cur.rollupLag.pendingRows)}${cur.rollupLag.capped ? '+' : ''} events pending)` : 'lag -'} · runs ${fmt(r.rollups.runs)} · folded ${fmt(r.rollups.folded)}${r.rollups.lastRunAt ? ` · last ${formatDuration(cur.now - r.rollups.lastRunAt)} ago` : ''}${r.rollups.lastError ? ` · ERROR ${r.rollups.lastError}` : ''}`,
     `  partitions   ingest ${r.ingest.partitions.join(',') || '-'} · dead letters ${r.deadletter.partitions.join(',') || '-'}`,
   ];
@@ -62,10 +63,8 @@ export function renderStatusLine(cur: LocalStatus, prev: LocalStatus | undefined
     `received=${r.ingest.received}`,
     `inserted=${r.ingest.inserted}`,
     `duplicates=${r.ingest.duplicates}`,
-    `dl_invalid=${dl.invalid}`,
-    `dl_rejected=${dl.rejected}`,
-    `dl_transient=${dl.transient}`,
-    `parked=${r.deadletter.parked.invalid + r.deadletter.parked.rejected}`,
+    ...FAILURE_REASONS.map((k) => `dl_${k}=${dl[k]}`),
+    `parked=${sumOf(r.deadletter.parked)}`,
     `rollup_runs=${r.rollups.runs}`,
     `rollup_lag_s=${cur.rollupLag ? cur.rollupLag.seconds.toFixed(0) : '-'}`,
     `rollup_pending=${cur.rollupLag ? cur.rollupLag.pendingRows : '-'}`,

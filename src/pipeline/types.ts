@@ -2,9 +2,43 @@
  * Shapes shared by the pipeline, the database layer and the Event Hubs layer. Pure data, no I/O.
  */
 
-/** Why an event did not reach `events`. See docs/design.md, "Failure classes". */
-export type FailureReason = 'invalid' | 'rejected' | 'transient';
-export const FAILURE_REASONS: readonly FailureReason[] = ['invalid', 'rejected', 'transient'];
+/**
+ * Why an event did not reach `events`. See docs/design.md, "Failure classes". The one list: the
+ * type, the telemetry attributes and every per-reason record and log field derive from it, and
+ * FAILURE_HANDLING makes adding a reason a compile error until its fate is decided.
+ */
+export const FAILURE_REASONS = ['invalid', 'rejected', 'transient'] as const;
+export type FailureReason = (typeof FAILURE_REASONS)[number];
+
+/**
+ * What the `deadletter` function does with each reason: `park` in `dead_letters` (retrying cannot
+ * fix it; the table's reason constraint lists exactly these) or `retry` with backoff.
+ */
+export const FAILURE_HANDLING = { invalid: 'park', rejected: 'park', transient: 'retry' } as const satisfies Record<FailureReason, 'park' | 'retry'>;
+export type ParkReason = { [R in FailureReason]: (typeof FAILURE_HANDLING)[R] extends 'park' ? R : never }[FailureReason];
+export const isParkReason = (r: FailureReason): r is ParkReason => FAILURE_HANDLING[r] === 'park';
+export const PARK_REASONS: readonly ParkReason[] = FAILURE_REASONS.filter(isParkReason);
+
+/** A record with one entry per key, in the keys' order (so log lines keep their field order). */
+export function perKey<K extends string, V>(keys: readonly K[], value: (key: K) => V): Record<K, V> {
+  return Object.fromEntries(keys.map((k) => [k, value(k)])) as Record<K, V>;
+}
+
+/** Zero per reason: `countsFor(FAILURE_REASONS)` or `countsFor(PARK_REASONS)`. */
+export function countsFor<K extends string>(keys: readonly K[]): Record<K, number> {
+  return perKey(keys, () => 0);
+}
+
+/** `invalid:1,rejected:0,...` in the keys' order, for the key=value log lines. */
+export function formatPerKey<K extends string>(keys: readonly K[], counts: Readonly<Record<K, number>>): string {
+  return keys.map((k) => `${k}:${counts[k]}`).join(',');
+}
+
+export function sumOf<K extends string>(counts: Readonly<Record<K, number>>): number {
+  let n = 0;
+  for (const v of Object.values<number>(counts)) n += v;
+  return n;
+}
 
 /** Where an event came from. Offsets are opaque strings: never parse them as numbers. */
 export interface SourceCoordinates {

@@ -4,7 +4,7 @@
  */
 import type { DeadLetterCounts } from '../deadletters/process.js';
 import type { IngestResult } from '../ingest/ingestBatch.js';
-import type { FailureReason } from '../pipeline/types.js';
+import { FAILURE_REASONS, PARK_REASONS, countsFor, formatPerKey, type FailureReason, type ParkReason } from '../pipeline/types.js';
 
 export interface RunnerStats {
   startedAt: number;
@@ -25,7 +25,7 @@ export interface RunnerStats {
     received: number;
     rewritten: number;
     inserted: number;
-    parked: { invalid: number; rejected: number };
+    parked: Record<ParkReason, number>;
     alreadyParked: number;
     failedAttempts: number;
     partitions: string[];
@@ -44,8 +44,8 @@ export interface RunnerStats {
 export function emptyStats(now: number, opts: { deadletter: boolean; rollups: boolean }): RunnerStats {
   return {
     startedAt: now,
-    ingest: { batches: 0, received: 0, inserted: 0, duplicates: 0, deadLettered: { invalid: 0, rejected: 0, transient: 0 }, failedAttempts: 0, lastBatchAt: null, partitions: [] },
-    deadletter: { enabled: opts.deadletter, batches: 0, received: 0, rewritten: 0, inserted: 0, parked: { invalid: 0, rejected: 0 }, alreadyParked: 0, failedAttempts: 0, partitions: [] },
+    ingest: { batches: 0, received: 0, inserted: 0, duplicates: 0, deadLettered: countsFor(FAILURE_REASONS), failedAttempts: 0, lastBatchAt: null, partitions: [] },
+    deadletter: { enabled: opts.deadletter, batches: 0, received: 0, rewritten: 0, inserted: 0, parked: countsFor(PARK_REASONS), alreadyParked: 0, failedAttempts: 0, partitions: [] },
     rollups: { enabled: opts.rollups, runs: 0, failures: 0, folded: 0, lastRunAt: null, lastError: null },
   };
 }
@@ -55,7 +55,7 @@ export function addIngest(s: RunnerStats, r: IngestResult, now: number): void {
   s.ingest.received += r.received;
   s.ingest.inserted += r.inserted;
   s.ingest.duplicates += r.duplicates;
-  for (const k of Object.keys(r.deadLettered) as FailureReason[]) s.ingest.deadLettered[k] += r.deadLettered[k];
+  for (const k of FAILURE_REASONS) s.ingest.deadLettered[k] += r.deadLettered[k];
   s.ingest.lastBatchAt = now;
 }
 
@@ -83,13 +83,13 @@ export function statusLine(cur: RunnerStats, prev: RunnerStats | undefined, elap
     ...(rate !== undefined ? [`rate=${rate.toFixed(0)}/s`] : []),
     `inserted=${cur.ingest.inserted}`,
     `duplicates=${cur.ingest.duplicates}`,
-    `dead_lettered=invalid:${dl.invalid},rejected:${dl.rejected},transient:${dl.transient}`,
+    `dead_lettered=${formatPerKey(FAILURE_REASONS, dl)}`,
     `partitions=${cur.ingest.partitions.join(',') || '-'}`,
   ];
   if (cur.ingest.failedAttempts > 0) parts.push(`failed_attempts=${cur.ingest.failedAttempts}`);
   if (cur.deadletter.enabled) {
     const d = cur.deadletter;
-    parts.push(`dlq_in=${d.received}`, `dlq_inserted=${d.inserted}`, `parked=invalid:${d.parked.invalid},rejected:${d.parked.rejected}`);
+    parts.push(`dlq_in=${d.received}`, `dlq_inserted=${d.inserted}`, `parked=${formatPerKey(PARK_REASONS, d.parked)}`);
   }
   if (cur.rollups.enabled) parts.push(`rollup_runs=${cur.rollups.runs}`, `rolled_up=${cur.rollups.folded}`);
   return parts.join(' ');

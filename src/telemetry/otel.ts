@@ -4,7 +4,8 @@
  */
 import type { Attributes, BatchObservableResult, Meter, Observable } from '@opentelemetry/api';
 import type { BatchCounts } from '../pipeline/types.js';
-import { DEAD_LETTER_REASONS, INSTRUMENTS, type GaugeSources, type RollupRunFigures, type Telemetry } from './telemetry.js';
+import { FAILURE_REASONS } from '../pipeline/types.js';
+import { INSTRUMENTS, type GaugeSources, type RollupRunFigures, type Telemetry } from './telemetry.js';
 
 /** Seconds. Batches take milliseconds to a few seconds (retries); rollup runs up to minutes. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -45,7 +46,7 @@ export function createOtelTelemetry(meter: Meter, opts: OtelTelemetryOptions = {
   const attrsOf = (hub: string) => {
     let a = hubAttrs.get(hub);
     if (!a) {
-      a = { hub: { hub }, reasons: Object.fromEntries(DEAD_LETTER_REASONS.map((r) => [r, { hub, reason: r }])) };
+      a = { hub: { hub }, reasons: Object.fromEntries(FAILURE_REASONS.map((r) => [r, { hub, reason: r }])) };
       hubAttrs.set(hub, a);
     }
     return a;
@@ -57,7 +58,7 @@ export function createOtelTelemetry(meter: Meter, opts: OtelTelemetryOptions = {
       received.add(c.received, a.hub);
       inserted.add(c.inserted, a.hub);
       duplicate.add(c.duplicates, a.hub);
-      for (const reason of DEAD_LETTER_REASONS) {
+      for (const reason of FAILURE_REASONS) {
         const n = c.deadLettered[reason];
         if (n > 0) deadLettered.add(n, a.reasons[reason]);
       }

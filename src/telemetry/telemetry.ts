@@ -9,7 +9,7 @@
  * backlog, parked rows, freshness, pool) are gauges read when a reader collects, from sources the
  * caller registers with `observe`.
  */
-import type { BatchCounts, FailureReason } from '../pipeline/types.js';
+import type { BatchCounts } from '../pipeline/types.js';
 
 /** What the gauges read at collection time. Every source is optional; a failing one is skipped. */
 export interface GaugeSources {
@@ -88,4 +88,3 @@ export const INSTRUMENTS = {
   poolWaiting: { name: 'hubsink.db.pool.waiting', kind: 'gauge', unit: '{request}', attributes: [], description: 'Requests waiting for a database connection' },
 } as const satisfies Record<string, InstrumentSpec>;
 
-export const DEAD_LETTER_REASONS: readonly FailureReason[] = ['invalid', 'rejected', 'transient'];
