@@ -16,8 +16,8 @@ module.exports = {
     { name: 'base-below-features', severity: 'error', comment: 'pipeline, db and hubs are below the features and entry points', from: { path: BASE }, to: { path: [FEATURES, ENTRY] } },
     { name: 'features-below-entry', severity: 'error', comment: 'features do not import the entry points', from: { path: FEATURES }, to: { path: ENTRY } },
     { name: 'app-below-its-users', severity: 'error', comment: 'the composition root (src/app) builds what the Functions context, the runner and the local stack share; it imports none of them', from: { path: '^src/app/' }, to: { path: '^src/(runner|local|functions|cli)/' } },
-    { name: 'config-at-the-bottom', severity: 'error', comment: 'config imports nothing of the app but the error base', from: { path: '^src/config\\.ts$' }, to: { path: '^src/', pathNot: '^src/errors\\.ts$' } },
-    { name: 'errors-at-the-bottom', severity: 'error', comment: 'the error base (src/errors.ts), which every layer may import, imports nothing of the app', from: { path: '^src/errors\\.ts$' }, to: { path: '^src/' } },
+    { name: 'config-at-the-bottom', severity: 'error', comment: 'config imports nothing of the app but the error base and the built-in dimension names', from: { path: '^src/config\\.ts$' }, to: { path: '^src/', pathNot: '^src/(errors|dimensions)\\.ts$' } },
+    { name: 'errors-at-the-bottom', severity: 'error', comment: 'the error base (src/errors.ts) and the built-in dimension names (src/dimensions.ts, also in the browser bundle), which every layer may import, import nothing of the app', from: { path: '^src/(errors|dimensions)\\.ts$' }, to: { path: '^src/' } },
     {
       name: 'deployable-without-dev-tools',
       severity: 'error',

@@ -4,6 +4,7 @@
  * Names follow docs/design.md ("Configuration names") so the same app settings work in Azure, under `func start` and standalone.
  */
 import { z } from 'zod';
+import { BUILTIN_DIMENSION_NAMES } from './dimensions.js';
 import { HubsinkError } from './errors.js';
 
 export class ConfigError extends HubsinkError {
@@ -140,7 +141,7 @@ function intSetting(min: number, max: number) {
 
 /** Dimension names that have an allow-list setting: the built-in ones and any other HUBSINK_ROLLUP_<NAME>_VALUES. */
 function allowListNames(env: Env): string[] {
-  const names = new Set<string>(ROLLUP_DIMENSION_NAMES);
+  const names = new Set<string>(BUILTIN_DIMENSION_NAMES);
   for (const key of Object.keys(env)) {
     const m = /^HUBSINK_ROLLUP_([A-Z][A-Z0-9_]{0,30})_VALUES$/.exec(key);
     if (m?.[1]) names.add(m[1].toLowerCase());
@@ -315,9 +316,6 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;
 }
-
-/** Public names of the rollup dimensions (src/rollups/definitions.ts), for their settings. */
-const ROLLUP_DIMENSION_NAMES = ['type', 'country', 'browser', 'campaign'] as const;
 
 /** sslmode values under which node-postgres verifies the server's certificate chain and name. */
 const VERIFIED_SSLMODES: readonly string[] = ['verify-full'];

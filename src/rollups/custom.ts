@@ -5,6 +5,7 @@
  * stored form, and the statements (every value a bind parameter, every identifier validated and
  * quoted). The I/O is in customStore.ts.
  */
+import { DIMENSION_NAME } from '../dimensions.js';
 import { ident, qualified } from '../db/ident.js';
 import type { Statement } from '../db/statement.js';
 import {
@@ -40,7 +41,6 @@ export interface CustomSpecRecord {
   createdAt: Date;
 }
 
-const DIMENSION_NAME = /^[a-z][a-z0-9_]{0,30}$/;
 const MAX_PATH_KEYS = 8;
 const MAX_KEY_LENGTH = 128;
 // A key is a bind value, so no character can break the statement; control characters and the

@@ -11,6 +11,7 @@
  * A rollup with one dimension, and sketches only where distinct counts are asked, has a handful of
  * rows per bucket whatever the volume.
  */
+import { BUILTIN_DIMENSION_NAMES, DIMENSION_NAME, type BuiltinDimensionName } from '../dimensions.js';
 
 export type Grain = 'minute' | 'hour' | 'day';
 export const GRAINS: readonly Grain[] = ['minute', 'hour', 'day'];
@@ -90,18 +91,21 @@ export interface RollupDefinition {
   custom?: true;
 }
 
-/** The dimensions the built-in catalog uses. */
-export const DIMENSIONS: readonly Dimension[] = [
-  { name: 'type', column: 'type', source: { kind: 'column', column: 'type' } },
-  { name: 'country', column: 'country', source: { kind: 'column', column: 'country' } },
-  { name: 'browser', column: 'browser', source: { kind: 'column', column: 'browser' } },
-  { name: 'campaign', column: 'campaign_id', source: { kind: 'column', column: 'campaign_id' } },
-];
+/** Where each built-in dimension (named in src/dimensions.ts) takes its values from. */
+const BUILTIN_SOURCES: Readonly<Record<BuiltinDimensionName, Omit<Dimension, 'name'>>> = {
+  type: { column: 'type', source: { kind: 'column', column: 'type' } },
+  country: { column: 'country', source: { kind: 'column', column: 'country' } },
+  browser: { column: 'browser', source: { kind: 'column', column: 'browser' } },
+  campaign: { column: 'campaign_id', source: { kind: 'column', column: 'campaign_id' } },
+};
 
-function dim(name: string): Dimension {
-  const d = DIMENSIONS.find((x) => x.name === name);
-  if (!d) throw new Error(`no built-in dimension ${name}`);
-  return d;
+const BUILTIN = Object.fromEntries(BUILTIN_DIMENSION_NAMES.map((name) => [name, { name, ...BUILTIN_SOURCES[name] }])) as Readonly<Record<BuiltinDimensionName, Dimension>>;
+
+/** The dimensions the built-in catalog uses. */
+export const DIMENSIONS: readonly Dimension[] = BUILTIN_DIMENSION_NAMES.map((name) => BUILTIN[name]);
+
+function dim(name: BuiltinDimensionName): Dimension {
+  return BUILTIN[name];
 }
 
 /**
@@ -119,7 +123,6 @@ export const DEFAULT_SPECS: readonly RollupSpec[] = [
 ];
 
 export const SPEC_NAME = /^[a-z][a-z0-9_]{0,30}$/;
-const DIMENSION_NAME = /^[a-z][a-z0-9_]{0,30}$/;
 /** Columns every rollup table has besides its dimensions. */
 const RESERVED_COLUMNS: readonly string[] = ['tenant_id', 'bucket', ...MEASURE_NAMES];
 
@@ -191,7 +194,8 @@ export const LEGACY_ROLLUPS: readonly RollupDefinition[] = GRAINS.map((grain) =>
   spec: 'legacy',
   table: `rollup_${grain}`,
   grain,
-  dimensions: DIMENSIONS,
+  // The columns migration 003 gave the cubes, whatever dimensions are built in today.
+  dimensions: [dim('type'), dim('country'), dim('browser'), dim('campaign')],
   measures: MEASURE_NAMES,
   allTenants: false,
 }));

@@ -1,9 +1,10 @@
 /**
  * The metrics API and the rollup catalog as they travel in JSON: the one definition the server
  * (src/serving/query.ts, src/serving/catalog.ts) and the dashboard (web/dashboard/*, bundled by
- * esbuild) share. Types only, importing nothing, so the browser bundle takes nothing of the server
- * with it.
+ * esbuild) share. Types, and the built-in dimensions' names and headings from src/dimensions.ts (a
+ * module that imports nothing), so the browser bundle takes nothing else of the server with it.
  */
+export { BUILTIN_DIMENSION_LABELS, DIMENSION_NAME, type BuiltinDimensionName } from '../dimensions.js';
 
 /** What a response can carry per point: `measures=` of the metrics API. */
 export type WireMeasure = 'events' | 'revenue' | 'sessions' | 'users';

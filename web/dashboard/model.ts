@@ -3,6 +3,7 @@
  * time range and how both travel in the URL's fragment (shareable, never sent to a server) and in
  * localStorage.
  */
+import { BUILTIN_DIMENSION_LABELS, DIMENSION_NAME } from '../../src/serving/wire.js';
 
 export type Grain = 'minute' | 'hour' | 'day';
 export const GRAIN_MS: Readonly<Record<Grain, number>> = { minute: 60_000, hour: 3_600_000, day: 86_400_000 };
@@ -82,10 +83,9 @@ export const MEASURES: readonly { key: Measure; label: string }[] = [
  */
 export type Dimension = string;
 export const NO_DIMENSION = 'none';
-const DIMENSION_NAME = /^[a-z][a-z0-9_]{0,30}$/;
 export const isDimensionName = (s: string): boolean => s === NO_DIMENSION || DIMENSION_NAME.test(s);
 /** Friendlier headings for the built-in dimensions; any other shows its own name. */
-const DIMENSION_LABELS: Readonly<Record<string, string>> = { type: 'Event type', country: 'Country', browser: 'Browser', campaign: 'Campaign' };
+const DIMENSION_LABELS: Readonly<Record<string, string>> = BUILTIN_DIMENSION_LABELS;
 export function dimensionLabel(name: Dimension): string {
   if (name === NO_DIMENSION) return 'None (all events)';
   return DIMENSION_LABELS[name] ?? name;
