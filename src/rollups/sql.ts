@@ -241,10 +241,18 @@ export function deltaFromDeltaSql(def: RollupDefinition, parent: RollupDefinitio
   return { text, values: [] };
 }
 
-/** The per-tenant rows of a delta into the rollup. */
+/**
+ * The per-tenant rows of a delta into the rollup, in key order: sorted inserts walk the index pages
+ * in turn, where the delta's hash-aggregate order touches them at random (the upserts are most of
+ * the fold's cost).
+ */
 export function mergeDeltaSql(def: RollupDefinition, sketch: SketchProfile, schema: string): Statement {
   return {
-    text: [`INSERT INTO ${qualified(schema, def.table)} AS r (${allColumns(def)})`, `SELECT ${allColumns(def)} FROM ${temp(deltaTable(def))}`, onConflict(def, sketch)].join('\n'),
+    text: [
+      `INSERT INTO ${qualified(schema, def.table)} AS r (${allColumns(def)})`,
+      `SELECT ${allColumns(def)} FROM ${temp(deltaTable(def))} ORDER BY ${keyColumns(def).map(ident).join(', ')}`,
+      onConflict(def, sketch),
+    ].join('\n'),
     values: [],
   };
 }
@@ -271,6 +279,7 @@ export function allTenantsFromRowsSql(
     `SELECT 0, bucket, ${[...dims, ...measuresOf(def).map((m) => measureReaggregate(m, sketch))].join(', ')}`,
     `FROM ${source}`,
     `GROUP BY ${['bucket', ...dims].join(', ')}`,
+    `ORDER BY ${['bucket', ...dims].join(', ')}`,
     onConflict(def, sketch),
   ].join('\n');
   return { text, values: 'delta' in from ? [] : [from.range.from, from.range.to] };
