@@ -13,6 +13,7 @@ export interface LocalAzurite {
 }
 
 const ACCOUNT = 'devstoreaccount1';
+const STARTUP_HANG_GUARD_MS = 120_000;
 // Azurite's well-known development key (public, documented by Microsoft; not a secret).
 const KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 
@@ -44,7 +45,7 @@ function waitForPort(port: number, child: ChildProcess, timeoutMs: number): Prom
  * Runs Azurite's blob service as a child process. `--skipApiVersionCheck` is required because the
  * storage SDK speaks a newer API version than Azurite 3.35 knows.
  */
-export async function startAzurite(opts: { location?: string; port?: number; log?: (l: string) => void } = {}): Promise<LocalAzurite> {
+export async function startAzurite(opts: { location?: string; port?: number; log?: (l: string) => void; startupTimeoutMs?: number } = {}): Promise<LocalAzurite> {
   const require = createRequire(import.meta.url);
   const main = path.join(path.dirname(require.resolve('azurite/package.json')), 'dist', 'src', 'blob', 'main.js');
   const port = opts.port ?? (await freePort());
@@ -64,7 +65,14 @@ export async function startAzurite(opts: { location?: string; port?: number; log
     child.stdout?.resume();
     child.stderr?.resume();
   }
-  await waitForPort(port, child, 30_000);
+  // A hang guard, not a speed claim: on a busy machine Azurite took over 30 s to load.
+  try {
+    await waitForPort(port, child, opts.startupTimeoutMs ?? STARTUP_HANG_GUARD_MS);
+  } catch (err) {
+    // Nothing is left behind when the start fails.
+    child.kill('SIGKILL');
+    throw err;
+  }
   return {
     port,
     connectionString: azuriteConnectionString(port),
