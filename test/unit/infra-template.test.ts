@@ -5,7 +5,9 @@
  * in variables, names or conditions); every role definition id is a documented built-in role, and
  * the grants are the README's (Send on the dead-letter hub to the app alone, at the hub's scope);
  * and the app settings it produces, with the parameter defaults and placeholders for runtime
- * values, go through the app's own loadConfig, every one of them read by it.
+ * values, go through the app's own loadConfig, every one of them read by it; with
+ * accessMode=entra, App Service authentication with Entra ID is deployed, and the settings plus
+ * what the platform then injects (WEBSITE_AUTH_ENABLED) give the app entra mode, trusted.
  */
 import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
@@ -23,6 +25,7 @@ import {
   resourceIdOf,
   strings,
   SUBSCRIPTION,
+  TENANT,
   type Declared,
 } from '../support/arm.js';
 
@@ -69,12 +72,15 @@ const ROLE_VARIABLE_NAMES: Readonly<Record<string, string>> = {
   storageBlobDataContributor: 'Storage Blob Data Contributor',
 };
 
-/** The deployments a test evaluates: each database kind, with and without an operator. */
+const ENTRA_CLIENT_ID = 'cccccccc-0000-4000-8000-0000000000c1';
+
+/** The deployments a test evaluates: each database kind, with and without an operator, each access mode. */
 const CASES: Record<string, Record<string, unknown>> = {
   flexibleServer: {},
   cosmosPostgres: { databaseKind: 'cosmosPostgres', citusAdministratorPassword: 'placeholder-password' },
   existing: { databaseKind: 'existing', existingDatabaseHost: 'pg.example.org', existingDatabaseName: undefined },
   operator: { operatorObjectId: 'bbbbbbbb-0000-4000-8000-0000000000b0', operatorPrincipalName: 'ops@example.org' },
+  entra: { accessMode: 'entra', entraClientId: ENTRA_CLIENT_ID },
   renamed: { ingestHubName: 'events-in', deadLetterHubName: 'events-dlq', ingestConsumerGroup: 'cg-a', deadLetterConsumerGroup: 'cg-b', replayConsumerGroup: 'cg-c', schema: 'shop_stats' },
 };
 for (const c of Object.values(CASES)) for (const k of Object.keys(c)) if (c[k] === undefined) delete c[k];
@@ -114,6 +120,27 @@ function appSettings(t: Template, given: Record<string, unknown>): Record<string
     out[s.name] = s.value;
   }
   return out;
+}
+
+interface AuthSettingsV2 {
+  platform: { enabled: boolean };
+  globalValidation: { requireAuthentication: boolean; unauthenticatedClientAction: string; redirectToProvider?: string };
+  identityProviders: Record<string, { enabled: boolean; registration: { clientId: string; openIdIssuer: string }; validation?: { allowedAudiences: string[] } }>;
+}
+
+/** The App Service authentication the deployment configures (Microsoft.Web/sites/config authsettingsV2), if any. */
+function authSettings(t: Template, given: Record<string, unknown>): AuthSettingsV2 | undefined {
+  const ev = evaluateTemplate(t, given);
+  const r = ev.deployed.find((x) => x.type === 'Microsoft.Web/sites/config' && x.evaluatedName.endsWith('/authsettingsV2') && x.deployed);
+  return r ? (evaluateValue(r.properties, { parameters: ev.params, variables: ev.vars }) as AuthSettingsV2) : undefined;
+}
+
+/**
+ * What App Service adds to the app's environment itself: WEBSITE_AUTH_ENABLED, read-only, true when
+ * its authentication is on (the App Service documentation's list of environment variables).
+ */
+function platformSettings(auth: AuthSettingsV2 | undefined): Record<string, string> {
+  return auth?.platform.enabled === true ? { WEBSITE_AUTH_ENABLED: 'True' } : {};
 }
 
 /**
@@ -304,8 +331,9 @@ describe('infra/azuredeploy.json', () => {
     test(`${label}: the app settings go through loadConfig, every one read by it`, () => {
       const settings = appSettings(template, given);
       assert.deepEqual(unreadSettings(settings, loadConfig), [], 'settings the app never reads (renamed in src/config.ts?)');
-      const cfg: HubsinkConfig = loadConfig(settings);
+      const cfg: HubsinkConfig = loadConfig({ ...settings, ...platformSettings(authSettings(template, given)) });
       const p = parameterValues(template.parameters, given);
+      assert.deepEqual(cfg.access, { mode: p.accessMode, platformAuthEnabled: p.accessMode === 'entra' });
       assert.deepEqual(cfg.eventHubs, { kind: 'identity', fullyQualifiedNamespace: `${String(p.eventHubsNamespaceName)}.servicebus.windows.net` });
       assert.deepEqual(cfg.storage, { kind: 'identity', accountName: p.storageAccountName });
       assert.equal(cfg.ingestHub, p.ingestHubName);
@@ -332,6 +360,36 @@ describe('infra/azuredeploy.json', () => {
       }
     });
   }
+
+  test('access modes: key (the default) deploys no authentication; entra deploys App Service authentication with Entra ID, so the platform vouches for the caller', () => {
+    assert.deepEqual(template.parameters.accessMode?.allowedValues, ['key', 'entra']);
+    assert.equal(authSettings(template, {}), undefined);
+    assert.equal(appSettings(template, {}).HUBSINK_ACCESS, 'key');
+
+    const settings = appSettings(template, CASES.entra ?? {});
+    assert.equal(settings.HUBSINK_ACCESS, 'entra');
+    // WEBSITE_AUTH_ENABLED is the platform's to set: a template (or anyone) writing it would make a
+    // forged X-MS-CLIENT-PRINCIPAL header trusted while authentication is off.
+    assert.ok(!('WEBSITE_AUTH_ENABLED' in settings));
+    assert.ok(!Object.keys(appSettings(template, {})).includes('WEBSITE_AUTH_ENABLED'));
+    const auth = authSettings(template, CASES.entra ?? {});
+    assert.ok(auth, 'entra deploys authsettingsV2');
+    assert.equal(auth.platform.enabled, true);
+    // Every request signs in first: an unauthenticated one never reaches hubsink.
+    assert.deepEqual(auth.globalValidation, { requireAuthentication: true, unauthenticatedClientAction: 'RedirectToLoginPage', redirectToProvider: 'azureactivedirectory' });
+    assert.deepEqual(Object.keys(auth.identityProviders), ['azureActiveDirectory']);
+    const aad = auth.identityProviders.azureActiveDirectory;
+    assert.equal(aad?.enabled, true);
+    assert.deepEqual(aad?.registration, { clientId: ENTRA_CLIENT_ID, openIdIssuer: `https://login.microsoftonline.com/${TENANT}/v2.0` });
+    assert.deepEqual(aad?.validation?.allowedAudiences, [ENTRA_CLIENT_ID, `api://${ENTRA_CLIENT_ID}`]);
+    const other = authSettings(template, { ...CASES.entra, entraTenantId: 'dddddddd-0000-4000-8000-0000000000d1' });
+    assert.equal(other?.identityProviders.azureActiveDirectory?.registration.openIdIssuer, 'https://login.microsoftonline.com/dddddddd-0000-4000-8000-0000000000d1/v2.0');
+
+    // What the app then decides: entra mode trusts the principal header only with the platform's setting.
+    assert.deepEqual(loadConfig({ ...settings, ...platformSettings(auth) }).access, { mode: 'entra', platformAuthEnabled: true });
+    assert.deepEqual(loadConfig(settings).access, { mode: 'entra', platformAuthEnabled: false });
+    assert.deepEqual(loadConfig({ ...appSettings(template, {}), ...platformSettings(undefined) }).access, { mode: 'key', platformAuthEnabled: false });
+  });
 
   test('a setting loadConfig does not read is reported (what a rename in src/config.ts looks like)', () => {
     const settings = appSettings(template, {});
