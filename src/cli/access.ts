@@ -5,10 +5,11 @@
  * stdout (lines, a table, or JSON with --json); warnings to stderr.
  */
 import type { Command } from 'commander';
-import { loadConfig } from '../config.js';
+import { loadConfig, type DatabaseConnection } from '../config.js';
 import { addGrants, listGrants, OBJECT_ID, removeGrants, unknownTenants, type Grant, type PrincipalKind } from '../db/grants.js';
 import { createPool } from '../db/pool.js';
 import { inTransaction } from '../db/queryable.js';
+import { describeConnectError } from '../doctor/database.js';
 import { RefusedError, UnavailableError } from '../errors.js';
 import { escapeControls } from '../pipeline/terminal.js';
 import { schemaOption } from './db.js';
@@ -93,18 +94,30 @@ function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
-/** A schema not migrated to the grants table: the error says which command sets it up. */
-function missingTable(err: unknown, schema: string): unknown {
-  if ((err as { code?: unknown }).code === '42P01') return new UnavailableError(`schema ${schema} has no access_grants table: run \`hubsink migrate\` first`, { cause: err });
+/**
+ * The database's errors, named with what fixes them: a schema not migrated to the grants table (the
+ * command that sets it up), or a server that cannot be reached or refuses the sign-in (the
+ * settings). Without this a refused connection reached the CLI's generic explanation, which took
+ * a bare ECONNREFUSED for Event Hubs.
+ */
+function databaseError(err: unknown, schema: string, db: DatabaseConnection | undefined): unknown {
+  const code = (err as { code?: unknown }).code;
+  if (code === '42P01') return new UnavailableError(`schema ${schema} has no access_grants table: run \`hubsink migrate\` first`, { cause: err });
+  // A node error code (ECONNREFUSED, ENOTFOUND…), or SQLSTATE classes 08 (connection), 28 (sign-in), 3D (no such database).
+  if (db && typeof code === 'string' && (!/^[0-9A-Z]{5}$/.test(code) || /^(08|28|3D)/.test(code))) {
+    const d = describeConnectError(err, db);
+    return new UnavailableError(`cannot use the database: ${d.detail}; ${d.fix}`, { cause: err });
+  }
   return err;
 }
 
 async function withPool<T>(schema: string, fn: (pool: Awaited<ReturnType<typeof createPool>>) => Promise<T>): Promise<T> {
-  const pool = await createPool(loadConfig());
+  const cfg = loadConfig();
+  const pool = await createPool(cfg);
   try {
     return await fn(pool);
   } catch (err) {
-    throw missingTable(err, schema);
+    throw databaseError(err, schema, cfg.database);
   } finally {
     await pool.end();
   }

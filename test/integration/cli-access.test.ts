@@ -1,7 +1,7 @@
 /**
  * `hubsink access grant|revoke|list` as a user runs it (the built CLI, real PostgreSQL): grants
  * land in the table the app reads, the dangerous forms (revoking what is not there, storefront 0
- * or negative, malformed object ids, an unmigrated schema) fail with a clear error, the right exit
+ * or negative, malformed object ids, an unmigrated schema, a database that is down) fail with a clear error, the right exit
  * status, and nothing changed.
  */
 import { afterAll, beforeAll, test } from 'vitest';
@@ -130,7 +130,7 @@ test('dangerous forms: a missing grant, storefront 0 or negative, malformed ids,
   assert.deepEqual(await rows(), before);
 });
 
-test('an unmigrated schema names the command that sets it up; --help explains the modes', async () => {
+test('an unmigrated schema names the command that sets it up, a server that is down the setting; --help explains the modes', async () => {
   const bare = await createTestSchema('accb_');
   try {
     const r = await hubsink(['access', 'list'], { HUBSINK_SCHEMA: bare.schema });
@@ -139,6 +139,14 @@ test('an unmigrated schema names the command that sets it up; --help explains th
   } finally {
     await bare.drop();
   }
+  // A server that is not there: named as the database, with the setting to check (not taken for Event Hubs).
+  const closed = new URL(testDatabaseUrl());
+  closed.hostname = '127.0.0.1';
+  closed.port = '1';
+  const down = await hubsink(['access', 'list'], { DATABASE_URL: closed.toString() });
+  assert.equal(down.code, 1, down.stderr);
+  assert.match(down.stderr, /^hubsink: cannot use the database: connection refused at 127\.0\.0\.1:1; check DATABASE_URL/m);
+  assert.doesNotMatch(down.stderr, /Event Hubs/);
   const help = await hubsink(['access', '--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /grant \[options\]/);
