@@ -164,7 +164,7 @@ interface Running {
 type Retention = { maxEventsPerPartition: number; maxBytesPerPartition: number };
 
 async function retentionFor(capMib: number | undefined): Promise<Retention> {
-  const { LOCAL_EMULATOR_RETENTION } = await import('../src/local/stack.js');
+  const { LOCAL_EMULATOR_RETENTION } = await import('../src/local/stackEventHubs.js');
   return capMib === undefined ? { ...LOCAL_EMULATOR_RETENTION } : { ...LOCAL_EMULATOR_RETENTION, maxBytesPerPartition: Math.round(capMib * MB) };
 }
 

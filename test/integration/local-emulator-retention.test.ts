@@ -8,7 +8,7 @@ import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition } from '@azure/event-hubs';
 import { startEmulator } from '@hubsink/eventhubs-emulator';
-import { LOCAL_EMULATOR_RETENTION } from '../../src/local/stack.js';
+import { LOCAL_EMULATOR_RETENTION } from '../../src/local/stackEventHubs.js';
 
 /** The emulator's segment size (packages/eventhubs-emulator/src/partitionLog.ts). */
 const SEGMENT_BYTES = 256 * 1024;

@@ -9,7 +9,7 @@ import { chmod, lstat, mkdir, mkdtemp, readlink, realpath, rm, stat, symlink, wr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { binaryPackageDir, blockedForPostgresUser, checkEmbeddedPgReachable, EmbeddedPgError, makeBinariesReachable } from '../../src/local/reach.js';
-import { embeddedDataFolder } from '../../src/local/stack.js';
+import { embeddedDataFolder } from '../../src/local/stackPostgres.js';
 import { ServiceStartError, startTestServices } from '../setup/services.js';
 
 /** A folder with mode 700 holding a fake checkout's binary folder, and a reachable data folder. */

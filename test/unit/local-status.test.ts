@@ -6,7 +6,8 @@ import path from 'node:path';
 import { formatDuration, renderStatusBlock, renderStatusLine, type LocalStatus } from '../../src/local/status.js';
 import { matchRoute } from '../../src/local/http.js';
 import { formatBanner } from '../../src/cli/local.js';
-import { checkReachableByPostgresUser, type LocalInfo } from '../../src/local/stack.js';
+import type { LocalInfo } from '../../src/local/stack.js';
+import { checkReachableByPostgresUser } from '../../src/local/stackPostgres.js';
 import { emptyStats } from '../../src/runner/stats.js';
 
 function status(at: number, received: number, sent: number): LocalStatus {
