@@ -10,6 +10,8 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { escapeControls, redactSecrets } from '../pipeline/terminal.js';
 import { errorKind, HubsinkError, type ErrorKind } from '../errors.js';
 import { explainServiceError } from '../hubs/explain.js';
+import { loadConfig } from '../config.js';
+import { explainDatabaseFailure } from '../doctor/database.js';
 
 export class UsageError extends HubsinkError {
   readonly kind = 'usage';
@@ -146,6 +148,24 @@ export function debugDump(err: unknown): string {
   return escapeControls(redactSecrets(inspect(err, { depth: 6, breakLength: 120 })), { multiline: true });
 }
 
+/** The database's connection or sign-in failure named as such, when the settings name a database. */
+function databaseFailure(err: unknown): string | undefined {
+  let db;
+  try {
+    db = loadConfig().database;
+  } catch {
+    return undefined;
+  }
+  return db ? explainDatabaseFailure(err, db) : undefined;
+}
+
+/** Our message, and when its cause is the database failing to connect, what fixes that (once). */
+function withDatabaseFix(err: HubsinkError): string {
+  if (/DATABASE_URL|PGHOST/.test(err.message)) return err.message;
+  const db = databaseFailure(err.cause);
+  return db ? `${err.message} (${db})` : err.message;
+}
+
 export async function runCli(program: Command, argv: string[]): Promise<number> {
   const applyAll = (c: Command): void => {
     configureCommand(c);
@@ -161,7 +181,7 @@ export async function runCli(program: Command, argv: string[]): Promise<number> 
     // Messages may quote settings or what a server said: escaped and with secrets redacted.
     // Anything not ours (an SDK's AggregateError has no message of its own) is described by its
     // innermost cause, explained when it came from Event Hubs or storage: never an empty line.
-    const text = err instanceof HubsinkError && err.message.trim() !== '' ? err.message : explainServiceError(err).message;
+    const text = err instanceof HubsinkError && err.message.trim() !== '' ? withDatabaseFix(err) : (databaseFailure(err) ?? explainServiceError(err).message);
     process.stderr.write(`hubsink: ${escapeControls(redactSecrets(text), { multiline: true })}\n`);
     const code = exitCodeOf(err);
     // A usage or settings message is the whole story; for a failure HUBSINK_DEBUG shows the rest.

@@ -176,6 +176,49 @@ export function describeConnectError(err: unknown, db: DatabaseConnection): { de
   return { detail: msg || String(err), fix: `check ${settings}` };
 }
 
+/** Pure: host and port a connection setting names (port 5432 when a URL gives none). */
+function hostPort(db: DatabaseConnection): { host: string; port: number } | undefined {
+  if (db.kind === 'params') return { host: db.host, port: db.port };
+  try {
+    const u = new URL(db.url);
+    return { host: u.hostname, port: Number(u.port || '5432') };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Pure: when `err` is the database failing to connect or sign in (a socket error at its host and
+ * port, inside an AggregateError too, or SQLSTATE class 08, 28 or 3D), the message that names the
+ * database and its setting; otherwise undefined. Commands that meet such an error without context
+ * would otherwise explain it as an Event Hubs or storage failure.
+ */
+export function explainDatabaseFailure(err: unknown, db: DatabaseConnection): string | undefined {
+  const target = hostPort(db);
+  const seen = new Set<unknown>();
+  const visit = (e: unknown): unknown => {
+    if (!e || typeof e !== 'object' || seen.has(e)) return undefined;
+    seen.add(e);
+    const x = e as { code?: unknown; port?: unknown; hostname?: unknown; errors?: unknown; cause?: unknown };
+    if (typeof x.code === 'string') {
+      if (/^[0-9A-Z]{5}$/.test(x.code)) {
+        if (/^(08|28|3D)/.test(x.code)) return e;
+      } else if (target && (x.port === target.port || x.hostname === target.host)) {
+        return e;
+      }
+    }
+    for (const inner of [...(Array.isArray(x.errors) ? (x.errors as unknown[]) : []), x.cause]) {
+      const found = visit(inner);
+      if (found) return found;
+    }
+    return undefined;
+  };
+  const found = visit(err);
+  if (!found) return undefined;
+  const d = describeConnectError(found, db);
+  return `cannot use the database: ${d.detail}; ${d.fix}`;
+}
+
 /** Pure: reachability, TLS as configured, the version. */
 export function checkServer(f: ServerFacts, db: DatabaseConnection, tlsExpected: boolean): CheckResult {
   const title = 'reachable';
