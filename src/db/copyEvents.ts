@@ -18,6 +18,7 @@
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { classifyError, sqlState } from '../pipeline/classify.js';
+import { EVENT_COLUMN_NAMES } from '../pipeline/eventColumns.js';
 import type { EventRow } from '../pipeline/types.js';
 import { copyLine, isoUtc } from '../pipeline/copyText.js';
 import { ScannedRow } from '../pipeline/scanCopy.js';
@@ -26,27 +27,8 @@ import type { Statement } from './statement.js';
 
 export { isoUtc };
 
-/** The columns COPY fills, in the order of copyLine's fields. */
-export const COPY_COLUMNS = [
-  'tenant_id',
-  'event_id',
-  'occurred_at',
-  'type',
-  'session_id',
-  'user_id',
-  'device_id',
-  'url',
-  'referrer',
-  'campaign_id',
-  'country',
-  'browser',
-  'revenue',
-  'properties',
-  'source_partition',
-  'source_sequence',
-  'source_offset',
-  'source_enqueued_at',
-] as const;
+/** The columns COPY fills, in the order of copyLine's fields (test/unit/db-copy-encode checks it writes exactly these). */
+export const COPY_COLUMNS: readonly string[] = EVENT_COLUMN_NAMES;
 
 export function copyEventsSql(schema: string): string {
   return `COPY ${ident(schema)}.events (${COPY_COLUMNS.join(', ')}) FROM STDIN`;

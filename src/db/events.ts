@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { DEFAULT_COPY_MIN_ROWS, type HubsinkConfig } from '../config.js';
 import { backoffDelay, type BackoffPolicy } from '../pipeline/backoff.js';
 import { classifyError, DatabaseUnavailableError, describeError, sqlState } from '../pipeline/classify.js';
+import { EVENT_COLUMNS } from '../pipeline/eventColumns.js';
 import type { EventRow } from '../pipeline/types.js';
 import { copyChunk } from './copyEvents.js';
 import { ident } from './ident.js';
@@ -16,28 +17,7 @@ import { createDayPartitions, daysInWindow } from './partitionsOnDemand.js';
 import type { TenantRegistry } from './tenants.js';
 
 /** Column, array type of its parameter, and how a row supplies the value. Order is the parameter order. */
-const COLUMNS: readonly (readonly [column: string, arrayType: string, value: (r: EventRow) => unknown])[] = [
-  ['tenant_id', 'bigint[]', (r) => r.tenantId],
-  ['event_id', 'uuid[]', (r) => r.eventId],
-  ['occurred_at', 'timestamptz[]', (r) => r.occurredAt.toISOString()],
-  ['type', 'text[]', (r) => r.type],
-  ['session_id', 'text[]', (r) => r.sessionId],
-  ['user_id', 'text[]', (r) => r.userId],
-  ['device_id', 'text[]', (r) => r.deviceId],
-  ['url', 'text[]', (r) => r.url],
-  ['referrer', 'text[]', (r) => r.referrer],
-  ['campaign_id', 'text[]', (r) => r.campaignId],
-  ['country', 'text[]', (r) => r.country],
-  ['browser', 'text[]', (r) => r.browser],
-  // As text so no digit is lost between JavaScript and numeric.
-  ['revenue', 'numeric[]', (r) => (r.revenue === null ? null : String(r.revenue))],
-  // JSON text per element: pg would otherwise serialize a nested object as a PostgreSQL array/record.
-  ['properties', 'jsonb[]', (r) => (r.properties === null ? null : JSON.stringify(r.properties))],
-  ['source_partition', 'text[]', (r) => r.raw.source.partitionId],
-  ['source_sequence', 'bigint[]', (r) => r.raw.source.sequenceNumber],
-  ['source_offset', 'text[]', (r) => r.raw.source.offset],
-  ['source_enqueued_at', 'timestamptz[]', (r) => r.raw.source.enqueuedTime.toISOString()],
-];
+const COLUMNS: readonly (readonly [column: string, arrayType: string, value: (r: EventRow) => unknown])[] = EVENT_COLUMNS.map((c) => [c.column, `${c.sqlType}[]`, c.value] as const);
 
 /**
  * Pure: the insert of these rows: one array per column, in parameter order. The text is the same

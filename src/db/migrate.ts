@@ -122,11 +122,6 @@ export function migrationChecksum(sql: string): string {
   return createHash('sha256').update(migrationContent(sql), 'utf8').digest('hex');
 }
 
-/** Pure: what migrators before content checksums stored: the whole text's, CRLF read as LF. */
-export function rawTextChecksum(sql: string): string {
-  return createHash('sha256').update(sql.replace(/\r\n/g, '\n'), 'utf8').digest('hex');
-}
-
 /**
  * Checksums that databases migrated before content checksums hold: per version, the raw-text
  * checksum of the file as it was shipped then, and the content checksum of that same text. A stored

@@ -7,6 +7,7 @@
  * The JSON body built from a record lists fields in one fixed order and properties sorted by key:
  * the event id derived from it (when there is no eventId column) does not depend on column order.
  */
+import type { EventField as ColumnField, SameNames } from '../pipeline/eventColumns.js';
 import { setOwn } from '../pipeline/normalize.js';
 import { HubsinkError } from '../errors.js';
 
@@ -27,6 +28,8 @@ export const EVENT_FIELDS = [
   'properties',
 ] as const;
 export type EventField = (typeof EVENT_FIELDS)[number];
+/** Compile-time: the fields a CSV column may map to are exactly the event columns' fields (pipeline/eventColumns.ts). */
+const _fieldsAreColumns: SameNames<EventField, ColumnField> = true;
 
 export type ColumnTarget = { kind: 'field'; field: EventField } | { kind: 'property'; key: string } | { kind: 'drop' };
 

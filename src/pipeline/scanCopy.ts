@@ -19,6 +19,7 @@
  * something reads them (the upsert of a small or refused chunk): by the fast path or the zod path
  * on the same raw event and options, which decide as the scanner did.
  */
+import type { EventField, SameNames } from './eventColumns.js';
 import { isUtf8 } from 'node:buffer';
 import { copyLine, copyTextField, isoUtc } from './copyText.js';
 import { deriveEventId } from './eventId.js';
@@ -38,6 +39,8 @@ const F_OCCURRED_AT = 3;
 const F_REVENUE = 12;
 const F_PROPERTIES = 13;
 const FIELD_NAMES = ['eventId', 'tenantId', 'type', 'occurredAt', 'sessionId', 'userId', 'deviceId', 'url', 'referrer', 'campaignId', 'country', 'browser', 'revenue', 'properties'] as const;
+/** Compile-time: the scanner reads exactly the event columns' fields (pipeline/eventColumns.ts). */
+const _fieldsAreColumns: SameNames<(typeof FIELD_NAMES)[number], EventField> = true;
 const FIELD_COUNT = FIELD_NAMES.length;
 /** The text fields in COPY column order (after occurred_at), with their length limits. */
 const TEXT_FIELDS = [2, 4, 5, 6, 7, 8, 9, 10, 11] as const;

@@ -13,6 +13,7 @@
  * the document for what PostgreSQL cannot store, and `properties`, because zod's record and loose-object
  * parsers silently drop a `__proto__` key while we must store what the producer sent.
  */
+import { MAX_TEXT_CHARS, MAX_TYPE_CHARS, MAX_URL_CHARS, type EventField as ColumnField, type SameNames } from './eventColumns.js';
 import { z } from 'zod';
 import { deriveEventId } from './eventId.js';
 import { setOwn } from './normalize.js';
@@ -33,9 +34,7 @@ export interface ValidateOptions {
  */
 export type ValidateResult = { ok: true; row: EventRow } | { ok: false; error: string; tenantId?: number; eventId?: string };
 
-export const MAX_TYPE_CHARS = 64;
-export const MAX_TEXT_CHARS = 256;
-export const MAX_URL_CHARS = 2048;
+export { MAX_TEXT_CHARS, MAX_TYPE_CHARS, MAX_URL_CHARS };
 export const MAX_PROPERTIES_BYTES = 64 * 1024;
 /**
  * Deepest nesting accepted anywhere in a body. PostgreSQL's jsonb parser recurses, and running out of
@@ -92,6 +91,8 @@ const EventFields = z.object({
     .transform((v) => (v === undefined || v === null ? null : round4(v))),
 });
 // tenantId and properties are top-level fields too, checked by hand below.
+/** Compile-time: the schema and the hand-checked fields are exactly the event columns' fields (pipeline/eventColumns.ts). */
+const _schemaCoversColumns: SameNames<keyof typeof EventFields.shape | 'tenantId' | 'properties', ColumnField> = true;
 export const KNOWN_FIELDS = new Set([...Object.keys(EventFields.shape), 'tenantId', 'properties']);
 
 /**

@@ -7,7 +7,9 @@
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { encodeCopyBytes, encodeCopyText, isoUtc } from '../../src/db/copyEvents.js';
+import { COPY_COLUMNS, encodeCopyBytes, encodeCopyText, isoUtc } from '../../src/db/copyEvents.js';
+import { copyTextField } from '../../src/pipeline/copyText.js';
+import { EVENT_COLUMNS } from '../../src/pipeline/eventColumns.js';
 import type { EventRow } from '../../src/pipeline/types.js';
 import { makeSource } from '../support/rows.js';
 
@@ -156,5 +158,21 @@ test('isoUtc equals toISOString across day and year boundaries, whatever order t
       for (const d of dates) assert.equal(isoUtc(d), d.toISOString());
     }),
     { numRuns: 1000 },
+  );
+});
+
+test('the hand-written COPY encoder writes exactly the column table (pipeline/eventColumns.ts), in its order', () => {
+  assert.deepEqual(COPY_COLUMNS, EVENT_COLUMNS.map((c) => c.column));
+  // The upsert's value of each column, as COPY text: what the encoder must write for that column.
+  const fromTable = (r: EventRow): string =>
+    `${EVENT_COLUMNS.map((c) => {
+      const v = c.value(r);
+      return v === null ? '\\N' : copyTextField(typeof v === 'string' ? v : String(v as number));
+    }).join('\t')}\n`;
+  fc.assert(
+    fc.property(batch, (rows) => {
+      assert.equal(encodeCopyText(rows), rows.map(fromTable).join(''));
+    }),
+    { numRuns: 500 },
   );
 });
