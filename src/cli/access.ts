@@ -11,6 +11,7 @@ import { createPool } from '../db/pool.js';
 import { inTransaction } from '../db/queryable.js';
 import { describeConnectError } from '../doctor/database.js';
 import { RefusedError, UnavailableError } from '../errors.js';
+import { isConnectOrSignInState, isSqlStateCode, isUndefinedTable } from '../pipeline/pgErrors.js';
 import { escapeControls } from '../pipeline/terminal.js';
 import { schemaOption } from './db.js';
 import { UsageError } from './program.js';
@@ -102,9 +103,9 @@ function out(text: string): void {
  */
 function databaseError(err: unknown, schema: string, db: DatabaseConnection | undefined): unknown {
   const code = (err as { code?: unknown }).code;
-  if (code === '42P01') return new UnavailableError(`schema ${schema} has no access_grants table: run \`hubsink migrate\` first`, { cause: err });
+  if (isUndefinedTable(err)) return new UnavailableError(`schema ${schema} has no access_grants table: run \`hubsink migrate\` first`, { cause: err });
   // A node error code (ECONNREFUSED, ENOTFOUND…), or SQLSTATE classes 08 (connection), 28 (sign-in), 3D (no such database).
-  if (db && typeof code === 'string' && (!/^[0-9A-Z]{5}$/.test(code) || /^(08|28|3D)/.test(code))) {
+  if (db && typeof code === 'string' && (!isSqlStateCode(code) || isConnectOrSignInState(code))) {
     const d = describeConnectError(err, db);
     return new UnavailableError(`cannot use the database: ${d.detail}; ${d.fix}`, { cause: err });
   }

@@ -17,7 +17,8 @@
  */
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { classifyError, sqlState } from '../pipeline/classify.js';
+import { classifyError } from '../pipeline/classify.js';
+import { isCitusNoPartition, isUniqueViolation, SQLSTATE, sqlState } from '../pipeline/pgErrors.js';
 import { EVENT_COLUMN_NAMES } from '../pipeline/eventColumns.js';
 import type { EventRow } from '../pipeline/types.js';
 import { copyLine, isoUtc } from '../pipeline/copyText.js';
@@ -187,24 +188,13 @@ export function advisorFor(pool: pg.Pool): CopyAdvisor {
 }
 
 /**
- * A key that exists already. Citus reports it from its COPY path as XX000 with the same text
- * (classifyError in pipeline/classify.ts reads it the same way).
- */
-export function isUniqueViolation(err: unknown): boolean {
-  const state = sqlState(err);
-  return state === '23505' || (state === 'XX000' && err instanceof Error && /duplicate key value violates unique constraint/i.test(err.message));
-}
-
-const CITUS_NO_PARTITION = /no partition of relation .* found for row/i;
-
-/**
  * Citus reports errors of its COPY path under XX000, where PostgreSQL and the upsert give the row's
  * own SQLSTATE. A missing partition gets the code PostgreSQL uses (23514), so writeEvents creates
  * it as it would for the upsert.
  */
 function asPostgresError(err: unknown): unknown {
-  if (sqlState(err) !== 'XX000' || !(err instanceof Error) || !CITUS_NO_PARTITION.test(err.message)) return err;
-  return Object.assign(new Error(err.message, { cause: err }), { code: '23514' });
+  if (!(err instanceof Error) || !isCitusNoPartition(err)) return err;
+  return Object.assign(new Error(err.message, { cause: err }), { code: SQLSTATE.checkViolation });
 }
 
 export interface CopyChunkResult {
@@ -259,7 +249,7 @@ export async function copyChunk(
       } catch (err) {
         const cls = classifyError(err);
         // Citus's other XX000 refusals carry no row-level SQLSTATE: the upsert reports the real one.
-        const citusRefusal = sqlState(err) === 'XX000' && cls !== 'transient' && cls !== 'unavailable' && !CITUS_NO_PARTITION.test(String((err as Error).message));
+        const citusRefusal = sqlState(err) === SQLSTATE.internalError && cls !== 'transient' && cls !== 'unavailable' && !isCitusNoPartition(err);
         if (!isUniqueViolation(err) && !citusRefusal) throw asPostgresError(err);
         refused = true;
       }

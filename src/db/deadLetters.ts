@@ -13,7 +13,8 @@ import { PARK_REASONS, countsFor, isParkReason, type DeadLetterRecord, type Park
 import { ident } from './ident.js';
 import type { Queryable } from './queryable.js';
 import type { Statement } from './statement.js';
-import { classifyError, describeError, sqlState } from '../pipeline/classify.js';
+import { classifyError, describeError } from '../pipeline/classify.js';
+import { isStatementUnfit } from '../pipeline/pgErrors.js';
 
 export type DeadLetterStatus = 'parked' | 'replayed' | 'discarded';
 export const DEAD_LETTER_STATUSES: readonly DeadLetterStatus[] = ['parked', 'replayed', 'discarded'];
@@ -290,7 +291,7 @@ export async function parkDeadLetters(db: Queryable, schema: string, records: re
   // nor bisecting when the statement itself is wrong for the schema (missing table, privileges).
   const hopeless = (err: unknown): boolean => {
     const cls = classifyError(err);
-    return cls === 'transient' || cls === 'unavailable' || /^(42|3F|0A)/.test(sqlState(err) ?? '');
+    return cls === 'transient' || cls === 'unavailable' || isStatementUnfit(err);
   };
   // A transient record here is a caller's bug, not a bad record: refuse before bisecting anything.
   for (const r of records) {

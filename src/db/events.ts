@@ -6,7 +6,8 @@
 import type pg from 'pg';
 import { DEFAULT_COPY_MIN_ROWS, type HubsinkConfig } from '../config.js';
 import { backoffDelay, type BackoffPolicy } from '../pipeline/backoff.js';
-import { classifyError, DatabaseUnavailableError, describeError, sqlState } from '../pipeline/classify.js';
+import { classifyError, DatabaseUnavailableError, describeError } from '../pipeline/classify.js';
+import { isMissingPartition } from '../pipeline/pgErrors.js';
 import { EVENT_COLUMNS } from '../pipeline/eventColumns.js';
 import type { EventRow } from '../pipeline/types.js';
 import { copyChunk } from './copyEvents.js';
@@ -129,15 +130,6 @@ export function chunk<T>(rows: readonly T[], size: number): T[][] {
 }
 
 const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** 23514 is also a CHECK violation (type length, say); only this text means a missing partition. */
-const NO_PARTITION = /no partition of relation/i;
-
-export function isMissingPartition(err: unknown): boolean {
-  // XX000: how Citus's COPY path reports it.
-  const state = sqlState(err);
-  return (state === '23514' || state === 'XX000') && err instanceof Error && NO_PARTITION.test(err.message);
-}
 
 /**
  * Writes rows chunk by chunk. Transient failures are retried with backoff until the statement's

@@ -10,6 +10,7 @@ import { ident } from '../db/ident.js';
 import { compareChecksum, type MigrationFile } from '../db/migrate.js';
 import { partitionName, partitionStatements, partitionWindow, startOfUtcDay } from '../db/partitions.js';
 import type { Queryable } from '../db/queryable.js';
+import { isConnectOrSignInState, isSignInRefused, isSqlStateCode, SQLSTATE } from '../pipeline/pgErrors.js';
 import { fail, ok, warn, type CheckResult } from './report.js';
 
 const S = 'Database' as const;
@@ -165,8 +166,8 @@ export function describeConnectError(err: unknown, db: DatabaseConnection): { de
   if (e.code === 'ECONNREFUSED') return { detail: `connection refused at ${at}`, fix: `check ${settings}, that the server runs, and that its firewall admits this machine` };
   if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') return { detail: `host not found (${at})`, fix: `correct the host in ${settings}` };
   if (e.code === 'ETIMEDOUT' || /timeout/i.test(msg)) return { detail: `no answer from ${at} (${msg})`, fix: `check ${settings} and the server's firewall rules (add this machine's address)` };
-  if (e.code === '28P01' || e.code === '28000') return { detail: msg, fix: auth };
-  if (e.code === '3D000') return { detail: msg, fix: db.kind === 'url' ? 'correct the database name in DATABASE_URL' : 'set PGDATABASE to an existing database' };
+  if (isSignInRefused(e.code)) return { detail: msg, fix: auth };
+  if (e.code === SQLSTATE.invalidCatalogName) return { detail: msg, fix: db.kind === 'url' ? 'correct the database name in DATABASE_URL' : 'set PGDATABASE to an existing database' };
   if (tls.test(msg) || /^(DEPTH_ZERO|SELF_SIGNED|UNABLE_TO|ERR_TLS|CERT_)/.test(e.code ?? '')) {
     return {
       detail: `TLS: ${msg}`,
@@ -201,8 +202,8 @@ export function explainDatabaseFailure(err: unknown, db: DatabaseConnection): st
     seen.add(e);
     const x = e as { code?: unknown; port?: unknown; hostname?: unknown; errors?: unknown; cause?: unknown };
     if (typeof x.code === 'string') {
-      if (/^[0-9A-Z]{5}$/.test(x.code)) {
-        if (/^(08|28|3D)/.test(x.code)) return e;
+      if (isSqlStateCode(x.code)) {
+        if (isConnectOrSignInState(x.code)) return e;
       } else if (target && (x.port === target.port || x.hostname === target.host)) {
         return e;
       }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, symlink, access, chmod, open, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
+import { isSignInRefused } from '../pipeline/pgErrors.js';
 import { withoutNewProcessHooks } from './hooks.js';
 import { freePort } from './ports.js';
 import { binaryPackageDir, checkEmbeddedPgReachable, EmbeddedPgError, makeBinariesReachable } from './reach.js';
@@ -66,7 +67,7 @@ async function canLogIn(port: number, password: string): Promise<boolean> {
   } catch (err) {
     // 28P01 invalid_password, 28000 invalid_authorization_specification: the wrong password.
     const code = (err as { code?: string }).code;
-    if (code === '28P01' || code === '28000') return false;
+    if (isSignInRefused(code)) return false;
     throw err;
   } finally {
     await c.end().catch(() => undefined);

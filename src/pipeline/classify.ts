@@ -15,6 +15,7 @@
  * classification and description look through them.
  */
 import { HubsinkError } from '../errors.js';
+import { CITUS_WORKER_UNREACHABLE, isCitusRowRefusal, isRowRefusalState, isTransientState, isUnreachableState, SQLSTATE, sqlState } from './pgErrors.js';
 
 export type ErrorClass = 'unavailable' | 'transient' | 'rejected' | 'fatal';
 
@@ -41,20 +42,11 @@ const UNAVAILABLE_MESSAGES = [
   /server closed the connection unexpectedly/i,
   /Connection terminated unexpectedly/i,
   /the database system is (starting up|shutting down|in recovery mode)/i,
-  // Citus surfaces worker connectivity problems with these texts under XX000; with tenants spread
-  // over every worker, all batches meet them alike.
-  /connection to the remote node .* failed/i,
-  /could not establish any connections to the node/i,
+  ...CITUS_WORKER_UNREACHABLE,
 ];
 
 /** @azure/identity's errors: a token that could not be had now (Entra ID authentication). */
 const IDENTITY_ERROR_NAMES = new Set(['CredentialUnavailableError', 'AuthenticationError', 'AggregateAuthenticationError']);
-
-/**
- * Citus's COPY path reports row-level refusals under XX000 instead of their own SQLSTATE: a unique
- * violation, and a row that finds no partition (23514 on the INSERT path).
- */
-const CITUS_ROW_REFUSALS = [/duplicate key value violates unique constraint/i, /no partition of relation .* found for row/i];
 
 /**
  * Thrown by the write paths when the database stayed unreachable for the whole retry budget: the
@@ -63,14 +55,6 @@ const CITUS_ROW_REFUSALS = [/duplicate key value violates unique constraint/i, /
 export class DatabaseUnavailableError extends HubsinkError {
   readonly kind = 'unavailable';
   override name = 'DatabaseUnavailableError';
-}
-
-export function sqlState(err: unknown): string | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err) {
-    const code = (err as { code: unknown }).code;
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
-  }
-  return undefined;
 }
 
 function nodeCode(err: unknown): string | undefined {
@@ -115,16 +99,11 @@ function ownClass(err: unknown): ErrorClass | undefined {
   if (err instanceof DatabaseUnavailableError) return 'unavailable';
   const state = sqlState(err);
   if (state) {
-    const cls = state.slice(0, 2);
-    // Connection exceptions, operator intervention (shutdown, cannot connect now), too many
-    // connections, authentication (a rotated password or token): nothing gets through.
-    if (cls === '08' || state.startsWith('57P0') || state === '53300' || cls === '28') return 'unavailable';
-    // Out of resources, statement or lock timeout, serialization failure, deadlock: this statement.
-    if (cls === '53' || state === '57014' || state === '55P03' || state === '40001' || state === '40P01') return 'transient';
-    // Data exceptions and integrity violations belong to the rows that caused them.
-    if (cls === '22' || cls === '23') return 'rejected';
-    if (state === 'XX000') {
-      if (CITUS_ROW_REFUSALS.some((re) => re.test(message(err)))) return 'rejected';
+    if (isUnreachableState(state)) return 'unavailable';
+    if (isTransientState(state)) return 'transient';
+    if (isRowRefusalState(state)) return 'rejected';
+    if (state === SQLSTATE.internalError) {
+      if (isCitusRowRefusal(err)) return 'rejected';
       if (UNAVAILABLE_MESSAGES.some((re) => re.test(message(err)))) return 'unavailable';
     }
     return 'fatal';

@@ -17,6 +17,7 @@ import type pg from 'pg';
 import { grantedTenants, OBJECT_ID } from '../db/grants.js';
 import type { AccessConfig } from '../config.js';
 import { ForbiddenError, UnauthenticatedError, UnavailableError } from '../errors.js';
+import { isUndefinedTable } from '../pipeline/pgErrors.js';
 import { errorResponse, httpStatusOf } from './http.js';
 
 export const PRINCIPAL_HEADER = 'x-ms-client-principal';
@@ -144,7 +145,7 @@ export function databaseAccess(pool: pg.Pool, schema: string, trustPrincipalHead
       try {
         return await grantedTenants(pool, schema, p.userId, p.groups);
       } catch (err) {
-        if ((err as { code?: unknown }).code === '42P01') {
+        if (isUndefinedTable(err)) {
           throw new UnavailableError(`the access_grants table is missing in schema ${schema}: run \`hubsink migrate\``, { cause: err });
         }
         throw err;

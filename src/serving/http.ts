@@ -55,10 +55,6 @@ export class QueryTimeoutError extends HubsinkError {
   override name = 'QueryTimeoutError';
 }
 
-/** Pure: 57014 query_canceled, what statement_timeout raises. */
-export function isStatementTimeout(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '57014';
-}
 
 /**
  * The dependencies of a handler (configuration, pool) could not be built. What failed is logged;

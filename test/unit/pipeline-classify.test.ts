@@ -1,7 +1,8 @@
 import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import pg from 'pg';
-import { classifyError, describeError, sqlState, type ErrorClass } from '../../src/pipeline/classify.js';
+import { classifyError, describeError, type ErrorClass } from '../../src/pipeline/classify.js';
+import { sqlState } from '../../src/pipeline/pgErrors.js';
 
 /** The error class pg itself raises for a server error, with its SQLSTATE. */
 function dbError(code: string, message: string): Error {
