@@ -9,16 +9,7 @@ import type pg from 'pg';
 import { loadConfig, requireEventHubs, requireStorage, type HubsinkConfig } from '../config.js';
 import { createPool } from '../db/pool.js';
 import { escapeControls } from '../pipeline/terminal.js';
-import {
-  countDeadLetters,
-  DEAD_LETTER_STATUSES,
-  deadLetterStats,
-  discardDeadLetters,
-  getDeadLetter,
-  listDeadLetters,
-  type DeadLetterFilter,
-  type DeadLetterStatus,
-} from '../db/deadLetters.js';
+import { countDeadLetters, DEAD_LETTER_STATUSES, deadLetterStats, discardDeadLetters, getDeadLetter, listDeadLetters, type DeadLetterFilter, type DeadLetterStatus } from '../db/deadLetterQueries.js';
 import { PARK_REASONS, type ParkReason } from '../pipeline/types.js';
 import { TenantRegistry } from '../db/tenants.js';
 import { formatBody, formatTable, isoSeconds, jsonSafe, oneLine, bodyText } from '../deadletters/format.js';

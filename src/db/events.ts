@@ -222,3 +222,35 @@ export async function writeEvents(pool: pg.Pool, schema: string, rows: readonly 
   }
   return out;
 }
+
+/**
+ * Pure: the rows of `events` that may match these keys. The filter is a superset (tenant in the
+ * list and event id in the list), which prunes to the tenants' shards on Citus without a join
+ * against a function; existingEventKeys keeps the exact matches.
+ */
+export function existingEventKeysSql(schema: string, keys: readonly { tenantId: number; eventId: string; occurredAt: Date }[]): Statement {
+  return {
+    text:
+      `SELECT tenant_id::text AS tenant_id, event_id::text AS event_id, occurred_at FROM ${ident(schema)}.events ` +
+      'WHERE tenant_id = ANY($1::bigint[]) AND event_id = ANY($2::uuid[])',
+    values: [[...new Set(keys.map((k) => k.tenantId))], [...new Set(keys.map((k) => k.eventId.toLowerCase()))]],
+  };
+}
+
+/** Pure: the events key as one comparable string. */
+export function eventKey(k: { tenantId: number; eventId: string; occurredAt: Date }): string {
+  return `${k.tenantId}|${k.eventId.toLowerCase()}|${k.occurredAt.getTime()}`;
+}
+
+export async function existingEventKeys(db: Queryable, schema: string, keys: readonly { tenantId: number; eventId: string; occurredAt: Date }[]): Promise<Set<string>> {
+  if (keys.length === 0) return new Set();
+  const wanted = new Set(keys.map(eventKey));
+  const st = existingEventKeysSql(schema, keys);
+  const { rows } = await db.query<{ tenant_id: string; event_id: string; occurred_at: Date }>(st);
+  const found = new Set<string>();
+  for (const r of rows) {
+    const k = eventKey({ tenantId: Number(r.tenant_id), eventId: r.event_id, occurredAt: r.occurred_at });
+    if (wanted.has(k)) found.add(k);
+  }
+  return found;
+}

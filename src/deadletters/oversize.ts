@@ -5,7 +5,7 @@
  * this throws: the ingest function fails and the host retries the batch until the database is back.
  */
 import type pg from 'pg';
-import { parkDeadLetters } from '../db/deadLetters.js';
+import { parkDeadLetters } from '../db/deadLetterParking.js';
 import { OversizeDeadLetterError } from '../hubs/deadLetterSink.js';
 import { isParkReason, type DeadLetterRecord } from '../pipeline/types.js';
 

@@ -18,7 +18,7 @@ import type pg from 'pg';
 import type { HubsinkConfig } from '../config.js';
 import { writeEvents, writeOptions } from '../db/events.js';
 import { partitionWindow } from '../db/partitions.js';
-import { markReplayedBySourceSql, parkDeadLetters } from '../db/deadLetters.js';
+import { markReplayedBySourceSql, parkDeadLetters } from '../db/deadLetterParking.js';
 import type { TenantRegistry } from '../db/tenants.js';
 import { deadLetterFromRaw, fromDeadLetterMessage, nextAttempt } from '../pipeline/deadletter.js';
 import { PARK_REASONS, countsFor, isParkReason, type DeadLetterRecord, type EventRow, type ParkReason, type RawEvent } from '../pipeline/types.js';

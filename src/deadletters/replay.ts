@@ -8,17 +8,8 @@
  * Rows are taken in id order, a page at a time (keyset paging, so rows left parked do not come back
  * within one run). A transient database failure stops the replay; what was done stays done.
  */
-import {
-  countDeadLetters,
-  eventKey,
-  existingEventKeys,
-  fetchDeadLetters,
-  markReplayed,
-  markReplayFailed,
-  type DeadLetterFilter,
-  type DeadLetterStatus,
-  type ParkedDeadLetter,
-} from '../db/deadLetters.js';
+import { countDeadLetters, fetchDeadLetters, markReplayed, markReplayFailed, type DeadLetterFilter, type DeadLetterStatus, type ParkedDeadLetter } from '../db/deadLetterQueries.js';
+import { eventKey, existingEventKeys } from '../db/events.js';
 import { PARK_REASONS, countsFor, type EventRow, type ParkReason, type RawEvent } from '../pipeline/types.js';
 import { validateEvent } from '../pipeline/validate.js';
 import { writeDeadLetterRows, type DeadLetterDeps } from './process.js';

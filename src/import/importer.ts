@@ -18,7 +18,7 @@
 import type pg from 'pg';
 import { DEFAULT_COPY_MIN_ROWS, type HubsinkConfig } from '../config.js';
 import type { Capabilities } from '../db/capabilities.js';
-import { parkDeadLetters } from '../db/deadLetters.js';
+import { parkDeadLetters } from '../db/deadLetterParking.js';
 import { writeEvents, writeOptions } from '../db/events.js';
 import { advanceFile, beginFile, finishFile, type FileKey } from '../db/importFiles.js';
 import { rollUpUntilCaughtUp } from '../rollups/run.js';

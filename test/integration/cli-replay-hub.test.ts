@@ -10,7 +10,7 @@ import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition, 
 import { startEmulator, type Emulator } from '@hubsink/eventhubs-emulator';
 import { EventHubDeadLetterSink } from '../../src/hubs/deadLetterSink.js';
 import { makeDeadLetterHandler } from '../../src/deadletters/handler.js';
-import { listDeadLetters } from '../../src/db/deadLetters.js';
+import { listDeadLetters } from '../../src/db/deadLetterQueries.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import { testAzuriteConnection, testDatabaseUrl, uniqueName, type TestSchema } from '../support/services.js';
 import { countRows, fastSleep, hostShape, invocation, readySchema, runCli, testConfig, type ReceivedLike } from './deadletters-support.js';

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parkDeadLetters } from '../../src/db/deadLetters.js';
+import { parkDeadLetters } from '../../src/db/deadLetterParking.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import { testDatabaseUrl, type TestSchema } from '../support/services.js';
 import { readySchema, runCli } from './deadletters-support.js';

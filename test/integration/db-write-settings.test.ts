@@ -9,7 +9,7 @@ import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { detectCapabilities } from '../../src/db/capabilities.js';
-import { parkDeadLetters } from '../../src/db/deadLetters.js';
+import { parkDeadLetters } from '../../src/db/deadLetterParking.js';
 import { writeOptions, type WriteSettings } from '../../src/db/events.js';
 import { processDeadLetters } from '../../src/deadletters/process.js';
 import { replayParked } from '../../src/deadletters/replay.js';

@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { parkDeadLetters, getDeadLetter } from '../../src/db/deadLetters.js';
+import { parkDeadLetters } from '../../src/db/deadLetterParking.js';
+import { getDeadLetter } from '../../src/db/deadLetterQueries.js';
 import { replayParked, type ReplayItem } from '../../src/deadletters/replay.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import type { TestSchema } from '../support/services.js';

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { makeDeadLetterHandler } from '../../src/deadletters/handler.js';
 import { TransientDatabaseError } from '../../src/deadletters/process.js';
-import { getDeadLetter, listDeadLetters } from '../../src/db/deadLetters.js';
+import { getDeadLetter, listDeadLetters } from '../../src/db/deadLetterQueries.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import type { TestSchema } from '../support/services.js';
 import { asDeadLetterEvents, countRows, downPool, fastSleep, hostShape, invocation, readySchema, testConfig } from './deadletters-support.js';

@@ -13,7 +13,7 @@ import { parkOversize } from '../../src/deadletters/oversize.js';
 import { makeIngestHandler } from '../../src/ingest/handler.js';
 import { makeDeadLetterHandler } from '../../src/deadletters/handler.js';
 import { fromDeadLetterMessage } from '../../src/pipeline/deadletter.js';
-import { listDeadLetters } from '../../src/db/deadLetters.js';
+import { listDeadLetters } from '../../src/db/deadLetterQueries.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import pg from 'pg';
 import { testDatabaseUrl, uniqueName, type TestSchema } from '../support/services.js';

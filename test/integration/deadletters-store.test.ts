@@ -6,17 +6,8 @@ import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { createTestSchema, type TestSchema } from '../support/services.js';
 import { migrate } from '../../src/db/migrate.js';
-import {
-  countDeadLetters,
-  deadLetterStats,
-  discardDeadLetters,
-  getDeadLetter,
-  listDeadLetters,
-  markReplayed,
-  markReplayedBySourceSql,
-  markReplayFailed,
-  parkDeadLetters,
-} from '../../src/db/deadLetters.js';
+import { markReplayedBySourceSql, parkDeadLetters } from '../../src/db/deadLetterParking.js';
+import { countDeadLetters, deadLetterStats, discardDeadLetters, getDeadLetter, listDeadLetters, markReplayed, markReplayFailed } from '../../src/db/deadLetterQueries.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import { makeSource } from '../support/rows.js';
 

@@ -7,7 +7,7 @@
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { detectCapabilities } from '../../src/db/capabilities.js';
-import { parkDeadLetters } from '../../src/db/deadLetters.js';
+import { parkDeadLetters } from '../../src/db/deadLetterParking.js';
 import { runRollups } from '../../src/rollups/run.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import { runnerArgs, sendLoad, spawnHubsink, stackForFile, waitFor, type RunnerProcess, type Stack } from '../support/runner-fixture.js';

@@ -5,16 +5,9 @@
 import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
-import {
-  decodeJsonValue,
-  encodeJsonValue,
-  filterClause,
-  markReplayedBySourceSql,
-  parkSql,
-  safeText,
-  sourceKeyValues,
-  statsSql,
-} from '../../src/db/deadLetters.js';
+import { markReplayedBySourceSql, parkSql, sourceKeyValues } from '../../src/db/deadLetterParking.js';
+import { filterClause, statsSql } from '../../src/db/deadLetterQueries.js';
+import { decodeJsonValue, encodeJsonValue, safeText } from '../../src/db/jsonbCodec.js';
 import { decodeDeadLetters, planDeadLetters, undecodableRecord } from '../../src/deadletters/process.js';
 import { ago, formatBody, formatTable, hexDump, jsonSafe, oneLine } from '../../src/deadletters/format.js';
 import { createProgress, progressLine } from '../../src/deadletters/progress.js';

@@ -18,7 +18,7 @@ import { planDeadLetters } from '../../src/deadletters/process.js';
 import { STILL_FIELD } from '../../src/deadletters/replay.js';
 import { PARKED_FIELD } from '../../src/deadletters/replayHub.js';
 import { deadLetterFromRaw, fromDeadLetterMessage, toDeadLetterMessage } from '../../src/pipeline/deadletter.js';
-import { parkSql } from '../../src/db/deadLetters.js';
+import { parkSql } from '../../src/db/deadLetterParking.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const keys = (o: object): string[] => Object.keys(o).sort();
