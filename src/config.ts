@@ -58,6 +58,8 @@ export interface HubsinkConfig {
   /** Upper bound on in-process retrying of transient database failures for one batch. */
   transientRetryMs: number;
   upsertChunkSize: number;
+  /** Whether HUBSINK_UPSERT_CHUNK was given: an operator's choice holds on Citus too (see importChunkSize). */
+  upsertChunkSet?: boolean;
   /** Chunks of at least this many rows are written by COPY, smaller ones by the upsert statement. */
   copyMinRows: number;
   citusCachedConnsPerWorker: number;
@@ -273,6 +275,7 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
     importMaxGzipRatio: read('HUBSINK_IMPORT_MAX_GZIP_RATIO', intSetting(1, 1_000_000), 200),
     transientRetryMs: read('HUBSINK_TRANSIENT_RETRY_MS', intSetting(0, 600_000), 20_000),
     upsertChunkSize: read('HUBSINK_UPSERT_CHUNK', intSetting(1, 100_000), 1000),
+    upsertChunkSet: nonEmpty(env, 'HUBSINK_UPSERT_CHUNK') !== undefined,
     copyMinRows: read('HUBSINK_COPY_MIN_ROWS', intSetting(1, 1_000_000), DEFAULT_COPY_MIN_ROWS),
     citusCachedConnsPerWorker: read('HUBSINK_CITUS_CACHED_CONNS', intSetting(0, 1000), 32),
     rollupMaxWindowRows: read('HUBSINK_ROLLUP_MAX_ROWS', intSetting(1, 100_000_000), 1_000_000),

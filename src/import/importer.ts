@@ -47,7 +47,7 @@ export interface ImportOptions {
   /** Absent for a dry run. */
   pool?: pg.Pool;
   caps?: Capabilities;
-  config: Pick<HubsinkConfig, 'schema' | 'partitionsAheadDays' | 'maxBodyBytes' | 'importMaxGzipRatio' | 'transientRetryMs' | 'upsertChunkSize' | 'rollupMaxWindowRows' | 'copyMinRows'> &
+  config: Pick<HubsinkConfig, 'schema' | 'partitionsAheadDays' | 'maxBodyBytes' | 'importMaxGzipRatio' | 'transientRetryMs' | 'upsertChunkSize' | 'upsertChunkSet' | 'rollupMaxWindowRows' | 'copyMinRows'> &
     Partial<Pick<HubsinkConfig, 'rollupDimensions'>>;
   maxAgeDays: number;
   batchSize: number;
@@ -122,6 +122,18 @@ function rawOf(src: ImportSource, item: ImportItem): RawEvent {
 
 export function failed(s: ImportSummary): boolean {
   return s.invalid + s.rejected + s.tooOld > 0 || s.stoppedBy !== undefined || s.files.some((f) => f.status === 'failed' || f.status === 'stopped');
+}
+
+/**
+ * Rows per write statement of the import. On Citus a COPY pays per shard it touches (a connection
+ * and a commit on each, 32 shards by default), so 1,000 rows spread over every shard pay that cost
+ * five times per batch of 5,000: there each batch is one COPY, unless HUBSINK_UPSERT_CHUNK says
+ * otherwise (docs/bench.md, "Batch for the cluster": 2.4 times the lines per second on a
+ * coordinator with two workers). Plain PostgreSQL keeps the setting: its COPY costs per row.
+ */
+export function importChunkSize(config: Pick<HubsinkConfig, 'upsertChunkSize' | 'upsertChunkSet'>, caps: Pick<Capabilities, 'citus'>, batchSize: number): number {
+  if (!caps.citus || config.upsertChunkSet === true) return config.upsertChunkSize;
+  return Math.max(config.upsertChunkSize, batchSize);
 }
 
 export async function runImport(sources: readonly ImportSource[], opts: ImportOptions): Promise<ImportSummary> {
@@ -207,7 +219,7 @@ export async function runImport(sources: readonly ImportSource[], opts: ImportOp
       if (!caps) throw new Error('runImport: caps are required with a pool');
       // Days of history outside the maintained window get their partitions when a row first needs one.
       const partitionWindow = { from: new Date(cutoff), to: new Date(now.getTime() + opts.config.partitionsAheadDays * DAY_MS) };
-      const outcome = await writeEvents(pool, schema, rows, writeOptions(opts.config, { tenants, partitionWindow }));
+      const outcome = await writeEvents(pool, schema, rows, { ...writeOptions(opts.config, { tenants, partitionWindow }), chunkSize: importChunkSize(opts.config, caps, opts.batchSize) });
       file.partitionsCreated.push(...outcome.createdPartitions);
       if (outcome.transient) {
         throw new ImportStopped(`the database failed for ${opts.config.transientRetryMs} ms (${outcome.transient.error}); stopped before ${src.name} line ${items[0]?.line ?? '?'}: run again to resume there`);

@@ -91,3 +91,17 @@ test('import obeys the write settings', async () => {
     runImport([source], { pool: counting.pool, caps, config: config(), maxAgeDays: 3, batchSize: 1000, dryRun: false, rollup: false, csvMaps: new Map() }),
   );
 });
+
+test('import without HUBSINK_UPSERT_CHUNK: each batch one COPY on Citus (a COPY pays per shard), COPYs of 1,000 rows elsewhere; counts exact', async () => {
+  const n = 2500;
+  const rows = Array.from({ length: n }, (_, i) => makeRow({ tenantId: 100 + (i % 40) }));
+  const body = Buffer.from(`${rows.map((r) => r.raw.body.toString('utf8')).join('\n')}\n`, 'utf8');
+  const source = { name: '/imports/chunks.ndjson', size: body.length, modifiedAt: new Date(), format: 'ndjson' as const, gzip: false, open: () => Promise.resolve(Readable.from([body])) };
+  const caps = await detectCapabilities(s.pool);
+  counting.reset();
+  const summary = await runImport([source], { pool: counting.pool, caps, config: testConfig(s.schema), maxAgeDays: 3, batchSize: n, dryRun: false, rollup: false, csvMaps: new Map() });
+  assert.equal(copies(), caps.citus ? 1 : 3, counting.statements.map((t) => t.slice(0, 40)).join(' | '));
+  assert.equal(summary.inserted, n);
+  const { rows: found } = await s.pool.query<{ n: string }>(`SELECT count(*)::text AS n FROM "${s.schema}".events WHERE tenant_id BETWEEN 100 AND 139`);
+  assert.equal(Number(found[0]?.n), n);
+});
