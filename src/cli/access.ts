@@ -12,10 +12,10 @@ import { inTransaction } from '../db/queryable.js';
 import { describeConnectError } from '../doctor/database.js';
 import { RefusedError, UnavailableError } from '../errors.js';
 import { isConnectOrSignInState, isSqlStateCode, isUndefinedTable } from '../pipeline/pgErrors.js';
-import { escapeControls } from '../pipeline/terminal.js';
+import { formatTable } from '../operator/format.js';
+import { escapeControls } from '../operator/terminal.js';
 import { schemaOption } from './db.js';
 import { UsageError } from './program.js';
-import { formatTable } from './rollup.js';
 
 interface PrincipalOpts {
   group?: string;

@@ -3,18 +3,15 @@
  * Functions host and BlobCheckpointStore keep them in blob storage (layout in src/hubs/checkpoints.ts).
  * Data to stdout (a table, or --json), explanations and refusals to stderr.
  */
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import type { EventHubConsumerClient } from '@azure/event-hubs';
-import type { ContainerClient } from '@azure/storage-blob';
-import { loadConfig, requireEventHubs, requireStorage, type HubsinkConfig, type StorageConnection } from '../config.js';
-import { createConsumer, existingContainer, FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
-import type { ServiceContext } from '../hubs/explain.js';
-import { probeEventHubs } from '../hubs/probe.js';
-import { eventHubsContext, storageContext, withServices } from './services.js';
+import { loadConfig, requireEventHubs, requireStorage } from '../config.js';
+import { FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
+import { withServices } from './services.js';
+import { checkpointLag, lagTable, type ShowResult } from './checkpointLag.js';
+import { cliServiceContext, openConsumer, openContainer, parseConsumerGroup, parseContainer, parseHub, parseTimeOption, probeHub } from './hubOptions.js';
 import {
-  blobPrefix,
   checkpointAhead,
-  lagOf,
   liveOwnership,
   partitionStates,
   planRewind,
@@ -24,123 +21,12 @@ import {
   rewindTargetAt,
   writeCheckpoint,
   type CheckpointScope,
-  type LagRow,
   type RewindAction,
   type RewindTarget,
-  type StoredCheckpoint,
-  type StoredOwnership,
 } from '../hubs/checkpoints.js';
-import { ago, formatTable, isoSeconds, jsonSafe } from '../deadletters/format.js';
+import { ago, formatTable, jsonSafe } from '../operator/format.js';
 import { FailedError, RefusedError } from '../errors.js';
-import { parsePositiveInt, parseTime, UsageError } from './program.js';
-
-const HUB_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,254}[A-Za-z0-9])?$/;
-const CONSUMER_GROUP = /^(\$Default|[A-Za-z0-9](?:[A-Za-z0-9._-]{0,48}[A-Za-z0-9])?)$/;
-/** Storage container names: 3-63 lower-case letters, digits and single hyphens. */
-const CONTAINER = /^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$/;
-
-export function parseHub(value: string): string {
-  if (!HUB_NAME.test(value)) throw new InvalidArgumentError('not a valid Event Hub name (letters, digits, . _ -; starts and ends with a letter or digit)');
-  return value;
-}
-
-export function parseConsumerGroup(value: string): string {
-  if (!CONSUMER_GROUP.test(value)) throw new InvalidArgumentError('not a valid consumer group name ($Default, or letters, digits, . _ -)');
-  return value;
-}
-
-export function parseContainer(value: string): string {
-  if (!CONTAINER.test(value)) throw new InvalidArgumentError('not a valid blob container name (3-63 lower-case letters, digits and hyphens)');
-  return value;
-}
-
-export function parseTimeOption(value: string): Date {
-  return parseTime(value);
-}
-
-/**
- * The container as it is: a read-only command must not need the right to create one. Few quick
- * retries: an operator waiting on storage that is down wants the error soon.
- */
-export function openContainer(storage: StorageConnection, name: string): Promise<ContainerClient> {
-  return existingContainer(storage, name, { retryOptions: { maxTries: 2, retryDelayInMs: 500, tryTimeoutInMs: 30_000 } });
-}
-
-export async function openConsumer(cfg: HubsinkConfig, hub: string, group: string): Promise<EventHubConsumerClient> {
-  // Few quick retries: an operator waiting on a wrong connection string wants the error soon.
-  return createConsumer(requireEventHubs(cfg), group, hub, undefined, { retryOptions: { maxRetries: 2, retryDelayInMs: 500, timeoutInMs: 20_000 } });
-}
-
-/** What a command on `hub` and `group` talks to, named as the user named them (options, else settings). */
-export function cliServiceContext(cfg: HubsinkConfig, names: { hub: string; hubSetting: string; consumerGroup: string; consumerGroupSetting: string }): ServiceContext {
-  return {
-    ...(cfg.eventHubs ? { eventHubs: eventHubsContext(cfg.eventHubs, names) } : {}),
-    ...(cfg.storage ? { storage: storageContext(cfg.storage) } : {}),
-  };
-}
-
-/** Fails in seconds, explained, when the hub or the consumer group cannot serve (a wrong key, a typo). */
-export async function probeHub(cfg: HubsinkConfig, ctx: ServiceContext): Promise<void> {
-  if (ctx.eventHubs?.hub === undefined) return;
-  await probeEventHubs(requireEventHubs(cfg), { ...ctx.eventHubs, hub: ctx.eventHubs.hub }, { failUnreachable: true });
-}
-
-export interface ShowResult {
-  namespace: string;
-  hub: string;
-  consumerGroup: string;
-  container: string;
-  blobPrefix: string;
-  partitions: (LagRow & { owner?: StoredOwnership })[];
-  totalLag: number | null;
-  /** False before any consumer has checkpointed (a Function App that has never run). */
-  containerExists: boolean;
-}
-
-export async function checkpointLag(consumer: EventHubConsumerClient, container: ContainerClient, scope: CheckpointScope): Promise<ShowResult> {
-  // No container yet is a state, not an error: the consumer will start at `initialOffsetOptions`
-  // (hubsink ships fromStart), so everything retained is lag, as the lag gauges count it.
-  const containerExists = await container.exists();
-  const [states, checkpoints, ownership] = await Promise.all([
-    partitionStates(consumer),
-    containerExists ? readCheckpoints(container, scope) : new Map<string, StoredCheckpoint>(),
-    containerExists ? readOwnership(container, scope) : [],
-  ]);
-  const owners = new Map(ownership.map((o) => [o.partitionId, o]));
-  const partitions = states.map((p) => {
-    const row: LagRow & { owner?: StoredOwnership } = lagOf(p, checkpoints.get(p.partitionId));
-    const o = owners.get(p.partitionId);
-    if (o) row.owner = o;
-    return row;
-  });
-  const totalLag = partitions.every((p) => p.lag !== null) ? partitions.reduce((n, p) => n + (p.lag ?? 0), 0) : null;
-  return {
-    namespace: scope.fullyQualifiedNamespace,
-    hub: scope.eventHubName,
-    consumerGroup: scope.consumerGroup,
-    container: container.containerName,
-    blobPrefix: blobPrefix(scope, 'checkpoint'),
-    partitions,
-    totalLag,
-    containerExists,
-  };
-}
-
-/** Pure: the `show` table. */
-export function lagTable(r: ShowResult, now: Date): string {
-  const rows = r.partitions.map((p) => [
-    p.partitionId,
-    p.checkpoint?.sequenceNumber?.toString() ?? '-',
-    p.checkpoint?.offset ?? '-',
-    isoSeconds(p.checkpoint?.lastModified),
-    p.lastEnqueuedSequenceNumber?.toString() ?? '-',
-    isoSeconds(p.lastEnqueuedOnUtc),
-    p.lag?.toString() ?? '?',
-    p.owner ? (p.owner.ownerId === '' ? `released${p.owner.lastModified ? ` ${ago(p.owner.lastModified, now)}` : ''}` : `${p.owner.ownerId}${p.owner.lastModified ? ` (${ago(p.owner.lastModified, now)})` : ''}`) : '-',
-    p.note ?? '',
-  ]);
-  return formatTable(['PARTITION', 'CHECKPOINT SEQ', 'OFFSET', 'CHECKPOINTED AT', 'LAST ENQUEUED SEQ', 'LAST ENQUEUED AT', 'LAG', 'OWNER', 'NOTE'], rows);
-}
+import { parsePositiveInt, UsageError } from './program.js';
 
 interface CommonOpts {
   hub: string;

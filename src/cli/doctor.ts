@@ -11,7 +11,7 @@ import { createPool } from '../db/pool.js';
 import { formatReport, jsonReport, failed, type CheckResult } from '../doctor/report.js';
 import { runDoctor } from '../doctor/run.js';
 import { createConsumer, createProducer, existingContainer, FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
-import { parseContainer } from './checkpoints.js';
+import { parseContainer } from './hubOptions.js';
 import { finishWith, parsePositiveInt, UsageError } from './program.js';
 
 /** Pure: the `Values` of a local.settings.json, under the environment (which wins, as under `func start`). */

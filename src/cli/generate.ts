@@ -10,7 +10,8 @@ import { loadConfig, requireEventHubs, type EventHubsConnection } from '../confi
 import { createGenerator, type GeneratorStats } from '../generator/generator.js';
 import { sendGenerated } from '../generator/send.js';
 import { createProducer } from '../hubs/clients.js';
-import { stderrLogger, waitForShutdown } from '../runner/process.js';
+import { stderrLogger } from '../operator/log.js';
+import { waitForShutdown } from '../operator/shutdown.js';
 import { probeEventHubs } from '../hubs/probe.js';
 import { checkEventHubsConnection, checkGeneratorShares, parsePositiveInt, parseProbability } from './program.js';
 import { eventHubsContext, withServices } from './services.js';

@@ -16,7 +16,7 @@ import { parseMaps } from '../import/csvMap.js';
 import { failed, MAX_AGE_LIMIT_DAYS, runImport, type ImportSummary } from '../import/importer.js';
 import { checkSource } from '../import/preflight.js';
 import { resolveSources, type ImportFormat, type ImportSource } from '../import/sources.js';
-import { escapeControls } from '../pipeline/terminal.js';
+import { escapeControls } from '../operator/terminal.js';
 import { finishWith, parsePositiveInt, UsageError } from './program.js';
 
 interface ImportCliOptions {

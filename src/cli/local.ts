@@ -12,10 +12,10 @@ import { renderStatusBlock, renderStatusLine, type LocalStatus } from '../local/
 import { isStackChild, superviseStack, TTY_ENV } from '../local/supervise.js';
 import type { LocalInfo, LocalStack } from '../local/stack.js';
 import { sourceLine, writeEnvFile, type LocalSettings } from '../local/envFile.js';
-import type { Logger, LogLevel } from '../runner/checkpointingConsumer.js';
-import { exitSoonAfterShutdown, waitForShutdown } from '../runner/process.js';
+import type { Logger, LogLevel } from '../operator/log.js';
+import { exitSoonAfterShutdown, waitForShutdown } from '../operator/shutdown.js';
 import { describeError } from '../pipeline/classify.js';
-import { escapeControls, redactSecrets } from '../pipeline/terminal.js';
+import { escapeControls, redactSecrets } from '../operator/terminal.js';
 import { checkEventHubsConnection, checkGeneratorShares, parseNonNegativeInt, parsePort, parsePositiveInt, parseProbability, parseSeconds, resolveSecret, UsageError } from './program.js';
 
 

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { escapeControls, redactSecrets } from '../pipeline/terminal.js';
+import { escapeControls, redactSecrets } from '../operator/terminal.js';
 import { errorKind, HubsinkError, type ErrorKind } from '../errors.js';
 import { explainServiceError } from '../hubs/explain.js';
 import { loadConfig } from '../config.js';

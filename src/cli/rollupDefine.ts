@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { IDENTIFIER, loadConfig, type HubsinkConfig } from '../config.js';
 import { detectCapabilities } from '../db/capabilities.js';
 import { createPool } from '../db/pool.js';
-import { escapeControls } from '../pipeline/terminal.js';
+import { escapeControls } from '../operator/terminal.js';
 import { loadCustomSpecs } from '../rollups/catalog.js';
 import { buildCustomSpec, formatDimensionSource, type CustomSpecRecord } from '../rollups/custom.js';
 import { backfillCustomRollup, defineCustomRollup, dropCustomRollup, type BackfillProgress } from '../rollups/customStore.js';

@@ -4,7 +4,8 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { loadConfig } from '../config.js';
-import { exitSoonAfterShutdown, stderrLogger, waitForShutdown } from '../runner/process.js';
+import { stderrLogger } from '../operator/log.js';
+import { exitSoonAfterShutdown, waitForShutdown } from '../operator/shutdown.js';
 import { startRunner } from '../runner/runner.js';
 import { snapshot, statusLine, type RunnerStats } from '../runner/stats.js';
 import { parseNonNegativeInt, parsePort, parsePositiveInt, parseSeconds } from './program.js';

@@ -3,7 +3,7 @@
  * a failure, - for a check that could not run because one before it failed), and for every ✗ the
  * fix: the setting or command that repairs it. Pure.
  */
-import { escapeControls, redactSecrets } from '../pipeline/terminal.js';
+import { escapeControls, redactSecrets } from '../operator/terminal.js';
 
 export type Section = 'Configuration' | 'Database' | 'Event Hubs' | 'Storage';
 export type CheckStatus = 'ok' | 'fail' | 'warn' | 'skip';

@@ -32,7 +32,7 @@ import type { ColumnTarget, CsvMapping } from './csvMap.js';
 import { readItems, type ImportItem } from './records.js';
 import type { ImportSource } from './sources.js';
 import { HubsinkError } from '../errors.js';
-import { redactSecrets } from '../pipeline/terminal.js';
+import { redactSecrets } from '../operator/terminal.js';
 
 /** The source hub of imported events and their dead letters (dlq list shows import/<file>/<line>). */
 export const IMPORT_HUB = 'import';

@@ -14,7 +14,7 @@ import { buildAppServices } from '../app/services.js';
 import { migrate } from '../db/migrate.js';
 import { rollupStatus } from '../rollups/run.js';
 import { describeError } from '../pipeline/classify.js';
-import type { Logger } from '../runner/checkpointingConsumer.js';
+import type { Logger } from '../operator/log.js';
 import { startRunner, type Runner } from '../runner/runner.js';
 import type { Principal } from '../serving/access.js';
 import { preferredOrFreePort } from './ports.js';

@@ -8,7 +8,7 @@ import { sendGenerated } from '../generator/send.js';
 import { createProducer } from '../hubs/clients.js';
 import { describeError } from '../pipeline/classify.js';
 import { sumOf } from '../pipeline/types.js';
-import type { Logger } from '../runner/checkpointingConsumer.js';
+import type { Logger } from '../operator/log.js';
 import type { RunnerStats } from '../runner/stats.js';
 import type { StopList } from './stackStops.js';
 

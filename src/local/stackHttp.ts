@@ -5,7 +5,7 @@
 import type { AccessMode, HubsinkConfig } from '../config.js';
 import { makeServingHandlers } from '../app/serving.js';
 import type { AppServices } from '../app/services.js';
-import type { Logger } from '../runner/checkpointingConsumer.js';
+import type { Logger } from '../operator/log.js';
 import { databaseAccess, type Principal } from '../serving/access.js';
 import { serveMetrics } from './http.js';
 import { preferredOrFreePort } from './ports.js';

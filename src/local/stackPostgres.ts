@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Logger } from '../runner/checkpointingConsumer.js';
+import type { Logger } from '../operator/log.js';
 import { loadEmbeddedPostgres } from './embedded.js';
 import { preferredOrFreePort } from './ports.js';
 import { blockedForPostgresUser } from './reach.js';

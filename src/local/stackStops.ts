@@ -3,7 +3,7 @@
  * hang on one piece.
  */
 import { describeError } from '../pipeline/classify.js';
-import type { Logger } from '../runner/checkpointingConsumer.js';
+import type { Logger } from '../operator/log.js';
 
 /** Runs `fn`, giving up (with a log line) after `ms`. */
 async function bounded(what: string, ms: number, log: Logger, fn: () => Promise<unknown>): Promise<void> {

@@ -25,10 +25,8 @@ import {
   type Subscription,
 } from '@azure/event-hubs';
 import { describeError } from '../pipeline/classify.js';
+import type { Logger } from '../operator/log.js';
 import { retryForever } from './retry.js';
-
-export type LogLevel = 'info' | 'warn' | 'error' | 'debug';
-export type Logger = (level: LogLevel, message: string) => void;
 
 export interface CheckpointingConsumerOptions<R, P = never> {
   client: EventHubConsumerClient;

@@ -11,7 +11,7 @@ import { BlobCheckpointStore } from '@azure/eventhubs-checkpointstore-blob';
 import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { startEmulator, type Emulator } from '@hubsink/eventhubs-emulator';
 import { checkpointBlobName, lagOf, partitionStates, readCheckpoints, readOwnership, writeCheckpoint, type CheckpointScope } from '../../src/hubs/checkpoints.js';
-import { checkpointLag } from '../../src/cli/checkpoints.js';
+import { checkpointLag } from '../../src/cli/checkpointLag.js';
 import { ingestBatch } from '../../src/ingest/ingestBatch.js';
 import { normalizeReceivedEvents } from '../../src/pipeline/normalize.js';
 import { RecordingDeadLetterSink } from '../support/sinks.js';

@@ -9,8 +9,8 @@ import { markReplayedBySourceSql, parkSql, sourceKeyValues } from '../../src/db/
 import { filterClause, statsSql } from '../../src/db/deadLetterQueries.js';
 import { decodeJsonValue, encodeJsonValue, safeText } from '../../src/db/jsonbCodec.js';
 import { decodeDeadLetters, planDeadLetters, undecodableRecord } from '../../src/deadletters/process.js';
-import { ago, formatBody, formatTable, hexDump, jsonSafe, oneLine } from '../../src/deadletters/format.js';
-import { createProgress, progressLine } from '../../src/deadletters/progress.js';
+import { ago, formatBody, formatTable, hexDump, jsonSafe, oneLine } from '../../src/operator/format.js';
+import { createProgress, progressLine } from '../../src/operator/progress.js';
 import {
   blobPrefix,
   checkpointBlobName,

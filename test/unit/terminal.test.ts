@@ -1,7 +1,7 @@
 import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
-import { escapeControls, redactSecrets } from '../../src/pipeline/terminal.js';
-import { formatBody, formatTable, oneLine } from '../../src/deadletters/format.js';
+import { escapeControls, redactSecrets } from '../../src/operator/terminal.js';
+import { formatBody, formatTable, oneLine } from '../../src/operator/format.js';
 import { debugDump } from '../../src/cli/program.js';
 
 /** Every C0, DEL and C1 code point. */

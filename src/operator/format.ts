@@ -3,7 +3,7 @@
  * values that JSON cannot spell, made readable. Everything meant for a terminal has its control
  * characters escaped (escapeControls): producers control most of it.
  */
-import { escapeControls } from '../pipeline/terminal.js';
+import { escapeControls } from './terminal.js';
 
 /** Pure: left-aligned columns separated by two spaces; no trailing spaces; control characters escaped. */
 export function formatTable(headers: readonly string[], rawRows: readonly (readonly string[])[]): string {

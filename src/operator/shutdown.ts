@@ -1,18 +1,8 @@
 /**
- * Process plumbing shared by the long-running commands (`run`, `local`, `generate`): a logger that
- * writes to stderr, and graceful shutdown on SIGINT/SIGTERM with a hard bound.
+ * Shutdown of the long-running commands (`run`, `local`, `generate`): graceful on SIGINT/SIGTERM,
+ * with a hard bound.
  */
-import { escapeControls } from '../pipeline/terminal.js';
-import type { Logger, LogLevel } from './checkpointingConsumer.js';
-
-export function stderrLogger(opts: { verbose?: boolean; write?: (s: string) => void } = {}): Logger {
-  const write = opts.write ?? ((s: string) => void process.stderr.write(s));
-  return (level: LogLevel, message: string) => {
-    if (level === 'debug' && !opts.verbose) return;
-    // One line per message, whatever an error quoted from an event.
-    write(`${new Date().toISOString()} ${level.padEnd(5)} ${escapeControls(message)}\n`);
-  };
-}
+import type { Logger } from './log.js';
 
 /**
  * Resolves when SIGINT or SIGTERM arrives (or `signal` aborts). A second signal while shutting down
