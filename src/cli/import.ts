@@ -7,7 +7,7 @@
  */
 import cliProgress from 'cli-progress';
 import { InvalidArgumentError, type Command } from 'commander';
-import { loadConfig, requireDatabase } from '../config.js';
+import { loadConfig, MAX_IMPORT_WORKERS, requireDatabase } from '../config.js';
 import { detectCapabilities } from '../db/capabilities.js';
 import { ident } from '../db/ident.js';
 import { createPool } from '../db/pool.js';
@@ -24,6 +24,7 @@ interface ImportCliOptions {
   map: string[];
   maxAge?: number;
   batchSize: number;
+  workers?: number;
   rollup?: boolean;
   dryRun?: boolean;
   json?: boolean;
@@ -39,6 +40,12 @@ function parseMaxAge(v: string): number {
   const n = Number(v);
   if (n > MAX_AGE_LIMIT_DAYS) throw new InvalidArgumentError(`at most ${MAX_AGE_LIMIT_DAYS} days (ten years) of history can be imported`);
   return n;
+}
+
+/** As HUBSINK_IMPORT_WORKERS: each thread holds connections, so a typo of 1000 is refused, not obeyed. */
+function parseWorkers(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > MAX_IMPORT_WORKERS) throw new InvalidArgumentError(`expected a whole number from 1 to ${MAX_IMPORT_WORKERS}`);
+  return Number(v);
 }
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -128,6 +135,7 @@ export function register(program: Command): void {
     .option('--map <column=field>', 'CSV: map a column to an event field, to properties.<key>, or drop it (column=); repeatable', collect, [])
     .option('--max-age <days>', `oldest events accepted, in days (default HUBSINK_RETENTION_DAYS; at most ${MAX_AGE_LIMIT_DAYS}); partitions for older days are created`, parseMaxAge)
     .option('--batch-size <n>', 'lines per batch (one write, one progress step)', parsePositiveInt, 5000)
+    .option('--workers <n>', 'worker threads that decode, validate and write batches, each on its own connections; 1: all on one thread (default HUBSINK_IMPORT_WORKERS, else the cores, at most 4)', parseWorkers)
     .option('--rollup', 'fold imported events into the rollups after every batch, instead of leaving them to the rollup timer')
     .option('--dry-run', 'validate only: read and check every line, write nothing (no database needed)')
     .option('--json', 'print the summary as JSON')
@@ -136,7 +144,8 @@ export function register(program: Command): void {
       '\nLines without eventId get a UUIDv5 of their bytes (CSV: of the event built from the record): identical lines are one event.\n' +
         'Invalid lines are parked in dead_letters with the file and line (hubsink dlq list). An interrupted import resumes where it stopped.\n' +
         'Exit codes: 0 all imported, 1 lines parked or the import stopped (run it again to resume), 2 bad arguments or settings.\n' +
-        '\nSettings (environment): DATABASE_URL (or PG*), HUBSINK_SCHEMA, HUBSINK_RETENTION_DAYS, AzureWebJobsStorage (blob sources without a SAS).',
+        'Progress is recorded in file order whatever the threads finish first, so a killed import resumes exactly.\n' +
+        '\nSettings (environment): DATABASE_URL (or PG*), HUBSINK_SCHEMA, HUBSINK_RETENTION_DAYS, HUBSINK_IMPORT_WORKERS, AzureWebJobsStorage (blob sources without a SAS).',
     )
     .action(async (args: string[], opts: ImportCliOptions) => {
       process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -189,6 +198,8 @@ export function register(program: Command): void {
           config: cfg,
           maxAgeDays,
           batchSize: opts.batchSize,
+          workers: opts.workers ?? cfg.importWorkers,
+          workerConfig: cfg,
           dryRun: opts.dryRun === true,
           rollup: opts.rollup === true,
           csvMaps: maps,
