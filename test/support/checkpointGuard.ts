@@ -27,17 +27,47 @@ export function labelsByBody(events: readonly GeneratedEvent[]): Map<string, Gen
   return new Map(events.map((e) => [e.body.toString('hex'), e]));
 }
 
-export async function auditCheckpoints(stack: Stack, partitions: number, labels: ReadonlyMap<string, GeneratedEvent>): Promise<CheckpointAudit> {
+/** The SDK's store on the stack's checkpoint container, and the namespace as the runner's client names it in the blob paths. */
+async function storeOf(stack: Stack): Promise<{ exists: boolean; store: BlobCheckpointStore; fqns: string }> {
   const container = BlobServiceClient.fromConnectionString(testAzuriteConnection()).getContainerClient(stack.container);
-  const store = new BlobCheckpointStore(container);
-  // The namespace as the runner's client names it in the blob paths (a client connects only when used).
+  // A client connects only when used: this one only names the namespace.
   const client = new EventHubConsumerClient('$Default', stack.emu.connectionString(), stack.hub);
   const fqns = client.fullyQualifiedNamespace;
   await client.close();
-  const listed = (await container.exists()) ? await store.listCheckpoints(fqns, stack.hub, '$Default') : [];
+  return { exists: await container.exists(), store: new BlobCheckpointStore(container), fqns };
+}
+
+/** The ingest hub's checkpointed sequence number per partition, from the blobs (absent: none yet). */
+export async function readCheckpointBlobs(stack: Stack): Promise<Record<string, number>> {
+  const { exists, store, fqns } = await storeOf(stack);
+  const listed = exists ? await store.listCheckpoints(fqns, stack.hub, '$Default') : [];
   const checkpoints: Record<string, number> = {};
   for (const c of listed) if (c.sequenceNumber !== undefined) checkpoints[c.partitionId] = c.sequenceNumber;
+  return checkpoints;
+}
 
+/** The ingest hub's owner id per partition, from the ownership blobs ('' when released; absent: never claimed). */
+export async function readOwnerBlobs(stack: Stack): Promise<Record<string, string>> {
+  const { exists, store, fqns } = await storeOf(stack);
+  const listed = exists ? await store.listOwnership(fqns, stack.hub, '$Default') : [];
+  return Object.fromEntries(listed.map((o) => [o.partitionId, o.ownerId]));
+}
+
+/**
+ * Rows of `events` whose ingest event lies after its partition's checkpoint: a runner that starts
+ * from these checkpoints reads those events again and must find them already written.
+ */
+export async function writtenPastCheckpoints(stack: Stack, checkpoints: Readonly<Record<string, number>>): Promise<number> {
+  const { pool, schema } = stack.db;
+  const { rows } = await pool.query<{ p: string; n: string }>(
+    `SELECT source_partition AS p, count(*)::text AS n FROM "${schema}".events WHERE source_sequence > coalesce(($1::jsonb ->> source_partition)::bigint, -1) GROUP BY 1`,
+    [JSON.stringify(checkpoints)],
+  );
+  return rows.reduce((n, r) => n + Number(r.n), 0);
+}
+
+export async function auditCheckpoints(stack: Stack, partitions: number, labels: ReadonlyMap<string, GeneratedEvent>): Promise<CheckpointAudit> {
+  const checkpoints = await readCheckpointBlobs(stack);
   const { pool, schema } = stack.db;
   const written = new Set(await eventKeys(pool, schema));
   const parked = new Set(
