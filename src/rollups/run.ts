@@ -42,7 +42,6 @@ import {
   aggregateAllTenantsSql,
   aggregateSql,
   allTenantsFromRowsSql,
-  deltaEventsSql,
   deltaFromDeltaSql,
   deltaFromEventsSql,
   dropDeltaSql,
@@ -85,6 +84,14 @@ export interface RollupRunOptions {
   dimensions?: RollupDimensionLimits;
   /** Default foldModeFor(caps); tests run both on one server. */
   foldMode?: FoldMode;
+  /**
+   * Rollup retention. The fold then writes no minute rows older than the minute retention: they
+   * would be pruned at the end of the cycle, and a catch-up over days of backlog would spend most
+   * of its time writing them (minute rows are nearly one per event for small storefronts). Hour
+   * and day rows are written for every event; their retention is far longer than any backlog.
+   * Absent: every bucket is written, and nothing is pruned.
+   */
+  retentionDays?: RollupRetention;
 }
 
 export interface RollupRunResult {
@@ -213,9 +220,10 @@ function derivesFrom(def: RollupDefinition, parent: RollupDefinition): boolean {
  * Pure: the order in which a cycle computes the deltas of definitions that share a window. Each
  * definition is derived from the smallest delta that holds it exactly (coarsest grain, then fewest
  * dimensions: type_day from type_hour, total_hour from total_minute); only the others read events.
- * Parents come before their children.
+ * Parents come before their children. `minuteFiltered`: the minute deltas hold only the buckets
+ * within the minute retention, so only minute definitions derive from them.
  */
-export function planFold(defs: readonly RollupDefinition[]): FoldStep[] {
+export function planFold(defs: readonly RollupDefinition[], opts: { minuteFiltered?: boolean } = {}): FoldStep[] {
   const rank = (d: RollupDefinition) => [GRAINS.indexOf(d.grain), -d.dimensions.length] as const;
   const ordered = [...defs].sort((a, b) => {
     const [ag, ad] = rank(a);
@@ -223,7 +231,8 @@ export function planFold(defs: readonly RollupDefinition[]): FoldStep[] {
     return ag - bg || ad - bd;
   });
   return ordered.map((def) => {
-    const parents = ordered.filter((p) => derivesFrom(def, p));
+    // A minute delta cut at the minute retention holds too few events for a coarser grain.
+    const parents = ordered.filter((p) => derivesFrom(def, p) && !(opts.minuteFiltered && p.grain === 'minute' && def.grain !== 'minute'));
     parents.sort((a, b) => GRAINS.indexOf(b.grain) - GRAINS.indexOf(a.grain) || a.dimensions.length - b.dimensions.length);
     const parent = parents[0];
     return parent ? { def, from: parent } : { def, from: 'events' };
@@ -242,37 +251,30 @@ async function foldWindow(
   selection: { source: 'window'; fromSeq: number; toSeq: number },
   mode: FoldMode,
   limits: RollupDimensionLimits | undefined,
+  minuteFrom: Date | undefined,
 ): Promise<number> {
+  const counted = await client.query<{ n: string }>(countEventsSql(schema, selection));
+  const rows = toSafeInt(counted.rows[0]?.n, 'row count');
+  // Sequence values burnt by duplicates (ON CONFLICT DO NOTHING) or aborted inserts leave
+  // windows without rows; only the state moves then.
+  if (rows === 0) return 0;
+  const selectionOf = (def: RollupDefinition) => (minuteFrom && def.grain === 'minute' ? { ...selection, notBefore: minuteFrom } : selection);
   if (mode === 'direct') {
-    const counted = await client.query<{ n: string }>(countEventsSql(schema, selection));
-    const rows = toSafeInt(counted.rows[0]?.n, 'row count');
-    // Sequence values burnt by duplicates (ON CONFLICT DO NOTHING) or aborted inserts leave
-    // windows without rows; only the state moves then.
-    if (rows === 0) return 0;
     for (const def of defs) {
-      await client.query(aggregateSql(def, sketch, schema, selection, limits));
-      if (def.allTenants) await client.query(aggregateAllTenantsSql(def, sketch, schema, selection, limits));
+      await client.query(aggregateSql(def, sketch, schema, selectionOf(def), limits));
+      if (def.allTenants) await client.query(aggregateAllTenantsSql(def, sketch, schema, selectionOf(def), limits));
     }
     return rows;
   }
-  const plan = planFold(defs);
+  const plan = planFold(defs, { minuteFiltered: minuteFrom !== undefined });
   // A failure aborts the transaction, and its rollback drops the deltas it created; a transaction
   // that folds several windows drops each window's deltas once merged.
   const drop = async () => {
     for (const { def } of plan) await client.query(dropDeltaSql(def));
   };
-  let rows: number | undefined;
   for (const step of plan) {
     if (step.from === 'events') {
-      await client.query(deltaFromEventsSql(step.def, sketch, schema, selection, limits));
-      if (rows === undefined) {
-        const counted = await client.query<{ n: string }>(deltaEventsSql(step.def));
-        rows = toSafeInt(counted.rows[0]?.n, 'row count');
-        if (rows === 0) {
-          await drop();
-          return 0;
-        }
-      }
+      await client.query(deltaFromEventsSql(step.def, sketch, schema, selectionOf(step.def), limits));
     } else {
       await client.query(deltaFromDeltaSql(step.def, step.from, sketch));
     }
@@ -282,7 +284,7 @@ async function foldWindow(
     if (def.allTenants) await client.query(allTenantsFromRowsSql(def, sketch, schema, { delta: true }));
   }
   await drop();
-  return rows ?? 0;
+  return rows;
 }
 
 /**
@@ -301,6 +303,7 @@ export async function runRollupGroup(
   const now = opts.now ?? (() => new Date());
   if (!Number.isSafeInteger(opts.maxWindowRows) || opts.maxWindowRows < 1) throw new Error('maxWindowRows must be a positive integer');
   const started = now();
+  const minuteFrom = opts.retentionDays ? retentionCutoff(started, 'minute', opts.retentionDays) : undefined;
   return inTransaction(pool, async (client) => {
     const state = await client.query<{ name: string; last_seq: string }>(lockStateSql(schema, defs.map((d) => d.name)));
     const lastSeq = new Map(state.rows.map((r) => [r.name, toSafeInt(r.last_seq, 'last_seq')]));
@@ -313,7 +316,7 @@ export async function runRollupGroup(
     const folded = new Map<string, { fromSeq: number; toSeq: number; rows: number }>();
     for (const [fromSeq, group] of [...windows.entries()].sort((a, b) => a[0] - b[0])) {
       const toSeq = Math.max(fromSeq, Math.min(horizon, fromSeq + opts.maxWindowRows));
-      const rows = toSeq > fromSeq ? await foldWindow(client, schema, group, sketch, { source: 'window', fromSeq, toSeq }, opts.mode, opts.dimensions) : 0;
+      const rows = toSeq > fromSeq ? await foldWindow(client, schema, group, sketch, { source: 'window', fromSeq, toSeq }, opts.mode, opts.dimensions, minuteFrom) : 0;
       for (const def of group) folded.set(def.name, { fromSeq, toSeq, rows });
     }
     const finished = now();
@@ -589,8 +592,6 @@ export interface CatchUpOptions extends RollupRunOptions {
   onRun?: (results: RollupRunResult[], run: number) => void;
   /** Asked before each run and before pruning: true ends early (a shutdown). */
   stopped?: () => boolean;
-  /** Rollup retention after the runs, as rollupCycle does; absent: nothing is pruned. */
-  retentionDays?: RollupRetention;
 }
 
 export interface CatchUpResult {

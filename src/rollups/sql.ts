@@ -120,16 +120,22 @@ export function dimensionParams(def: RollupDefinition, limits: RollupDimensionLi
 
 /** Which events an aggregation (or its count) reads. */
 export type EventSelection =
-  /** the incremental path: fromSeq < ingest_seq <= toSeq */
-  | { source: 'window'; fromSeq: number; toSeq: number }
+  /**
+   * the incremental path: fromSeq < ingest_seq <= toSeq, and with `notBefore` only events that
+   * happened at or after it (a bucket boundary of the definition's grain, so whole buckets are kept)
+   */
+  | { source: 'window'; fromSeq: number; toSeq: number; notBefore?: Date }
   /** rebuild: one tenant, from <= occurred_at < to, ingest_seq <= watermark (the rollup's) */
   | { source: 'rebuild'; tenantId: number; from: Date; to: Date; watermark: number };
 
 /** The WHERE condition of a selection and its values, numbered from $1. */
 function selectionFilter(sel: EventSelection): { where: string; values: unknown[] } {
-  return sel.source === 'window'
-    ? { where: 'ingest_seq > $1 AND ingest_seq <= $2', values: [sel.fromSeq, sel.toSeq] }
-    : { where: 'tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND ingest_seq <= $4', values: [sel.tenantId, sel.from, sel.to, sel.watermark] };
+  if (sel.source === 'window') {
+    return sel.notBefore
+      ? { where: 'ingest_seq > $1 AND ingest_seq <= $2 AND occurred_at >= $3', values: [sel.fromSeq, sel.toSeq, sel.notBefore] }
+      : { where: 'ingest_seq > $1 AND ingest_seq <= $2', values: [sel.fromSeq, sel.toSeq] };
+  }
+  return { where: 'tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND ingest_seq <= $4', values: [sel.tenantId, sel.from, sel.to, sel.watermark] };
 }
 
 function onConflict(def: RollupDefinition, sketch: SketchProfile): string {
@@ -255,11 +261,6 @@ export function mergeDeltaSql(def: RollupDefinition, sketch: SketchProfile, sche
     ].join('\n'),
     values: [],
   };
-}
-
-/** Events a delta holds (every definition counts them). */
-export function deltaEventsSql(def: RollupDefinition): Statement {
-  return { text: `SELECT coalesce(sum(events), 0)::text AS n FROM ${temp(deltaTable(def))}`, values: [] };
 }
 
 /**

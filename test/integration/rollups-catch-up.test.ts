@@ -43,3 +43,33 @@ test('rollUpUntilCaughtUp: stops at maxRuns behind, resumes to caught up, prunes
     await f.s.drop();
   }
 });
+
+for (const foldMode of ['deltas', 'direct'] as const) {
+  test(`the fold writes no minute rows past the minute retention, hour and day rows for every event (${foldMode})`, async () => {
+    const f = await rollupSchema();
+    try {
+      const now = recentBase();
+      // 30 events of the last 30 minutes, 20 of three days ago: a catch-up after a long outage.
+      await insertEventRows(f.s.pool, f.s.schema, [
+        ...sampleRows(30, { seed: 'retained', tenants: [81, 82], base: now, spreadMinutes: 30 }),
+        ...sampleRows(20, { seed: 'old', tenants: [81, 82], base: new Date(now.getTime() - 3 * 86_400_000), spreadMinutes: 30 }),
+      ]);
+      const r = await rollUpUntilCaughtUp(f.s.pool, f.s.schema, { caps: f.caps, maxWindowRows: 1_000_000, maxRuns: 5, foldMode, now: () => now, retentionDays: { minute: 1, hour: 90, day: 3650 } });
+      assert.equal(r.caughtUp, true);
+      assert.equal(eventsFolded(r.runs[0] ?? []), 50, 'every event of the window is counted once');
+      const sum = async (table: string, tenants: 'one' | 'all') =>
+        Number(
+          (await f.s.pool.query<{ n: string }>(`SELECT coalesce(sum(events), 0)::text AS n FROM "${f.s.schema}"."${table}" WHERE ${tenants === 'all' ? 'tenant_id = 0' : 'tenant_id <> 0'}`)).rows[0]?.n,
+        );
+      for (const def of ROLLUPS) {
+        const expected = def.grain === 'minute' ? 30 : 50;
+        assert.equal(await sum(def.table, 'one'), expected, `${def.name}: storefront rows`);
+        if (def.allTenants) assert.equal(await sum(def.table, 'all'), expected, `${def.name}: all-storefronts rows`);
+      }
+      const oldest = await f.s.pool.query<{ b: Date | null }>(`SELECT min(bucket) AS b FROM "${f.s.schema}".rollup_total_minute`);
+      assert.ok((oldest.rows[0]?.b?.getTime() ?? 0) >= now.getTime() - 86_400_000, 'no minute bucket older than a day');
+    } finally {
+      await f.s.drop();
+    }
+  });
+}

@@ -95,6 +95,12 @@ describe('definitions', () => {
       'browser_day<-browser_hour',
       'total_day<-total_hour',
     ]);
+    // Minute deltas cut at the minute retention feed no coarser grain.
+    const filtered = planFold(ROLLUPS, { minuteFiltered: true }).map((s) => `${s.def.name}<-${s.from === 'events' ? 'events' : s.from.name}`);
+    assert.ok(filtered.includes('total_hour<-events'));
+    assert.ok(filtered.includes('type_hour<-campaign_type_hour'));
+    assert.ok(filtered.includes('total_day<-total_hour'));
+    assert.equal(filtered.filter((x) => x.endsWith('<-total_minute') || x.endsWith('<-type_minute')).length, 0);
     assert.equal(foldModeFor({ citus: true, hllInstalled: true }), 'direct');
     assert.equal(foldModeFor({ citus: false, hllInstalled: false }), 'deltas');
   });
