@@ -296,7 +296,7 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
     rollupMaxWindowRows: read('HUBSINK_ROLLUP_MAX_ROWS', intSetting(1, 100_000_000), 1_000_000),
     rollupRetentionDays: {
       // Live panels read the last 24 h by the minute; older ranges are answered by the hour.
-      minute: read('HUBSINK_ROLLUP_MINUTE_RETENTION_DAYS', intSetting(1, 36500), 2),
+      minute: read('HUBSINK_ROLLUP_MINUTE_RETENTION_DAYS', intSetting(1, 36500), 1),
       hour: read('HUBSINK_ROLLUP_HOUR_RETENTION_DAYS', intSetting(1, 36500), 90),
       day: read('HUBSINK_ROLLUP_DAY_RETENTION_DAYS', intSetting(1, 36500), 3650),
     },

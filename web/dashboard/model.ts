@@ -24,8 +24,11 @@ const PRESETS: Readonly<Record<Exclude<RangeKey, 'custom'>, { ms: number; grain:
   '7d': { ms: 7 * 86_400_000, grain: 'hour' },
   '30d': { ms: 30 * 86_400_000, grain: 'day' },
 };
-/** Minute rollups are kept 7 days by default; older custom ranges use hours. */
-const MINUTE_RETENTION_MS = 7 * 86_400_000;
+/**
+ * Minute rollups are kept one day by default (HUBSINK_ROLLUP_MINUTE_RETENTION_DAYS): a custom range
+ * that starts earlier uses hours, which the API would otherwise refuse for the minute grain.
+ */
+const MINUTE_RETENTION_MS = 86_400_000;
 
 export interface ResolvedRange {
   from: Date;
