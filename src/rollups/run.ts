@@ -92,6 +92,12 @@ export interface RollupRunOptions {
    * Absent: every bucket is written, and nothing is pruned.
    */
   retentionDays?: RollupRetention;
+  /**
+   * Sessions that fold at once, each a share of the rollups (default FOLD_SESSIONS). A fold is
+   * bound by the rows it writes, one statement at a time on one server core; the shares keep a
+   * spec's grains together, so finer deltas still feed coarser ones.
+   */
+  sessions?: number;
 }
 
 export interface RollupRunResult {
@@ -346,11 +352,34 @@ export async function runRollup(
   return r;
 }
 
+/** Two: the fold's cost is on the server, which has at least two cores wherever hubsink runs. */
+export const FOLD_SESSIONS = 2;
+
+/**
+ * Pure: the definitions in at most `n` shares of about equal cost, each spec's grains in one share
+ * (catalog order kept inside a share). The cost of a definition is taken as 1 + its dimensions (a
+ * dimension multiplies the rows), and + 1 with a sketch, which is dear to build.
+ */
+export function foldShares(defs: readonly RollupDefinition[], n: number): RollupDefinition[][] {
+  const specs = new Map<string, RollupDefinition[]>();
+  for (const d of defs) specs.set(d.spec, [...(specs.get(d.spec) ?? []), d]);
+  const cost = (ds: readonly RollupDefinition[]) => ds.reduce((a, d) => a + 1 + d.dimensions.length + (d.measures.some(isDistinctMeasure) ? 1 : 0), 0);
+  const shares = Array.from({ length: Math.max(1, Math.min(Math.floor(n) || 1, specs.size)) }, () => ({ cost: 0, specs: new Set<string>() }));
+  for (const [spec, ds] of [...specs.entries()].sort((a, b) => cost(b[1]) - cost(a[1]))) {
+    const lightest = shares.reduce((a, b) => (b.cost < a.cost ? b : a));
+    lightest.cost += cost(ds);
+    lightest.specs.add(spec);
+  }
+  return shares.map((sh) => defs.filter((d) => sh.specs.has(d.spec))).filter((g) => g.length > 0);
+}
+
 /**
  * One incremental step of every rollup. One bounded wait for writers fixes the horizon for all of
- * them (none when every rollup is already there); then one transaction folds every definition,
- * reading each window once. Definitions at different watermarks (a new one catching up) get their
- * own windows in it. Throws RollupBusyError, with nothing changed, when the wait times out.
+ * them (none when every rollup is already there); then each share of the definitions (foldShares)
+ * is folded in one transaction of its own session, reading each window once per share. Definitions
+ * at different watermarks (a new one catching up) get their own windows in it. Each share is all
+ * or nothing; a failed share leaves its state unchanged and is thrown after the others finish.
+ * Throws RollupBusyError, with nothing changed, when the wait times out.
  */
 export async function runRollups(pool: pg.Pool, schema: string, opts: RollupRunOptions): Promise<RollupRunResult[]> {
   // Read each cycle, so an analyst-defined rollup is folded from the next cycle on, no restart.
@@ -363,7 +392,11 @@ export async function runRollups(pool: pg.Pool, schema: string, opts: RollupRunO
   const highWater = await readHighWater(pool, schema);
   // Nothing new since every rollup's watermark: no reason to queue for the lock at all.
   const horizon = highWater > behind ? await waitForHorizon(pool, schema, opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS) : behind;
-  const results = await runRollupGroup(pool, schema, rollups, sketch, horizon, { ...opts, mode: opts.foldMode ?? foldModeFor(opts.caps) });
+  const mode = opts.foldMode ?? foldModeFor(opts.caps);
+  const settled = await Promise.allSettled(foldShares(rollups, opts.sessions ?? FOLD_SESSIONS).map((share) => runRollupGroup(pool, schema, share, sketch, horizon, { ...opts, mode })));
+  const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (failed) throw failed.reason;
+  const results = settled.flatMap((x) => (x.status === 'fulfilled' ? x.value : []));
   const byName = new Map(results.map((r) => [r.name, r]));
   return rollups.map((r) => byName.get(r.name)).filter((r): r is RollupRunResult => r !== undefined);
 }

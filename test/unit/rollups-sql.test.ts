@@ -17,11 +17,12 @@ import {
   retentionCutoff,
   rollupForGrain,
 } from '../../src/rollups/definitions.js';
+import type { RollupDefinition } from '../../src/rollups/definitions.js';
 import { KMV_K, RollupSetupError, resolveSketchProfile, sketchProfile } from '../../src/rollups/sketches.js';
 import { aggregateSql, bucketExpr, dimensionParams, expectedColumnTypes, keyColumns, waitForWritersSql } from '../../src/rollups/sql.js';
 import * as rollupSql from '../../src/rollups/sql.js';
 import type { Statement } from '../../src/db/statement.js';
-import { describeCycle, eventsFolded, foldModeFor, planFold, rebuildProblems } from '../../src/rollups/run.js';
+import { describeCycle, eventsFolded, foldModeFor, foldShares, planFold, rebuildProblems } from '../../src/rollups/run.js';
 
 describe('definitions', () => {
   test('the default catalog: one table per spec and grain, sketches only on the totals, minute only where a live panel reads it', () => {
@@ -103,6 +104,20 @@ describe('definitions', () => {
     assert.equal(filtered.filter((x) => x.endsWith('<-total_minute') || x.endsWith('<-type_minute')).length, 0);
     assert.equal(foldModeFor({ citus: true, hllInstalled: true }), 'direct');
     assert.equal(foldModeFor({ citus: false, hllInstalled: false }), 'deltas');
+  });
+
+  test('the fold shares keep each spec whole and balance the cost', () => {
+    const names = (shares: RollupDefinition[][]) => shares.map((sh) => [...new Set(sh.map((d) => d.spec))]);
+    assert.deepEqual(names(foldShares(ROLLUPS, 2)), [
+      ['total', 'campaign_type'],
+      ['type', 'country', 'browser'],
+    ]);
+    assert.deepEqual(foldShares(ROLLUPS, 1), [[...ROLLUPS]]);
+    for (const n of [0, -3, Number.NaN]) assert.deepEqual(foldShares(ROLLUPS, n), [[...ROLLUPS]], `n = ${n}`);
+    const perSpec = foldShares(ROLLUPS, 99);
+    assert.equal(perSpec.length, 5, 'never more shares than specs');
+    assert.deepEqual(perSpec.flat().map((d) => d.name).sort(), ROLLUPS.map((d) => d.name).sort(), 'every definition exactly once');
+    assert.deepEqual(foldShares([], 2), []);
   });
 
   test('bucket arithmetic is UTC', () => {
