@@ -20,7 +20,7 @@ import type pg from 'pg';
 import functions from '@azure/functions';
 import { ident } from '../src/db/ident.js';
 import { maintainPartitions } from '../src/db/partitions.js';
-import { ROLLUPS, GRAIN_MS, type RollupDefinition } from '../src/rollups/definitions.js';
+import { ROLLUPS, GRAIN_MS, type RollupDefinition, type RollupRetention } from '../src/rollups/definitions.js';
 import { eventsFolded, pruneRollups, runRollups } from '../src/rollups/run.js';
 import { makeMetricsHandler } from '../src/serving/handler.js';
 import { DEFAULT_MAX_ROWS } from '../src/serving/query.js';
@@ -53,23 +53,36 @@ export function zipfExponent(n: number, share: number): number {
 
 /**
  * One session of 8 events per 8 values of g: its storefront from the Zipf map (hashed session
- * number → one of 100,000 slots), its start spread over the span, each event 20 s after the
- * previous. Each storefront uses 4 countries and 5 campaigns of its own; campaigns only on the
- * ad and e-mail events.
+ * number → one of 100,000 slots), each event 20 s after the previous. Sessions start in the order
+ * of g over the span, up to 2 minutes late, so events are ingested about in the order they
+ * happened, as a live stream or a day's file delivers them (a window of the fold then covers
+ * hours, not the whole span). Each storefront uses 4 countries and 5 campaigns of its own;
+ * campaigns only on the ad and e-mail events. Rows are as wide as the real clickstream's: a page
+ * URL with a query string, a referrer on every other event, a device, the Event Hubs source
+ * columns ingest writes, and a properties object on every tenth event (the issue's 10 M events
+ * took 3,717 MiB; these take about as much).
  */
 function eventsSql(schema: string): string {
   // The event id spells g in hex: unique, and ~3x cheaper to make than gen_random_uuid().
-  return `INSERT INTO ${ident(schema)}.events (tenant_id, event_id, occurred_at, type, session_id, user_id, country, browser, campaign_id, revenue)
+  return `INSERT INTO ${ident(schema)}.events (tenant_id, event_id, occurred_at, type, session_id, user_id, device_id, url, referrer, country, browser, campaign_id, revenue, properties,
+                       source_partition, source_sequence, source_offset, source_enqueued_at)
 SELECT z.tenant_id, ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid,
-       $1::timestamptz - (((s.h2 % 1000000)::float8 / 1000000) * $2::float8) * interval '1 second' + (g % 8) * interval '20 seconds',
-       t.type,
-       's' || (g / 8), 'u' || z.tenant_id || '-' || (s.h2 % 5000),
+       o.at, t.type,
+       's' || (g / 8), 'u' || z.tenant_id || '-' || (s.h2 % 5000), 'd' || md5((g / 8)::text),
+       'https://shop' || z.tenant_id || '.example.com/' || (ARRAY['p','c','search','cart','account'])[1 + (g + s.h2) % 5] || '/' || ((g * 31 + s.h2) % 2000)
+         || '?utm_source=' || (ARRAY['google','newsletter','facebook','direct'])[1 + s.h2 % 4] || '&utm_medium=cpc&ref=' || to_hex(s.h % 1000000),
+       CASE WHEN g % 2 = 0 THEN 'https://www.google.com/search?q=shop+' || z.tenant_id || '+item+' || (s.h2 % 997) END,
        'C' || ((z.tenant_id * 7 + s.h2 % 4) % 40),
        (ARRAY['chrome','safari','firefox','edge','samsung','opera'])[1 + s.h2 % 6],
        CASE WHEN t.type LIKE 'ad_%' OR t.type LIKE 'email_%' THEN 'cmp' || ((z.tenant_id * 13 + (g + s.h2) % 5) % 200) END,
-       CASE WHEN t.type = 'purchase' THEN ((s.h2 % 10000) / 100.0)::numeric END
+       CASE WHEN t.type = 'purchase' THEN ((s.h2 % 10000) / 100.0)::numeric END,
+       CASE WHEN g % 10 = 0 THEN jsonb_build_object('sku', 'SKU-' || ((g * 7 + s.h2) % 5000), 'qty', 1 + g % 3, 'list', 'recommended') END,
+       (s.h % 32)::text, g, (g * 512)::text, o.at
 FROM generate_series($3::bigint, $4::bigint) AS g
 CROSS JOIN LATERAL (SELECT abs(hashint8(g / 8)) AS h, abs(hashint8(g / 8 + 7919)) AS h2) AS s
+CROSS JOIN LATERAL (SELECT $1::timestamptz - ($2::float8 + 260) * interval '1 second'
+       + ((g / 8)::float8 / greatest($5::bigint / 8, 1)) * $2::float8 * interval '1 second'
+       + (s.h2 % 120) * interval '1 second' + (g % 8) * interval '20 seconds' AS at) AS o
 JOIN ${ident(schema)}.bench_zipf z ON z.slot = s.h % 100000
 JOIN ${ident(schema)}.bench_types t ON t.slot = (g * 7 + s.h) % 20`;
 }
@@ -110,7 +123,7 @@ export async function buildData(pool: pg.Pool, schema: string, events: number, e
       const i = next;
       const n = Math.min(step, events - i);
       next += n;
-      await pool.query(eventsSql(schema), [end, spanSeconds, i, i + n - 1]);
+      await pool.query(eventsSql(schema), [end, spanSeconds, i, i + n - 1, events]);
       loaded += n;
       log(`  loaded ${loaded.toLocaleString('en-US')} events (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
     }
@@ -162,6 +175,7 @@ export async function fold(
   schema: string,
   caps: BenchServer['caps'],
   maxWindowRows: number,
+  retentionDays: RollupRetention,
   log: (s: string) => void,
 ): Promise<{ seconds: number; events: number; cpuSeconds: number; nodeCpuSeconds: number; loadAtStart: number; loadAtEnd: number }> {
   const loadAtStart = await loadAvg();
@@ -170,7 +184,7 @@ export async function fold(
   const t = process.hrtime.bigint();
   let events = 0;
   for (let i = 0; i < 1000; i++) {
-    const r = await runRollups(pool, schema, { caps, maxWindowRows });
+    const r = await runRollups(pool, schema, { caps, maxWindowRows, retentionDays });
     events += eventsFolded(r);
     log(`  folded ${events.toLocaleString('en-US')} events (${(Number(process.hrtime.bigint() - t) / 1e9).toFixed(0)} s)`);
     if (r.every((x) => x.caughtUp)) break;
@@ -250,7 +264,7 @@ export const rollupScaleSection: BenchSection = {
     ctx.log(`rollup-scale: ${events.toLocaleString('en-US')} events over 7 days, ${TENANTS} storefronts (Zipf, largest ${TOP_SHARE * 100} %)…`);
     const buildSeconds = await buildData(pool, schema, events, end, 7 * 86_400 - 600, ctx.log, caps.citus);
     ctx.log(`  built in ${buildSeconds.toFixed(0)} s`);
-    const folded = await fold(pool, schema, caps, cfg.rollupMaxWindowRows, ctx.log);
+    const folded = await fold(pool, schema, caps, cfg.rollupMaxWindowRows, retention, ctx.log);
     const foldLoad = folded.loadAtEnd;
     const copySample = Math.min(events, 1_000_000);
     ctx.log(`rollup-scale: COPY of ${copySample.toLocaleString('en-US')} of these events into an empty events table (reference)…`);
@@ -325,7 +339,7 @@ export const rollupScaleSection: BenchSection = {
     await maintainPartitions(pool, dense, { now: end, aheadDays: 2, retentionDays: 2, caps });
     ctx.log(`rollup-scale: the retailer's density: ${denseEvents.toLocaleString('en-US')} events in ${denseMinutes} min…`);
     await buildData(pool, dense, denseEvents, end, denseMinutes * 60 - 160, ctx.log, caps.citus);
-    const denseFolded = await fold(pool, dense, caps, cfg.rollupMaxWindowRows, ctx.log);
+    const denseFolded = await fold(pool, dense, caps, cfg.rollupMaxWindowRows, retention, ctx.log);
     const denseTop = (await pool.query<{ tenant_id: string }>(`SELECT tenant_id::text FROM ${ident(dense)}.events GROUP BY 1 ORDER BY count(*) DESC LIMIT 1`)).rows[0]?.tenant_id ?? '1';
     const perRow: { name: string; eventsPerRow: number; rowsPerBucket: number }[] = [];
     for (const def of ROLLUPS.filter((r) => r.grain !== 'day')) {
