@@ -94,7 +94,16 @@ const HUB_SETTINGS_HELP =
 
 export function register(program: Command): void {
   const dlq = program.command('dlq').description('inspect, replay and discard dead letters');
+  registerStats(dlq);
+  registerList(dlq);
+  registerShow(dlq);
+  registerReplay(dlq);
+  registerReplayHub(dlq);
+  registerDiscard(dlq);
+}
 
+/** `dlq stats`: parked rows by status, reason, tenant and day, and the dead-letter hub's backlog. */
+function registerStats(dlq: Command): void {
   dlq
     .command('stats')
     .description('parked dead letters by status, reason, tenant and day; the dead-letter hub\'s backlog per partition')
@@ -158,7 +167,10 @@ export function register(program: Command): void {
         if (backlogNote) err(backlogNote);
       }),
     );
+}
 
+/** `dlq list`: a page of dead letters without their bodies. */
+function registerList(dlq: Command): void {
   addFilters(dlq.command('list').description('parked dead letters, oldest first (--status or --all for discarded and replayed ones)'), true)
     .option('--all', 'every status, not only parked')
     .option('--limit <n>', 'at most this many', parsePositiveInt, 50)
@@ -193,7 +205,10 @@ export function register(program: Command): void {
         if (total > rows.length) err(`showing ${rows.length} of ${total}; use --limit or filters for more`);
       }),
     );
+}
 
+/** `dlq show <id>`: one dead letter with its body. */
+function registerShow(dlq: Command): void {
   dlq
     .command('show')
     .description('one dead letter with its body (pretty JSON, text, or hex when not UTF-8)')
@@ -232,7 +247,10 @@ export function register(program: Command): void {
         out([...lines.slice(0, -1).map((l) => escapeControls(l)), body.text].join('\n'));
       }),
     );
+}
 
+/** `dlq replay`: parked rows validated again and written when valid. */
+function registerReplay(dlq: Command): void {
   addFilters(dlq.command('replay').description('re-validate parked events with today\'s code and upsert what is valid (idempotent)'), true)
     .option('--limit <n>', 'at most this many', parsePositiveInt)
     .option('--batch-size <n>', 'rows per round trip', parsePositiveInt, 500)
@@ -270,7 +288,10 @@ export function register(program: Command): void {
         if (failed(summary)) finishWith('failed');
       }),
     );
+}
 
+/** `dlq replay-hub`: the dead-letter hub itself read again, resumable. */
+function registerReplayHub(dlq: Command): void {
   dlq
     .command('replay-hub')
     .description('replay the dead-letter hub itself with a consumer group of its own; an interrupted replay resumes where it stopped')
@@ -353,7 +374,10 @@ export function register(program: Command): void {
         }
       }),
     );
+}
 
+/** `dlq discard`: parked rows marked discarded. */
+function registerDiscard(dlq: Command): void {
   addFilters(dlq.command('discard').description('mark parked dead letters discarded (they stay in the table, out of the way)'), false)
     .option('--yes', 'really discard (required)')
     .option('--json', 'print the discarded ids as JSON')
