@@ -4,17 +4,31 @@
 // where app (the composition root, used by the Functions context, the runner and the local stack)
 // sits below runner and local and above the features it wires, operator (what reaches an operator:
 // terminal text, tables, progress, the log and shutdown) imports nothing of the app but itself,
+// the feature folders in the levels of FEATURE_LEVELS below,
 // with no cycle between folders (checked on the graph collapsed to folders) or modules, and the
 // deployable functions never reach the development tools.
 const BASE = '^src/(pipeline|db|hubs|operator)/';
 const ENTRY = '^src/(functions|cli)/';
 const FEATURES = '^src/(ingest|deadletters|rollups|serving|runner|partitions|import|local|generator|telemetry|doctor|app)/';
 
+// The feature folders in levels, highest first: a folder imports feature folders of lower levels
+// only, never one of its own level or above. local → runner → app → import, serving, partitions,
+// doctor → ingest, rollups → deadletters, telemetry, generator.
+const FEATURE_LEVELS = [['local'], ['runner'], ['app'], ['import', 'serving', 'partitions', 'doctor'], ['ingest', 'rollups'], ['deadletters', 'telemetry', 'generator']];
+const featureOrder = FEATURE_LEVELS.map((level, i) => ({
+  name: `feature-order-${level.join('-')}`,
+  severity: 'error',
+  comment: `${level.join(', ')} import(s) only feature folders below them: ${FEATURE_LEVELS.slice(i + 1).flat().join(', ') || 'none'}`,
+  from: { path: `^src/(${level.join('|')})/` },
+  to: { path: `^src/(${FEATURE_LEVELS.slice(0, i + 1).flat().join('|')})/`, pathNot: '^src/$1/' },
+}));
+
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
   forbidden: [
     { name: 'no-cycles', severity: 'error', comment: 'no import cycle, between modules or (with --collapse) between folders', from: {}, to: { circular: true } },
     { name: 'base-below-features', severity: 'error', comment: 'pipeline, db, hubs and operator are below the features and entry points', from: { path: BASE }, to: { path: [FEATURES, ENTRY] } },
+    ...featureOrder,
     { name: 'features-below-entry', severity: 'error', comment: 'features do not import the entry points', from: { path: FEATURES }, to: { path: ENTRY } },
     { name: 'operator-output-stands-alone', severity: 'error', comment: 'operator-facing output (src/operator: terminal escapes, tables, progress, the log, shutdown) is used by every layer and imports nothing of the app but itself', from: { path: '^src/operator/' }, to: { path: '^src/', pathNot: '^src/operator/' } },
     { name: 'app-below-its-users', severity: 'error', comment: 'the composition root (src/app) builds what the Functions context, the runner and the local stack share; it imports none of them', from: { path: '^src/app/' }, to: { path: '^src/(runner|local|functions|cli)/' } },
