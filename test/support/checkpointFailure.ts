@@ -51,7 +51,7 @@ export async function checkpointsHoldThroughFailure(stack: Stack, children: Runn
   await waitFor('the first load written and parked', () => stored(stack), (c) => (c.events >= load1.expected.size && c.parked >= load1.malformed) || first.child.exitCode !== null, 120_000);
   assert.equal(first.child.exitCode, null, first.stderr().slice(-2000));
   const labels = labelsByBody(load1.events);
-  const before = await waitFor('both partitions checkpointed', () => auditCheckpoints(stack, PARTITIONS, labels), (a) => Object.keys(a.checkpoints).length === PARTITIONS, 30_000);
+  const before = await waitFor('both partitions checkpointed', () => auditCheckpoints(stack, PARTITIONS, labels), (a) => Object.keys(a.checkpoints).length === PARTITIONS, 60_000);
   assert.deepEqual(before.uncovered, []);
 
   await failure.start();

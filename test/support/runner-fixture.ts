@@ -125,11 +125,12 @@ export async function countRows(pool: pg.Pool, schema: string, table: 'events' |
   return Number(rows[0]?.n ?? 0);
 }
 
+/** Polls until `done`; `timeoutMs` only guards against a hang (make it generous), it claims no speed. */
 export async function waitFor<T>(what: string, probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 90_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: T = await probe();
   while (!done(last)) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)})`);
+    if (Date.now() > deadline) throw new Error(`hang guard: still waiting for ${what} after ${timeoutMs} ms (last: ${JSON.stringify(last)})`);
     await new Promise((r) => setTimeout(r, 250));
     last = await probe();
   }
