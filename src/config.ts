@@ -3,7 +3,6 @@
  * CLI, standalone runner, local stack) calls `loadConfig` once and passes the result down.
  * Names follow docs/design.md ("Configuration names") so the same app settings work in Azure, under `func start` and standalone.
  */
-import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { BUILTIN_DIMENSION_NAMES } from './dimensions.js';
 import { HubsinkError } from './errors.js';
@@ -56,7 +55,11 @@ export interface HubsinkConfig {
   maxBodyBytes: number;
   /** `hubsink import`: how many times its stored size a .gz may expand to (a decompression bomb past it). */
   importMaxGzipRatio: number;
-  /** Worker threads of `hubsink import` (HUBSINK_IMPORT_WORKERS); 1 keeps it on one thread. */
+  /**
+   * Worker threads of `hubsink import` (HUBSINK_IMPORT_WORKERS); 1, the default, keeps it on one
+   * thread. Threads pay where the database is on other machines and the files are long; beside a
+   * database on the same cores they took its CPU (docs/bench.md, issue 23, parallel import).
+   */
   importWorkers: number;
   /** Upper bound on in-process retrying of transient database failures for one batch. */
   transientRetryMs: number;
@@ -102,16 +105,8 @@ export interface AccessConfig {
  */
 export const DEFAULT_COPY_MIN_ROWS = 200;
 
-/**
- * HUBSINK_IMPORT_WORKERS' default: one thread per core, at most 4. Decoding is the import's Node
- * work and spreads over cores; past four threads a batch of 5,000 waits on the database rather than
- * on Node (docs/bench.md, issue 23, parallel import), and each thread holds its own connections.
- */
+/** The most worker threads `hubsink import` takes (HUBSINK_IMPORT_WORKERS, --workers): each holds its own connections. */
 export const MAX_IMPORT_WORKERS = 64;
-
-export function defaultImportWorkers(cores: number = availableParallelism()): number {
-  return Math.max(1, Math.min(4, cores));
-}
 
 /**
  * Dimension values (type, country, browser, campaign) come from producers. Rollups keep them for
@@ -287,7 +282,7 @@ export function loadConfig(env: Env = process.env): HubsinkConfig {
     partitionsAheadDays: read('HUBSINK_PARTITIONS_AHEAD_DAYS', intSetting(1, 365), 3),
     maxBodyBytes: read('HUBSINK_MAX_BODY_BYTES', intSetting(64, 1024 * 1024), 256 * 1024),
     importMaxGzipRatio: read('HUBSINK_IMPORT_MAX_GZIP_RATIO', intSetting(1, 1_000_000), 200),
-    importWorkers: read('HUBSINK_IMPORT_WORKERS', intSetting(1, MAX_IMPORT_WORKERS), defaultImportWorkers()),
+    importWorkers: read('HUBSINK_IMPORT_WORKERS', intSetting(1, MAX_IMPORT_WORKERS), 1),
     transientRetryMs: read('HUBSINK_TRANSIENT_RETRY_MS', intSetting(0, 600_000), 20_000),
     upsertChunkSize: read('HUBSINK_UPSERT_CHUNK', intSetting(1, 100_000), 1000),
     upsertChunkSet: nonEmpty(env, 'HUBSINK_UPSERT_CHUNK') !== undefined,

@@ -135,7 +135,7 @@ export function register(program: Command): void {
     .option('--map <column=field>', 'CSV: map a column to an event field, to properties.<key>, or drop it (column=); repeatable', collect, [])
     .option('--max-age <days>', `oldest events accepted, in days (default HUBSINK_RETENTION_DAYS; at most ${MAX_AGE_LIMIT_DAYS}); partitions for older days are created`, parseMaxAge)
     .option('--batch-size <n>', 'lines per batch (one write, one progress step)', parsePositiveInt, 5000)
-    .option('--workers <n>', 'worker threads that decode, validate and write batches, each on its own connections; 1: all on one thread (default HUBSINK_IMPORT_WORKERS, else the cores, at most 4)', parseWorkers)
+    .option('--workers <n>', 'worker threads that decode, validate and write batches, each on its own connections: the cores, where the database is on other machines (default HUBSINK_IMPORT_WORKERS, else 1: all on one thread)', parseWorkers)
     .option('--rollup', 'fold imported events into the rollups after every batch, instead of leaving them to the rollup timer')
     .option('--dry-run', 'validate only: read and check every line, write nothing (no database needed)')
     .option('--json', 'print the summary as JSON')
