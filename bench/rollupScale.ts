@@ -295,7 +295,8 @@ export const rollupScaleSection: BenchSection = {
     const rawQ = (sql: string, params: unknown[]) => async () => {
       await pool.query(sql, params);
     };
-    const endMin = end.getTime();
+    // "The last 24 h" is counted from now, as a dashboard asks it (the data ends at `end`, minutes before).
+    const endMin = Math.floor(Date.now() / 60_000) * 60_000;
     const dayAgo = endMin - GRAIN_MS.day;
     const hourEnd = Math.floor(endMin / GRAIN_MS.hour) * GRAIN_MS.hour;
     const weekAgo = hourEnd - 7 * GRAIN_MS.day;

@@ -131,7 +131,7 @@ export function chooseGrain(requested: GrainParam, from: Date, to: Date, opts: P
     return {
       error: {
         parameter: 'from',
-        message: `${grain} rollups are kept for ${opts.retentionDays[grain]} days (from ${cutoff.toISOString()}); use a coarser grain for older data`,
+        message: `${grain} rollups are kept for ${opts.retentionDays[grain]} day${opts.retentionDays[grain] === 1 ? '' : 's'} (from ${cutoff.toISOString()}); use a coarser grain for older data`,
       },
     };
   }
