@@ -288,7 +288,8 @@ export const rollupScaleSection: BenchSection = {
     const handler = makeMetricsHandler(() => Promise.resolve({ pool, schema, caps, retentionDays: retention }));
     const ictx = new InvocationContext({ functionName: 'metrics', logHandler: () => undefined });
     const iso = (ms: number) => new Date(ms).toISOString();
-    const api = (tenant: string, q: Record<string, string>) => async () => {
+    const api = (tenant: string, query: Record<string, string> | (() => Record<string, string>)) => async () => {
+      const q = typeof query === 'function' ? query() : query;
       const r = await handler(new HttpRequest({ method: 'GET', url: `http://bench/api/tenants/${tenant}/metrics?${new URLSearchParams(q).toString()}`, params: { tenantId: tenant } }), ictx);
       if (r.status !== 200) throw new Error(`metrics ${tenant} ${JSON.stringify(q)}: ${String(r.status)} ${JSON.stringify(r.jsonBody)}`);
     };
@@ -298,6 +299,11 @@ export const rollupScaleSection: BenchSection = {
     // "The last 24 h" is counted from now, as a dashboard asks it (the data ends at `end`, minutes before).
     const endMin = Math.floor(Date.now() / 60_000) * 60_000;
     const dayAgo = endMin - GRAIN_MS.day;
+    // Counted from each request's own minute: the minute retention's cut-off moves while they run.
+    const lastDay = () => {
+      const to = Math.floor(Date.now() / 60_000) * 60_000;
+      return { from: iso(to - GRAIN_MS.day), to: iso(to), grain: 'minute' };
+    };
     const hourEnd = Math.floor(endMin / GRAIN_MS.hour) * GRAIN_MS.hour;
     const weekAgo = hourEnd - 7 * GRAIN_MS.day;
     const ev = `${ident(schema)}.events`;
@@ -310,7 +316,7 @@ export const rollupScaleSection: BenchSection = {
     };
     await measure(
       'largest storefront, last 24 h by minute',
-      api(top, { from: iso(dayAgo), to: iso(endMin), grain: 'minute' }),
+      api(top, lastDay),
       rawQ(`SELECT date_trunc('minute', occurred_at), count(*), sum(revenue) FROM ${ev} WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3 GROUP BY 1`, [top, new Date(dayAgo), new Date(endMin)]),
       30,
       10,
@@ -326,7 +332,7 @@ export const rollupScaleSection: BenchSection = {
     }
     await measure(
       'all storefronts, last 24 h by minute',
-      api('all', { from: iso(dayAgo), to: iso(endMin), grain: 'minute' }),
+      api('all', lastDay),
       rawQ(`SELECT date_trunc('minute', occurred_at), count(*), sum(revenue) FROM ${ev} WHERE occurred_at >= $1 AND occurred_at < $2 GROUP BY 1`, [new Date(dayAgo), new Date(endMin)]),
       50,
     );
