@@ -3,7 +3,7 @@
  * show, replay and discard. Statements are pure builders (text + values); the async functions only
  * run them. Every value is a bind parameter; the schema name goes through ident().
  */
-import type { ParkReason } from '../pipeline/types.js';
+import type { ParkReason, SourceCoordinates } from '../pipeline/types.js';
 import { ident } from './ident.js';
 import { decodeJsonValue, safeText } from './jsonbCodec.js';
 import type { Queryable } from './queryable.js';
@@ -109,15 +109,8 @@ export interface ParkedSummary {
   tenantId: number | null;
   eventId: string | null;
   bodyBytes: number;
-  source: {
-    hub: string;
-    consumerGroup: string;
-    partitionId: string;
-    sequenceNumber: number;
-    offset: string;
-    enqueuedTime: Date;
-    partitionKey: string | null;
-  };
+  /** As stored: a missing partition key is NULL. */
+  source: Omit<SourceCoordinates, 'partitionKey'> & { partitionKey: string | null };
   attempts: number;
   firstFailureAt: Date;
   lastFailureAt: Date;

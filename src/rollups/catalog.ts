@@ -4,6 +4,7 @@
  * request (cached for a few seconds), so `hubsink rollup define` takes effect without a restart.
  */
 import type { Queryable } from '../db/queryable.js';
+import { isUndefinedTable } from '../pipeline/pgErrors.js';
 import { type RollupDefinition, type RollupSpec } from './definitions.js';
 import { fromStored, listCustomSpecsSql, mergeCatalog, type CustomSpecRecord } from './custom.js';
 
@@ -61,7 +62,7 @@ export async function loadCustomSpecs(db: Queryable, schema: string): Promise<{ 
     const { rows } = await db.query<CustomRow>(listCustomSpecsSql(schema));
     return recordsOf(rows);
   } catch (err) {
-    if ((err as { code?: unknown }).code === '42P01') return { records: [], problems: [] };
+    if (isUndefinedTable(err)) return { records: [], problems: [] };
     throw err;
   }
 }

@@ -60,6 +60,7 @@ import {
   waitForWritersSql,
 } from './sql.js';
 import { HubsinkError } from '../errors.js';
+import { SQLSTATE, sqlState } from '../pipeline/pgErrors.js';
 import { foldDefinitions, loadCatalog } from './catalog.js';
 import { RebuildLossError, rebuildShortfalls, refusalMessage, type RebuildShortfall } from './rebuildGuard.js';
 
@@ -173,7 +174,7 @@ async function waitForWriters(client: pg.PoolClient, schema: string, lockTimeout
     await client.query(s.lock);
   } catch (err) {
     await client.query(s.release);
-    if ((err as { code?: unknown }).code === '55P03') {
+    if (sqlState(err) === SQLSTATE.lockNotAvailable) {
       throw new RollupBusyError(`writers held ${schema}.${EVENTS_TABLE} for more than ${lockTimeoutMs} ms; the next run will try again`);
     }
     throw err;
