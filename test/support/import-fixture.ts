@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import type pg from 'pg';
 import { createGenerator, type GeneratedEvent } from '../../src/generator/generator.js';
+import type { Counts } from '../../src/import/importBatch.js';
 import { testAzuriteConnection, testDatabaseUrl } from './services.js';
 import { truthOfLabels } from './labels.js';
 
@@ -60,13 +61,8 @@ export async function deadLetterLines(pool: pg.Pool, schema: string, file: strin
   return rows.map((r) => Number(r.seq)).sort((a, b) => a - b);
 }
 
-export interface ImportJson {
-  lines: number;
-  inserted: number;
-  duplicates: number;
-  invalid: number;
-  rejected: number;
-  tooOld: number;
+/** `hubsink import --json`: the import's counts, then what the run did. */
+export interface ImportJson extends Counts {
   maxAgeNeeded: number;
   rollupRuns: number;
   stoppedBy?: string;
