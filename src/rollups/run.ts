@@ -42,6 +42,7 @@ import {
   aggregateAllTenantsSql,
   aggregateSql,
   allTenantsFromRowsSql,
+  deltaEventsSql,
   deltaFromDeltaSql,
   deltaFromEventsSql,
   dropDeltaSql,
@@ -94,9 +95,9 @@ export interface RollupRunOptions {
    */
   retentionDays?: RollupRetention;
   /**
-   * Sessions that fold at once, each a share of the rollups (default FOLD_SESSIONS). A fold is
-   * bound by the rows it writes, one statement at a time on one server core; the shares keep a
-   * spec's grains together, so finer deltas still feed coarser ones.
+   * Sessions that fold at once (default FOLD_SESSIONS). A fold is bound by the rows it writes,
+   * one statement at a time on one server core; each session folds whole trees of the fold plan
+   * (foldTrees), so finer deltas still feed coarser ones.
    */
   sessions?: number;
 }
@@ -259,14 +260,15 @@ async function foldWindow(
   mode: FoldMode,
   limits: RollupDimensionLimits | undefined,
   minuteFrom: Date | undefined,
+  known: number | undefined,
 ): Promise<number> {
-  const counted = await client.query<{ n: string }>(countEventsSql(schema, selection));
-  const rows = toSafeInt(counted.rows[0]?.n, 'row count');
-  // Sequence values burnt by duplicates (ON CONFLICT DO NOTHING) or aborted inserts leave
-  // windows without rows; only the state moves then.
-  if (rows === 0) return 0;
   const selectionOf = (def: RollupDefinition) => (minuteFrom && def.grain === 'minute' ? { ...selection, notBefore: minuteFrom } : selection);
+  const count = async () => known ?? toSafeInt((await client.query<{ n: string }>(countEventsSql(schema, selection))).rows[0]?.n, 'row count');
   if (mode === 'direct') {
+    const rows = await count();
+    // Sequence values burnt by duplicates (ON CONFLICT DO NOTHING) or aborted inserts leave
+    // windows without rows; only the state moves then.
+    if (rows === 0) return 0;
     for (const def of defs) {
       await client.query(aggregateSql(def, sketch, schema, selectionOf(def), limits));
       if (def.allTenants) await client.query(aggregateAllTenantsSql(def, sketch, schema, selectionOf(def), limits));
@@ -279,12 +281,23 @@ async function foldWindow(
   const drop = async () => {
     for (const { def } of plan) await client.query(dropDeltaSql(def));
   };
+  let rows = known;
   for (const step of plan) {
     if (step.from === 'events') {
-      await client.query(deltaFromEventsSql(step.def, sketch, schema, selectionOf(step.def), limits));
+      const sel = selectionOf(step.def);
+      await client.query(deltaFromEventsSql(step.def, sketch, schema, sel, limits));
+      // Every event of the window is in exactly one row of an uncut delta: its events add up to
+      // the window's count, so the window is not read once more to count it.
+      if (rows === undefined && !('notBefore' in sel)) rows = toSafeInt((await client.query<{ n: string }>(deltaEventsSql(step.def))).rows[0]?.n, 'row count');
     } else {
       await client.query(deltaFromDeltaSql(step.def, step.from, sketch));
     }
+    if (rows === 0) break;
+  }
+  rows ??= await count();
+  if (rows === 0) {
+    await drop();
+    return 0;
   }
   for (const { def } of plan) {
     await client.query(mergeDeltaSql(def, sketch, schema));
@@ -305,7 +318,14 @@ export async function runRollupGroup(
   defs: readonly RollupDefinition[],
   sketch: SketchProfile,
   horizon: number,
-  opts: Omit<RollupRunOptions, 'caps' | 'rollups' | 'lockTimeoutMs'> & { mode: FoldMode },
+  opts: Omit<RollupRunOptions, 'caps' | 'rollups' | 'lockTimeoutMs'> & {
+    mode: FoldMode;
+    /**
+     * The events of windows (`fromSeq:toSeq`) a session of the same cycle has counted: below the
+     * horizon no event can appear, so the count holds for every transaction of the cycle.
+     */
+    counted?: Map<string, number>;
+  },
 ): Promise<RollupRunResult[]> {
   const now = opts.now ?? (() => new Date());
   if (!Number.isSafeInteger(opts.maxWindowRows) || opts.maxWindowRows < 1) throw new Error('maxWindowRows must be a positive integer');
@@ -323,7 +343,9 @@ export async function runRollupGroup(
     const folded = new Map<string, { fromSeq: number; toSeq: number; rows: number }>();
     for (const [fromSeq, group] of [...windows.entries()].sort((a, b) => a[0] - b[0])) {
       const toSeq = Math.max(fromSeq, Math.min(horizon, fromSeq + opts.maxWindowRows));
-      const rows = toSeq > fromSeq ? await foldWindow(client, schema, group, sketch, { source: 'window', fromSeq, toSeq }, opts.mode, opts.dimensions, minuteFrom) : 0;
+      const key = `${fromSeq}:${toSeq}`;
+      const rows = toSeq > fromSeq ? await foldWindow(client, schema, group, sketch, { source: 'window', fromSeq, toSeq }, opts.mode, opts.dimensions, minuteFrom, opts.counted?.get(key)) : 0;
+      opts.counted?.set(key, rows);
       for (const def of group) folded.set(def.name, { fromSeq, toSeq, rows });
     }
     const finished = now();
@@ -357,29 +379,42 @@ export async function runRollup(
 export const FOLD_SESSIONS = 2;
 
 /**
- * Pure: the definitions in at most `n` shares of about equal cost, each spec's grains in one share
- * (catalog order kept inside a share). The cost of a definition is taken as 1 + its dimensions (a
- * dimension multiplies the rows), and + 1 with a sketch, which is dear to build.
+ * Pure: the definitions as the trees of the fold plan (planFold), dearest first. A delta is seen
+ * only by the session that built it, so a definition derived from another's delta is folded with
+ * it and reads no events (type_hour from campaign_type_hour, not from a second scan); a tree is
+ * the unit one session folds in one transaction. The cost orders the queue the sessions take trees
+ * from: reading events (1, + 1 a dimension, + 2 with sketches, which are dear to build; a minute
+ * delta cut at the minute retention reads its window but keeps little), deriving from a delta
+ * (1/4), and the rows written, which multiply with the dimensions and thin out with the grain.
+ * `minuteFiltered` as for planFold. Catalog order is kept inside a tree.
  */
-export function foldShares(defs: readonly RollupDefinition[], n: number): RollupDefinition[][] {
-  const specs = new Map<string, RollupDefinition[]>();
-  for (const d of defs) specs.set(d.spec, [...(specs.get(d.spec) ?? []), d]);
-  const cost = (ds: readonly RollupDefinition[]) => ds.reduce((a, d) => a + 1 + d.dimensions.length + (d.measures.some(isDistinctMeasure) ? 1 : 0), 0);
-  const shares = Array.from({ length: Math.max(1, Math.min(Math.floor(n) || 1, specs.size)) }, () => ({ cost: 0, specs: new Set<string>() }));
-  for (const [spec, ds] of [...specs.entries()].sort((a, b) => cost(b[1]) - cost(a[1]))) {
-    const lightest = shares.reduce((a, b) => (b.cost < a.cost ? b : a));
-    lightest.cost += cost(ds);
-    lightest.specs.add(spec);
+export function foldTrees(defs: readonly RollupDefinition[], opts: { minuteFiltered?: boolean } = {}): RollupDefinition[][] {
+  const plan = planFold(defs, opts);
+  const root = new Map<RollupDefinition, RollupDefinition>();
+  for (const step of plan) root.set(step.def, step.from === 'events' ? step.def : (root.get(step.from) ?? step.from));
+  const cut = (def: RollupDefinition) => opts.minuteFiltered === true && def.grain === 'minute';
+  const writes: Readonly<Record<Grain, number>> = { minute: 1, hour: 1, day: 0.25 };
+  const cost = (step: FoldStep) =>
+    (step.from === 'events' ? (cut(step.def) ? 0.5 : 1 + step.def.dimensions.length + (step.def.measures.some(isDistinctMeasure) ? 2 : 0)) : 0.25) +
+    (1 + step.def.dimensions.length ** 2) * (cut(step.def) ? 0.25 : writes[step.def.grain]) * 0.5;
+  const trees = new Map<RollupDefinition, { cost: number; defs: Set<RollupDefinition> }>();
+  for (const step of plan) {
+    const r = root.get(step.def) ?? step.def;
+    const tree = trees.get(r) ?? { cost: 0, defs: new Set<RollupDefinition>() };
+    tree.cost += cost(step);
+    tree.defs.add(step.def);
+    trees.set(r, tree);
   }
-  return shares.map((sh) => defs.filter((d) => sh.specs.has(d.spec))).filter((g) => g.length > 0);
+  return [...trees.values()].sort((x, y) => y.cost - x.cost).map((t) => defs.filter((d) => t.defs.has(d)));
 }
 
 /**
  * One incremental step of every rollup. One bounded wait for writers fixes the horizon for all of
- * them (none when every rollup is already there); then each share of the definitions (foldShares)
- * is folded in one transaction of its own session, reading each window once per share. Definitions
- * at different watermarks (a new one catching up) get their own windows in it. Each share is all
- * or nothing; a failed share leaves its state unchanged and is thrown after the others finish.
+ * them (none when every rollup is already there); then `sessions` connections take the trees of
+ * the fold plan (foldTrees), dearest first, each folded in one transaction that reads each window
+ * once for the tree. Definitions at different watermarks (a new one catching up) get their own
+ * windows in it. Each tree is all or nothing; a failed tree leaves its state unchanged, the others
+ * are still folded, and the first failure is thrown at the end.
  * Throws RollupBusyError, with nothing changed, when the wait times out.
  */
 export async function runRollups(pool: pg.Pool, schema: string, opts: RollupRunOptions): Promise<RollupRunResult[]> {
@@ -394,7 +429,21 @@ export async function runRollups(pool: pg.Pool, schema: string, opts: RollupRunO
   // Nothing new since every rollup's watermark: no reason to queue for the lock at all.
   const horizon = highWater > behind ? await waitForHorizon(pool, schema, opts.lockTimeoutMs ?? DEFAULT_LOCK_TIMEOUT_MS) : behind;
   const mode = opts.foldMode ?? foldModeFor(opts.caps);
-  const settled = await Promise.allSettled(foldShares(rollups, opts.sessions ?? FOLD_SESSIONS).map((share) => runRollupGroup(pool, schema, share, sketch, horizon, { ...opts, mode })));
+  // Each session takes the dearest tree left: one long tree runs beside the others, whatever
+  // the estimates got wrong.
+  const queue = foldTrees(rollups, { minuteFiltered: opts.retentionDays !== undefined && mode === 'deltas' });
+  const settled: PromiseSettledResult<RollupRunResult[]>[] = [];
+  const counted = new Map<string, number>();
+  const session = async () => {
+    for (let tree = queue.shift(); tree; tree = queue.shift()) {
+      settled.push(await runRollupGroup(pool, schema, tree, sketch, horizon, { ...opts, mode, counted }).then(
+        (value) => ({ status: 'fulfilled' as const, value }),
+        (reason: unknown) => ({ status: 'rejected' as const, reason }),
+      ));
+    }
+  };
+  const sessions = Math.max(1, Math.floor(opts.sessions ?? FOLD_SESSIONS) || 1);
+  await Promise.all(Array.from({ length: Math.min(sessions, queue.length) }, session));
   const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
   if (failed) throw failed.reason;
   const results = settled.flatMap((x) => (x.status === 'fulfilled' ? x.value : []));

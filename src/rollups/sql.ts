@@ -42,17 +42,6 @@ export function expectedColumnTypes(def: RollupDefinition, sketch: SketchProfile
   return out;
 }
 
-function measureAggregate(m: Measure, sketch: SketchProfile): string {
-  switch (m.kind) {
-    case 'count':
-      return 'count(*)';
-    case 'sum':
-      return `coalesce(sum(${ident(m.source)}), 0)`;
-    case 'distinct':
-      return sketch.build(ident(m.source));
-  }
-}
-
 /** Aggregate of a measure over rollup (or delta) rows: counts and sums add, sketches union. */
 function measureReaggregate(m: Measure, sketch: SketchProfile): string {
   return m.kind === 'distinct' ? sketch.unionSketch(ident(m.column)) : `sum(${ident(m.column)})`;
@@ -149,7 +138,17 @@ function allColumns(def: RollupDefinition): string {
   return [...keyColumns(def), ...measureColumns(def)].map(ident).join(', ');
 }
 
-/** `SELECT <tenant>, bucket, dims, measures FROM events WHERE ... GROUP BY ...`, and its bind values. */
+/**
+ * `SELECT <tenant>, bucket, dims, measures FROM events WHERE ... GROUP BY ...`, and its bind values.
+ *
+ * `fenced` (the deltas of plain PostgreSQL): the values are computed in a subquery the planner
+ * keeps whole (OFFSET 0). Grouping on its output, it estimates a tenth of the rows as groups and
+ * hashes them; grouping on the expressions themselves, it takes every row for a group and sorts the
+ * window first, on disk past work_mem. At the bench's shape the dearest deltas took 35 to 40 % less
+ * time fenced. Not on Citus: a subquery with OFFSET is not pushed down to the shards, and the
+ * coordinator would pull every event. Inner columns are positional (d1, m1, ...) so no dimension
+ * column can shadow a measure's source.
+ */
 function aggregateEvents(
   def: RollupDefinition,
   sketch: SketchProfile,
@@ -157,18 +156,44 @@ function aggregateEvents(
   selection: EventSelection,
   limits: RollupDimensionLimits,
   perTenant: boolean,
+  fenced = false,
 ): Statement {
   const { where, values } = selectionFilter(selection);
-  const bucket = bucketExpr(def.grain);
   const dims = dimensionExprs(def, limits, values.length + 1);
-  const group = [...(perTenant ? ['tenant_id'] : []), bucket, ...dims];
+  const measures = measuresOf(def);
+  const bucket = fenced ? 'b' : bucketExpr(def.grain);
+  const dim = (i: number) => (fenced ? `d${i + 1}` : (dims[i] ?? ''));
+  const source = (m: Measure, i: number) => (m.kind === 'count' ? '' : fenced ? `m${i + 1}` : ident(m.source));
+  const aggregate = (m: Measure, i: number): string => {
+    switch (m.kind) {
+      case 'count':
+        return 'count(*)';
+      case 'sum':
+        return `coalesce(sum(${source(m, i)}), 0)`;
+      case 'distinct':
+        return sketch.build(source(m, i));
+    }
+  };
+  const from = fenced
+    ? [
+        `FROM (SELECT ${[
+          ...(perTenant ? ['tenant_id'] : []),
+          `${bucketExpr(def.grain)} AS b`,
+          ...dims.map((d, i) => `${d} AS d${i + 1}`),
+          ...measures.flatMap((m, i) => (m.kind === 'count' ? [] : [`${ident(m.source)} AS m${i + 1}`])),
+        ].join(', ')}`,
+        `FROM ${qualified(schema, EVENTS_TABLE)}`,
+        `WHERE ${where}`,
+        `OFFSET 0) AS e`,
+      ]
+    : [`FROM ${qualified(schema, EVENTS_TABLE)}`, `WHERE ${where}`];
+  const group = [...(perTenant ? ['tenant_id'] : []), bucket, ...dims.map((_, i) => dim(i))];
   const text = [
     `SELECT ${perTenant ? 'tenant_id' : '0::bigint'} AS tenant_id, ${bucket} AS bucket, ${[
-      ...dims.map((d, i) => `${d} AS ${ident(def.dimensions[i]?.column ?? '')}`),
-      ...measuresOf(def).map((m) => `${measureAggregate(m, sketch)} AS ${ident(m.column)}`),
+      ...dims.map((_, i) => `${dim(i)} AS ${ident(def.dimensions[i]?.column ?? '')}`),
+      ...measures.map((m, i) => `${aggregate(m, i)} AS ${ident(m.column)}`),
     ].join(', ')}`,
-    `FROM ${qualified(schema, EVENTS_TABLE)}`,
-    `WHERE ${where}`,
+    ...from,
     `GROUP BY ${group.join(', ')}`,
   ].join('\n');
   return { text, values: [...values, ...dimensionParams(def, limits)] };
@@ -227,7 +252,7 @@ export function deltaFromEventsSql(
   selection: Extract<EventSelection, { source: 'window' }>,
   limits: RollupDimensionLimits = DEFAULT_DIMENSION_LIMITS,
 ): Statement {
-  const select = aggregateEvents(def, sketch, schema, selection, limits, true);
+  const select = aggregateEvents(def, sketch, schema, selection, limits, true, true);
   return { text: `CREATE TEMPORARY TABLE ${ident(deltaTable(def))} ON COMMIT DROP AS\n${select.text}`, values: select.values };
 }
 
@@ -284,6 +309,11 @@ export function allTenantsFromRowsSql(
     onConflict(def, sketch),
   ].join('\n');
   return { text, values: 'delta' in from ? [] : [from.range.from, from.range.to] };
+}
+
+/** The events a delta holds: a window's count when its delta was not cut at a bucket. */
+export function deltaEventsSql(def: RollupDefinition): Statement {
+  return { text: `SELECT coalesce(sum(events), 0)::text AS n FROM ${temp(deltaTable(def))}`, values: [] };
 }
 
 export function dropDeltaSql(def: RollupDefinition): Statement {

@@ -22,7 +22,7 @@ import { KMV_K, RollupSetupError, resolveSketchProfile, sketchProfile } from '..
 import { aggregateSql, bucketExpr, dimensionParams, expectedColumnTypes, keyColumns, waitForWritersSql } from '../../src/rollups/sql.js';
 import * as rollupSql from '../../src/rollups/sql.js';
 import type { Statement } from '../../src/db/statement.js';
-import { describeCycle, eventsFolded, foldModeFor, foldShares, planFold, rebuildProblems } from '../../src/rollups/run.js';
+import { describeCycle, eventsFolded, foldModeFor, foldTrees, planFold, rebuildProblems } from '../../src/rollups/run.js';
 
 describe('definitions', () => {
   test('the default catalog: one table per spec and grain, sketches only on the totals, minute only where a live panel reads it', () => {
@@ -106,18 +106,31 @@ describe('definitions', () => {
     assert.equal(foldModeFor({ citus: false, hllInstalled: false }), 'deltas');
   });
 
-  test('the fold shares keep each spec whole and balance the cost', () => {
-    const names = (shares: RollupDefinition[][]) => shares.map((sh) => [...new Set(sh.map((d) => d.spec))]);
-    assert.deepEqual(names(foldShares(ROLLUPS, 2)), [
-      ['total', 'campaign_type'],
-      ['type', 'country', 'browser'],
+  test('the fold trees keep each delta with the definitions derived from it, dearest first', () => {
+    const names = (trees: RollupDefinition[][]) => trees.map((t) => t.map((d) => d.name));
+    // Catching up (minute deltas cut at the retention): type_hour comes from campaign_type_hour's
+    // delta, so the two are one tree, and that tree is the dearest (two text dimensions by the hour); sketches make the totals next.
+    assert.deepEqual(names(foldTrees(ROLLUPS, { minuteFiltered: true })), [
+      ['type_hour', 'type_day', 'campaign_type_hour', 'campaign_type_day'],
+      ['total_hour', 'total_day'],
+      ['country_hour', 'country_day'],
+      ['browser_hour', 'browser_day'],
+      ['type_minute'],
+      ['total_minute'],
     ]);
-    assert.deepEqual(foldShares(ROLLUPS, 1), [[...ROLLUPS]]);
-    for (const n of [0, -3, Number.NaN]) assert.deepEqual(foldShares(ROLLUPS, n), [[...ROLLUPS]], `n = ${n}`);
-    const perSpec = foldShares(ROLLUPS, 99);
-    assert.equal(perSpec.length, 5, 'never more shares than specs');
-    assert.deepEqual(perSpec.flat().map((d) => d.name).sort(), ROLLUPS.map((d) => d.name).sort(), 'every definition exactly once');
-    assert.deepEqual(foldShares([], 2), []);
+    // Uncut: the hour totals come from the minute totals' delta.
+    const whole = names(foldTrees(ROLLUPS));
+    assert.ok(whole.some((t) => t.join() === 'total_minute,total_hour,total_day'), JSON.stringify(whole));
+    for (const minuteFiltered of [false, true]) {
+      const trees = foldTrees(ROLLUPS, { minuteFiltered });
+      assert.deepEqual(trees.flat().map((d) => d.name).sort(), ROLLUPS.map((d) => d.name).sort(), 'every definition exactly once');
+      for (const step of planFold(ROLLUPS, { minuteFiltered })) {
+        const parent = step.from;
+        if (parent === 'events') continue;
+        assert.ok(trees.some((t) => t.includes(step.def) && t.includes(parent)), `${step.def.name} is folded with ${parent.name}`);
+      }
+    }
+    assert.deepEqual(foldTrees([]), []);
   });
 
   test('bucket arithmetic is UTC', () => {
@@ -180,6 +193,14 @@ describe('SQL builders', () => {
         assert.equal(sql.includes(sketch.merge('r."sessions"', 'EXCLUDED."sessions"')), def.measures.includes('sessions'));
         for (const d of def.dimensions) assert.ok(sql.includes(`left(coalesce("${d.source.kind === 'column' ? d.source.column : ''}", ''), $3::int)`), d.name);
         assert.doesNotMatch(sql, /nextval|now\(\)|random\(\)/);
+        // Citus pushes no subquery with OFFSET down to the shards: the direct fold stays flat.
+        assert.doesNotMatch(sql, /OFFSET/);
+        // The delta of plain PostgreSQL groups the output of a fenced subquery, the same columns
+        // under positional names.
+        const delta = rollupSql.deltaFromEventsSql(def, sketch, 'app', { source: 'window', fromSeq: 10, toSeq: 20 });
+        assert.deepEqual(delta.values, st.values);
+        assert.match(delta.text, /\nFROM "app"\."events"\nWHERE ingest_seq > \$1 AND ingest_seq <= \$2\nOFFSET 0\) AS e\nGROUP BY tenant_id, b/);
+        for (const [i, d] of def.dimensions.entries()) assert.ok(delta.text.includes(`d${i + 1} AS "${d.column}"`), d.name);
         const from = new Date('2026-03-14T00:00:00Z');
         const to = new Date('2026-03-15T00:00:00Z');
         const rebuild = aggregateSql(def, sketch, 'app', { source: 'rebuild', tenantId: 7, from, to, watermark: 99 });
