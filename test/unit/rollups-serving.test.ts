@@ -177,7 +177,11 @@ describe('metricsSql and shapeMetrics', () => {
       assert.match(sql.text, /WHERE tenant_id = \$1 AND bucket >= \$2 AND bucket < \$3/);
       assert.doesNotMatch(sql.text, /987654|2026/);
     }
-    assert.match(metricsSql(total('minute'), sketchProfile('hll'), 's').text, /''::text AS key[\s\S]*"rollup_total_minute"[\s\S]*hll_union_agg\(r\.sessions\)/);
+    // Without `by`: one series, summed per bucket, nothing ranked; the row limit is $4.
+    const lone = metricsSql(total('minute'), sketchProfile('hll'), 's');
+    assert.match(lone.text, /"rollup_total_minute"[\s\S]*LIMIT \$4[\s\S]*hll_union_agg\(r\.sessions\)[\s\S]*''::text AS key/);
+    assert.doesNotMatch(lone.text, /row_number|\$5/);
+    assert.deepEqual(lone.values, [987654, q.from, q.to, DEFAULT_MAX_ROWS + 1]);
     // Only the measures asked for are read.
     const lean = metricsSql({ ...total('hour'), measures: ['events'] }, sketchProfile('hll'), 's').text;
     assert.doesNotMatch(lean, /sessions|users|revenue/);
@@ -186,7 +190,9 @@ describe('metricsSql and shapeMetrics', () => {
     assert.ok(typeHour);
     assert.throws(() => metricsSql({ ...q, by: null, rollup: typeHour }, sketchProfile('hll'), 's'), /does not keep sessions/);
     assert.throws(() => metricsSql({ ...q, measures: ['events'], rollup: typeHour }, sketchProfile('hll'), 's'), /no campaign dimension/);
-    assert.match(metricsSql({ ...q, by: null, measures: ['events'], rollup: typeHour, type: 'click' }, sketchProfile('hll'), 's').text, /AND "type" = \$6/);
+    const typed = metricsSql({ ...q, by: null, measures: ['events'], rollup: typeHour, type: 'click' }, sketchProfile('hll'), 's');
+    assert.match(typed.text, /AND "type" = \$5/);
+    assert.deepEqual(typed.values, [987654, q.from, q.to, DEFAULT_MAX_ROWS + 1, 'click']);
   });
   test('the row limit is a bind parameter one above the limit, so "more than the limit" is detectable', () => {
     const sql = metricsSql(q, sketchProfile('kmv'), 'hubsink', { maxRows: 500 });
