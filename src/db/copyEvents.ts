@@ -13,7 +13,7 @@
  *   refusal is bisected, a missing partition created, a transient failure retried.
  *
  * `ingest_seq` stays a valid watermark: COPY FROM takes ROW EXCLUSIVE on `events` before it draws
- * sequence values, like INSERT, so the rollup's EXCLUSIVE lock waits for COPY writers too.
+ * sequence values, like INSERT, so the rollup's SHARE lock waits for COPY writers too.
  */
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';

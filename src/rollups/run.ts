@@ -3,7 +3,7 @@
  * src/rollups/sql.ts; this module owns transactions and the order of steps.
  *
  * Exactly-once: a cycle first fixes a horizon for all rollups together: it reads the sequence's
- * high-water mark, then takes and at once releases an EXCLUSIVE lock on events, which waits until
+ * high-water mark, then takes and at once releases a SHARE lock on events, which waits until
  * every writer that could hold a sequence value at or below that mark has committed or aborted.
  * From then on no value at or below the horizon can appear, whichever transaction looks. Then each
  * rollup claims the window (last_seq, horizon] in its own transaction that (1) locks its state row
@@ -11,7 +11,7 @@
  * (2) aggregates the window into the rollup; (3) advances last_seq. All or nothing: a failed run
  * leaves the state unchanged.
  *
- * Why one wait per cycle, bounded short: while the EXCLUSIVE request waits in the lock queue it
+ * Why one wait per cycle, bounded short: while the SHARE request waits in the lock queue it
  * blocks every new insert behind it. One wait of at most DEFAULT_LOCK_TIMEOUT_MS per cycle (not one
  * of 10 s per rollup) bounds that stall; a busy minute is skipped (RollupBusyError, nothing changed)
  * and the next cycle folds in what it missed.

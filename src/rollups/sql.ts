@@ -349,9 +349,12 @@ export function highWaterSql(schema: string): Statement {
 }
 
 /**
- * Waiting for in-flight writers: EXCLUSIVE conflicts with the ROW EXCLUSIVE lock every INSERT
- * holds until it commits, so once granted, every sequence value handed out before it belongs to a
- * committed or aborted transaction. Rolling back to the savepoint releases it at once, so ingest
+ * Waiting for in-flight writers: SHARE conflicts with the ROW EXCLUSIVE lock every INSERT (and
+ * COPY) holds until it commits, so once granted, every sequence value handed out before it belongs
+ * to a committed or aborted transaction. SHARE, not EXCLUSIVE: SHARE does not conflict with
+ * itself, so runs that start together (the timer on several instances, the runner, an operator's
+ * catch-up) wait for the writers at once instead of one after the other. On Citus each grant is
+ * propagated to the workers, and five runs queued for EXCLUSIVE outlasted the 1.5 s lock timeout. Rolling back to the savepoint releases it at once, so ingest
  * pauses only for that instant. The lock_timeout set inside the savepoint reverts with it.
  */
 export function waitForWritersSql(
@@ -361,7 +364,7 @@ export function waitForWritersSql(
   return {
     savepoint: { text: `SAVEPOINT ${SAVEPOINT}`, values: [] },
     timeout: { text: `SELECT set_config('lock_timeout', $1, true)`, values: [String(lockTimeoutMs)] },
-    lock: { text: `LOCK TABLE ${qualified(schema, EVENTS_TABLE)} IN EXCLUSIVE MODE`, values: [] },
+    lock: { text: `LOCK TABLE ${qualified(schema, EVENTS_TABLE)} IN SHARE MODE`, values: [] },
     release: { text: `ROLLBACK TO SAVEPOINT ${SAVEPOINT}`, values: [] },
     drop: { text: `RELEASE SAVEPOINT ${SAVEPOINT}`, values: [] },
   };

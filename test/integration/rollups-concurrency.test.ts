@@ -18,11 +18,11 @@ import {
   type RollupFixture,
 } from './rollups-fixture.js';
 
-/** Bounded wait until some session waits for an EXCLUSIVE lock on the events table. */
+/** Bounded wait until some session waits for a SHARE lock on the events table (a rollup run's wait for writers). */
 async function waitForBlockedLock(f: RollupFixture): Promise<void> {
   for (let i = 0; i < 400; i++) {
     const { rows } = await f.s.pool.query<{ n: string }>(
-      `SELECT count(*)::text AS n FROM pg_locks WHERE NOT granted AND mode = 'ExclusiveLock' AND relation = $1::regclass`,
+      `SELECT count(*)::text AS n FROM pg_locks WHERE NOT granted AND mode = 'ShareLock' AND relation = $1::regclass`,
       [`"${f.s.schema}".events`],
     );
     if (rows[0]?.n !== '0') return;

@@ -22,7 +22,7 @@ test('a cycle waits for writers once for all rollups, with a lock_timeout of at 
     const runs = await runRollups(counted.pool, f.s.schema, { caps: f.caps, maxWindowRows: 1_000_000 });
     assert.equal(runs.length, ROLLUPS.length);
     assert.ok(runs.every((r) => r.caughtUp && r.rows === 300));
-    const locks = counted.statements.filter((t) => /^LOCK TABLE .* IN EXCLUSIVE MODE$/.test(t));
+    const locks = counted.statements.filter((t) => /^LOCK TABLE .* IN SHARE MODE$/.test(t));
     assert.equal(locks.length, 1, counted.statements.join('\n'));
     const timeouts = counted.calls.filter((c) => c.text.includes("set_config('lock_timeout'"));
     assert.equal(timeouts.length, 1);
@@ -60,6 +60,35 @@ test('a cycle that cannot get the lock within the default bound skips: RollupBus
     for (const def of ROLLUPS) assert.equal(await rollupCount(f, def), 71);
     await assertRollupsMatchEvents(f);
   } finally {
+    writer.release();
+    await f.s.drop();
+  }
+});
+
+test("runs that start together wait for the writers at once: one run's grant does not make another busy, a writer still does", async () => {
+  const f = await rollupSchema('rlock_share_');
+  const other = await f.s.pool.connect();
+  const writer = await f.s.pool.connect();
+  try {
+    await insertEventRows(f.s.pool, f.s.schema, sampleRows(40, { seed: 'lock-share', tenants: [74], base: recentBase() }));
+    // Another run holding its wait's lock, as it does for an instant (held here for the whole run).
+    await other.query('BEGIN');
+    await other.query(`LOCK TABLE "${f.s.schema}".events IN SHARE MODE`);
+    const runs = await runRollups(f.s.pool, f.s.schema, { caps: f.caps, maxWindowRows: 1_000_000, lockTimeoutMs: 500 });
+    assert.ok(runs.length === ROLLUPS.length && runs.every((r) => r.caughtUp && r.rows === 40), JSON.stringify(runs));
+    await other.query('ROLLBACK');
+    // A writer's open insert still holds a cycle off.
+    await writer.query('BEGIN');
+    await insertEventRows(writer, f.s.schema, [makeRow({ eventId: uuidFor('lock-share-held'), tenantId: 74, occurredAt: recentBase() })]);
+    await assert.rejects(runRollups(f.s.pool, f.s.schema, { caps: f.caps, maxWindowRows: 1_000_000, lockTimeoutMs: 500 }), RollupBusyError);
+    await writer.query('COMMIT');
+    await runUntilCaughtUp(f);
+    for (const def of ROLLUPS) assert.equal(await rollupCount(f, def), 41);
+    await assertRollupsMatchEvents(f);
+  } finally {
+    await other.query('ROLLBACK').catch(() => undefined);
+    await writer.query('ROLLBACK').catch(() => undefined);
+    other.release();
     writer.release();
     await f.s.drop();
   }

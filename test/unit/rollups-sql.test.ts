@@ -271,7 +271,7 @@ describe('SQL builders', () => {
   test('the writer wait takes the lock inside a savepoint and rolls back to it', () => {
     const w = waitForWritersSql('app', 1500);
     assert.deepEqual(w.savepoint, { text: 'SAVEPOINT hubsink_wait_for_writers', values: [] });
-    assert.deepEqual(w.lock, { text: 'LOCK TABLE "app"."events" IN EXCLUSIVE MODE', values: [] });
+    assert.deepEqual(w.lock, { text: 'LOCK TABLE "app"."events" IN SHARE MODE', values: [] });
     assert.deepEqual(w.release, { text: 'ROLLBACK TO SAVEPOINT hubsink_wait_for_writers', values: [] });
     assert.match(w.timeout.text, /set_config\('lock_timeout', \$1, true\)/);
     assert.deepEqual(w.timeout.values, ['1500']);
