@@ -1,5 +1,5 @@
 // `npm run check:deps` (part of npm test): the folders of src/ depend one way,
-//   functions, cli → features (ingest, deadletters, rollups, serving, runner, partitions, import,
+//   functions, cli → features (ingest, deadLetters, rollups, serving, runner, partitions, import,
 //   local, generator, telemetry, doctor, app) → pipeline, db, hubs, operator → config,
 // where app (the composition root, used by the Functions context, the runner and the local stack)
 // sits below runner and local and above the features it wires, operator (what reaches an operator:
@@ -9,12 +9,12 @@
 // deployable functions never reach the development tools.
 const BASE = '^src/(pipeline|db|hubs|operator)/';
 const ENTRY = '^src/(functions|cli)/';
-const FEATURES = '^src/(ingest|deadletters|rollups|serving|runner|partitions|import|local|generator|telemetry|doctor|app)/';
+const FEATURES = '^src/(ingest|deadLetters|rollups|serving|runner|partitions|import|local|generator|telemetry|doctor|app)/';
 
 // The feature folders in levels, highest first: a folder imports feature folders of lower levels
 // only, never one of its own level or above. local → runner → app → import, serving, partitions,
-// doctor → ingest, rollups → deadletters, telemetry, generator.
-const FEATURE_LEVELS = [['local'], ['runner'], ['app'], ['import', 'serving', 'partitions', 'doctor'], ['ingest', 'rollups'], ['deadletters', 'telemetry', 'generator']];
+// doctor → ingest, rollups → deadLetters, telemetry, generator.
+const FEATURE_LEVELS = [['local'], ['runner'], ['app'], ['import', 'serving', 'partitions', 'doctor'], ['ingest', 'rollups'], ['deadLetters', 'telemetry', 'generator']];
 const featureOrder = FEATURE_LEVELS.map((level, i) => ({
   name: `feature-order-${level.join('-')}`,
   severity: 'error',

@@ -16,7 +16,7 @@ import { detectCapabilities, type Capabilities } from '../db/capabilities.js';
 import { createPool, createServingPool } from '../db/pool.js';
 import { configureSession } from '../db/session.js';
 import { TenantRegistry } from '../db/tenants.js';
-import { parkOversize } from '../deadletters/oversize.js';
+import { parkOversize } from '../deadLetters/oversize.js';
 import { createDeadLetterProducer, EventHubDeadLetterSink } from '../hubs/deadLetterSink.js';
 import { describeError } from '../pipeline/classify.js';
 

@@ -18,6 +18,7 @@ function parseStart(value: string): 'earliest' | 'latest' {
 }
 
 export interface RunCliOptions {
+  // commander's key for --deadletter.
   deadletter?: boolean;
   rollups?: boolean;
   rollupInterval: number;
@@ -71,7 +72,7 @@ export function register(program: Command): void {
         ...(endpoint ? { telemetry: endpoint.telemetry } : {}),
         config: cfg,
         log,
-        deadletter: opts.deadletter === true,
+        deadLetter: opts.deadletter === true,
         rollups: opts.rollups === true,
         rollupIntervalMs: Math.max(1000, opts.rollupInterval * 1000),
         ...(opts.checkpointContainer ? { checkpointContainer: opts.checkpointContainer } : {}),

@@ -124,7 +124,7 @@ export async function startLocalStack(opts: LocalOptions): Promise<LocalStack> {
       config,
       pool,
       log,
-      deadletter: true,
+      deadLetter: true,
       rollups: true,
       rollupIntervalMs: opts.rollupIntervalMs,
       // One instance: claim the partitions quickly at start.

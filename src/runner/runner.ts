@@ -15,7 +15,7 @@ import { ConfigError, requireDatabase, requireEventHubs, requireStorage, type Hu
 import { eventsFolded, RollupBusyError, rollUpUntilCaughtUp } from '../rollups/run.js';
 import { DEFAULT_PARTITION_EVERY_MS, DEFAULT_PARTITION_RETRY_MS, PartitionSchedule } from '../partitions/maintain.js';
 import { ident } from '../db/ident.js';
-import { processDeadLetters } from '../deadletters/process.js';
+import { processDeadLetters } from '../deadLetters/process.js';
 import { checkpointAhead, describeCheckpointAhead, readCheckpoints } from '../hubs/checkpoints.js';
 import { blobContainer, createConsumer, FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
 import { eventHubsContext } from '../hubs/explain.js';
@@ -34,7 +34,7 @@ export interface RunnerOptions {
   config: HubsinkConfig;
   log: Logger;
   /** Also consume the dead-letter hub: retry transient records, park poison. */
-  deadletter?: boolean;
+  deadLetter?: boolean;
   /** Also run the rollups every `rollupIntervalMs`. */
   rollups?: boolean;
   rollupIntervalMs?: number;
@@ -165,7 +165,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
     const { producer, sink } = await services.deadLetters();
     const telemetry = opts.telemetry ?? noopTelemetry;
     const processed = new ProcessedPositions();
-    const stats = emptyStats(Date.now(), { deadletter: opts.deadletter === true, rollups: opts.rollups === true });
+    const stats = emptyStats(Date.now(), { deadLetter: opts.deadLetter === true, rollups: opts.rollups === true });
     const ingestDeps = {
       pool,
       config: cfg,
@@ -186,7 +186,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
     // A wrong key or a missing hub or consumer group is no outage: stop at start with what fixes it.
     for (const [hub, hubSetting, consumerGroup, consumerGroupSetting] of [
       [cfg.ingestHub, 'INGEST_EVENTHUB_NAME', cfg.consumerGroup, 'INGEST_CONSUMER_GROUP'],
-      ...(opts.deadletter ? [[cfg.deadLetterHub, 'DEADLETTER_EVENTHUB_NAME', cfg.deadLetterConsumerGroup, 'DEADLETTER_CONSUMER_GROUP']] : []),
+      ...(opts.deadLetter ? [[cfg.deadLetterHub, 'DEADLETTER_EVENTHUB_NAME', cfg.deadLetterConsumerGroup, 'DEADLETTER_CONSUMER_GROUP']] : []),
     ] as const) {
       await probeEventHubs(eventHubs, { ...eventHubsContext(eventHubs, { hub, hubSetting, consumerGroup, consumerGroupSetting }), hub }, { onUnreachable: (m) => log('warn', m) });
     }
@@ -211,8 +211,8 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
       vetPartition: vetAgainstHub(ingestClient, cfg.consumerGroup, container, containerName),
     });
 
-    let deadletter: CheckpointingConsumer<unknown> | undefined;
-    if (opts.deadletter) {
+    let deadLetter: CheckpointingConsumer<unknown> | undefined;
+    if (opts.deadLetter) {
       const dlClient = await createConsumer(eventHubs, cfg.deadLetterConsumerGroup, cfg.deadLetterHub, store, consumerOptions);
       clients.push(dlClient);
       cleanups.push(() => dlClient.close());
@@ -227,7 +227,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
         onRetry: () => stats.deadletter.failedAttempts++,
         vetPartition: vetAgainstHub(dlClient, cfg.deadLetterConsumerGroup, container, containerName),
       });
-      deadletter = dl as CheckpointingConsumer<unknown>;
+      deadLetter = dl as CheckpointingConsumer<unknown>;
     }
 
     // Rollups: one run at start, then every interval; a run catches up in a few bounded steps.
@@ -285,9 +285,9 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
     );
     cleanups.push(() => Promise.resolve(unobserve()));
     ingest.start();
-    deadletter?.start();
+    deadLetter?.start();
     if (opts.rollups) scheduleRollups(0);
-    log('info', `runner started: hub ${cfg.ingestHub} (${cfg.consumerGroup})${opts.deadletter ? `, dead letters ${cfg.deadLetterHub} (${cfg.deadLetterConsumerGroup})` : ''}${opts.rollups ? ', rollups' : ''}; checkpoints in container ${containerName}`);
+    log('info', `runner started: hub ${cfg.ingestHub} (${cfg.consumerGroup})${opts.deadLetter ? `, dead letters ${cfg.deadLetterHub} (${cfg.deadLetterConsumerGroup})` : ''}${opts.rollups ? ', rollups' : ''}; checkpoints in container ${containerName}`);
 
     let stopping: Promise<void> | undefined;
     return {
@@ -295,7 +295,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
       caps,
       stats() {
         stats.ingest.partitions = ingest.ownedPartitions;
-        stats.deadletter.partitions = deadletter?.ownedPartitions ?? [];
+        stats.deadletter.partitions = deadLetter?.ownedPartitions ?? [];
         return snapshot(stats);
       },
       readiness: () => runnerReadiness({ pool, stopping: () => stopped, consuming: () => !stopped, ownedPartitions: () => ingest.ownedPartitions }),
@@ -303,7 +303,7 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
         stopping ??= (async () => {
           stopped = true;
           clearTimeout(rollupTimer);
-          await Promise.all([ingest.stop(), deadletter?.stop(), rollupRun]);
+          await Promise.all([ingest.stop(), deadLetter?.stop(), rollupRun]);
           await cleanup();
           log('info', 'runner stopped');
         })();

@@ -2,7 +2,7 @@
  * Counters of a running runner, for the live status of `hubsink run` and `hubsink local`. Plain
  * numbers, updated after each handled batch; the status views compute rates from two snapshots.
  */
-import type { DeadLetterCounts } from '../deadletters/process.js';
+import type { DeadLetterCounts } from '../deadLetters/process.js';
 import type { IngestResult } from '../ingest/ingestBatch.js';
 import { FAILURE_REASONS, PARK_REASONS, countsFor, formatPerKey, type FailureReason, type ParkReason } from '../pipeline/types.js';
 
@@ -19,6 +19,7 @@ export interface RunnerStats {
     lastBatchAt: number | null;
     partitions: string[];
   };
+  // Spelled as in the `hubsink run --json` status lines, which print this record as it is.
   deadletter: {
     enabled: boolean;
     batches: number;
@@ -41,11 +42,11 @@ export interface RunnerStats {
   };
 }
 
-export function emptyStats(now: number, opts: { deadletter: boolean; rollups: boolean }): RunnerStats {
+export function emptyStats(now: number, opts: { deadLetter: boolean; rollups: boolean }): RunnerStats {
   return {
     startedAt: now,
     ingest: { batches: 0, received: 0, inserted: 0, duplicates: 0, deadLettered: countsFor(FAILURE_REASONS), failedAttempts: 0, lastBatchAt: null, partitions: [] },
-    deadletter: { enabled: opts.deadletter, batches: 0, received: 0, rewritten: 0, inserted: 0, parked: countsFor(PARK_REASONS), alreadyParked: 0, failedAttempts: 0, partitions: [] },
+    deadletter: { enabled: opts.deadLetter, batches: 0, received: 0, rewritten: 0, inserted: 0, parked: countsFor(PARK_REASONS), alreadyParked: 0, failedAttempts: 0, partitions: [] },
     rollups: { enabled: opts.rollups, runs: 0, failures: 0, folded: 0, lastRunAt: null, lastError: null },
   };
 }

@@ -11,7 +11,7 @@ import { BlobServiceClient, type ContainerClient } from '@azure/storage-blob';
 import { startEmulator, type Emulator } from '@hubsink/eventhubs-emulator';
 import { checkpointBlobName, readCheckpoints, type CheckpointScope } from '../../src/hubs/checkpoints.js';
 import { testAzuriteConnection, uniqueName } from '../support/services.js';
-import { runCli } from './deadletters-support.js';
+import { runCli } from '../support/deadLetters.js';
 
 let emu: Emulator;
 beforeAll(async () => {

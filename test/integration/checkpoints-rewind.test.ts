@@ -16,7 +16,7 @@ import { ingestBatch } from '../../src/ingest/ingestBatch.js';
 import { normalizeReceivedEvents } from '../../src/pipeline/normalize.js';
 import { RecordingDeadLetterSink } from '../support/sinks.js';
 import { testAzuriteConnection, uniqueName, type TestSchema } from '../support/services.js';
-import { readySchema, runCli, testConfig } from './deadletters-support.js';
+import { readySchema, runCli, testConfig } from '../support/deadLetters.js';
 
 async function freshContainer(): Promise<ContainerClient> {
   const c = BlobServiceClient.fromConnectionString(testAzuriteConnection()).getContainerClient(uniqueName('cp'));

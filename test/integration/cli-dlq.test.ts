@@ -5,11 +5,11 @@
 import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { makeDeadLetterHandler } from '../../src/deadletters/handler.js';
+import { makeDeadLetterHandler } from '../../src/deadLetters/handler.js';
 import { getDeadLetter, listDeadLetters } from '../../src/db/deadLetterQueries.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import { testDatabaseUrl, type TestSchema } from '../support/services.js';
-import { asDeadLetterEvents, countRows, fastSleep, hostShape, invocation, readySchema, runCli, testConfig } from './deadletters-support.js';
+import { asDeadLetterEvents, countRows, fastSleep, hostShape, invocation, readySchema, runCli, testConfig } from '../support/deadLetters.js';
 import { makeSource } from '../support/rows.js';
 
 const DAY = 86_400_000;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { runCli } from './deadletters-support.js';
+import { runCli } from '../support/deadLetters.js';
 
 // Should a check ever stop refusing, `local` would start a stack: then in a folder of its own, for a second.
 const dataDir = mkdtempSync(path.join(tmpdir(), 'hubsink-local-usage-'));

@@ -9,11 +9,11 @@ import { randomUUID } from 'node:crypto';
 import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import { startEmulator, type Emulator } from '@hubsink/eventhubs-emulator';
 import { EventHubDeadLetterSink } from '../../src/hubs/deadLetterSink.js';
-import { makeDeadLetterHandler } from '../../src/deadletters/handler.js';
+import { makeDeadLetterHandler } from '../../src/deadLetters/handler.js';
 import { listDeadLetters } from '../../src/db/deadLetterQueries.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import { testAzuriteConnection, testDatabaseUrl, uniqueName, type TestSchema } from '../support/services.js';
-import { countRows, fastSleep, hostShape, invocation, readySchema, runCli, testConfig, type ReceivedLike } from './deadletters-support.js';
+import { countRows, fastSleep, hostShape, invocation, readySchema, runCli, testConfig, type ReceivedLike } from '../support/deadLetters.js';
 import { makeSource } from '../support/rows.js';
 
 const DAY = 86_400_000;

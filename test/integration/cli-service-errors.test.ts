@@ -12,7 +12,7 @@ import { BlobServiceClient } from '@azure/storage-blob';
 import { startEmulator, type Emulator } from '@hubsink/eventhubs-emulator';
 import { freePort } from '../../src/local/ports.js';
 import { testAzuriteConnection, testDatabaseUrl, uniqueName, type TestSchema } from '../support/services.js';
-import { readySchema, runCli, type CliResult } from './deadletters-support.js';
+import { readySchema, runCli, type CliResult } from '../support/deadLetters.js';
 
 const HUB = uniqueName('ing');
 const DL = uniqueName('dl');

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { parkDeadLetters } from '../../src/db/deadLetterParking.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import { testDatabaseUrl, type TestSchema } from '../support/services.js';
-import { readySchema, runCli } from './deadletters-support.js';
+import { readySchema, runCli } from '../support/deadLetters.js';
 
 const OSC52 = '\x1b]52;c;ZWNobyBwd25lZA==\x07';
 const CSI8 = '\u009b2J';

@@ -4,7 +4,7 @@
  */
 import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
-import { runCli } from './deadletters-support.js';
+import { runCli } from '../support/deadLetters.js';
 
 const COMMANDS = [
   ['dlq'],

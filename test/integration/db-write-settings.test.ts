@@ -11,17 +11,17 @@ import { Readable } from 'node:stream';
 import { detectCapabilities } from '../../src/db/capabilities.js';
 import { parkDeadLetters } from '../../src/db/deadLetterParking.js';
 import { writeOptions, type WriteSettings } from '../../src/db/events.js';
-import { processDeadLetters } from '../../src/deadletters/process.js';
-import { replayParked } from '../../src/deadletters/replay.js';
+import { processDeadLetters } from '../../src/deadLetters/process.js';
+import { replayParked } from '../../src/deadLetters/replay.js';
 import { runImport } from '../../src/import/importer.js';
 import { ingestBatch } from '../../src/ingest/ingestBatch.js';
-import { deadLetterFromRow, toDeadLetterMessage } from '../../src/pipeline/deadletter.js';
+import { deadLetterFromRow, toDeadLetterMessage } from '../../src/pipeline/deadLetter.js';
 import type { RawEvent } from '../../src/pipeline/types.js';
 import { countingPool, type CountingPool } from '../support/countingPool.js';
 import { RecordingDeadLetterSink } from '../support/sinks.js';
 import { makeRow, makeSource } from '../support/rows.js';
 import { testDatabaseUrl, type TestSchema } from '../support/services.js';
-import { readySchema, testConfig } from './deadletters-support.js';
+import { readySchema, testConfig } from '../support/deadLetters.js';
 
 const ROWS = 5;
 /** Far from the defaults, so a writer that falls back to a default is seen. */

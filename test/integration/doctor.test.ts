@@ -24,7 +24,7 @@ import { writeCheckpoint } from '../../src/hubs/checkpoints.js';
 import { createConsumer, createProducer, existingContainer } from '../../src/hubs/clients.js';
 import { freePort } from '../../src/local/ports.js';
 import { createTestSchema, serverCapabilities, testAzuriteConnection, testDatabaseUrl, uniqueName, type TestSchema } from '../support/services.js';
-import { readySchema, runCli } from './deadletters-support.js';
+import { readySchema, runCli } from '../support/deadLetters.js';
 
 const INGEST = uniqueName('dri');
 const DLQ = uniqueName('drd');

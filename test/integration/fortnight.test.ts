@@ -20,7 +20,7 @@ import { loadConfig, type HubsinkConfig } from '../../src/config.js';
 import { migrate } from '../../src/db/migrate.js';
 import { listPartitions, partitionPlan, startOfUtcDay } from '../../src/db/partitions.js';
 import { TenantRegistry } from '../../src/db/tenants.js';
-import { makeDeadLetterHandler } from '../../src/deadletters/handler.js';
+import { makeDeadLetterHandler } from '../../src/deadLetters/handler.js';
 import { createProducer } from '../../src/hubs/clients.js';
 import { makeIngestHandler } from '../../src/ingest/handler.js';
 import { makePartitionsTimerHandler } from '../../src/partitions/handler.js';
@@ -31,7 +31,7 @@ import { detectCapabilities } from '../../src/db/capabilities.js';
 import { hostBatch, invocationContext } from '../support/functions-batch.js';
 import { RecordingDeadLetterSink } from '../support/sinks.js';
 import { createTestSchema, type TestSchema } from '../support/services.js';
-import { asDeadLetterEvents, hostShape } from './deadletters-support.js';
+import { asDeadLetterEvents, hostShape } from '../support/deadLetters.js';
 import { countRows, diff, eventKeys, startStack, waitFor, type Stack } from '../support/runner-fixture.js';
 
 const HOUR = 3600_000;
@@ -180,7 +180,7 @@ test('a fortnight of the standalone runner: partitions, retention and rollups by
   runner = await startRunner({
     config,
     log: (level, m) => void logs.push(`${now.toISOString()} ${level} ${m}`),
-    deadletter: true,
+    deadLetter: true,
     rollups: true,
     // Slower than the steps: partitions past retention are often found not yet folded in, and the
     // maintenance run has to roll up first.
@@ -249,7 +249,7 @@ test('a fortnight of the Functions handlers, timers called as the host calls the
   const sink = new RecordingDeadLetterSink();
   const tenants = new TenantRegistry();
   const ingest = makeIngestHandler(() => Promise.resolve({ hub: 'clickstream', consumerGroup: '$Default', ingest: { pool, config, sink, tenants, clock } }));
-  const deadletter = makeDeadLetterHandler(() => Promise.resolve({ hub: 'clickstream-deadletter', consumerGroup: '$Default', deps: { pool, config, tenants, clock } }));
+  const deadLetter = makeDeadLetterHandler(() => Promise.resolve({ hub: 'clickstream-deadletter', consumerGroup: '$Default', deps: { pool, config, tenants, clock } }));
   const partitions = makePartitionsTimerHandler(() => Promise.resolve({ pool, config, caps, clock }));
   const rollup = makeRollupTimerHandler(() => Promise.resolve({ pool, config, caps, clock }));
   const seq = new Map<string, number>();
@@ -275,7 +275,7 @@ test('a fortnight of the Functions handlers, timers called as the host calls the
     if (records.length > 0) {
       const dl = hostShape(asDeadLetterEvents(records, dlSeq, now), { hub: 'clickstream-deadletter', consumerGroup: '$Default', partitionId: '0' });
       dlSeq += records.length;
-      await deadletter(dl.messages, invocationContext('deadletter', dl.triggerMetadata, logs));
+      await deadLetter(dl.messages, invocationContext('deadletter', dl.triggerMetadata, logs));
     }
     // Daily at 00:05 UTC, racing the ingest of that minute.
     if (step % 4 === 0) await partitions(timer, invocationContext('partitions', {}, logs));

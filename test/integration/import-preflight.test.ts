@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { testDatabaseUrl, type TestSchema } from '../support/services.js';
-import { countRows, readySchema, runCli } from './deadletters-support.js';
+import { countRows, readySchema, runCli } from '../support/deadLetters.js';
 
 let s: TestSchema;
 const dir = mkdtempSync(path.join(tmpdir(), 'hubsink-import-preflight-'));

@@ -21,7 +21,7 @@ import { normalizeReceivedEvents } from '../../src/pipeline/normalize.js';
 import { CheckpointingConsumer } from '../../src/runner/checkpointingConsumer.js';
 import { RecordingDeadLetterSink } from '../support/sinks.js';
 import { testAzuriteConnection, uniqueName, type TestSchema } from '../support/services.js';
-import { readySchema, testConfig } from './deadletters-support.js';
+import { readySchema, testConfig } from '../support/deadLetters.js';
 import { diff, eventKeys, expectedOf } from '../support/runner-fixture.js';
 
 let emu: Emulator;

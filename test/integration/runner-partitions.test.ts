@@ -52,7 +52,7 @@ test('the runner creates partitions before consuming, and keeps them moving with
   runner = await startRunner({
     config,
     log: (level, m) => logs.push(`${level} ${m}`),
-    deadletter: false,
+    deadLetter: false,
     checkpointContainer: stack.container,
     loadBalancingIntervalMs: 500,
     maxWaitTimeInSeconds: 0.5,

@@ -12,13 +12,13 @@ import { EXIT_CODES, exitCodeOf, finishWith, runCli, UsageError } from '../../sr
 import { MigrationError } from '../../src/db/migrate.js';
 import { RebuildRangeError, RollupBusyError } from '../../src/rollups/run.js';
 import { RollupSetupError } from '../../src/rollups/sketches.js';
-import { ReplayUsageError } from '../../src/deadletters/replayHub.js';
+import { ReplayUsageError } from '../../src/deadLetters/replayHub.js';
 import { CsvMappingError } from '../../src/import/csvMap.js';
 import { SourceError } from '../../src/import/sources.js';
 import { ImportStopped } from '../../src/import/importer.js';
 import { EmbeddedPgError } from '../../src/local/reach.js';
 import { DatabaseUnavailableError } from '../../src/pipeline/classify.js';
-import { TransientDatabaseError } from '../../src/deadletters/process.js';
+import { TransientDatabaseError } from '../../src/deadLetters/process.js';
 import { DeadLetterSendError, OversizeDeadLetterError } from '../../src/hubs/deadLetterSink.js';
 import { ParameterError, QueryTimeoutError } from '../../src/serving/http.js';
 

@@ -14,10 +14,10 @@ import { emptyReasonCounts, formatCounts } from '../../src/ingest/ingestBatch.js
 import { emptyStats, statusLine } from '../../src/runner/stats.js';
 import { renderStatusBlock, renderStatusLine } from '../../src/local/status.js';
 import { parkedCounts } from '../../src/db/probes.js';
-import { planDeadLetters } from '../../src/deadletters/process.js';
-import { STILL_FIELD } from '../../src/deadletters/replay.js';
-import { PARKED_FIELD } from '../../src/deadletters/replayHub.js';
-import { deadLetterFromRaw, fromDeadLetterMessage, toDeadLetterMessage } from '../../src/pipeline/deadletter.js';
+import { planDeadLetters } from '../../src/deadLetters/process.js';
+import { STILL_FIELD } from '../../src/deadLetters/replay.js';
+import { PARKED_FIELD } from '../../src/deadLetters/replayHub.js';
+import { deadLetterFromRaw, fromDeadLetterMessage, toDeadLetterMessage } from '../../src/pipeline/deadLetter.js';
 import { parkSql } from '../../src/db/deadLetterParking.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -42,7 +42,7 @@ describe('failure reasons: one list, every place derived', () => {
 
   test('per-reason records of the ingest path and the runner have every reason', () => {
     assert.deepEqual(keys(emptyReasonCounts()), sorted(FAILURE_REASONS));
-    const s = emptyStats(0, { deadletter: true, rollups: false });
+    const s = emptyStats(0, { deadLetter: true, rollups: false });
     assert.deepEqual(keys(s.ingest.deadLettered), sorted(FAILURE_REASONS));
     assert.deepEqual(keys(s.deadletter.parked), sorted(PARK_REASONS));
     assert.deepEqual(keys(PARKED_FIELD), sorted(PARK_REASONS));
@@ -55,7 +55,7 @@ describe('failure reasons: one list, every place derived', () => {
     const counts = emptyReasonCounts();
     FAILURE_REASONS.forEach((r, i) => (counts[r] = i + 11));
     const line = formatCounts({ received: 0, inserted: 0, duplicates: 0, deadLettered: counts, latencyMs: 0 });
-    const s = emptyStats(0, { deadletter: true, rollups: false });
+    const s = emptyStats(0, { deadLetter: true, rollups: false });
     s.ingest.deadLettered = counts;
     PARK_REASONS.forEach((r, i) => (s.deadletter.parked[r] = i + 21));
     const runner = statusLine(s, undefined, 0);

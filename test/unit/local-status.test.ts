@@ -11,7 +11,7 @@ import { checkReachableByPostgresUser } from '../../src/local/stackPostgres.js';
 import { emptyStats } from '../../src/runner/stats.js';
 
 function status(at: number, received: number, sent: number): LocalStatus {
-  const runner = emptyStats(0, { deadletter: true, rollups: true });
+  const runner = emptyStats(0, { deadLetter: true, rollups: true });
   runner.ingest.received = received;
   runner.ingest.inserted = received - 10;
   runner.ingest.duplicates = 8;

@@ -70,8 +70,8 @@ describe('batch retry', () => {
 
 describe('status line', () => {
   test('reports counts, the rate between snapshots, and the optional parts', () => {
-    const prev = emptyStats(0, { deadletter: true, rollups: true });
-    const cur = emptyStats(0, { deadletter: true, rollups: true });
+    const prev = emptyStats(0, { deadLetter: true, rollups: true });
+    const cur = emptyStats(0, { deadLetter: true, rollups: true });
     cur.ingest.received = 1000;
     cur.ingest.inserted = 950;
     cur.ingest.duplicates = 40;
@@ -84,6 +84,6 @@ describe('status line', () => {
     assert.match(line, /^in=1000 rate=500\/s inserted=950 duplicates=40 dead_lettered=invalid:10,rejected:0,transient:0 partitions=0,2 /);
     assert.match(line, /parked=invalid:10,rejected:0/);
     assert.match(line, /rollup_runs=3 rolled_up=900$/);
-    assert.doesNotMatch(statusLine(emptyStats(0, { deadletter: false, rollups: false }), undefined, 0), /rate|dlq|rollup/);
+    assert.doesNotMatch(statusLine(emptyStats(0, { deadLetter: false, rollups: false }), undefined, 0), /rate|dlq|rollup/);
   });
 });

@@ -9,15 +9,15 @@ import { randomUUID } from 'node:crypto';
 import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import { startEmulator, partitionForKey, type Emulator } from '@hubsink/eventhubs-emulator';
 import { createDeadLetterProducer, EventHubDeadLetterSink, OversizeDeadLetterError } from '../../src/hubs/deadLetterSink.js';
-import { parkOversize } from '../../src/deadletters/oversize.js';
+import { parkOversize } from '../../src/deadLetters/oversize.js';
 import { makeIngestHandler } from '../../src/ingest/handler.js';
-import { makeDeadLetterHandler } from '../../src/deadletters/handler.js';
-import { fromDeadLetterMessage } from '../../src/pipeline/deadletter.js';
+import { makeDeadLetterHandler } from '../../src/deadLetters/handler.js';
+import { fromDeadLetterMessage } from '../../src/pipeline/deadLetter.js';
 import { listDeadLetters } from '../../src/db/deadLetterQueries.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import pg from 'pg';
 import { testDatabaseUrl, uniqueName, type TestSchema } from '../support/services.js';
-import { countRows, downPool, fastSleep, hostShape, invocation, readySchema, testConfig, type ReceivedLike } from './deadletters-support.js';
+import { countRows, downPool, fastSleep, hostShape, invocation, readySchema, testConfig, type ReceivedLike } from '../support/deadLetters.js';
 
 /** Hang guard for a dead-letter send the hub refuses (the SDK's default retries would take ~90 s). */
 const SEND_HANG_GUARD_MS = 60_000;

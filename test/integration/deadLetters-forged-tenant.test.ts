@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { parkDeadLetters } from '../../src/db/deadLetterParking.js';
 import { getDeadLetter } from '../../src/db/deadLetterQueries.js';
-import { replayParked, type ReplayItem } from '../../src/deadletters/replay.js';
+import { replayParked, type ReplayItem } from '../../src/deadLetters/replay.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import type { TestSchema } from '../support/services.js';
-import { countRows, readySchema, testConfig } from './deadletters-support.js';
+import { countRows, readySchema, testConfig } from '../support/deadLetters.js';
 import { makeSource } from '../support/rows.js';
 
 let s: TestSchema;

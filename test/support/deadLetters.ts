@@ -12,9 +12,9 @@ import { detectCapabilities } from '../../src/db/capabilities.js';
 import { migrate } from '../../src/db/migrate.js';
 import { maintainPartitions } from '../../src/db/partitions.js';
 import { freePort } from '../../src/local/ports.js';
-import { toDeadLetterMessage } from '../../src/pipeline/deadletter.js';
+import { toDeadLetterMessage } from '../../src/pipeline/deadLetter.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
-import { createTestSchema, type TestSchema } from '../support/services.js';
+import { createTestSchema, type TestSchema } from './services.js';
 
 /** The subset of the SDK's ReceivedEventData the host passes on. */
 export interface ReceivedLike {

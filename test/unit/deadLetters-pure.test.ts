@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { markReplayedBySourceSql, parkSql, sourceKeyValues } from '../../src/db/deadLetterParking.js';
 import { filterClause, statsSql } from '../../src/db/deadLetterQueries.js';
 import { decodeJsonValue, encodeJsonValue, safeText } from '../../src/db/jsonbCodec.js';
-import { decodeDeadLetters, planDeadLetters, undecodableRecord } from '../../src/deadletters/process.js';
+import { decodeDeadLetters, planDeadLetters, undecodableRecord } from '../../src/deadLetters/process.js';
 import { ago, formatBody, formatTable, hexDump, jsonSafe, oneLine } from '../../src/operator/format.js';
 import { createProgress, progressLine } from '../../src/operator/progress.js';
 import {
@@ -20,7 +20,7 @@ import {
   planRewind,
   type PartitionState,
 } from '../../src/hubs/checkpoints.js';
-import { toDeadLetterMessage } from '../../src/pipeline/deadletter.js';
+import { toDeadLetterMessage } from '../../src/pipeline/deadLetter.js';
 import type { DeadLetterRecord, RawEvent } from '../../src/pipeline/types.js';
 import { makeSource } from '../support/rows.js';
 

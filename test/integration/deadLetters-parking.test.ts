@@ -8,15 +8,15 @@ import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { makeDeadLetterHandler } from '../../src/deadletters/handler.js';
-import { parkOversize } from '../../src/deadletters/oversize.js';
+import { makeDeadLetterHandler } from '../../src/deadLetters/handler.js';
+import { parkOversize } from '../../src/deadLetters/oversize.js';
 import { parkDeadLetters } from '../../src/db/deadLetterParking.js';
 import { fetchDeadLetters } from '../../src/db/deadLetterQueries.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import type { TestSchema } from '../support/services.js';
 import { countingPool } from '../support/countingPool.js';
 import { testDatabaseUrl } from '../support/services.js';
-import { asDeadLetterEvents, countRows, downPool, fastSleep, hostShape, invocation, readySchema, testConfig, type ReceivedLike } from './deadletters-support.js';
+import { asDeadLetterEvents, countRows, downPool, fastSleep, hostShape, invocation, readySchema, testConfig, type ReceivedLike } from '../support/deadLetters.js';
 import { makeSource } from '../support/rows.js';
 
 const DL_HUB = 'clickstream-deadletter';

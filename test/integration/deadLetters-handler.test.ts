@@ -1,17 +1,17 @@
 /**
  * The `deadletter` function's handler against real PostgreSQL, fed dead letters in the shape the
- * Functions host delivers them (the hub round trip is covered in deadletters-hub.test.ts).
+ * Functions host delivers them (the hub round trip is covered in deadLetters-hub.test.ts).
  */
 import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { makeDeadLetterHandler } from '../../src/deadletters/handler.js';
-import { TransientDatabaseError } from '../../src/deadletters/process.js';
+import { makeDeadLetterHandler } from '../../src/deadLetters/handler.js';
+import { TransientDatabaseError } from '../../src/deadLetters/process.js';
 import { getDeadLetter, listDeadLetters } from '../../src/db/deadLetterQueries.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import type { TestSchema } from '../support/services.js';
-import { asDeadLetterEvents, countRows, downPool, fastSleep, hostShape, invocation, readySchema, testConfig } from './deadletters-support.js';
+import { asDeadLetterEvents, countRows, downPool, fastSleep, hostShape, invocation, readySchema, testConfig } from '../support/deadLetters.js';
 import { makeSource } from '../support/rows.js';
 
 const DL_HUB = 'clickstream-deadletter';
