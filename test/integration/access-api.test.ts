@@ -22,7 +22,7 @@ import { makeTenantsHandler, type TenantsResponse } from '../../src/serving/tena
 import { countingPool } from '../support/countingPool.js';
 import { makeRow } from '../support/rows.js';
 import { testDatabaseUrl } from '../support/services.js';
-import { rollupSchema, runUntilCaughtUp, uuidFor, type RollupFixture } from './rollups-fixture.js';
+import { rollupSchema, runUntilCaughtUp, uuidFor, type RollupFixture } from '../support/rollups-fixture.js';
 
 const { HttpRequest, InvocationContext: Context } = functions;
 const BIN = fileURLToPath(new URL('../../bin/hubsink.js', import.meta.url));

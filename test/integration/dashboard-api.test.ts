@@ -14,7 +14,7 @@ import type { MetricsResponse } from '../../src/serving/query.js';
 import { makeTenantsHandler, type TenantsResponse } from '../../src/serving/tenants.js';
 import { GRAIN_MS, bucketStart, ROLLUPS } from '../../src/rollups/definitions.js';
 import { makeRow } from '../support/rows.js';
-import { rollupSchema, runUntilCaughtUp, uuidFor, type RollupFixture } from './rollups-fixture.js';
+import { rollupSchema, runUntilCaughtUp, uuidFor, type RollupFixture } from '../support/rollups-fixture.js';
 
 const { HttpRequest, InvocationContext: Context } = functions;
 const retentionDays = { minute: 7, hour: 90, day: 3650 };

@@ -15,7 +15,7 @@ import { insertEventRows, writeEvents, type WritePath } from '../../src/db/event
 import { runRollups, type RollupRunResult } from '../../src/rollups/run.js';
 import { ROLLUPS } from '../../src/rollups/definitions.js';
 import type { EventRow } from '../../src/pipeline/types.js';
-import { assertRollupsMatchEvents, eventCount, recentBase, rollupCount, rollupSchema, runUntilCaughtUp, sampleRows } from './rollups-fixture.js';
+import { assertRollupsMatchEvents, eventCount, recentBase, rollupCount, rollupSchema, runUntilCaughtUp, sampleRows } from '../support/rollups-fixture.js';
 
 let s: TestSchema;
 let caps: Capabilities;

@@ -10,7 +10,7 @@ import { rebuildRollups, runRollups } from '../../src/rollups/run.js';
 import { GRAIN_MS, ROLLUPS, bucketStart } from '../../src/rollups/definitions.js';
 import { loadConfig } from '../../src/config.js';
 import { makeRow } from '../support/rows.js';
-import { recentBase, rollupSchema, uuidFor, type RollupFixture } from './rollups-fixture.js';
+import { recentBase, rollupSchema, uuidFor, type RollupFixture } from '../support/rollups-fixture.js';
 
 let f: RollupFixture;
 const base = recentBase();

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { insertEventRows } from '../../src/db/events.js';
 import { eventsFolded, rollupStatus, rollUpUntilCaughtUp } from '../../src/rollups/run.js';
 import { ROLLUPS } from '../../src/rollups/definitions.js';
-import { assertRollupsMatchEvents, recentBase, rollupSchema, sampleRows } from './rollups-fixture.js';
+import { assertRollupsMatchEvents, recentBase, rollupSchema, sampleRows } from '../support/rollups-fixture.js';
 
 const RETENTION = { minute: 2, hour: 90, day: 3650 };
 

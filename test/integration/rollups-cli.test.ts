@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { testDatabaseUrl } from '../support/services.js';
 import { insertEventRows } from '../../src/db/events.js';
 import { GRAIN_MS, ROLLUPS, bucketStart } from '../../src/rollups/definitions.js';
-import { assertRollupsMatchEvents, recentBase, rollupSchema, sampleRows } from './rollups-fixture.js';
+import { assertRollupsMatchEvents, recentBase, rollupSchema, sampleRows } from '../support/rollups-fixture.js';
 
 const BIN = fileURLToPath(new URL('../../bin/hubsink.js', import.meta.url));
 

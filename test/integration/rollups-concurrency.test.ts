@@ -16,7 +16,7 @@ import {
   sampleRows,
   uuidFor,
   type RollupFixture,
-} from './rollups-fixture.js';
+} from '../support/rollups-fixture.js';
 
 /** Bounded wait until some session waits for a SHARE lock on the events table (a rollup run's wait for writers). */
 async function waitForBlockedLock(f: RollupFixture): Promise<void> {

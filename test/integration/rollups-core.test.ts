@@ -21,7 +21,7 @@ import {
   sampleRows,
   snapshot,
   uuidFor,
-} from './rollups-fixture.js';
+} from '../support/rollups-fixture.js';
 
 const minute = rollupForGrain('minute');
 const hour = rollupForGrain('hour');

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { insertEventRows } from '../../src/db/events.js';
 import { makeRow } from '../support/rows.js';
 import { testDatabaseUrl } from '../support/services.js';
-import { recentBase, rollupSchema, uuidFor } from './rollups-fixture.js';
+import { recentBase, rollupSchema, uuidFor } from '../support/rollups-fixture.js';
 
 const BIN = fileURLToPath(new URL('../../bin/hubsink.js', import.meta.url));
 

@@ -18,7 +18,7 @@ import { buildCustomSpec } from '../../src/rollups/custom.js';
 import { backfillCustomRollup, defineCustomRollup, type BackfillProgress } from '../../src/rollups/customStore.js';
 import { runRollups } from '../../src/rollups/run.js';
 import { makeRow } from '../support/rows.js';
-import { recentBase, rollupSchema, runUntilCaughtUp, uuidFor, type RollupFixture } from './rollups-fixture.js';
+import { recentBase, rollupSchema, runUntilCaughtUp, uuidFor, type RollupFixture } from '../support/rollups-fixture.js';
 
 /** Properties and what `properties.sku` / `properties.cart.coupon` make of them (cut to 64). */
 const PROPS: readonly { p: Record<string, unknown> | null; sku: string; coupon: string }[] = [

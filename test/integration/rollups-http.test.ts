@@ -6,7 +6,7 @@ import { makeMetricsHandler, type MetricsDeps } from '../../src/serving/handler.
 import type { MetricsResponse } from '../../src/serving/query.js';
 import { GRAIN_MS, bucketStart } from '../../src/rollups/definitions.js';
 import { makeRow } from '../support/rows.js';
-import { rollupSchema, runUntilCaughtUp, uuidFor, type RollupFixture } from './rollups-fixture.js';
+import { rollupSchema, runUntilCaughtUp, uuidFor, type RollupFixture } from '../support/rollups-fixture.js';
 
 // A CommonJS package: its classes are reachable through the default export only.
 const { HttpRequest, InvocationContext: Context } = functions;

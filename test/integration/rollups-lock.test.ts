@@ -12,7 +12,7 @@ import { ROLLUPS } from '../../src/rollups/definitions.js';
 import { makeRow } from '../support/rows.js';
 import { countingPool } from '../support/countingPool.js';
 import { testDatabaseUrl } from '../support/services.js';
-import { assertRollupsMatchEvents, eventCount, recentBase, rollupCount, rollupSchema, runUntilCaughtUp, sampleRows, uuidFor } from './rollups-fixture.js';
+import { assertRollupsMatchEvents, eventCount, recentBase, rollupCount, rollupSchema, runUntilCaughtUp, sampleRows, uuidFor } from '../support/rollups-fixture.js';
 
 test('a cycle waits for writers once for all rollups, with a lock_timeout of at most 2 s, and none when there is nothing new', async () => {
   const f = await rollupSchema('rlock_');

@@ -16,7 +16,7 @@ import { GRAIN_MS, LEGACY_ROLLUPS, ROLLUPS, bucketStart, rollupForGrain } from '
 import { loadSketchProfile, runRollups } from '../../src/rollups/run.js';
 import { dropLegacy, migrateHistory } from '../../src/rollups/history.js';
 import { createTestSchema, type TestSchema } from '../support/services.js';
-import { assertRollupsMatchEvents, estimateDistinct, exactDistinct, recentBase, rollupCount, sampleRows, snapshot, type RollupFixture } from './rollups-fixture.js';
+import { assertRollupsMatchEvents, estimateDistinct, exactDistinct, recentBase, rollupCount, sampleRows, snapshot, type RollupFixture } from '../support/rollups-fixture.js';
 
 /** A schema migrated only up to 004, as a deployment before issue 18 is. */
 export async function schemaBefore005(prefix: string): Promise<{ s: TestSchema; upgrade: () => Promise<string[]> }> {

@@ -12,7 +12,7 @@ import { ROLLUPS, GRAIN_MS, bucketStart, type RollupDefinition } from '../../src
 import { aggregateSql, countEventsSql } from '../../src/rollups/sql.js';
 import type { Statement } from '../../src/db/statement.js';
 import { noCitus } from '../support/services.js';
-import { rollupSchema, sampleRows, type RollupFixture } from './rollups-fixture.js';
+import { rollupSchema, sampleRows, type RollupFixture } from '../support/rollups-fixture.js';
 
 let f: RollupFixture;
 let total = 0;

@@ -12,7 +12,7 @@ import { insertEventRows } from '../../src/db/events.js';
 import { listPartitions, startOfUtcDay } from '../../src/db/partitions.js';
 import { GRAIN_MS, ROLLUPS } from '../../src/rollups/definitions.js';
 import { rebuildRollups, RebuildRangeError } from '../../src/rollups/run.js';
-import { rollupSchema, runUntilCaughtUp, sampleRows } from './rollups-fixture.js';
+import { rollupSchema, runUntilCaughtUp, sampleRows } from '../support/rollups-fixture.js';
 
 const BIN = fileURLToPath(new URL('../../bin/hubsink.js', import.meta.url));
 const DAY = GRAIN_MS.day;

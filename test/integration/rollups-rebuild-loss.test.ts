@@ -18,7 +18,7 @@ import { configureSession } from '../../src/db/session.js';
 import { GRAIN_MS, ROLLUPS } from '../../src/rollups/definitions.js';
 import { eventsColumn } from '../../src/rollups/rebuildGuard.js';
 import { loadSketchProfile } from '../../src/rollups/run.js';
-import { runUntilCaughtUp, sampleRows } from './rollups-fixture.js';
+import { runUntilCaughtUp, sampleRows } from '../support/rollups-fixture.js';
 
 const BIN = fileURLToPath(new URL('../../bin/hubsink.js', import.meta.url));
 const DAY = GRAIN_MS.day;

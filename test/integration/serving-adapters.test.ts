@@ -11,7 +11,7 @@ import { serveMetrics, type LocalHttp } from '../../src/local/http.js';
 import { makeMetricsHandler } from '../../src/serving/handler.js';
 import { makeTenantsHandler } from '../../src/serving/tenants.js';
 import { makeFreshnessHandler } from '../../src/serving/freshness.js';
-import { rollupSchema, type RollupFixture } from './rollups-fixture.js';
+import { rollupSchema, type RollupFixture } from '../support/rollups-fixture.js';
 
 const { HttpRequest, InvocationContext } = functions;
 

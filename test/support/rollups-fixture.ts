@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createTestSchema, type TestSchema } from '../support/services.js';
-import { makeRow } from '../support/rows.js';
+import { createTestSchema, type TestSchema } from './services.js';
+import { makeRow } from './rows.js';
 import { migrate } from '../../src/db/migrate.js';
 import { maintainPartitions } from '../../src/db/partitions.js';
 import { detectCapabilities, type Capabilities } from '../../src/db/capabilities.js';
