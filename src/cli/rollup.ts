@@ -22,6 +22,8 @@ import { dropLegacy, migrateHistory } from '../rollups/history.js';
 import { retentionCutoff } from '../rollups/definitions.js';
 import { registerCustom } from './rollupDefine.js';
 import { FailedError } from '../errors.js';
+import { formatTable } from '../operator/format.js';
+import { escapeControls } from '../operator/terminal.js';
 import { parsePositiveInt, parseTime, UsageError } from './program.js';
 
 function schemaOption(value: string | undefined, cfg: HubsinkConfig): string {
@@ -32,13 +34,6 @@ function schemaOption(value: string | undefined, cfg: HubsinkConfig): string {
 
 function out(text: string): void {
   process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
-}
-
-/** Pure: a plain-text table, columns padded to their widest cell. */
-export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]) => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
 }
 
 /** Pure: the human form of `--status`. */
@@ -59,7 +54,7 @@ export function formatStatus(status: readonly RollupStatus[]): string {
 }
 
 function runLine(r: RollupRunResult): string {
-  return `${r.name}\t(${r.fromSeq}, ${r.toSeq}]\trows=${r.rows}\t${r.durationMs}ms\t${r.caughtUp ? 'caught up' : 'behind'}`;
+  return `${escapeControls(r.name)}\t(${r.fromSeq}, ${r.toSeq}]\trows=${r.rows}\t${r.durationMs}ms\t${r.caughtUp ? 'caught up' : 'behind'}`;
 }
 
 interface RollupOpts {
@@ -111,7 +106,7 @@ export function register(program: Command): void {
         const maxWindowRows = opts.maxRows ?? cfg.rollupMaxWindowRows;
         if (!opts.catchUp) {
           const r = await rollupCycle(pool, schema, { caps, maxWindowRows, retentionDays: cfg.rollupRetentionDays, dimensions: cfg.rollupDimensions });
-          out(opts.json ? JSON.stringify(r) : [...r.runs.map(runLine), ...r.pruned.map((p) => `${p.name}\tpruned=${p.deletedRows}\tbefore ${p.cutoff.toISOString()}`)].join('\n'));
+          out(opts.json ? JSON.stringify(r) : [...r.runs.map(runLine), ...r.pruned.map((p) => `${escapeControls(p.name)}\tpruned=${p.deletedRows}\tbefore ${p.cutoff.toISOString()}`)].join('\n'));
           return;
         }
         const { runs, caughtUp, pruned } = await rollUpUntilCaughtUp(pool, schema, {
@@ -129,7 +124,7 @@ export function register(program: Command): void {
           rows: runs.flat().filter((x) => x.name === first.name).reduce((a, x) => a + x.rows, 0),
         }));
         if (opts.json) out(JSON.stringify({ runs: runs.length, caughtUp, rollups: totals, pruned }));
-        else out(totals.map((t) => `${t.name}\t(${t.fromSeq}, ${t.toSeq}]\trows=${t.rows}\truns=${runs.length}\t${caughtUp ? 'caught up' : 'behind'}`).join('\n'));
+        else out(totals.map((t) => `${escapeControls(t.name)}\t(${t.fromSeq}, ${t.toSeq}]\trows=${t.rows}\truns=${runs.length}\t${caughtUp ? 'caught up' : 'behind'}`).join('\n'));
         if (!caughtUp) throw new FailedError(`not caught up after ${runs.length} runs (raise --max-runs or --max-rows)`);
       } finally {
         await pool.end();
@@ -214,7 +209,7 @@ export function register(program: Command): void {
         else if (progress.length === 0) out('no old rollup tables: nothing to migrate');
         else {
           out(formatTable(['from', 'to', 'copied up to', 'done'], progress.map((p) => [p.source, p.target, p.doneUntil.toISOString(), p.finished ? 'yes' : 'no'])));
-          if (dropped.length > 0) out(`dropped ${dropped.join(', ')}`);
+          if (dropped.length > 0) out(`dropped ${escapeControls(dropped.join(', '))}`);
         }
       } finally {
         await pool.end();
