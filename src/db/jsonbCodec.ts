@@ -4,7 +4,7 @@
  * Dead letters keep what they were given exactly (encodeJsonValue, decodeJsonValue) or, for
  * informational text, lossily (safeText).
  */
-import { clampDate } from '../pipeline/deadLetter.js';
+import { clampDate } from '../pipeline/deadLetterMessage.js';
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'g');

@@ -20,7 +20,7 @@ import { writeEvents, writeOptions } from '../db/events.js';
 import { partitionWindow } from '../db/partitions.js';
 import { markReplayedBySourceSql, parkDeadLetters } from '../db/deadLetterParking.js';
 import type { TenantRegistry } from '../db/tenants.js';
-import { deadLetterFromRaw, fromDeadLetterMessage, nextAttempt } from '../pipeline/deadLetter.js';
+import { deadLetterFromRaw, fromDeadLetterMessage, nextAttempt } from '../pipeline/deadLetterMessage.js';
 import { PARK_REASONS, countsFor, isParkReason, type DeadLetterRecord, type EventRow, type ParkReason, type RawEvent } from '../pipeline/types.js';
 import { validateEvent } from '../pipeline/validate.js';
 import { classifyError, DatabaseUnavailableError, describeError } from '../pipeline/classify.js';

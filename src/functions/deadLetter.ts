@@ -1,5 +1,5 @@
 import { app, trigger } from '@azure/functions';
-import { makeDeadLetterHandler } from '../deadLetters/handler.js';
+import { makeDeadLetterHandler } from '../deadLetters/deadLetterHandler.js';
 import { getAppContext, getConfig } from './context.js';
 
 const config = getConfig();

@@ -1,5 +1,5 @@
 import { app, trigger } from '@azure/functions';
-import { makeIngestHandler } from '../ingest/handler.js';
+import { makeIngestHandler } from '../ingest/ingestHandler.js';
 import { getAppContext, getConfig } from './context.js';
 
 const config = getConfig();

@@ -1,5 +1,5 @@
 import { app } from '@azure/functions';
-import { makePartitionsTimerHandler } from '../partitions/handler.js';
+import { makePartitionsTimerHandler } from '../partitions/partitionsHandler.js';
 import { getAppContext } from './context.js';
 
 /** Daily, and at start-up so a fresh deployment can accept today's events at once. */

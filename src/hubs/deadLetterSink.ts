@@ -16,7 +16,7 @@
 import { RetryMode, type EventHubProducerClient, type RetryOptions } from '@azure/event-hubs';
 import type { EventHubsConnection } from '../config.js';
 import { describeError } from '../pipeline/classify.js';
-import { toDeadLetterMessage, truncateUtf8, type DeadLetterMessage } from '../pipeline/deadLetter.js';
+import { toDeadLetterMessage, truncateUtf8, type DeadLetterMessage } from '../pipeline/deadLetterMessage.js';
 import type { DeadLetterRecord, DeadLetterSink } from '../pipeline/types.js';
 import { createProducer } from './clients.js';
 import { HubsinkError } from '../errors.js';

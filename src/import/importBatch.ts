@@ -12,7 +12,7 @@ import { parkDeadLetters } from '../db/deadLetterParking.js';
 import { writeEvents, writeOptions } from '../db/events.js';
 import type { TenantRegistry } from '../db/tenants.js';
 import { prepareBatch } from '../pipeline/batch.js';
-import { deadLetterFromRow } from '../pipeline/deadLetter.js';
+import { deadLetterFromRow } from '../pipeline/deadLetterMessage.js';
 import type { DeadLetterRecord, RawEvent } from '../pipeline/types.js';
 import type { ImportItem } from './records.js';
 

@@ -8,7 +8,7 @@
 import type pg from 'pg';
 import { DEFAULT_COPY_MIN_ROWS, type HubsinkConfig } from '../config.js';
 import { prepareBatch, type PreparedBatch } from '../pipeline/batch.js';
-import { deadLetterFromRow } from '../pipeline/deadLetter.js';
+import { deadLetterFromRow } from '../pipeline/deadLetterMessage.js';
 import { FAILURE_REASONS, countsFor, type BatchCounts, type DeadLetterRecord, type DeadLetterSink, type FailureReason, type RawEvent } from '../pipeline/types.js';
 import { writeEvents, writeOptions } from '../db/events.js';
 import { partitionWindow } from '../db/partitions.js';

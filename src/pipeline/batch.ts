@@ -1,7 +1,7 @@
 /**
  * A received batch → rows to write and dead letters for what is invalid (pure).
  */
-import { deadLetterFromRaw } from './deadLetter.js';
+import { deadLetterFromRaw } from './deadLetterMessage.js';
 import type { DeadLetterRecord, EventRow, RawEvent } from './types.js';
 import { fastValidate } from './fastValidate.js';
 import { CopyWriter, ScannedRow, scanEvent, withCopyLine } from './scanCopy.js';

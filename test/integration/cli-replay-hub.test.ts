@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition, type ReceivedEventData } from '@azure/event-hubs';
 import { startEmulator, type Emulator } from '@hubsink/eventhubs-emulator';
 import { EventHubDeadLetterSink } from '../../src/hubs/deadLetterSink.js';
-import { makeDeadLetterHandler } from '../../src/deadLetters/handler.js';
+import { makeDeadLetterHandler } from '../../src/deadLetters/deadLetterHandler.js';
 import { listDeadLetters } from '../../src/db/deadLetterQueries.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import { testAzuriteConnection, testDatabaseUrl, uniqueName, type TestSchema } from '../support/services.js';

@@ -18,7 +18,7 @@ import { migrate } from '../../src/db/migrate.js';
 import { listPartitions, maintainPartitions, partitionName, partitionWindow } from '../../src/db/partitions.js';
 import { detectCapabilities } from '../../src/db/capabilities.js';
 import { writeEvents } from '../../src/db/events.js';
-import { makeIngestHandler } from '../../src/ingest/handler.js';
+import { makeIngestHandler } from '../../src/ingest/ingestHandler.js';
 import { loadConfig } from '../../src/config.js';
 
 const DAY_MS = 86_400_000;

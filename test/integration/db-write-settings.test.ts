@@ -15,7 +15,7 @@ import { processDeadLetters } from '../../src/deadLetters/process.js';
 import { replayParked } from '../../src/deadLetters/replay.js';
 import { runImport } from '../../src/import/importer.js';
 import { ingestBatch } from '../../src/ingest/ingestBatch.js';
-import { deadLetterFromRow, toDeadLetterMessage } from '../../src/pipeline/deadLetter.js';
+import { deadLetterFromRow, toDeadLetterMessage } from '../../src/pipeline/deadLetterMessage.js';
 import type { RawEvent } from '../../src/pipeline/types.js';
 import { countingPool, type CountingPool } from '../support/countingPool.js';
 import { RecordingDeadLetterSink } from '../support/sinks.js';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { makeDeadLetterHandler } from '../../src/deadLetters/handler.js';
+import { makeDeadLetterHandler } from '../../src/deadLetters/deadLetterHandler.js';
 import { TransientDatabaseError } from '../../src/deadLetters/process.js';
 import { getDeadLetter, listDeadLetters } from '../../src/db/deadLetterQueries.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';

@@ -10,9 +10,9 @@ import { EventHubConsumerClient, EventHubProducerClient, earliestEventPosition, 
 import { startEmulator, partitionForKey, type Emulator } from '@hubsink/eventhubs-emulator';
 import { createDeadLetterProducer, EventHubDeadLetterSink, OversizeDeadLetterError } from '../../src/hubs/deadLetterSink.js';
 import { parkOversize } from '../../src/deadLetters/oversize.js';
-import { makeIngestHandler } from '../../src/ingest/handler.js';
-import { makeDeadLetterHandler } from '../../src/deadLetters/handler.js';
-import { fromDeadLetterMessage } from '../../src/pipeline/deadLetter.js';
+import { makeIngestHandler } from '../../src/ingest/ingestHandler.js';
+import { makeDeadLetterHandler } from '../../src/deadLetters/deadLetterHandler.js';
+import { fromDeadLetterMessage } from '../../src/pipeline/deadLetterMessage.js';
 import { listDeadLetters } from '../../src/db/deadLetterQueries.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import pg from 'pg';

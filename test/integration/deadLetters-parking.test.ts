@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { makeDeadLetterHandler } from '../../src/deadLetters/handler.js';
+import { makeDeadLetterHandler } from '../../src/deadLetters/deadLetterHandler.js';
 import { parkOversize } from '../../src/deadLetters/oversize.js';
 import { parkDeadLetters } from '../../src/db/deadLetterParking.js';
 import { fetchDeadLetters } from '../../src/db/deadLetterQueries.js';

@@ -10,7 +10,7 @@ import { createTestSchema, type TestSchema } from '../support/services.js';
 import { startOwnServer } from '../support/database.js';
 import { hostBatch, invocationContext, type HostEvent } from '../support/functions-batch.js';
 import { RecordingDeadLetterSink } from '../support/sinks.js';
-import { makeIngestHandler } from '../../src/ingest/handler.js';
+import { makeIngestHandler } from '../../src/ingest/ingestHandler.js';
 import type { IngestDeps } from '../../src/ingest/ingestBatch.js';
 import { migrate } from '../../src/db/migrate.js';
 import { maintainPartitions } from '../../src/db/partitions.js';

@@ -12,7 +12,7 @@ import { detectCapabilities } from '../../src/db/capabilities.js';
 import { migrate } from '../../src/db/migrate.js';
 import { maintainPartitions } from '../../src/db/partitions.js';
 import { freePort } from '../../src/local/ports.js';
-import { toDeadLetterMessage } from '../../src/pipeline/deadLetter.js';
+import { toDeadLetterMessage } from '../../src/pipeline/deadLetterMessage.js';
 import type { DeadLetterRecord } from '../../src/pipeline/types.js';
 import { createTestSchema, type TestSchema } from './services.js';
 

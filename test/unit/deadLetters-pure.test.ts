@@ -20,7 +20,7 @@ import {
   planRewind,
   type PartitionState,
 } from '../../src/hubs/checkpoints.js';
-import { toDeadLetterMessage } from '../../src/pipeline/deadLetter.js';
+import { toDeadLetterMessage } from '../../src/pipeline/deadLetterMessage.js';
 import type { DeadLetterRecord, RawEvent } from '../../src/pipeline/types.js';
 import { makeSource } from '../support/rows.js';
 

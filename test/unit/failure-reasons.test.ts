@@ -17,7 +17,7 @@ import { parkedCounts } from '../../src/db/probes.js';
 import { planDeadLetters } from '../../src/deadLetters/process.js';
 import { STILL_FIELD } from '../../src/deadLetters/replay.js';
 import { PARKED_FIELD } from '../../src/deadLetters/replayHub.js';
-import { deadLetterFromRaw, fromDeadLetterMessage, toDeadLetterMessage } from '../../src/pipeline/deadLetter.js';
+import { deadLetterFromRaw, fromDeadLetterMessage, toDeadLetterMessage } from '../../src/pipeline/deadLetterMessage.js';
 import { parkSql } from '../../src/db/deadLetterParking.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -9,7 +9,7 @@ import {
   nextAttempt,
   toDeadLetterMessage,
   truncateUtf8,
-} from '../../src/pipeline/deadLetter.js';
+} from '../../src/pipeline/deadLetterMessage.js';
 import type { DeadLetterRecord, RawEvent } from '../../src/pipeline/types.js';
 import { validateEvent } from '../../src/pipeline/validate.js';
 import { makeSource } from '../support/rows.js';
