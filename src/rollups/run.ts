@@ -281,6 +281,8 @@ async function foldWindow(
   const drop = async () => {
     for (const { def } of plan) await client.query(dropDeltaSql(def));
   };
+  // A window another tree of the cycle found empty needs no delta.
+  if (known === 0) return 0;
   let rows = known;
   for (const step of plan) {
     if (step.from === 'events') {
