@@ -1,7 +1,7 @@
 /**
  * The one error base of hubsink. An error of ours says, by its `kind`, what kind of failure it is;
  * each boundary maps the kind once: the CLI to an exit status (`EXIT_CODES` in src/cli/program.ts),
- * the HTTP functions to a status (`HTTP_STATUS` in src/serving/http.ts). Code in between never
+ * the HTTP functions to a status (`HTTP_STATUS` in src/serving/httpErrors.ts). Code in between never
  * decides an exit status or an HTTP status; it throws an error of the right kind.
  *
  * This module sits at the config level, so every layer may import it. The kinds (docs/design.md,

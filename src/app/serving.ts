@@ -1,18 +1,18 @@
 /**
  * The dashboard and metrics HTTP handlers, built once from one source of their dependencies: the
  * Function App registers them (src/functions/dashboard.ts, metrics.ts), the local stack serves
- * them (src/local/http.ts). Each resolves its dependencies per request, so the Function App can
+ * them (src/local/localHttpServer.ts). Each resolves its dependencies per request, so the Function App can
  * make the serving pool on first use and the handlers answer 503 while it cannot.
  */
 import type pg from 'pg';
 import type { HubsinkConfig } from '../config.js';
 import type { Capabilities } from '../db/capabilities.js';
 import { accessControl, signedIn, type AccessControl } from '../serving/access.js';
-import { makeRollupsHandler } from '../serving/catalog.js';
+import { makeRollupsHandler } from '../serving/catalogHandler.js';
 import { makeDashboardHandler, type DashboardHandler } from '../serving/dashboard.js';
-import { makeFreshnessHandler } from '../serving/freshness.js';
+import { makeFreshnessHandler } from '../serving/freshnessHandler.js';
 import { makeMetricsHandler, type MetricsHandler } from '../serving/handler.js';
-import { makeTenantsHandler } from '../serving/tenants.js';
+import { makeTenantsHandler } from '../serving/tenantsHandler.js';
 import type { AppServices } from './services.js';
 
 export interface ServingDeps {

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import type { EventHubConsumerClient } from '@azure/event-hubs';
 import { loadConfig, requireEventHubs, requireStorage } from '../config.js';
 import { FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
-import { withServices } from './services.js';
+import { withServices } from './withServices.js';
 import { checkpointLag, lagTable, type ShowResult } from './checkpointLag.js';
 import { cliServiceContext, openConsumer, openContainer, parseConsumerGroup, parseContainer, parseHub, parseTimeOption, probeHub } from './hubOptions.js';
 import {

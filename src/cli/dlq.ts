@@ -21,7 +21,7 @@ import { FailedError } from '../errors.js';
 import { ServiceError } from '../hubs/explain.js';
 import { checkpointLag, lagTable, type ShowResult } from './checkpointLag.js';
 import { cliServiceContext, openConsumer, openContainer, parseConsumerGroup, parseContainer, parseTimeOption, probeHub } from './hubOptions.js';
-import { withServices } from './services.js';
+import { withServices } from './withServices.js';
 import { finishWith, parsePositiveInt, UsageError } from './program.js';
 
 function parseReason(value: string): ParkReason {

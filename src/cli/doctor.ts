@@ -9,7 +9,7 @@ import { ConfigError, loadConfig, requireEventHubs, requireStorage, type Hubsink
 import { defaultMigrationsDir, loadMigrations } from '../db/migrate.js';
 import { createPool } from '../db/pool.js';
 import { formatReport, jsonReport, failed, type CheckResult } from '../doctor/report.js';
-import { runDoctor } from '../doctor/run.js';
+import { runDoctor } from '../doctor/runDoctor.js';
 import { createConsumer, createProducer, existingContainer, FUNCTIONS_CHECKPOINT_CONTAINER } from '../hubs/clients.js';
 import { parseContainer } from './hubOptions.js';
 import { finishWith, parsePositiveInt, UsageError } from './program.js';

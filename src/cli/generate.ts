@@ -14,7 +14,7 @@ import { stderrLogger } from '../operator/log.js';
 import { waitForShutdown } from '../operator/shutdown.js';
 import { probeEventHubs } from '../hubs/probe.js';
 import { checkEventHubsConnection, checkGeneratorShares, parsePositiveInt, parseProbability } from './program.js';
-import { eventHubsContext, withServices } from './services.js';
+import { eventHubsContext, withServices } from './withServices.js';
 
 
 function parsePositiveNumber(value: string): number {

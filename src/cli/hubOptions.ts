@@ -11,7 +11,7 @@ import { createConsumer, existingContainer } from '../hubs/clients.js';
 import type { ServiceContext } from '../hubs/explain.js';
 import { probeEventHubs } from '../hubs/probe.js';
 import { parseTime } from './program.js';
-import { eventHubsContext, storageContext } from './services.js';
+import { eventHubsContext, storageContext } from './withServices.js';
 
 const HUB_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,254}[A-Za-z0-9])?$/;
 const CONSUMER_GROUP = /^(\$Default|[A-Za-z0-9](?:[A-Za-z0-9._-]{0,48}[A-Za-z0-9])?)$/;

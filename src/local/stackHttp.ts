@@ -7,7 +7,7 @@ import { makeServingHandlers } from '../app/serving.js';
 import type { AppServices } from '../app/services.js';
 import type { Logger } from '../operator/log.js';
 import { databaseAccess, type Principal } from '../serving/access.js';
-import { serveMetrics } from './http.js';
+import { serveMetrics } from './localHttpServer.js';
 import { preferredOrFreePort } from './ports.js';
 import type { StopList } from './stackStops.js';
 

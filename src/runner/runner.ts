@@ -28,7 +28,7 @@ import { CheckpointingConsumer } from './checkpointingConsumer.js';
 import { boundHeapGrowth } from './heap.js';
 import { addDeadLetters, addIngest, emptyStats, snapshot, type RunnerStats } from './stats.js';
 import { noopTelemetry, type Readiness, type Telemetry } from '../telemetry/telemetry.js';
-import { ProcessedPositions, runnerGauges, runnerReadiness } from './telemetry.js';
+import { ProcessedPositions, runnerGauges, runnerReadiness } from './runnerTelemetry.js';
 
 export interface RunnerOptions {
   config: HubsinkConfig;

@@ -18,7 +18,7 @@ import { grantedTenants, OBJECT_ID } from '../db/grants.js';
 import type { AccessConfig } from '../config.js';
 import { ForbiddenError, UnauthenticatedError, UnavailableError } from '../errors.js';
 import { isUndefinedTable } from '../pipeline/pgErrors.js';
-import { errorResponse, httpStatusOf } from './http.js';
+import { errorResponse, httpStatusOf } from './httpErrors.js';
 
 export const PRINCIPAL_HEADER = 'x-ms-client-principal';
 

@@ -21,7 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { HttpRequest, HttpResponseInit } from '@azure/functions';
 import { callerScope, type AccessControl } from './access.js';
-import { HTTP_STATUS, httpStatusOf, NO_STORE } from './http.js';
+import { HTTP_STATUS, httpStatusOf, NO_STORE } from './httpErrors.js';
 import { HubsinkError } from '../errors.js';
 
 export interface DashboardManifest {

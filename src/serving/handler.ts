@@ -9,9 +9,9 @@ import type { RollupRetention } from '../rollups/definitions.js';
 import type { RollupCapabilities, SketchProfile } from '../rollups/sketches.js';
 import { callerScope, refusal, requireTenant, type AccessControl, type Scope } from './access.js';
 import { isStatementTimeout } from '../pipeline/pgErrors.js';
-import { errorResponse, httpStatusOf, notReady, NO_STORE, ParameterError, QueryTimeoutError, requestQuery } from './http.js';
+import { errorResponse, httpStatusOf, notReady, NO_STORE, ParameterError, QueryTimeoutError, requestQuery } from './httpErrors.js';
 import { loadCatalog } from '../rollups/catalog.js';
-import { servingCatalog } from './catalog.js';
+import { servingCatalog } from './catalogHandler.js';
 import { parseMetricsRequest, resolveMetricsQuery } from './params.js';
 import { DEFAULT_MAX_ROWS, exceedsRowLimit, lastRunSql, metricsSql, shapeMetrics, type MetricsRow } from './query.js';
 

@@ -1,6 +1,6 @@
 /**
  * The metrics API and the rollup catalog as they travel in JSON: the one definition the server
- * (src/serving/query.ts, src/serving/catalog.ts) and the dashboard (web/dashboard/*, bundled by
+ * (src/serving/query.ts, src/serving/catalogHandler.ts) and the dashboard (web/dashboard/*, bundled by
  * esbuild) share. Types, and the built-in dimensions' names and headings from src/dimensions.ts (a
  * module that imports nothing), so the browser bundle takes nothing else of the server with it.
  */

@@ -19,7 +19,7 @@ import { loadConfig } from '../../src/config.js';
 import { defaultMigrationsDir, loadMigrations, migrate } from '../../src/db/migrate.js';
 import { createPool } from '../../src/db/pool.js';
 import type { CheckResult } from '../../src/doctor/report.js';
-import { runDoctor } from '../../src/doctor/run.js';
+import { runDoctor } from '../../src/doctor/runDoctor.js';
 import { writeCheckpoint } from '../../src/hubs/checkpoints.js';
 import { createConsumer, createProducer, existingContainer } from '../../src/hubs/clients.js';
 import { freePort } from '../../src/local/ports.js';

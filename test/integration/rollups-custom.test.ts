@@ -7,7 +7,7 @@
 import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import functions, { type HttpResponseInit } from '@azure/functions';
-import { makeRollupsHandler } from '../../src/serving/catalog.js';
+import { makeRollupsHandler } from '../../src/serving/catalogHandler.js';
 import { makeMetricsHandler } from '../../src/serving/handler.js';
 import type { MetricsResponseWire, RollupCatalogWire } from '../../src/serving/wire.js';
 import { bucketStart, GRAIN_MS } from '../../src/rollups/definitions.js';

@@ -1,5 +1,5 @@
 /**
- * The local HTTP adapter (src/local/http.ts) and the Functions adapter hand the validator the same
+ * The local HTTP adapter (src/local/localHttpServer.ts) and the Functions adapter hand the validator the same
  * shape, so one table of query strings gets the same answers from both: a repeated parameter is a
  * 400 naming it, as the README says, and never "the last value wins". The Functions side is built
  * as the host builds it without HTTP streaming: the raw URL plus `query` as a map, a repeat joined
@@ -7,10 +7,10 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import functions, { type HttpResponseInit } from '@azure/functions';
-import { serveMetrics, type LocalHttp } from '../../src/local/http.js';
+import { serveMetrics, type LocalHttp } from '../../src/local/localHttpServer.js';
 import { makeMetricsHandler } from '../../src/serving/handler.js';
-import { makeTenantsHandler } from '../../src/serving/tenants.js';
-import { makeFreshnessHandler } from '../../src/serving/freshness.js';
+import { makeTenantsHandler } from '../../src/serving/tenantsHandler.js';
+import { makeFreshnessHandler } from '../../src/serving/freshnessHandler.js';
 import { rollupSchema, type RollupFixture } from '../support/rollups-fixture.js';
 
 const { HttpRequest, InvocationContext } = functions;

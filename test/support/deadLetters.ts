@@ -101,7 +101,7 @@ export function asDeadLetterEvents(records: readonly DeadLetterRecord[], firstSe
   });
 }
 
-export { invocationContext as invocation } from '../support/functions-batch.js';
+export { invocationContext as invocation } from './functions-batch.js';
 
 /** A migrated schema with partitions for [now − partitionDays, now + 3 days]. */
 export async function readySchema(prefix: string, partitionDays = 30): Promise<TestSchema> {

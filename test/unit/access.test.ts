@@ -21,10 +21,10 @@ import {
   type AccessControl,
   type Principal,
 } from '../../src/serving/access.js';
-import { freshnessFor, type FreshnessResponse } from '../../src/serving/freshness.js';
-import { httpStatusOf } from '../../src/serving/http.js';
+import { freshnessFor, type FreshnessResponse } from '../../src/serving/freshnessHandler.js';
+import { httpStatusOf } from '../../src/serving/httpErrors.js';
 import { describeAccess, localAccess } from '../../src/cli/local.js';
-import { handlerHeaders } from '../../src/local/http.js';
+import { handlerHeaders } from '../../src/local/localHttpServer.js';
 
 const USER = '11111111-2222-4333-8444-555555555555';
 const G1 = 'aaaaaaaa-0000-4000-8000-000000000001';

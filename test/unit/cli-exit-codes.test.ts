@@ -20,7 +20,7 @@ import { EmbeddedPgError } from '../../src/local/reach.js';
 import { DatabaseUnavailableError } from '../../src/pipeline/classify.js';
 import { TransientDatabaseError } from '../../src/deadLetters/process.js';
 import { DeadLetterSendError, OversizeDeadLetterError } from '../../src/hubs/deadLetterSink.js';
-import { ParameterError, QueryTimeoutError } from '../../src/serving/http.js';
+import { ParameterError, QueryTimeoutError } from '../../src/serving/httpErrors.js';
 
 /** Every error class of the app, with the kind it must have and the exit status that follows. */
 const CLASSES: [string, HubsinkError, ErrorKind, number][] = [

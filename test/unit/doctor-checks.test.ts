@@ -12,7 +12,7 @@ import { partitionName } from '../../src/db/partitions.js';
 import { checkAccessGrants, checkFreshness, checkMigrations, checkPartitions, checkRights, checkServer, describeConnectError, requiredRights } from '../../src/doctor/database.js';
 import { checkCheckpoints, checkHub, classifyEventHubsError } from '../../src/doctor/hubs.js';
 import { formatReport, jsonReport, type CheckResult } from '../../src/doctor/report.js';
-import { accessModeCheck, configurationCheck } from '../../src/doctor/run.js';
+import { accessModeCheck, configurationCheck } from '../../src/doctor/runDoctor.js';
 import { settingsFrom } from '../../src/cli/doctor.js';
 import type { PartitionState, StoredCheckpoint } from '../../src/hubs/checkpoints.js';
 

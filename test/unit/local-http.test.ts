@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { loopbackHost, serveMetrics, type LocalHttp } from '../../src/local/http.js';
+import { loopbackHost, serveMetrics, type LocalHttp } from '../../src/local/localHttpServer.js';
 import { makeDashboardHandler } from '../../src/serving/dashboard.js';
 import { fakeDashboardAssets as assets } from '../support/dashboard.js';
 

@@ -4,7 +4,7 @@ import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { formatDuration, renderStatusBlock, renderStatusLine, type LocalStatus } from '../../src/local/status.js';
-import { matchRoute } from '../../src/local/http.js';
+import { matchRoute } from '../../src/local/localHttpServer.js';
 import { formatBanner } from '../../src/cli/local.js';
 import type { LocalInfo } from '../../src/local/stack.js';
 import { checkReachableByPostgresUser } from '../../src/local/stackPostgres.js';

@@ -3,7 +3,7 @@ import { test } from 'vitest';
 import assert from 'node:assert/strict';
 import { buildCustomSpec, formatDimensionSource, fromStored, mergeCatalog, parseDimensionSource, toStored, type DefineInput } from '../../src/rollups/custom.js';
 import { cached } from '../../src/rollups/catalog.js';
-import { catalogWire } from '../../src/serving/catalog.js';
+import { catalogWire } from '../../src/serving/catalogHandler.js';
 import { DEFAULT_SPECS } from '../../src/rollups/definitions.js';
 
 const input = (name: string, dimensions: string[], more: Partial<DefineInput> = {}): DefineInput => ({ name, dimensions, grains: ['hour', 'day'], measures: ['events', 'revenue'], allTenants: true, ...more });

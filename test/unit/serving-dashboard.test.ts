@@ -13,7 +13,7 @@ import { assetBase, loadDashboardAssets, makeDashboardHandler, renderIndex } fro
 import { fakeDashboardAssets as assets } from '../support/dashboard.js';
 import { parseMetricsParams } from '../../src/serving/params.js';
 import { metricsSql } from '../../src/serving/query.js';
-import { activeTenantsSql, knownTenantsSql, MAX_TENANTS_LIMIT, parseTenantsParams, shapeTenants } from '../../src/serving/tenants.js';
+import { activeTenantsSql, knownTenantsSql, MAX_TENANTS_LIMIT, parseTenantsParams, shapeTenants } from '../../src/serving/tenantsHandler.js';
 import { sketchProfile } from '../../src/rollups/sketches.js';
 
 const { HttpRequest } = functions;

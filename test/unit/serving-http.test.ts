@@ -1,5 +1,5 @@
 /**
- * The serving functions' one mapping from a kind of error to an HTTP response (src/serving/http.ts),
+ * The serving functions' one mapping from a kind of error to an HTTP response (src/serving/httpErrors.ts),
  * and the handlers' use of it on the paths that need no database: parameters, start-up failures,
  * a statement timeout and an unexpected failure (from a stand-in pool that only rejects; the real
  * database paths are in test/integration/rollups-http.test.ts and dashboard-api.test.ts).
@@ -12,10 +12,10 @@ import { ConfigError } from '../../src/config.js';
 import { ERROR_KINDS, FailedError, RefusedError, UnavailableError } from '../../src/errors.js';
 import { RollupBusyError } from '../../src/rollups/run.js';
 import { RollupSetupError } from '../../src/rollups/sketches.js';
-import { errorResponse, HTTP_STATUS, httpStatusOf, notReady, ParameterError, QueryTimeoutError } from '../../src/serving/http.js';
+import { errorResponse, HTTP_STATUS, httpStatusOf, notReady, ParameterError, QueryTimeoutError } from '../../src/serving/httpErrors.js';
 import { makeMetricsHandler, type MetricsDeps } from '../../src/serving/handler.js';
-import { makeTenantsHandler } from '../../src/serving/tenants.js';
-import { makeFreshnessHandler } from '../../src/serving/freshness.js';
+import { makeTenantsHandler } from '../../src/serving/tenantsHandler.js';
+import { makeFreshnessHandler } from '../../src/serving/freshnessHandler.js';
 
 const { HttpRequest, InvocationContext: Context } = functions;
 

@@ -1,7 +1,7 @@
 import { describe, test } from 'vitest';
 import assert from 'node:assert/strict';
 import { INSTRUMENTS, noopTelemetry } from '../../src/telemetry/telemetry.js';
-import { ProcessedPositions } from '../../src/runner/telemetry.js';
+import { ProcessedPositions } from '../../src/runner/runnerTelemetry.js';
 import { lagReading, partitionLag } from '../../src/hubs/checkpoints.js';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { createOtelTelemetry, METER_NAME } from '../../src/telemetry/otel.js';

@@ -8,7 +8,7 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import type pg from 'pg';
 import { CATALOG_TTL_MS, cached, loadCatalog, type CatalogSnapshot } from '../rollups/catalog.js';
 import { formatDimensionSource } from '../rollups/custom.js';
-import { errorResponse, notReady, NO_STORE, ParameterError, requestQuery } from './http.js';
+import { errorResponse, notReady, NO_STORE, ParameterError, requestQuery } from './httpErrors.js';
 import type { RollupCatalogWire } from './wire.js';
 
 export interface CatalogDeps {

@@ -13,7 +13,7 @@ import { qualified } from '../db/ident.js';
 import type { Statement } from '../db/statement.js';
 import { rollupForGrain, type Grain, type RollupRetention } from '../rollups/definitions.js';
 import { callerScope, refusal, tenantFilter, type AccessControl } from './access.js';
-import { errorResponse, notReady, NO_STORE, ParameterError, requestQuery } from './http.js';
+import { errorResponse, notReady, NO_STORE, ParameterError, requestQuery } from './httpErrors.js';
 import { chooseGrain, parseTimeRange, type ParamError } from './params.js';
 import { lastRunSql } from './query.js';
 

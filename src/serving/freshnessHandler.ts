@@ -7,7 +7,7 @@ import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 import type pg from 'pg';
 import { rollupStatus, type RollupStatus } from '../rollups/run.js';
 import { callerScope, refusal, type AccessControl, type Scope } from './access.js';
-import { errorResponse, notReady, NO_STORE, ParameterError, requestQuery } from './http.js';
+import { errorResponse, notReady, NO_STORE, ParameterError, requestQuery } from './httpErrors.js';
 
 export interface FreshnessDeps {
   pool: pg.Pool;
