@@ -278,7 +278,17 @@ export async function startRunner(opts: RunnerOptions): Promise<Runner> {
       runnerGauges({
         pool,
         schema: cfg.schema,
-        ingest: { hub: cfg.ingestHub, client: ingestClient, container, scope: hubScope(cfg.ingestHub, cfg.consumerGroup), ownedPartitions: () => ingest.ownedPartitions, processed },
+        ingest: {
+          hub: cfg.ingestHub,
+          client: ingestClient,
+          container,
+          scope: hubScope(cfg.ingestHub, cfg.consumerGroup),
+          // A held partition (checkpoint ahead of a re-created hub) is owned only between the SDK's
+          // claim and its receiver's refusal of the old offset, then claimed again seconds later:
+          // its gauge stays, so an alert on it does not flicker.
+          ownedPartitions: () => [...new Set([...ingest.ownedPartitions, ...ingest.heldPartitions.map((h) => h.partitionId)])].sort((a, b) => Number(a) - Number(b) || a.localeCompare(b)),
+          processed,
+        },
         deadLetter: { hub: cfg.deadLetterHub, client: producer, container, scope: hubScope(cfg.deadLetterHub, cfg.deadLetterConsumerGroup) },
         clock,
       }),
